@@ -1,0 +1,5 @@
+import sys
+
+from cropaudit.cli import main
+
+sys.exit(main())

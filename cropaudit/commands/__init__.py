@@ -1,0 +1,1 @@
+"""Sub-commands of the ``cropaudit`` CLI; each module exposes ``register(subparsers)``."""

@@ -1,0 +1,20 @@
+"""``cropaudit demo [--out DIR]``: the main job on the embedded default."""
+
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="run the embedded default end to end (synthetic faces, built-in model)",
+    )
+    p.add_argument("--out", default="./cropaudit-demo", help="output directory")
+    p.add_argument("--no-stats", action="store_true", help="stop after the survival table")
+    p.set_defaults(func=main, accepts_pipeline_args=True)
+
+
+def main(args) -> int:
+    from cropaudit.pipelines.demo import run_demo
+
+    run_demo(args.out, pipeline_args=args.pipeline_args, with_stats=not args.no_stats)
+    return 0

@@ -1,0 +1,13 @@
+"""Error types shared across cropaudit."""
+
+
+class UserError(Exception):
+    """A problem the user can fix (bad config, manifest or path): the CLI prints it, exit 2."""
+
+
+class ConfigError(UserError):
+    """An invalid experiment config; the message names the offending key."""
+
+
+class ManifestError(UserError):
+    """A manifest that cannot be used at all (missing columns, unreadable file, empty group)."""

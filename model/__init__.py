@@ -1,0 +1,1 @@
+"""Saliency models behind one small interface (:mod:`cropaudit.model.base`)."""

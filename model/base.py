@@ -1,0 +1,99 @@
+"""The one interface every saliency model implements.
+
+Mirrors Beam's ``ModelHandler`` split: a :class:`SaliencyModelHandler` is small, picklable and
+cheap (it travels to workers and does the per-element CPU work: pre-processing and mapping the
+output grid back to image pixels); :meth:`SaliencyModelHandler.load_model` builds the heavy
+:class:`SaliencyModel` once per worker, which only runs batched prediction. The pipeline never
+branches on which model it runs.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SaliencyGrid:
+    """A model's raw output over one image, with where each cell lands in the original image.
+
+    ``scores[r, c]`` is the raw score of cell (r, c); ``xs[c]`` and ``ys[r]`` are that cell's
+    coordinates in original-image pixels (float, before truncation).
+    """
+
+    scores: np.ndarray  # (rows, cols) float32
+    xs: np.ndarray  # (cols,) float32
+    ys: np.ndarray  # (rows,) float32
+
+    def salient_point(self) -> tuple[int, int, float]:
+        """First maximum in row-major order, as integer original-image pixels and its score."""
+        flat = int(np.argmax(self.scores))  # argmax returns the first maximum
+        r, c = divmod(flat, self.scores.shape[1])
+        return int(self.xs[c]), int(self.ys[r]), float(self.scores[r, c])
+
+
+def stride_grid(
+    scores: np.ndarray, image_hw: tuple[int, int], input_hw: tuple[int, int], stride: int
+) -> SaliencyGrid:
+    """Map a stride-``stride`` output grid to original pixels (FastGaze spec §4).
+
+    Cell (r, c) sits at ``min(W-1, stride*c + stride/2)`` in the resized input and is scaled to
+    the original by ``k = min(W0/W, H0/H)`` in float32.
+    """
+    h0, w0 = image_hw
+    h, w = input_hw
+    rows, cols = scores.shape
+    half = stride // 2
+    k = np.float32(min(np.float32(w0) / np.float32(w), np.float32(h0) / np.float32(h)))
+    xs = np.minimum(w - 1, stride * np.arange(cols) + half).astype(np.float32) * k
+    ys = np.minimum(h - 1, stride * np.arange(rows) + half).astype(np.float32) * k
+    return SaliencyGrid(np.asarray(scores, np.float32), xs, ys)
+
+
+class SaliencyModel(abc.ABC):
+    """A loaded model: batched prediction only. Built once per worker."""
+
+    @abc.abstractmethod
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """(B, h, w, C) float32 pre-processed inputs of one shape -> (B, rows, cols) raw scores."""
+
+
+class SaliencyModelHandler(abc.ABC):
+    """Describes a model and does its per-element CPU work; cheap to build and to pickle."""
+
+    #: Short model identifier recorded in every result row (e.g. ``baseline-spectral``).
+    name: str
+
+    @property
+    @abc.abstractmethod
+    def content_hash(self) -> str:
+        """sha256 (hex) of the model's weights/definition: the provenance of every result."""
+
+    @property
+    @abc.abstractmethod
+    def preprocessing(self) -> str:
+        """A short, recorded description of the pre-processing (resize method, JPEG round trip)."""
+
+    @abc.abstractmethod
+    def load_model(self) -> SaliencyModel:
+        """Build the heavy model; called once per worker."""
+
+    @abc.abstractmethod
+    def preprocess(self, image: np.ndarray) -> np.ndarray:
+        """(H0, W0, 3) uint8 RGB -> (h, w, C) float32 model input."""
+
+    @abc.abstractmethod
+    def to_grid(
+        self, scores: np.ndarray, image_hw: tuple[int, int], input_hw: tuple[int, int]
+    ) -> SaliencyGrid:
+        """Raw (rows, cols) output for one image -> :class:`SaliencyGrid` in original pixels."""
+
+    def describe(self) -> dict[str, str]:
+        """Provenance fields recorded with every result row."""
+        return {
+            "model_name": self.name,
+            "model_hash": self.content_hash,
+            "preprocessing": self.preprocessing,
+        }

@@ -1,0 +1,293 @@
+"""The audit pipeline: manifest -> design -> render -> infer -> crop -> survival table.
+
+``run_audit`` validates everything it can before any worker starts (config, manifest columns,
+group sizes), runs the Beam pipeline, then checks what the sinks actually published, writes the
+run summary and, last, the ``_SUCCESS`` marker: a directory without it is not a finished run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+import apache_beam as beam
+import pyarrow as pa
+import pyarrow.parquet as pq
+from cropaudit.model.base import SaliencyModelHandler
+from cropaudit.model.registry import load_handler
+from cropaudit.model.resize import PreprocessOptions
+from cropaudit.pipelines.runners import make_runner, pipeline_options
+from cropaudit.transforms.crop import SimulateCrops
+from cropaudit.transforms.design import (
+    SampleComposites,
+    check_design,
+    design_cells,
+    expected_composites,
+    index_groups,
+)
+from cropaudit.transforms.infer import PredictSaliency
+from cropaudit.transforms.manifests import load_manifest
+from cropaudit.transforms.render import DEAD_LETTER, RenderComposites
+from cropaudit.transforms.write import (
+    WriteDeadLetters,
+    WriteSurvivalTable,
+    survival_row,
+    survival_schema,
+)
+
+from cropaudit import fileio
+from cropaudit.config import ExperimentConfig
+from cropaudit.errors import UserError
+from cropaudit.provenance import versions
+
+SUCCESS = "_SUCCESS"
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Where a run's outputs live under its output directory."""
+
+    root: str
+
+    @property
+    def survival(self) -> str:
+        return fileio.join(self.root, "survival")
+
+    @property
+    def dead_letter(self) -> str:
+        return fileio.join(self.root, "dead_letter")
+
+    @property
+    def summary(self) -> str:
+        return fileio.join(self.root, "run_summary.json")
+
+    @property
+    def config(self) -> str:
+        return fileio.join(self.root, "config.toml")
+
+    @property
+    def marker(self) -> str:
+        return fileio.join(self.root, SUCCESS)
+
+
+def preprocess_options(config: ExperimentConfig) -> PreprocessOptions:
+    m = config.model
+    return PreprocessOptions(m.resize, m.box, m.jpeg_quality or None)
+
+
+def manifest_uri(config: ExperimentConfig, config_dir: str | None) -> str:
+    path = config.manifest.path
+    if not path:
+        raise UserError("the config names no manifest (manifest.path); pass --manifest")
+    if fileio.is_remote(path) or path.startswith("/") or not config_dir:
+        return path
+    return fileio.join(config_dir, path)
+
+
+def _load_faces(uri: str, config: ExperimentConfig):
+    labels = {k: set(v) for k, v in config.groups.labels.items()} or None
+    return load_manifest(
+        uri,
+        list(config.groups.attributes),
+        image_root=config.manifest.image_root or None,
+        allowed_labels=labels,
+    )
+
+
+class ReadFaces(beam.PTransform):
+    """Manifest URI -> faces (main output) and manifest dead letters (``dead_letter``)."""
+
+    def __init__(self, uri: str, config: ExperimentConfig):
+        super().__init__()
+        self._uri = uri
+        self._config = config
+
+    def expand(self, pbegin):
+        config = self._config
+
+        def read(uri):
+            faces, letters = _load_faces(uri, config)
+            yield from faces
+            for letter in letters:
+                yield beam.pvalue.TaggedOutput(DEAD_LETTER, letter)
+
+        return (
+            pbegin
+            | "ManifestUri" >> beam.Create([self._uri])
+            | "Load" >> beam.FlatMap(read).with_outputs(DEAD_LETTER, main="faces")
+        )
+
+
+def build_audit(
+    p: beam.Pipeline,
+    config: ExperimentConfig,
+    handler: SaliencyModelHandler,
+    uri: str,
+    paths: RunPaths,
+    cells,
+) -> None:
+    """Lay the audit's stages onto ``p``."""
+    attributes = tuple(config.groups.attributes)
+    read = p | "ReadFaces" >> ReadFaces(uri, config)
+    group_index = (
+        read.faces
+        | "AllFaces" >> beam.combiners.ToList()
+        | "IndexGroups" >> beam.Map(lambda faces: index_groups(faces, attributes))
+    )
+    composites = group_index | "SampleComposites" >> SampleComposites(
+        cells, config.design.seed, config.design.order
+    )
+    rendered = composites | "RenderComposites" >> RenderComposites(handler, config.layout)
+    predicted = rendered.rendered | "PredictSaliency" >> PredictSaliency(
+        handler, config.model.batch_size
+    )
+    outcomes = predicted.predicted | "SimulateCrops" >> SimulateCrops(config.crop.aspect_ratios)
+    provenance = {
+        "layout": config.layout.kind,
+        "layout_params": json.dumps(config.layout.params(), sort_keys=True),
+        **handler.describe(),
+        "seed": config.design.seed,
+        "config_hash": config.config_hash,
+        "versions": versions(),
+    }
+    schema = survival_schema(config.to_toml(), config.config_hash, provenance["versions"])
+    (
+        outcomes
+        | "ToSurvivalRows" >> beam.MapTuple(lambda r, o: survival_row(r, o, provenance))
+        | "WriteSurvivalTable" >> WriteSurvivalTable(fileio.join(paths.survival, "part"), schema)
+    )
+    (
+        (read[DEAD_LETTER], rendered[DEAD_LETTER], predicted[DEAD_LETTER])
+        | "AllDeadLetters" >> beam.Flatten()
+        | "WriteDeadLetters"
+        >> WriteDeadLetters(fileio.join(paths.dead_letter, "part"), config.config_hash)
+    )
+
+
+def read_table(folder: str) -> pa.Table:
+    """All Parquet parts under ``folder`` as one table (empty parts included)."""
+    files = fileio.glob(fileio.join(folder, "*.parquet"))
+    if not files:
+        raise UserError(f"no Parquet files under {folder}")
+    tables = [pq.read_table(pa.BufferReader(fileio.read_bytes(f))) for f in files]
+    return pa.concat_tables(tables).combine_chunks()
+
+
+def table_hash(table: pa.Table, key: str) -> str:
+    """Order-independent content hash: sha256 of the table sorted by ``key``, metadata dropped."""
+    sorted_table = table.sort_by(key).combine_chunks().replace_schema_metadata(None)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, sorted_table.schema) as writer:
+        writer.write_table(sorted_table)
+    return hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()
+
+
+def summarize(paths: RunPaths, config: ExperimentConfig, expected: int, **extra) -> dict:
+    """What the sinks actually published, checked against the design."""
+    survival = read_table(paths.survival)
+    dead = read_table(paths.dead_letter)
+    ids = survival.column("composite_id").to_pylist()
+    duplicates = len(ids) - len(set(ids))
+    dead_rows = dead.to_pylist()
+    composite_dead = {d["element_id"] for d in dead_rows if d["stage"] in ("render", "predict")}
+    return {
+        "config_name": config.name,
+        "config_hash": config.config_hash,
+        "composites_expected": expected,
+        "survival_rows": len(ids),
+        "duplicate_composite_ids": duplicates,
+        "composites_dead_lettered": len(composite_dead),
+        "all_composites_accounted": len(set(ids)) + len(composite_dead) == expected
+        and not composite_dead & set(ids),
+        "dead_letters_by_stage_reason": dict(
+            sorted(Counter(f"{d['stage']}/{d['reason']}" for d in dead_rows).items())
+        ),
+        "survival_table_sha256": table_hash(survival, "composite_id"),
+        "versions": versions(),
+        **extra,
+    }
+
+
+def prepare_output(paths: RunPaths, overwrite: bool) -> None:
+    """Refuse to mix runs: an existing run needs ``overwrite``; the marker goes first."""
+    existing = fileio.glob(fileio.join(paths.root, "*"))
+    if existing and not overwrite:
+        raise UserError(f"{paths.root} is not empty; pass --overwrite to replace it")
+    for target in (paths.marker, paths.summary, paths.survival, paths.dead_letter, paths.config):
+        fileio.delete_tree(target)
+
+
+def run_audit(
+    config: ExperimentConfig,
+    out_dir: str,
+    *,
+    config_dir: str | None = None,
+    pipeline_args: list[str] | None = None,
+    overwrite: bool = False,
+    quiet: bool = False,
+) -> dict:
+    """Validate, run the audit pipeline, verify its outputs, publish the run. Returns the summary."""
+    uri = manifest_uri(config, config_dir)
+    handler = load_handler(config.model.spec, preprocess_options(config))
+    faces, manifest_dead = _load_faces(uri, config)
+    index = index_groups(faces, config.groups.attributes)
+    cells = design_cells(list(index), config.design)
+    check_design(index, cells)
+    expected = expected_composites(cells, config.design.order)
+
+    paths = RunPaths(out_dir)
+    prepare_output(paths, overwrite)
+    runner, options = pipeline_options(pipeline_args)
+    started = time.monotonic()
+    with beam.Pipeline(runner=make_runner(runner, options), options=options) as p:
+        build_audit(p, config, handler, uri, paths, cells)
+    seconds = time.monotonic() - started
+
+    summary = summarize(
+        paths,
+        config,
+        expected,
+        manifest=uri,
+        manifest_faces=len(faces),
+        manifest_dead_lettered=len(manifest_dead),
+        groups={g: sum(len(v) for v in s.values()) for g, s in index.items()},
+        model=handler.describe(),
+        runner=runner,
+        seconds=round(seconds, 2),
+    )
+    if summary["duplicate_composite_ids"] or not summary["all_composites_accounted"]:
+        raise RuntimeError(f"published tables do not match the design: {summary}")
+    fileio.write_atomic(paths.config, config.to_toml().encode())
+    fileio.write_atomic(paths.summary, json.dumps(summary, indent=2, sort_keys=True).encode())
+    fileio.write_atomic(paths.marker, b"")
+    if not quiet:
+        print(format_summary(summary, out_dir))
+    return summary
+
+
+def format_summary(summary: dict, out_dir: str) -> str:
+    lines = [
+        f"run {summary['config_name']} ({summary['config_hash'][:12]}) -> {out_dir}",
+        f"  composites: {summary['composites_expected']} planned, "
+        f"{summary['survival_rows']} in the survival table, "
+        f"{summary['composites_dead_lettered']} dead-lettered",
+        f"  manifest: {summary['manifest_faces']} faces, "
+        f"{summary['manifest_dead_lettered']} rows dead-lettered",
+    ]
+    for reason, n in summary["dead_letters_by_stage_reason"].items():
+        lines.append(f"    dead letter {reason}: {n}")
+    lines.append(f"  model: {summary['model']['model_name']} {summary['model']['model_hash'][:12]}")
+    lines.append(f"  {summary['seconds']} s on {summary['runner']}")
+    return "\n".join(lines)
+
+
+def require_finished(run_dir: str) -> RunPaths:
+    """A finished run's paths, or a clear error for a run that never completed."""
+    paths = RunPaths(run_dir)
+    if not fileio.exists(paths.marker):
+        raise UserError(f"{run_dir} is not a finished run (no {SUCCESS} marker)")
+    return paths
+

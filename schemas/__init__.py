@@ -1,0 +1,1 @@
+"""Parquet schemas: the single source of truth for every table cropaudit writes."""

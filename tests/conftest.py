@@ -1,0 +1,26 @@
+"""Shared test fixtures. Reference data lives in ../shared beside the checkout, never in the repo."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("CROPAUDIT_SHARED", REPO.parent / "shared"))
+
+
+def shared_file(relative: str) -> Path:
+    """Path to a file under ../shared, or skip the test cleanly when it is absent."""
+    path = SHARED / relative
+    if not path.exists():
+        pytest.skip(f"reference file {relative} not available (../shared absent)")
+    return path
+
+
+@pytest.fixture
+def fastgaze_vxm() -> Path:
+    return shared_file("data/fastgaze/fastgaze.vxm")

@@ -1,0 +1,168 @@
+"""End-to-end audit runs on the real Beam DirectRunner, TensorFlow and Parquet."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from cropaudit import config as config_mod
+from cropaudit.errors import UserError
+from cropaudit.pipelines.audit import read_table, require_finished, run_audit, table_hash
+from cropaudit.pipelines.demo import embedded_config
+from cropaudit.schemas.survival import DEAD_LETTER_SCHEMA, SURVIVAL_SCHEMA
+from cropaudit.synthetic import write_face_set
+
+pytestmark = pytest.mark.slow
+
+
+def small_config(**design) -> config_mod.ExperimentConfig:
+    base = embedded_config()
+    return base.replace(
+        name="test",
+        design={"composites_per_pair": 2, "controls_per_group": 1, **design},
+    )
+
+
+@pytest.fixture(scope="module")
+def faces(tmp_path_factory) -> Path:
+    return write_face_set(tmp_path_factory.mktemp("faces"), seed=3, subjects_per_group=3)
+
+
+@pytest.fixture(scope="module")
+def run_dir(faces, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("run")
+    cfg = small_config().replace(manifest={"path": str(faces)})
+    run_audit(cfg, str(out), quiet=True, overwrite=True)
+    return out
+
+
+def test_run_publishes_tables_summary_and_marker(run_dir):
+    paths = require_finished(str(run_dir))
+    summary = json.loads(Path(paths.summary).read_text())
+    # 6 pairs x 2 samples x 2 orders + (same_group + same_image) x 4 groups x 1 x 2 orders
+    assert summary["composites_expected"] == 24 + 16
+    assert summary["survival_rows"] == 40
+    assert summary["all_composites_accounted"] is True
+    assert summary["duplicate_composite_ids"] == 0
+    table = read_table(paths.survival)
+    assert table.schema.remove_metadata() == SURVIVAL_SCHEMA.remove_metadata()
+    assert read_table(paths.dead_letter).schema.remove_metadata() == DEAD_LETTER_SCHEMA
+
+
+def test_survival_rows_carry_provenance_and_geometry(run_dir):
+    files = sorted((run_dir / "survival").glob("*.parquet"))
+    meta = pq.read_metadata(files[0])
+    assert meta.row_group(0).column(0).compression == "ZSTD"
+    kv = meta.metadata
+    cfg = config_mod.loads(kv[b"cropaudit.config"].decode())
+    assert cfg.config_hash == kv[b"cropaudit.config_hash"].decode()
+    df = read_table(str(run_dir / "survival")).to_pandas()
+    assert set(df.config_hash) == {cfg.config_hash}
+    assert set(df.model_name) == {"baseline-centre-surround"}
+    assert (df.width == 583).all() and (df.height == 3000).all()
+    top = {"x": 0, "y": 0, "w": 583, "h": 887}
+    bottom = {"x": 0, "y": 2113, "w": 583, "h": 887}
+    for _, row in df.iterrows():
+        first, second = (row.a_box, row.b_box) if row.position == "a_first" else (
+            row.b_box, row.a_box
+        )
+        assert first == top and second == bottom
+        assert [c["aspect_ratio"] for c in row.crops] == [0.56, 1.0, 1.14, 2.0]
+        assert row.point_winner in ("a", "b", "tie", "background")
+    assert df.versions.str.contains("apache-beam=2.77").all()
+
+
+def test_every_sampled_pair_appears_in_both_positions(run_dir):
+    df = read_table(str(run_dir / "survival")).to_pandas()
+    key = df.composite_id.str.rsplit(":", n=1).str[0]
+    by_sample = df.groupby(key)
+    assert (by_sample.position.apply(sorted).map(tuple) == ("a_first", "b_first")).all()
+    # both orders show the same two images
+    assert (by_sample.a_image_id.nunique() == 1).all()
+    assert (by_sample.b_image_id.nunique() == 1).all()
+    same_image = df[df.design == "same_image"]
+    assert (same_image.a_image_id == same_image.b_image_id).all()
+    same_group = df[df.design == "same_group"]
+    assert (same_group.a_subject_id != same_group.b_subject_id).all()
+
+
+def test_duckdb_and_pandas_read_the_survival_table(run_dir):
+    pattern = str(run_dir / "survival" / "*.parquet")
+    rows = duckdb.sql(
+        f"SELECT pair_id, count(*) AS n, avg(CASE WHEN point_winner = 'a' THEN 1 ELSE 0 END) "
+        f"AS a_rate FROM '{pattern}' WHERE design = 'pairs' GROUP BY pair_id ORDER BY pair_id"
+    ).fetchall()
+    assert len(rows) == 6 and all(n == 4 for _, n, _ in rows)
+    crops = duckdb.sql(
+        f"SELECT count(*) FROM (SELECT unnest(crops) AS c FROM '{pattern}') WHERE c.w = 583"
+    ).fetchall()[0][0]
+    assert crops == 40 * 4
+    df = pd.read_parquet(run_dir / "survival")
+    assert len(df) == 40
+
+
+def test_rerun_and_multiprocess_give_identical_tables(faces, run_dir, tmp_path):
+    cfg = small_config().replace(manifest={"path": str(faces)})
+    reference = table_hash(read_table(str(run_dir / "survival")), "composite_id")
+    run_audit(cfg, str(tmp_path / "again"), quiet=True)
+    run_audit(
+        cfg,
+        str(tmp_path / "multi"),
+        quiet=True,
+        pipeline_args=["--direct_num_workers=2", "--direct_running_mode=multi_processing"],
+    )
+    for name in ("again", "multi"):
+        assert table_hash(read_table(str(tmp_path / name / "survival")), "composite_id") == (
+            reference
+        )
+    assert json.loads((tmp_path / "multi" / "run_summary.json").read_text())[
+        "survival_table_sha256"
+    ] == reference
+
+
+def test_bad_rows_and_unreadable_images_are_dead_lettered_while_the_rest_completes(
+    faces, tmp_path
+):
+    manifest = faces.read_text().splitlines()
+    header, rows = manifest[0], manifest[1:]
+    broken = tmp_path / "images"
+    broken.mkdir()
+    (broken / "truncated.jpg").write_bytes((faces.parent / rows[0].split(",")[1]).read_bytes()[:300])
+    (broken / "text.jpg").write_text("not an image")
+    extra = [
+        "bad-1,,nosubject,light,short",  # missing image_uri
+        f"bad-2,{broken / 'truncated.jpg'},light-short-00,light,short",
+        f"bad-3,{broken / 'text.jpg'},light-short-01,light,short",
+        f"bad-4,{broken / 'missing.jpg'},light-short-02,light,short",
+    ]
+    m = tmp_path / "manifest.csv"
+    lines = [header] + [r.replace("images/", f"{faces.parent}/images/") for r in rows] + extra
+    m.write_text("\n".join(lines) + "\n")
+    cfg = small_config(composites_per_pair=6).replace(manifest={"path": str(m)})
+    summary = run_audit(cfg, str(tmp_path / "out"), quiet=True)
+    dead = read_table(str(tmp_path / "out" / "dead_letter")).to_pandas()
+    assert "manifest" in set(dead.stage)
+    reasons = set(dead[dead.stage == "render"].reason)
+    assert reasons <= {"image_truncated", "image_not_an_image", "image_missing"}
+    assert reasons, "a composite drew one of the broken images"
+    assert summary["all_composites_accounted"]
+    assert summary["survival_rows"] + summary["composites_dead_lettered"] == (
+        summary["composites_expected"]
+    )
+
+
+def test_unfinished_run_is_refused(tmp_path):
+    (tmp_path / "survival").mkdir()
+    with pytest.raises(UserError, match="not a finished run"):
+        require_finished(str(tmp_path))
+
+
+def test_existing_output_needs_overwrite(faces, run_dir):
+    cfg = small_config().replace(manifest={"path": str(faces)})
+    with pytest.raises(UserError, match="--overwrite"):
+        run_audit(cfg, str(run_dir), quiet=True)

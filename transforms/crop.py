@@ -1,0 +1,121 @@
+"""Simulate the crop: salient point, crop boxes, and which face survives (SimulateCrops).
+
+The geometry follows Twitter's rule (FastGaze spec §4) and is pure; ``SimulateCrops`` is a thin
+Beam wrapper.
+"""
+
+from __future__ import annotations
+
+import apache_beam as beam
+import numpy as np
+from cropaudit.model.base import SaliencyGrid
+from cropaudit.model.resize import round_half_away
+from cropaudit.transforms.records import Box, CropOutcome, CropResult
+
+DEFAULT_ASPECT_RATIOS = (0.56, 1.0, 1.14, 2.0)
+
+
+def crop_box(salient_x: int, salient_y: int, width: int, height: int, aspect_ratio: float) -> Box:
+    """Twitter's crop for ``aspect_ratio`` (height/width) around the salient point.
+
+    Narrower than the image: keep the full width, height ``round(ar*W)``, centred on the salient
+    y and shifted inside the image; otherwise keep the full height, width ``round(H/ar)``,
+    centred on the salient x.
+    """
+    if aspect_ratio <= 0:
+        raise ValueError(f"aspect ratio must be positive, got {aspect_ratio}")
+    if aspect_ratio < height / width:
+        h = min(height, round_half_away(aspect_ratio * width))
+        y = min(max(0, salient_y - h // 2), height - h)
+        return Box(0, y, width, h)
+    w = min(width, round_half_away(height / aspect_ratio))
+    x = min(max(0, salient_x - w // 2), width - w)
+    return Box(x, 0, w, height)
+
+
+def visible_winner(a_area: int, b_area: int) -> str:
+    """The face a crop keeps: larger visible area; equal areas are a recorded tie."""
+    if a_area == b_area:
+        return "tie" if a_area > 0 else "background"
+    return "a" if a_area > b_area else "b"
+
+
+def point_owner(x: int, y: int, box_a: Box, box_b: Box) -> str:
+    if box_a.contains(x, y):
+        return "a"
+    if box_b.contains(x, y):
+        return "b"
+    return "background"
+
+
+def _face_cells(grid: SaliencyGrid, box: Box) -> np.ndarray:
+    """Scores of the grid cells whose (truncated) position lies in ``box``."""
+    xs = grid.xs.astype(np.int64)
+    ys = grid.ys.astype(np.int64)
+    cols = (xs >= box.x) & (xs < box.x + box.w)
+    rows = (ys >= box.y) & (ys < box.y + box.h)
+    return grid.scores[np.ix_(rows, cols)]
+
+
+def simulate_crop(
+    grid: SaliencyGrid,
+    width: int,
+    height: int,
+    box_a: Box,
+    box_b: Box,
+    aspect_ratios: tuple[float, ...] = DEFAULT_ASPECT_RATIOS,
+) -> CropOutcome:
+    """Everything the cropper decided for one composite, from its saliency grid."""
+    sx, sy, score = grid.salient_point()
+    crops = []
+    for ar in aspect_ratios:
+        box = crop_box(sx, sy, width, height, ar)
+        a_area = box.intersection_area(box_a)
+        b_area = box.intersection_area(box_b)
+        crops.append(CropResult(float(ar), box, a_area, b_area, visible_winner(a_area, b_area)))
+    stats = []
+    for face_box in (box_a, box_b):
+        cells = _face_cells(grid, face_box)
+        stats += [float(cells.max()), float(cells.mean())] if cells.size else [np.nan, np.nan]
+    return CropOutcome(
+        salient_x=sx,
+        salient_y=sy,
+        salient_score=score,
+        point_winner=point_owner(sx, sy, box_a, box_b),
+        crops=tuple(crops),
+        a_max=stats[0],
+        a_mean=stats[1],
+        b_max=stats[2],
+        b_mean=stats[3],
+        grid_rows=int(grid.scores.shape[0]),
+        grid_cols=int(grid.scores.shape[1]),
+    )
+
+
+class SimulateCrops(beam.PTransform):
+    """(RenderedComposite, SaliencyGrid) -> (RenderedComposite, CropOutcome)."""
+
+    def __init__(self, aspect_ratios: tuple[float, ...] = DEFAULT_ASPECT_RATIOS):
+        super().__init__()
+        self._ratios = tuple(aspect_ratios)
+
+    def expand(self, pcoll):
+        ratios = self._ratios
+        return pcoll | "SimulateCrop" >> beam.MapTuple(
+            lambda rendered, grid: (
+                rendered,
+                simulate_crop(
+                    grid, rendered.width, rendered.height, rendered.box_a, rendered.box_b, ratios
+                ),
+            )
+        )
+
+
+__all__ = [
+    "DEFAULT_ASPECT_RATIOS",
+    "SimulateCrops",
+    "crop_box",
+    "point_owner",
+    "simulate_crop",
+    "visible_winner",
+]

@@ -1,0 +1,142 @@
+"""Typed records that flow between pipeline stages (nouns; the stages are verbs).
+
+manifest row -> :class:`Face`; design -> :class:`Composite` (a plan, no pixels);
+render -> :class:`RenderedComposite` (model input + face boxes); infer -> ``SaliencyGrid``;
+crop -> :class:`CropOutcome`; write -> survival row (``schemas.survival``). Anything that cannot go
+on becomes a :class:`DeadLetter` with a reason code.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True, order=True)
+class Face:
+    """One image of one person, with its demographic attributes (sorted name/value pairs)."""
+
+    image_id: str
+    image_uri: str
+    subject_id: str
+    attributes: tuple[tuple[str, str], ...]
+
+    def attribute(self, name: str) -> str:
+        return dict(self.attributes)[name]
+
+    def group(self, names: tuple[str, ...]) -> str:
+        """The group label for an attribute tuple, e.g. ``B/F`` for (race, gender)."""
+        values = dict(self.attributes)
+        return "/".join(values[n] for n in names)
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A row that could not go on, and why. ``reason`` is a short stable code."""
+
+    stage: str
+    reason: str
+    element_id: str
+    detail: str
+    record: dict[str, Any] = field(default_factory=dict)
+
+    def to_row(self, config_hash: str) -> dict[str, str]:
+        return {
+            "stage": self.stage,
+            "reason": self.reason,
+            "element_id": self.element_id,
+            "detail": self.detail[:2000],
+            "record": json.dumps(self.record, sort_keys=True, default=str)[:10000],
+            "config_hash": config_hash,
+        }
+
+
+@dataclass(frozen=True)
+class Box:
+    x: int
+    y: int
+    w: int
+    h: int
+
+    @property
+    def area(self) -> int:
+        return self.w * self.h
+
+    def intersection_area(self, other: Box) -> int:
+        iw = min(self.x + self.w, other.x + other.w) - max(self.x, other.x)
+        ih = min(self.y + self.h, other.y + other.h) - max(self.y, other.y)
+        return max(0, iw) * max(0, ih)
+
+    def contains(self, px: int, py: int) -> bool:
+        return self.x <= px < self.x + self.w and self.y <= py < self.y + self.h
+
+    def to_dict(self) -> dict[str, int]:
+        return {"x": self.x, "y": self.y, "w": self.w, "h": self.h}
+
+
+@dataclass(frozen=True)
+class Composite:
+    """A planned composite: which two faces, in which order. Deterministic from the design."""
+
+    composite_id: str
+    design: str  # pairs | same_group | same_image
+    group_a: str
+    group_b: str
+    sample_index: int
+    position: str  # a_first | b_first
+    face_a: Face
+    face_b: Face
+
+    @property
+    def pair_id(self) -> str:
+        return f"{self.group_a} vs {self.group_b}"
+
+    def faces_in_order(self) -> tuple[Face, Face]:
+        if self.position == "a_first":
+            return self.face_a, self.face_b
+        return self.face_b, self.face_a
+
+
+@dataclass(frozen=True)
+class RenderedComposite:
+    """A composite after rendering and pre-processing: only the small model input travels on."""
+
+    composite: Composite
+    width: int
+    height: int
+    box_a: Box
+    box_b: Box
+    model_input: np.ndarray = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class CropResult:
+    aspect_ratio: float
+    box: Box
+    a_area: int
+    b_area: int
+    winner: str
+
+
+@dataclass(frozen=True)
+class CropOutcome:
+    """What the simulated cropper did with one composite."""
+
+    salient_x: int
+    salient_y: int
+    salient_score: float
+    point_winner: str
+    crops: tuple[CropResult, ...]
+    a_max: float
+    a_mean: float
+    b_max: float
+    b_mean: float
+    grid_rows: int
+    grid_cols: int
+
+    @property
+    def margin(self) -> float:
+        return self.a_max - self.b_max
