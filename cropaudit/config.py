@@ -51,7 +51,9 @@ class ManifestConfig:
     image_root: str = ""
 
     def validate(self, key: str) -> None:
-        _check(self.format in MANIFEST_FORMATS, f"{key}.format", f"must be one of {MANIFEST_FORMATS}")
+        _check(
+            self.format in MANIFEST_FORMATS, f"{key}.format", f"must be one of {MANIFEST_FORMATS}"
+        )
 
 
 @dataclass(frozen=True)
@@ -129,7 +131,9 @@ class LayoutConfig:
             names = ("width", "face_height", "gap_height", "fit", "fill")
         else:
             names = ("height", "gap", "fit", "fill")
-        return {n: list(v) if isinstance(v, tuple) else v for n in names for v in [getattr(self, n)]}
+        return {
+            n: list(v) if isinstance(v, tuple) else v for n in names for v in [getattr(self, n)]
+        }
 
 
 @dataclass(frozen=True)
@@ -263,9 +267,7 @@ def _build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
         if key not in names:
             where = f"{prefix}.{key}" if prefix else key
             raise ConfigError(f"{where}: unknown key (allowed: {', '.join(sorted(names))})")
-    kwargs = {
-        k: _convert(v, hints[k], f"{prefix}.{k}" if prefix else k) for k, v in data.items()
-    }
+    kwargs = {k: _convert(v, hints[k], f"{prefix}.{k}" if prefix else k) for k, v in data.items()}
     return cls(**kwargs)
 
 

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from importlib import metadata
 
-PACKAGES = ("cropaudit", "apache-beam", "tensorflow-cpu", "tensorflow", "numpy", "pillow", "pyarrow")
+PACKAGES = (
+    "cropaudit",
+    "apache-beam",
+    "tensorflow-cpu",
+    "tensorflow",
+    "numpy",
+    "pillow",
+    "pyarrow",
+)
 
 
 def versions() -> str:

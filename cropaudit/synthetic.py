@@ -38,9 +38,13 @@ def draw_face(seed: int, tone: str, hair: str, subject: str, photo: int) -> Imag
     img = Image.new("RGB", SIZE, background)
     d = ImageDraw.Draw(img)
     if hair == "long":
-        d.rectangle([cx - head_w // 2 - 18, cy - head_h // 2, cx + head_w // 2 + 18, h], hair_colour)
-    d.ellipse([cx - head_w // 2, cy - head_h // 2, cx + head_w // 2, cy + head_h // 2],
-              tuple(int(c) for c in skin))
+        d.rectangle(
+            [cx - head_w // 2 - 18, cy - head_h // 2, cx + head_w // 2 + 18, h], hair_colour
+        )
+    d.ellipse(
+        [cx - head_w // 2, cy - head_h // 2, cx + head_w // 2, cy + head_h // 2],
+        tuple(int(c) for c in skin),
+    )
     d.chord([cx - head_w // 2, cy - head_h // 2 - 10, cx + head_w // 2, cy], 180, 360, hair_colour)
     for ex in (cx - head_w // 5, cx + head_w // 5):
         d.ellipse([ex - 12, cy - 22, ex + 12, cy - 6], (250, 250, 250))

@@ -15,7 +15,7 @@ import hashlib
 import numpy as np
 
 from cropaudit.model.base import SaliencyGrid, SaliencyModel, SaliencyModelHandler, stride_grid
-from cropaudit.model.resize import PreprocessOptions, resize_for_model
+from cropaudit.model.resize import DEFAULT_OPTIONS, PreprocessOptions, resize_for_model
 
 STRIDE = 16
 CENTRE_SIGMA = 1.0
@@ -65,7 +65,7 @@ class CentreSurroundModel(SaliencyModel):
 class CentreSurroundHandler(SaliencyModelHandler):
     name = "baseline-centre-surround"
 
-    def __init__(self, options: PreprocessOptions = PreprocessOptions()):
+    def __init__(self, options: PreprocessOptions = DEFAULT_OPTIONS):
         self._options = options
 
     @property

@@ -12,11 +12,11 @@ import os
 import tempfile
 
 import numpy as np
-from cropaudit.model.base import SaliencyGrid, SaliencyModel, SaliencyModelHandler, stride_grid
-from cropaudit.model.resize import PreprocessOptions, resize_for_model
 
 from cropaudit import fileio
 from cropaudit.errors import UserError
+from cropaudit.model.base import SaliencyGrid, SaliencyModel, SaliencyModelHandler, stride_grid
+from cropaudit.model.resize import DEFAULT_OPTIONS, PreprocessOptions, resize_for_model
 
 
 def _files_under(path: str) -> list[str]:
@@ -80,7 +80,7 @@ class KerasSaliencyModel(SaliencyModel):
 
 
 class KerasSaliencyHandler(SaliencyModelHandler):
-    def __init__(self, path: str, options: PreprocessOptions = PreprocessOptions()):
+    def __init__(self, path: str, options: PreprocessOptions = DEFAULT_OPTIONS):
         if not fileio.exists(path):
             raise UserError(f"model not found: {path}")
         self._path = path

@@ -8,14 +8,13 @@ directory is recognised too.
 
 from __future__ import annotations
 
-from cropaudit.model.base import SaliencyModelHandler
-from cropaudit.model.resize import PreprocessOptions
-
 from cropaudit.errors import UserError
+from cropaudit.model.base import SaliencyModelHandler
+from cropaudit.model.resize import DEFAULT_OPTIONS, PreprocessOptions
 
 
 def load_handler(
-    spec: str, options: PreprocessOptions = PreprocessOptions()
+    spec: str, options: PreprocessOptions = DEFAULT_OPTIONS
 ) -> SaliencyModelHandler:
     kind, _, path = spec.partition(":")
     if kind not in ("baseline", "fastgaze", "keras"):  # a bare path: recognise it by its form

@@ -41,6 +41,9 @@ class PreprocessOptions:
         return f"resize={self.resize};box={self.box};jpeg={jpeg}"
 
 
+DEFAULT_OPTIONS = PreprocessOptions()
+
+
 def round_half_away(x: float) -> int:
     """Round half away from zero (C's ``round``), unlike Python's banker's rounding."""
     return int(np.sign(x) * np.floor(abs(x) + 0.5))

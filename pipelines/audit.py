@@ -16,10 +16,15 @@ from dataclasses import dataclass
 import apache_beam as beam
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from cropaudit import fileio
+from cropaudit.config import ExperimentConfig
+from cropaudit.errors import UserError
 from cropaudit.model.base import SaliencyModelHandler
 from cropaudit.model.registry import load_handler
 from cropaudit.model.resize import PreprocessOptions
 from cropaudit.pipelines.runners import make_runner, pipeline_options
+from cropaudit.provenance import versions
 from cropaudit.transforms.crop import SimulateCrops
 from cropaudit.transforms.design import (
     SampleComposites,
@@ -37,11 +42,6 @@ from cropaudit.transforms.write import (
     survival_row,
     survival_schema,
 )
-
-from cropaudit import fileio
-from cropaudit.config import ExperimentConfig
-from cropaudit.errors import UserError
-from cropaudit.provenance import versions
 
 SUCCESS = "_SUCCESS"
 
@@ -229,7 +229,7 @@ def run_audit(
     overwrite: bool = False,
     quiet: bool = False,
 ) -> dict:
-    """Validate, run the audit pipeline, verify its outputs, publish the run. Returns the summary."""
+    """Validate, run the pipeline, verify its outputs, publish the run; returns its summary."""
     uri = manifest_uri(config, config_dir)
     handler = load_handler(config.model.spec, preprocess_options(config))
     faces, manifest_dead = _load_faces(uri, config)
@@ -290,4 +290,3 @@ def require_finished(run_dir: str) -> RunPaths:
     if not fileio.exists(paths.marker):
         raise UserError(f"{run_dir} is not a finished run (no {SUCCESS} marker)")
     return paths
-

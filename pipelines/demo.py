@@ -5,9 +5,8 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from cropaudit.pipelines.audit import run_audit
-
 from cropaudit import config as config_mod
+from cropaudit.pipelines.audit import run_audit
 from cropaudit.synthetic import write_face_set
 
 

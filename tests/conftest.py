@@ -1,4 +1,4 @@
-"""Shared test fixtures. Reference data lives in ../shared beside the checkout, never in the repo."""
+"""Shared test fixtures. Reference data lives in ../shared beside the checkout, not in the repo."""
 
 from __future__ import annotations
 

@@ -68,8 +68,8 @@ def test_survival_rows_carry_provenance_and_geometry(run_dir):
     top = {"x": 0, "y": 0, "w": 583, "h": 887}
     bottom = {"x": 0, "y": 2113, "w": 583, "h": 887}
     for _, row in df.iterrows():
-        first, second = (row.a_box, row.b_box) if row.position == "a_first" else (
-            row.b_box, row.a_box
+        first, second = (
+            (row.a_box, row.b_box) if row.position == "a_first" else (row.b_box, row.a_box)
         )
         assert first == top and second == bottom
         assert [c["aspect_ratio"] for c in row.crops] == [0.56, 1.0, 1.14, 2.0]
@@ -120,19 +120,20 @@ def test_rerun_and_multiprocess_give_identical_tables(faces, run_dir, tmp_path):
         assert table_hash(read_table(str(tmp_path / name / "survival")), "composite_id") == (
             reference
         )
-    assert json.loads((tmp_path / "multi" / "run_summary.json").read_text())[
-        "survival_table_sha256"
-    ] == reference
+    assert (
+        json.loads((tmp_path / "multi" / "run_summary.json").read_text())["survival_table_sha256"]
+        == reference
+    )
 
 
-def test_bad_rows_and_unreadable_images_are_dead_lettered_while_the_rest_completes(
-    faces, tmp_path
-):
+def test_bad_rows_and_unreadable_images_are_dead_lettered_while_the_rest_completes(faces, tmp_path):
     manifest = faces.read_text().splitlines()
     header, rows = manifest[0], manifest[1:]
     broken = tmp_path / "images"
     broken.mkdir()
-    (broken / "truncated.jpg").write_bytes((faces.parent / rows[0].split(",")[1]).read_bytes()[:300])
+    (broken / "truncated.jpg").write_bytes(
+        (faces.parent / rows[0].split(",")[1]).read_bytes()[:300]
+    )
     (broken / "text.jpg").write_text("not an image")
     extra = [
         "bad-1,,nosubject,light,short",  # missing image_uri
@@ -151,8 +152,9 @@ def test_bad_rows_and_unreadable_images_are_dead_lettered_while_the_rest_complet
     assert reasons <= {"image_truncated", "image_not_an_image", "image_missing"}
     assert reasons, "a composite drew one of the broken images"
     assert summary["all_composites_accounted"]
-    assert summary["survival_rows"] + summary["composites_dead_lettered"] == (
-        summary["composites_expected"]
+    assert (
+        summary["survival_rows"] + summary["composites_dead_lettered"]
+        == (summary["composites_expected"])
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import apache_beam as beam
 import numpy as np
+
 from cropaudit.model.base import SaliencyGrid
 from cropaudit.model.resize import round_half_away
 from cropaudit.transforms.records import Box, CropOutcome, CropResult

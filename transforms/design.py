@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import apache_beam as beam
 import numpy as np
-from cropaudit.transforms.records import Composite, Face
 
 from cropaudit.config import DesignConfig
 from cropaudit.errors import ManifestError
+from cropaudit.transforms.records import Composite, Face
 
 
 @dataclass(frozen=True, order=True)

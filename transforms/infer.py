@@ -13,6 +13,7 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.utils import shared
 from apache_beam.utils.windowed_value import WindowedValue
+
 from cropaudit.model.base import SaliencyModelHandler
 from cropaudit.transforms.records import DeadLetter, RenderedComposite
 from cropaudit.transforms.render import DEAD_LETTER, composite_record
@@ -41,8 +42,12 @@ class _PredictDoFn(beam.DoFn):
     def start_bundle(self):
         self._buffers: dict[tuple, list] = {}
 
-    def process(self, rendered: RenderedComposite, window=beam.DoFn.WindowParam,
-                timestamp=beam.DoFn.TimestampParam):
+    def process(
+        self,
+        rendered: RenderedComposite,
+        window=beam.DoFn.WindowParam,
+        timestamp=beam.DoFn.TimestampParam,
+    ):
         shape = rendered.model_input.shape
         buffer = self._buffers.setdefault(shape, [])
         buffer.append(WindowedValue(rendered, timestamp, [window]))
@@ -66,8 +71,13 @@ class _PredictDoFn(beam.DoFn):
         except Exception as exc:  # a model failure dead-letters its batch, never the run
             for wv in buffer:
                 c = wv.value.composite
-                letter = DeadLetter("predict", "inference_error", c.composite_id,
-                                    f"{type(exc).__name__}: {exc}", composite_record(c))
+                letter = DeadLetter(
+                    "predict",
+                    "inference_error",
+                    c.composite_id,
+                    f"{type(exc).__name__}: {exc}",
+                    composite_record(c),
+                )
                 yield DEAD_LETTER, wv.with_value(letter)
             return
         for wv, s in zip(buffer, scores):

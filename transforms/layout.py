@@ -8,11 +8,11 @@ height. The face boxes (where face pixels actually are) travel with every compos
 from __future__ import annotations
 
 import numpy as np
-from cropaudit.model.resize import round_half_away
-from cropaudit.transforms.records import Box
 from PIL import Image
 
 from cropaudit.config import LayoutConfig
+from cropaudit.model.resize import round_half_away
+from cropaudit.transforms.records import Box
 
 
 def fit_into(image: np.ndarray, width: int, height: int, fit: str) -> tuple[np.ndarray, Box]:

@@ -16,6 +16,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from cropaudit import fileio
+from cropaudit.errors import ManifestError, UserError
 from cropaudit.schemas.manifest import (
     FORMATS,
     GROUP_SEPARATOR,
@@ -27,9 +29,6 @@ from cropaudit.schemas.manifest import (
     ROW_ERROR_KEY,
 )
 from cropaudit.transforms.records import DeadLetter, Face
-
-from cropaudit import fileio
-from cropaudit.errors import ManifestError, UserError
 
 STAGE = "manifest"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")

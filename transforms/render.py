@@ -11,12 +11,12 @@ from collections import OrderedDict
 
 import apache_beam as beam
 import numpy as np
+
+from cropaudit.config import LayoutConfig
 from cropaudit.model.base import SaliencyModelHandler
 from cropaudit.transforms.images import ImageError, load_image
 from cropaudit.transforms.layout import compose, prepare_face
 from cropaudit.transforms.records import Box, Composite, DeadLetter, Face, RenderedComposite
-
-from cropaudit.config import LayoutConfig
 
 DEAD_LETTER = "dead_letter"
 
@@ -83,8 +83,13 @@ class _RenderDoFn(beam.DoFn):
         except ImageError as exc:
             yield beam.pvalue.TaggedOutput(
                 DEAD_LETTER,
-                DeadLetter("render", exc.reason, composite.composite_id, exc.detail,
-                           composite_record(composite)),
+                DeadLetter(
+                    "render",
+                    exc.reason,
+                    composite.composite_id,
+                    exc.detail,
+                    composite_record(composite),
+                ),
             )
             return
         model_input = self._handler.preprocess(canvas)
@@ -105,5 +110,3 @@ class RenderComposites(beam.PTransform):
         return composites | "Render" >> beam.ParDo(
             _RenderDoFn(self._handler, self._layout)
         ).with_outputs(DEAD_LETTER, main="rendered")
-
-

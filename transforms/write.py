@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import apache_beam as beam
 import pyarrow as pa
+
 from cropaudit.schemas.survival import DEAD_LETTER_SCHEMA, SURVIVAL_SCHEMA
 from cropaudit.transforms.records import CropOutcome, Face, RenderedComposite
 
@@ -110,4 +111,3 @@ class WriteDeadLetters(beam.PTransform):
                 file_name_suffix=".parquet",
             )
         )
-

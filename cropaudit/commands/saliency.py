@@ -1,0 +1,112 @@
+"""``cropaudit saliency IMAGE...``: one model on a few images, like Twitter's ``candidate_crops``.
+
+Prints the salient point, the crop for each aspect ratio and every scored grid point (text or
+JSON); ``--overlay`` draws the saliency map, the point and the crops over the image. Image files
+go through the model's file-decoding path (for FastGaze: JPEG DCT reduction), as the binary did.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from cropaudit.errors import UserError
+
+
+def register(subparsers) -> None:
+    from cropaudit.model.resize import RESIZE_METHODS
+
+    p = subparsers.add_parser(
+        "saliency", help="salient point, crops and grid scores for images (candidate_crops)"
+    )
+    p.add_argument("images", metavar="IMAGE", nargs="+", help="image files (local or gs://)")
+    p.add_argument("--model", required=True, help="model spec, e.g. fastgaze:PATH")
+    p.add_argument(
+        "--aspect-ratios",
+        type=float,
+        nargs="+",
+        default=None,
+        help="crop ratios (height/width); default Twitter's 0.56 1.0 1.14 2.0 plus the image's",
+    )
+    p.add_argument("--resize", choices=RESIZE_METHODS, default="faithful")
+    p.add_argument("--json", action="store_true", help="print one JSON object per image")
+    p.add_argument("--overlay", metavar="PNG", help="write an overlay PNG (one image only)")
+    p.set_defaults(func=handler)
+
+
+def resolve_handler(spec: str, options):
+    """The lead's registry when present; until then ``fastgaze:PATH`` directly."""
+    try:
+        from cropaudit.model.registry import load_handler
+    except ModuleNotFoundError as exc:
+        if exc.name != "cropaudit.model.registry":
+            raise
+    else:
+        return load_handler(spec, options)
+    kind, _, path = spec.partition(":")
+    if kind != "fastgaze" or not path:
+        raise UserError(f"unknown model spec {spec!r}; expected fastgaze:PATH")
+    from cropaudit.model.fastgaze.handler import FastGazeHandler
+
+    return FastGazeHandler(path, options)
+
+
+def handler(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from cropaudit import fileio
+    from cropaudit.model.fastgaze.crops import candidate_crops, is_symmetric
+    from cropaudit.model.resize import PreprocessOptions
+
+    if args.overlay and len(args.images) != 1:
+        raise UserError("--overlay takes exactly one IMAGE")
+    model_handler = resolve_handler(args.model, PreprocessOptions(resize=args.resize))
+    model = model_handler.load_model()
+    for path in args.images:
+        try:
+            data = fileio.read_bytes(path)
+        except FileNotFoundError:
+            raise UserError(f"image not found: {path}") from None
+        image = _decode(data, path)
+        if hasattr(model_handler, "preprocess_jpeg"):
+            hw, x = model_handler.preprocess_jpeg(data)
+        else:
+            hw, x = image.shape[:2], model_handler.preprocess(image)
+        scores = model.predict(x[None])[0]
+        grid = model_handler.to_grid(scores, hw, x.shape[:2])
+        result = candidate_crops(grid, hw[1], hw[0], args.aspect_ratios, is_symmetric(image))
+        if args.json:
+            out = {"image": path, **model_handler.describe(), **result.to_dict()}
+            print(json.dumps(out))
+        else:
+            _print_text(path, result, sys.stdout)
+        if args.overlay:
+            from cropaudit.model.fastgaze.overlay import draw_overlay
+
+            fileio.write_bytes(args.overlay, draw_overlay(image, np.asarray(scores), result))
+    return 0
+
+
+def _decode(data: bytes, path: str):
+    import io
+
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    except (UnidentifiedImageError, OSError) as exc:
+        raise UserError(f"cannot decode image {path}: {exc}") from None
+
+
+def _print_text(path: str, result, out) -> None:
+    """Layout close to ``candidate_crops ... show_all_points``."""
+    print(f"{path} {result.width}x{result.height}", file=out)
+    print(
+        f"salient_point {result.salient_x} {result.salient_y} {result.salient_score:.6f}", file=out
+    )
+    for crop in result.crops:
+        print(f"crop {crop.aspect_ratio:g} {crop.x} {crop.y} {crop.w} {crop.h}", file=out)
+    for x, y, score in result.points:
+        print(f"{x} {y} {score:.6f}", file=out)

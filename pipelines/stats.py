@@ -1,0 +1,322 @@
+"""Statistics stage: survival tables -> estimates table, plots and an HTML report.
+
+Thin Beam wrapper around :mod:`cropaudit.stats`: rows are keyed by stratum (model, layout,
+preprocessing, design, criterion, comparison) and a CombineFn streams the multiway bootstrap's
+sufficient statistics (per-replicate weighted wins, per-subject wins for the jackknife). Weights
+are a pure function of (seed, subject, replicate), and all sums are exact integers, so the result
+does not depend on the runner, sharding or order. The few per-stratum rows are then gathered once
+to adjust p-values across the whole run (Holm, Benjamini-Hochberg).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from cropaudit.schemas.estimates import ESTIMATES_SCHEMA, KEY_FIELDS
+
+from cropaudit import fileio
+from cropaudit.errors import UserError
+from cropaudit.stats.bootstrap import OUTCOME_CODE, POSITION_CODE, SufficientStats
+from cropaudit.stats.estimates import estimate_stratum
+from cropaudit.stats.tests_multiple import benjamini_hochberg, holm
+from cropaudit.stats.weights import WeightCache
+
+#: Survival columns the stage reads (projection keeps face attributes etc. on disk).
+COLUMNS = (
+    "design",
+    "group_a",
+    "group_b",
+    "position",
+    "a_subject_id",
+    "b_subject_id",
+    "layout",
+    "layout_params",
+    "model_name",
+    "model_hash",
+    "preprocessing",
+    "point_winner",
+    "crops",
+    "seed",
+    "config_hash",
+    "versions",
+)
+SWAP = np.array([1, 0, 2, 3])  # outcome codes seen from face b: a<->b, tie/background stay
+PROVENANCE = {"config_hash": "config_hashes", "seed": "survival_seeds", "versions": "versions"}
+
+
+@dataclass(frozen=True)
+class StatsOptions:
+    """Options of one statistics run (recorded in every estimates row)."""
+
+    replicates: int = 1000
+    level: float = 0.95
+    criteria: tuple[str, ...] | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.replicates < 2:
+            raise UserError("--replicates must be at least 2")
+        if not 0.0 < self.level < 1.0:
+            raise UserError("--level must be between 0 and 1")
+
+
+class RowBatch(NamedTuple):
+    """Rows of one stratum, columnar; outcome/position are integer codes."""
+
+    a_subject: np.ndarray
+    b_subject: np.ndarray
+    position: np.ndarray
+    outcome: np.ndarray
+    provenance: dict[str, set[str]]
+
+
+def criterion_name(aspect_ratio: float) -> str:
+    return f"crop_{aspect_ratio:.2f}"
+
+
+def row_outcomes(row: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """(criterion, winner) pairs of one survival row: the salient point and every crop."""
+    yield "point", row["point_winner"]
+    for crop in row["crops"] or ():
+        yield criterion_name(crop["aspect_ratio"]), crop["winner"]
+
+
+def batch_groups(rows: Sequence[dict[str, Any]]) -> Iterator[tuple[tuple[str, ...], set[str]]]:
+    """(design key, groups seen) of a batch, to find designs with more than two groups."""
+    groups: dict[tuple[str, ...], set[str]] = defaultdict(set)
+    for row in rows:
+        groups[tuple(row[f] for f in KEY_FIELDS[:6])].update((row["group_a"], row["group_b"]))
+    yield from groups.items()
+
+
+def key_rows(
+    rows: Sequence[dict[str, Any]],
+    criteria: tuple[str, ...] | None,
+    groups: dict[tuple[str, ...], set[str]] | None = None,
+) -> Iterator[tuple[tuple[str, ...], RowBatch]]:
+    """Columnarise a batch of survival rows into one :class:`RowBatch` per stratum.
+
+    Every row goes to its ``pair`` stratum. In designs with more than two groups (per
+    ``groups``; all designs when it is None) rows of two different groups also go to one
+    ``group_vs_rest`` stratum per group, seen from that group's face.
+    """
+    cols: dict[tuple[str, ...], list[list]] = defaultdict(lambda: [[], [], [], [], {}])
+    for row in rows:
+        base = tuple(row[f] for f in KEY_FIELDS[:6])
+        ga, gb = row["group_a"], row["group_b"]
+        k_way = groups is None or len(groups.get(base, ())) > 2
+        pos = POSITION_CODE[row["position"]]
+        sa, sb = row["a_subject_id"], row["b_subject_id"]
+        prov = {name: str(row[name]) for name in PROVENANCE}
+        for criterion, winner in row_outcomes(row):
+            if criteria is not None and criterion not in criteria:
+                continue
+            out = OUTCOME_CODE[winner]
+            targets = [(("pair", ga, gb), sa, sb, pos, out)]
+            if k_way and ga != gb:
+                targets.append((("group_vs_rest", ga, "rest"), sa, sb, pos, out))
+                targets.append((("group_vs_rest", gb, "rest"), sb, sa, 1 - pos, SWAP[out]))
+            for comp, s1, s2, p, o in targets:
+                c = cols[(*base, criterion, *comp)]
+                c[0].append(s1)
+                c[1].append(s2)
+                c[2].append(p)
+                c[3].append(o)
+                for name, value in prov.items():
+                    c[4].setdefault(name, set()).add(value)
+    for key, (a, b, p, o, prov) in cols.items():
+        yield (
+            key,
+            RowBatch(
+                np.array(a, dtype=object),
+                np.array(b, dtype=object),
+                np.array(p, dtype=np.int64),
+                np.array(o, dtype=np.int64),
+                prov,
+            ),
+        )
+
+
+class BootstrapCombineFn(beam.CombineFn):
+    """Streams one stratum's bootstrap sufficient statistics; outputs its estimates."""
+
+    def __init__(self, options: StatsOptions) -> None:
+        self.options = options
+        self._cache: WeightCache | None = None
+
+    def _weights(self) -> WeightCache:
+        if self._cache is None:
+            self._cache = WeightCache(self.options.replicates, self.options.seed)
+        return self._cache
+
+    def create_accumulator(self) -> SufficientStats:
+        return SufficientStats(self.options.replicates)
+
+    def add_input(self, acc: SufficientStats, batch: RowBatch) -> SufficientStats:
+        acc.add_batch(
+            batch.a_subject, batch.b_subject, batch.position, batch.outcome, self._weights()
+        )
+        for name, values in batch.provenance.items():
+            acc.provenance.setdefault(name, set()).update(values)
+        return acc
+
+    def merge_accumulators(self, accumulators: Iterable[SufficientStats]) -> SufficientStats:
+        it = iter(accumulators)
+        first = next(it)
+        for acc in it:
+            first.merge(acc)
+        return first
+
+    def extract_output(self, acc: SufficientStats) -> dict[str, Any]:
+        est = estimate_stratum(acc, self.options.level)
+        for name, column in PROVENANCE.items():
+            est[column] = sorted(acc.provenance.get(name, ()))
+        return est
+
+
+def to_row(key: tuple[str, ...], est: dict[str, Any], options: StatsOptions) -> dict[str, Any]:
+    row = dict(zip(KEY_FIELDS, key, strict=True))
+    row.update(est)
+    row.update(replicates=options.replicates, level=options.level, seed=options.seed)
+    return row
+
+
+def finalise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Drop ``group_vs_rest`` strata of two-group designs (they repeat the pair), sort, and adjust
+    p-values across every remaining comparison of the run."""
+    groups: dict[tuple, set[str]] = defaultdict(set)
+    for r in rows:
+        if r["comparison"] == "group_vs_rest":
+            groups[tuple(r[f] for f in KEY_FIELDS[:7])].add(r["group_a"])
+    rows = [
+        r
+        for r in rows
+        if r["comparison"] == "pair" or len(groups[tuple(r[f] for f in KEY_FIELDS[:7])]) > 2
+    ]
+    rows.sort(key=lambda r: tuple(r[f] for f in KEY_FIELDS))
+    for test in ("binomial", "bootstrap"):
+        p = [r[f"p_{test}"] for r in rows]
+        for suffix, adjusted in (("holm", holm(p)), ("bh", benjamini_hochberg(p))):
+            for r, value in zip(rows, adjusted, strict=True):
+                r[f"p_{test}_{suffix}"] = float(value)
+    return rows
+
+
+def resolve_survival(paths: Sequence[str]) -> list[str]:
+    """Parquet files of finished runs. Each path is a run directory (or its ``survival``
+    folder); a run without ``_SUCCESS`` is refused, since its table may be partial."""
+    if not paths:
+        raise UserError("no survival paths given")
+    files: list[str] = []
+    for path in paths:
+        run = path.rstrip("/")
+        if run.endswith("/survival") or run.endswith("\\survival"):
+            run = fileio.dirname(run)
+        if not fileio.exists(fileio.join(run, "_SUCCESS")):
+            raise UserError(
+                f"{path} is not a finished run (no _SUCCESS marker); wait for the run to "
+                "complete or rerun it"
+            )
+        found = fileio.glob(fileio.join(run, "survival", "*.parquet"))
+        if not found:
+            raise UserError(f"{run} has no survival/*.parquet files")
+        files.extend(found)
+    return files
+
+
+def build_pipeline(
+    pipeline: beam.Pipeline, files: Sequence[str], out_prefix: str, options: StatsOptions
+) -> None:
+    reads = [
+        pipeline | f"Read{i}" >> beam.io.ReadFromParquet(f, columns=list(COLUMNS))
+        for i, f in enumerate(files)
+    ]
+    batches = (
+        reads
+        | "Flatten" >> beam.Flatten()
+        | "Batch" >> beam.BatchElements(min_batch_size=512, max_batch_size=8192)
+    )
+    groups = (
+        batches
+        | "BatchGroups" >> beam.FlatMap(batch_groups)
+        | "Groups" >> beam.CombinePerKey(lambda sets: set().union(*sets))
+    )
+    (
+        batches
+        | "Key" >> beam.FlatMap(key_rows, options.criteria, beam.pvalue.AsDict(groups))
+        | "Bootstrap" >> beam.CombinePerKey(BootstrapCombineFn(options))
+        | "ToRow" >> beam.Map(lambda kv, o: to_row(kv[0], kv[1], o), options)
+        | "Gather" >> beam.combiners.ToList()
+        | "Finalise" >> beam.FlatMap(finalise)
+        | "Write"
+        >> beam.io.WriteToParquet(
+            out_prefix,
+            schema=ESTIMATES_SCHEMA,
+            codec="snappy",
+            num_shards=1,
+            shard_name_template="-SSSSS-of-NNNNN",
+            file_name_suffix=".parquet",
+        )
+    )
+
+
+def read_estimates(out_dir: str) -> pa.Table:
+    files = fileio.glob(fileio.join(out_dir, "estimates", "*.parquet"))
+    tables = [pq.read_table(io.BytesIO(fileio.read_bytes(f))) for f in files]
+    if not tables:
+        return ESTIMATES_SCHEMA.empty_table()
+    return pa.concat_tables(tables).cast(ESTIMATES_SCHEMA)
+
+
+def run_stats(
+    survival_paths: list[str],
+    out_dir: str,
+    replicates: int = 1000,
+    level: float = 0.95,
+    criteria: Sequence[str] | None = None,
+    seed: int = 0,
+    pipeline_args: list[str] | None = None,
+    render: bool = True,
+) -> str:
+    """Run the statistics stage; returns the estimates Parquet path.
+
+    Writes ``OUT/estimates/estimates-00000-of-00001.parquet``, ``OUT/plots/<criterion>.png|svg``,
+    ``OUT/report.html`` and, last, ``OUT/_SUCCESS``. Runs on the DirectRunner unless
+    ``pipeline_args`` name another ``--runner``.
+    """
+    options = StatsOptions(
+        replicates=int(replicates),
+        level=float(level),
+        criteria=tuple(criteria) if criteria else None,
+        seed=int(seed),
+    )
+    files = resolve_survival(survival_paths)
+    beam_options = PipelineOptions(list(pipeline_args or []))
+    runner = beam_options.view_as(StandardOptions).runner or "DirectRunner"
+    prefix = fileio.join(out_dir, "estimates", "estimates")
+    for stale in fileio.glob(fileio.join(out_dir, "estimates", "*.parquet")):
+        fileio.delete_tree(stale)
+    with beam.Pipeline(runner=runner, options=beam_options) as p:
+        build_pipeline(p, files, prefix, options)
+    written = fileio.glob(fileio.join(out_dir, "estimates", "*.parquet"))
+    if not written:
+        raise UserError("the statistics pipeline wrote no estimates")
+    if render:
+        from cropaudit.stats.report import write_outputs
+
+        write_outputs(read_estimates(out_dir), out_dir)
+    fileio.write_atomic(
+        fileio.join(out_dir, "_SUCCESS"),
+        json.dumps({"estimates": written, "inputs": list(survival_paths)}).encode(),
+    )
+    return written[0]
