@@ -23,7 +23,7 @@ SURROUND_SIGMA = 4.0
 #: Everything that defines the algorithm; its hash is the model's content hash.
 DEFINITION = (
     f"centre-surround/v1;channels=I,R-G,B-Y;dog={CENTRE_SIGMA},{SURROUND_SIGMA};"
-    f"abs;sum;pool=avg{STRIDE}"
+    f"abs;sum;pad=reflect;pool=avg{STRIDE}"
 )
 
 
@@ -41,19 +41,23 @@ class CentreSurroundModel(SaliencyModel):
         import tensorflow as tf
 
         self._tf = tf
-        centre = tf.constant(gaussian_kernel(CENTRE_SIGMA))
-        surround = tf.constant(gaussian_kernel(SURROUND_SIGMA))
+        kernels = [tf.constant(gaussian_kernel(s)) for s in (CENTRE_SIGMA, SURROUND_SIGMA)]
+
+        def blur(x, kernel):
+            # Reflect at the borders: zero padding would make every image edge look salient.
+            r = kernel.shape[0] // 2
+            return tf.nn.conv2d(
+                tf.pad(x, [[0, 0], [r, r], [r, r], [0, 0]], "REFLECT"), kernel, 1, "VALID"
+            )
 
         @tf.function(reduce_retracing=True)
         def predict(batch):
             r, g, b = batch[..., 0], batch[..., 1], batch[..., 2]
-            channels = tf.stack([(r + g + b) / 3.0, r - g, b - (r + g) / 2.0], axis=0) / 255.0
-            channels = tf.reshape(channels, [-1, tf.shape(batch)[1], tf.shape(batch)[2], 1])
-            dog = tf.abs(
-                tf.nn.conv2d(channels, centre, 1, "SAME")
-                - tf.nn.conv2d(channels, surround, 1, "SAME")
-            )
-            dog = tf.reduce_sum(tf.reshape(dog, [3, tf.shape(batch)[0], *dog.shape[1:]]), 0)
+            # Intensity and two colour-opponent channels, folded into the batch axis.
+            channels = tf.concat([(r + g + b) / 3.0, r - g, b - (r + g) / 2.0], axis=0) / 255.0
+            channels = channels[..., None]
+            dog = tf.abs(blur(channels, kernels[0]) - blur(channels, kernels[1]))
+            dog = tf.add_n(tf.split(dog, 3, axis=0))
             return tf.nn.avg_pool2d(dog, STRIDE, STRIDE, "SAME")[..., 0] * 100.0
 
         self._predict = predict

@@ -37,6 +37,7 @@ from cropaudit.transforms.infer import PredictSaliency
 from cropaudit.transforms.manifests import load_manifest
 from cropaudit.transforms.render import DEAD_LETTER, RenderComposites
 from cropaudit.transforms.write import (
+    DeduplicateRows,
     WriteDeadLetters,
     WriteSurvivalTable,
     survival_row,
@@ -44,6 +45,8 @@ from cropaudit.transforms.write import (
 )
 
 SUCCESS = "_SUCCESS"
+#: Stages whose dead letters stand for a whole composite.
+COMPOSITE_STAGES = ("render", "predict")
 
 
 @dataclass(frozen=True)
@@ -154,13 +157,16 @@ def build_audit(
         "versions": versions(),
     }
     schema = survival_schema(config.to_toml(), config.config_hash, provenance["versions"])
-    (
+    rows = (
         outcomes
         | "ToSurvivalRows" >> beam.MapTuple(lambda r, o: survival_row(r, o, provenance))
-        | "WriteSurvivalTable" >> WriteSurvivalTable(fileio.join(paths.survival, "part"), schema)
+        | "DeduplicateRows" >> DeduplicateRows()
+    )
+    rows.rows | "WriteSurvivalTable" >> WriteSurvivalTable(
+        fileio.join(paths.survival, "part"), schema
     )
     (
-        (read[DEAD_LETTER], rendered[DEAD_LETTER], predicted[DEAD_LETTER])
+        (read[DEAD_LETTER], rendered[DEAD_LETTER], predicted[DEAD_LETTER], rows.dead)
         | "AllDeadLetters" >> beam.Flatten()
         | "WriteDeadLetters"
         >> WriteDeadLetters(fileio.join(paths.dead_letter, "part"), config.config_hash)
@@ -192,7 +198,7 @@ def summarize(paths: RunPaths, config: ExperimentConfig, expected: int, **extra)
     ids = survival.column("composite_id").to_pylist()
     duplicates = len(ids) - len(set(ids))
     dead_rows = dead.to_pylist()
-    composite_dead = {d["element_id"] for d in dead_rows if d["stage"] in ("render", "predict")}
+    composite_dead = {d["element_id"] for d in dead_rows if d["stage"] in COMPOSITE_STAGES}
     return {
         "config_name": config.name,
         "config_hash": config.config_hash,
@@ -228,10 +234,11 @@ def run_audit(
     pipeline_args: list[str] | None = None,
     overwrite: bool = False,
     quiet: bool = False,
+    handler: SaliencyModelHandler | None = None,
 ) -> dict:
     """Validate, run the pipeline, verify its outputs, publish the run; returns its summary."""
     uri = manifest_uri(config, config_dir)
-    handler = load_handler(config.model.spec, preprocess_options(config))
+    handler = handler or load_handler(config.model.spec, preprocess_options(config))
     faces, manifest_dead = _load_faces(uri, config)
     index = index_groups(faces, config.groups.attributes)
     cells = design_cells(list(index), config.design)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from cropaudit import config as config_mod
 from cropaudit.pipelines.audit import run_audit
+from cropaudit.pipelines.stats import run_stats
 from cropaudit.synthetic import write_face_set
 
 
@@ -28,10 +29,7 @@ def run_demo(out_dir: str, pipeline_args: list[str] | None = None, with_stats: b
         overwrite=True,
     )
     if with_stats:
-        try:
-            from cropaudit.pipelines.stats import run_stats
-        except ImportError:  # the statistics stage is optional for the demo's first half
-            return summary
-        estimates = run_stats([str(out / "run")], str(out / "stats"), pipeline_args=pipeline_args)
-        print(f"statistics -> {estimates}")
+        stats_dir = out / "stats"
+        run_stats([str(out / "run")], str(stats_dir), replicates=500, pipeline_args=pipeline_args)
+        print(f"statistics -> {stats_dir}/estimates, report -> {stats_dir / 'report.html'}")
     return summary

@@ -62,6 +62,8 @@ def decode_image(data: bytes, name: str = "") -> np.ndarray:
         raise ImageError("image_file_too_large", f"{name} has {len(data)} bytes")
     try:
         img = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:
+        raise ImageError("image_too_large", f"{name}: {exc}") from None
     except UnidentifiedImageError:
         raise ImageError("image_not_an_image", f"{name} is not a recognised image") from None
     except (OSError, ValueError, SyntaxError) as exc:

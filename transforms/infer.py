@@ -11,12 +11,17 @@ import threading
 
 import apache_beam as beam
 import numpy as np
+from apache_beam.metrics import Metrics
 from apache_beam.utils import shared
 from apache_beam.utils.windowed_value import WindowedValue
 
 from cropaudit.model.base import SaliencyModelHandler
 from cropaudit.transforms.records import DeadLetter, RenderedComposite
 from cropaudit.transforms.render import DEAD_LETTER, composite_record
+
+PREDICTED = Metrics.counter("cropaudit", "composites_predicted")
+DEAD_LETTERED = Metrics.counter("cropaudit", "composites_dead_lettered")
+RETRIES = Metrics.counter("cropaudit", "inference_retries")
 
 
 class _ModelHolder:
@@ -27,9 +32,10 @@ class _ModelHolder:
 
 
 class _PredictDoFn(beam.DoFn):
-    def __init__(self, handler: SaliencyModelHandler, batch_size: int):
+    def __init__(self, handler: SaliencyModelHandler, batch_size: int, attempts: int = 3):
         self._handler = handler
         self._batch_size = batch_size
+        self._attempts = attempts
         self._shared = shared.Shared()
 
     def setup(self):
@@ -62,12 +68,23 @@ class _PredictDoFn(beam.DoFn):
                 yield wv if tag is None else beam.pvalue.TaggedOutput(tag, wv)
         self._buffers = {}
 
+    def _predict(self, batch: np.ndarray) -> np.ndarray:
+        """Predict with a few retries: a transient failure must not cost the batch."""
+        for attempt in range(1, self._attempts + 1):
+            try:
+                with self._lock:
+                    return self._model.predict(batch)
+            except Exception:
+                if attempt == self._attempts:
+                    raise
+                RETRIES.inc()
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def _flush(self, buffer: list[WindowedValue]):
         """Predict one batch; yields (output tag or None, windowed value)."""
         batch = np.stack([wv.value.model_input for wv in buffer])
         try:
-            with self._lock:
-                scores = self._model.predict(batch)
+            scores = self._predict(batch)
         except Exception as exc:  # a model failure dead-letters its batch, never the run
             for wv in buffer:
                 c = wv.value.composite
@@ -79,7 +96,9 @@ class _PredictDoFn(beam.DoFn):
                     composite_record(c),
                 )
                 yield DEAD_LETTER, wv.with_value(letter)
+            DEAD_LETTERED.inc(len(buffer))
             return
+        PREDICTED.inc(len(buffer))
         for wv, s in zip(buffer, scores):
             r = wv.value
             grid = self._handler.to_grid(s, (r.height, r.width), r.model_input.shape[:2])

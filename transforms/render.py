@@ -11,6 +11,7 @@ from collections import OrderedDict
 
 import apache_beam as beam
 import numpy as np
+from apache_beam.metrics import Metrics
 
 from cropaudit.config import LayoutConfig
 from cropaudit.model.base import SaliencyModelHandler
@@ -19,6 +20,8 @@ from cropaudit.transforms.layout import compose, prepare_face
 from cropaudit.transforms.records import Box, Composite, DeadLetter, Face, RenderedComposite
 
 DEAD_LETTER = "dead_letter"
+RENDERED = Metrics.counter("cropaudit", "composites_rendered")
+DEAD_LETTERED = Metrics.counter("cropaudit", "composites_dead_lettered")
 
 
 class FaceCache:
@@ -81,6 +84,7 @@ class _RenderDoFn(beam.DoFn):
         try:
             canvas, box_a, box_b = render_canvas(composite, self._layout, self._cache)
         except ImageError as exc:
+            DEAD_LETTERED.inc()
             yield beam.pvalue.TaggedOutput(
                 DEAD_LETTER,
                 DeadLetter(
@@ -93,6 +97,7 @@ class _RenderDoFn(beam.DoFn):
             )
             return
         model_input = self._handler.preprocess(canvas)
+        RENDERED.inc()
         yield RenderedComposite(
             composite, canvas.shape[1], canvas.shape[0], box_a, box_b, model_input
         )

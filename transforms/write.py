@@ -7,11 +7,13 @@ the package versions.
 
 from __future__ import annotations
 
+import json
+
 import apache_beam as beam
 import pyarrow as pa
 
 from cropaudit.schemas.survival import DEAD_LETTER_SCHEMA, SURVIVAL_SCHEMA
-from cropaudit.transforms.records import CropOutcome, Face, RenderedComposite
+from cropaudit.transforms.records import CropOutcome, DeadLetter, Face, RenderedComposite
 
 CODEC = "zstd"
 
@@ -74,6 +76,51 @@ def survival_schema(config_toml: str, config_hash: str, versions: str) -> pa.Sch
             "cropaudit.schema": "survival/v1",
         }
     )
+
+
+def _canonical(row: dict) -> str:
+    return json.dumps(row, sort_keys=True, default=str)
+
+
+def collapse_duplicates(composite_id: str, rows) -> list[tuple[str, object]]:
+    """Rows that share a composite id -> one row, plus a dead letter for each conflicting copy.
+
+    Composite ids are deterministic, so a retried or re-delivered element yields the same id;
+    identical copies collapse (idempotent output), and copies that differ are a bug worth a
+    dead letter rather than a silent choice.
+    """
+    distinct = sorted({_canonical(r): r for r in rows}.items())
+    kept = [("row", distinct[0][1])]
+    for _, other in distinct[1:]:
+        detail = "a re-delivered composite produced a different row (non-deterministic stage)"
+        kept.append(
+            (
+                "dead",
+                DeadLetter(
+                    "write",
+                    "nondeterministic_duplicate",
+                    composite_id,
+                    detail,
+                    {"row": _canonical(other)[:5000]},
+                ),
+            )
+        )
+    return kept
+
+
+class DeduplicateRows(beam.PTransform):
+    """At-least-once delivery upstream -> exactly one survival row per composite id."""
+
+    def expand(self, rows):
+        collapsed = (
+            rows
+            | "KeyByCompositeId" >> beam.Map(lambda r: (r["composite_id"], r))
+            | "GroupCopies" >> beam.GroupByKey()
+            | "Collapse" >> beam.FlatMapTuple(collapse_duplicates)
+        )
+        return collapsed | "Split" >> beam.Map(
+            lambda kv: kv[1] if kv[0] == "row" else beam.pvalue.TaggedOutput("dead", kv[1])
+        ).with_outputs("dead", main="rows")
 
 
 class WriteSurvivalTable(beam.PTransform):

@@ -1,0 +1,49 @@
+"""``cropaudit stats``: estimates, plots and an HTML report from finished runs' survival tables."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "stats",
+        help="estimate survival ratios with subject-clustered bootstrap intervals",
+        description="Read the survival tables of finished runs (directories with _SUCCESS) and "
+        "write OUT/estimates/*.parquet, OUT/plots/ and OUT/report.html. Extra Beam options "
+        "(--runner, --direct_num_workers ...) pass through to the pipeline.",
+    )
+    parser.add_argument(
+        "survival_paths",
+        nargs="+",
+        metavar="SURVIVAL_PATH",
+        help="run directory (or its survival/ folder)",
+    )
+    parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    parser.add_argument("--replicates", type=int, default=1000, help="bootstrap replicates")
+    parser.add_argument("--level", type=float, default=0.95, help="interval level")
+    parser.add_argument(
+        "--criterion",
+        action="append",
+        dest="criteria",
+        metavar="NAME",
+        help="criterion to analyse (point, crop_0.56 ...); repeat for several; default all",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.set_defaults(func=run, accepts_pipeline_args=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cropaudit.pipelines.stats import run_stats
+
+    path = run_stats(
+        args.survival_paths,
+        args.out,
+        replicates=args.replicates,
+        level=args.level,
+        criteria=args.criteria,
+        seed=args.seed,
+        pipeline_args=list(getattr(args, "pipeline_args", None) or []),
+    )
+    print(path)
+    return 0

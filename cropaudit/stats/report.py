@@ -1,0 +1,89 @@
+"""Plots and a self-contained HTML report (images as base64 data URIs) of an estimates table."""
+
+from __future__ import annotations
+
+import base64
+import html
+
+import pandas as pd
+import pyarrow as pa
+
+from cropaudit import fileio
+from cropaudit.stats.plots import forest_plot
+
+ESTIMATE_COLUMNS = [
+    "model_name", "layout", "preprocessing", "design", "criterion", "comparison", "group_a",
+    "group_b", "n", "n_subjects", "wins_a", "wins_b", "ties", "background", "ratio",
+    "ratio_bca_low", "ratio_bca_high", "ratio_percentile_low", "ratio_percentile_high",
+    "ratio_wilson_low", "ratio_wilson_high", "ratio_twitter_low", "ratio_twitter_high", "effect",
+    "effect_low", "effect_high",
+]  # fmt: skip
+POSITION_COLUMNS = [
+    "model_name", "layout", "preprocessing", "design", "criterion", "comparison", "group_a",
+    "group_b", "n_a_first", "n_b_first", "ratio_a_first", "ratio_b_first", "first_slot_rate",
+    "first_slot_rate_bca_low", "first_slot_rate_bca_high", "p_first_slot_bootstrap",
+    "order_adjusted_ratio", "order_adjusted_ratio_bca_low", "order_adjusted_ratio_bca_high",
+]  # fmt: skip
+TEST_COLUMNS = [
+    "model_name", "layout", "preprocessing", "design", "criterion", "comparison", "group_a",
+    "group_b", "p_binomial", "p_binomial_holm", "p_binomial_bh", "p_bootstrap",
+    "p_bootstrap_holm", "p_bootstrap_bh",
+]  # fmt: skip
+
+
+def _table(df: pd.DataFrame, columns: list[str]) -> str:
+    return df[columns].to_html(index=False, float_format=lambda x: f"{x:.4g}", na_rep="–")
+
+
+def render_html(estimates: pd.DataFrame, images: dict[str, bytes]) -> str:
+    """The report as one HTML string; ``images`` maps criterion -> PNG bytes."""
+    first = estimates.iloc[0] if len(estimates) else None
+    meta = (
+        ""
+        if first is None
+        else (
+            f"<p>{int(first['replicates'])} bootstrap replicates (multiway Poisson, by subject), "
+            f"level {first['level']:.3g}, seed {int(first['seed'])}. Config hashes: "
+            f"{html.escape(', '.join(sorted(set().union(*estimates['config_hashes']))))}.</p>"
+        )
+    )
+    figs = "".join(
+        f"<h3>{html.escape(c)}</h3><img alt='{html.escape(c)}' "
+        f"src='data:image/png;base64,{base64.b64encode(png).decode()}'/>"
+        for c, png in images.items()
+    )
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>cropaudit statistics</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;font-size:12px}}
+td,th{{border:1px solid #ccc;padding:2px 6px}}img{{max-width:100%}}</style></head><body>
+<h1>cropaudit: survival statistics</h1>{meta}
+<p>Survival ratio = wins_a / (wins_a + wins_b): the chance that group a's face survives given the
+crop keeps exactly one face; 0.5 is parity. Ties and background are counted, not in the ratio.
+Bootstrap intervals resample subjects (each face appears in many composites); Wilson and
+Twitter's p &plusmn; 2&middot;sqrt(p(1&minus;p)/n) treat composites as independent and are too
+narrow when faces repeat. Effect = ratio &minus; 0.5 with its BCa interval.</p>
+<h2>Plots</h2>{figs}
+<h2>Estimates</h2>{_table(estimates, ESTIMATE_COLUMNS)}
+<h2>Position bias</h2><p>first_slot_rate: share of decisive composites won by the face drawn
+first (top/left). order_adjusted_ratio: mean of the two position-conditional ratios.</p>
+{_table(estimates, POSITION_COLUMNS)}
+<h2>Tests against parity</h2><p>Adjusted across all {len(estimates)} comparisons of the run
+(Holm: family-wise error; BH: false discovery rate). The exact binomial test ignores subject
+clustering; the bootstrap test does not.</p>{_table(estimates, TEST_COLUMNS)}
+</body></html>
+"""
+
+
+def write_outputs(estimates: pa.Table, out_dir: str) -> str:
+    """Write ``plots/<criterion>.png|svg`` and ``report.html`` under ``out_dir``; returns the
+    report path."""
+    df = estimates.to_pandas()
+    images = {}
+    for criterion in sorted(df["criterion"].unique()) if len(df) else []:
+        figs = forest_plot(df, criterion)
+        for fmt, data in figs.items():
+            fileio.write_atomic(fileio.join(out_dir, "plots", f"{criterion}.{fmt}"), data)
+        images[criterion] = figs["png"]
+    path = fileio.join(out_dir, "report.html")
+    fileio.write_atomic(path, render_html(df, images).encode("utf-8"))
+    return path

@@ -1,0 +1,92 @@
+"""Schema of the estimates table written by the statistics stage (one row per stratum).
+
+A stratum is model x layout x preprocessing x design x criterion x comparison. ``comparison`` is
+``pair`` (face a from ``group_a`` against face b from ``group_b``) or, for designs with more than
+two groups, ``group_vs_rest`` (``group_a`` against every other group, ``group_b`` = ``rest``).
+``criterion`` is ``point`` (which face holds the salient point) or ``crop_<aspect ratio>`` (which
+face keeps more visible area in the simulated crop, e.g. ``crop_0.56``).
+
+The survival ratio is wins_a / (wins_a + wins_b); ties and background are counted, not in the
+ratio. Interval columns are ``<statistic>_<method>_low/high`` at ``level``; bootstrap methods use
+the subject-clustered (multiway Poisson) bootstrap with ``replicates`` replicates and ``seed``.
+Provenance lists hold every distinct value of the input rows of the stratum.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+KEY_FIELDS = (
+    "model_name",
+    "model_hash",
+    "layout",
+    "layout_params",
+    "preprocessing",
+    "design",
+    "criterion",
+    "comparison",
+    "group_a",
+    "group_b",
+)
+
+COUNT_FIELDS = (
+    "n",
+    "n_subjects",
+    "wins_a",
+    "wins_b",
+    "ties",
+    "background",
+    "decisive",
+    "n_a_first",
+    "n_b_first",
+    "valid_replicates",
+)
+
+BOOTSTRAPPED = ("ratio", "order_adjusted_ratio", "first_slot_rate")
+
+FLOAT_FIELDS = (
+    "ratio",
+    "ratio_a_first",
+    "ratio_b_first",
+    "order_adjusted_ratio",
+    "first_slot_rate",
+    "ratio_wilson_low",
+    "ratio_wilson_high",
+    "ratio_clopper_pearson_low",
+    "ratio_clopper_pearson_high",
+    "ratio_twitter_low",
+    "ratio_twitter_high",
+    *(
+        f"{stat}_{suffix}"
+        for stat in BOOTSTRAPPED
+        for suffix in ("boot_se", "percentile_low", "percentile_high", "bca_low", "bca_high")
+    ),
+    "bca_z0",
+    "bca_acceleration",
+    "first_slot_wilson_low",
+    "first_slot_wilson_high",
+    "effect",
+    "effect_low",
+    "effect_high",
+    "p_binomial",
+    "p_bootstrap",
+    "p_first_slot_bootstrap",
+    "p_binomial_holm",
+    "p_binomial_bh",
+    "p_bootstrap_holm",
+    "p_bootstrap_bh",
+)
+
+ESTIMATES_SCHEMA = pa.schema(
+    [
+        *(pa.field(name, pa.string(), nullable=False) for name in KEY_FIELDS),
+        pa.field("config_hashes", pa.list_(pa.string()), nullable=False),
+        pa.field("survival_seeds", pa.list_(pa.string()), nullable=False),
+        pa.field("versions", pa.list_(pa.string()), nullable=False),
+        pa.field("replicates", pa.int32(), nullable=False),
+        pa.field("level", pa.float64(), nullable=False),
+        pa.field("seed", pa.int64(), nullable=False),
+        *(pa.field(name, pa.int64(), nullable=False) for name in COUNT_FIELDS),
+        *(pa.field(name, pa.float64()) for name in FLOAT_FIELDS),
+    ]
+)

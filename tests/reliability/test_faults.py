@@ -1,0 +1,137 @@
+"""Faults: transient model failures, re-delivered elements and killed runs lose nothing and
+never leave a table that looks finished."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import textwrap
+
+import apache_beam as beam
+import pytest
+from apache_beam.testing.util import assert_that, equal_to
+
+from cropaudit.cli import main as cli_main
+from cropaudit.errors import UserError
+from cropaudit.model.baseline import CentreSurroundHandler
+from cropaudit.pipelines.audit import read_table, require_finished, run_audit, table_hash
+from cropaudit.pipelines.runners import make_runner, pipeline_options
+from cropaudit.transforms.write import DeduplicateRows
+from tests.reliability.conftest import tiny_config
+
+FAILED_ONCE: set[str] = set()
+
+
+class FlakyModel:
+    """Fails the first time it sees each batch, then answers like the real model."""
+
+    def __init__(self, real):
+        self.real = real
+
+    def predict(self, batch):
+        key = hashlib.sha256(batch.tobytes()).hexdigest()
+        if key not in FAILED_ONCE:
+            FAILED_ONCE.add(key)
+            raise RuntimeError("injected transient failure")
+        return self.real.predict(batch)
+
+
+class FlakyHandler(CentreSurroundHandler):
+    name = "flaky-baseline"
+
+    def load_model(self):
+        return FlakyModel(super().load_model())
+
+
+def test_transient_failures_are_retried_without_duplicates(face_set, tmp_path):
+    config = tiny_config(face_set)
+    clean = run_audit(config, str(tmp_path / "clean"), quiet=True)
+    FAILED_ONCE.clear()
+    flaky = run_audit(config, str(tmp_path / "flaky"), quiet=True, handler=FlakyHandler())
+    assert FAILED_ONCE, "the fault was injected"
+    assert flaky["survival_rows"] == clean["survival_rows"] == 24
+    assert flaky["duplicate_composite_ids"] == 0
+    a = read_table(str(tmp_path / "clean" / "survival")).drop_columns(["model_name"])
+    b = read_table(str(tmp_path / "flaky" / "survival")).drop_columns(["model_name"])
+    assert table_hash(a, "composite_id") == table_hash(b, "composite_id")
+
+
+def _run(pipeline_body):
+    runner, options = pipeline_options([])
+    with beam.Pipeline(runner=make_runner(runner, options), options=options) as p:
+        pipeline_body(p)
+
+
+def test_redelivered_rows_collapse_and_conflicting_copies_are_dead_lettered():
+    row = {"composite_id": "c1", "point_winner": "a", "crops": [{"w": 1}]}
+    other = {"composite_id": "c2", "point_winner": "b", "crops": []}
+    conflicting = {**other, "point_winner": "a"}
+
+    def body(p):
+        out = p | beam.Create([row, row, row, other, conflicting]) | DeduplicateRows()
+        assert_that(
+            out.rows | beam.Map(lambda r: r["composite_id"]),
+            equal_to(["c1", "c2"]),
+            label="one row per id",
+        )
+        assert_that(
+            out.dead | beam.Map(lambda d: (d.reason, d.element_id)),
+            equal_to([("nondeterministic_duplicate", "c2")]),
+            label="conflict",
+        )
+
+    _run(body)
+
+
+KILLER = textwrap.dedent(
+    """
+    import os, sys
+    from cropaudit.model.baseline import CentreSurroundHandler
+    from cropaudit.pipelines.audit import run_audit
+    from tests.reliability.conftest import tiny_config
+
+    class Dies:
+        def __init__(self, real):
+            self.real, self.calls = real, 0
+        def predict(self, batch):
+            self.calls += 1
+            if self.calls == 2:
+                os._exit(137)  # the process is killed mid-run
+            return self.real.predict(batch)
+
+    class Handler(CentreSurroundHandler):
+        def load_model(self):
+            return Dies(super().load_model())
+
+    config = tiny_config(sys.argv[1]).replace(model={"batch_size": 4})
+    run_audit(config, sys.argv[2], quiet=True, overwrite=True, handler=Handler())
+    """
+)
+
+
+@pytest.mark.slow
+def test_killed_run_leaves_nothing_that_looks_finished_and_rerun_matches(face_set, tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLER, str(face_set), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=str(tmp_path.parent),
+        env={
+            **__import__("os").environ,
+            "PYTHONPATH": str(__import__("pathlib").Path(__file__).resolve().parents[2]),
+        },
+    )
+    assert proc.returncode == 137, proc.stderr[-2000:]
+    assert not (out / "_SUCCESS").exists() and not (out / "run_summary.json").exists()
+    with pytest.raises(UserError, match="not a finished run"):
+        require_finished(str(out))
+    assert cli_main(["stats", str(out), "--out", str(tmp_path / "stats")]) == 2
+    # a rerun over the debris with the same config and seed gives the clean run's table
+    config = tiny_config(face_set)
+    rerun = run_audit(config.replace(model={"batch_size": 4}), str(out), quiet=True, overwrite=True)
+    clean = run_audit(config.replace(model={"batch_size": 4}), str(tmp_path / "clean"), quiet=True)
+    assert rerun["survival_table_sha256"] == clean["survival_table_sha256"]
+    require_finished(str(out))
