@@ -7,6 +7,7 @@ on GCS (Beam picks the filesystem by scheme; tests point GCS at an emulator).
 from __future__ import annotations
 
 import posixpath
+import uuid
 from pathlib import Path
 
 from apache_beam.io.filesystems import FileSystems
@@ -55,7 +56,7 @@ def write_bytes(uri: str, data: bytes) -> None:
 
 def write_atomic(uri: str, data: bytes) -> None:
     """Write so that readers never see a partial file (temp name, then rename)."""
-    tmp = uri + ".tmp"
+    tmp = f"{uri}.tmp-{uuid.uuid4().hex}"  # unique: concurrent writers never share a temp
     write_bytes(tmp, data)
     if FileSystems.exists(uri):
         FileSystems.delete([uri])

@@ -76,6 +76,11 @@ class SaliencyModelHandler(abc.ABC):
     def preprocessing(self) -> str:
         """A short, recorded description of the pre-processing (resize method, JPEG round trip)."""
 
+    @property
+    def source(self) -> str:
+        """Where the model came from: a path or URL, or ``builtin``."""
+        return "builtin"
+
     @abc.abstractmethod
     def load_model(self) -> SaliencyModel:
         """Build the heavy model; called once per worker."""
@@ -95,5 +100,6 @@ class SaliencyModelHandler(abc.ABC):
         return {
             "model_name": self.name,
             "model_hash": self.content_hash,
+            "model_source": self.source,
             "preprocessing": self.preprocessing,
         }

@@ -27,6 +27,7 @@ def _files_under(path: str) -> list[str]:
 
 def content_hash(path: str) -> str:
     """sha256 over the model's files (relative names and bytes), in sorted order."""
+    path = path.rstrip("/")
     files = _files_under(path)
     if not files:
         raise UserError(f"no model files found at {path}")
@@ -87,6 +88,10 @@ class KerasSaliencyHandler(SaliencyModelHandler):
         self._options = options
         self._hash = content_hash(path)
         self.name = f"keras:{os.path.basename(path.rstrip('/'))}"
+
+    @property
+    def source(self) -> str:
+        return self._path
 
     @property
     def content_hash(self) -> str:

@@ -59,6 +59,7 @@ SURVIVAL_SCHEMA = pa.schema(
         pa.field("height", pa.int32(), nullable=False),
         pa.field("model_name", pa.string(), nullable=False),
         pa.field("model_hash", pa.string(), nullable=False),
+        pa.field("model_source", pa.string(), nullable=False),
         pa.field("preprocessing", pa.string(), nullable=False),
         pa.field("grid_rows", pa.int32(), nullable=False),
         pa.field("grid_cols", pa.int32(), nullable=False),

@@ -168,3 +168,26 @@ def test_existing_output_needs_overwrite(faces, run_dir):
     cfg = small_config().replace(manifest={"path": str(faces)})
     with pytest.raises(UserError, match="--overwrite"):
         run_audit(cfg, str(run_dir), quiet=True)
+
+
+def test_fastgaze_vxm_and_converted_model_run_in_the_pipeline(faces, tmp_path, fastgaze_vxm):
+    from cropaudit.model.fastgaze.convert import convert
+
+    converted = tmp_path / "fastgaze_savedmodel"
+    convert(str(fastgaze_vxm), str(converted))
+    cfg = small_config(pairs=[["dark/long", "light/short"]], controls=[]).replace(
+        manifest={"path": str(faces)}
+    )
+    tables = []
+    for name, spec in (("vxm", f"fastgaze:{fastgaze_vxm}"), ("converted", f"fastgaze:{converted}")):
+        summary = run_audit(cfg.replace(model={"spec": spec}), str(tmp_path / name), quiet=True)
+        assert summary["survival_rows"] == 4
+        df = read_table(str(tmp_path / name / "survival")).to_pandas()
+        assert set(df.model_name) == {"fastgaze"}
+        assert set(df.model_hash) == {
+            "b76cefc218ec8969cc62b26ad0f41111800421287e7f2725d808da1d90afbdf7"
+        }
+        assert set(df.model_source) == {spec.split(":", 1)[1]}
+        assert (df.grid_rows == 20).all() and (df.grid_cols == 4).all()
+        tables.append(df.sort_values("composite_id")[["salient_x", "salient_y", "point_winner"]])
+    assert tables[0].values.tolist() == tables[1].values.tolist()

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from cropaudit.commands.model_catalogue import register_catalogue
+
 
 def _add_convert(actions) -> None:
     p = actions.add_parser(
@@ -31,7 +33,7 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 #: One function per action, each adding its parser to the ``model`` sub-subparsers.
-ACTIONS: tuple[Callable, ...] = (_add_convert,)
+ACTIONS: tuple[Callable, ...] = (_add_convert, register_catalogue)
 
 
 def register(subparsers) -> None:

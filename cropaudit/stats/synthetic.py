@@ -127,6 +127,7 @@ def synthetic_survival(
             "height": const(512, pa.int32()),
             "model_name": const(model_name, pa.string()),
             "model_hash": const("sha256:0000", pa.string()),
+            "model_source": const("builtin", pa.string()),
             "preprocessing": const(preprocessing, pa.string()),
             "grid_rows": const(16, pa.int32()),
             "grid_cols": const(8, pa.int32()),

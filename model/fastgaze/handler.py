@@ -66,6 +66,10 @@ class FastGazeHandler(SaliencyModelHandler):
         return f"FastGazeHandler({self.path!r}, {self.options!r})"
 
     @property
+    def source(self) -> str:
+        return self.path
+
+    @property
     def converted(self) -> bool:
         return is_converted(self.path)
 
