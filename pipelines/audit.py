@@ -295,5 +295,8 @@ def require_finished(run_dir: str) -> RunPaths:
     """A finished run's paths, or a clear error for a run that never completed."""
     paths = RunPaths(run_dir)
     if not fileio.exists(paths.marker):
-        raise UserError(f"{run_dir} is not a finished run (no {SUCCESS} marker)")
+        raise UserError(
+            f"{run_dir} is not a finished run (no {SUCCESS} marker); its tables may be partial: "
+            "wait for the run to complete or rerun it"
+        )
     return paths

@@ -4,16 +4,58 @@ Flink, chosen by name and always pinned explicitly.
 Beam 2.77's ``DirectRunner`` first tries to download and start the Prism binary and silently
 falls back when it can't; ``direct`` here is the FnApiRunner the fallback would pick, started
 directly (``--direct_num_workers``/``--direct_running_mode=multi_processing`` still apply).
+
+Each profile fills in defaults and checks what it cannot run without, before any worker starts
+(see :func:`apply_profile`; ``deploy/README.md`` has the full commands):
+
+``portable``
+    ``--job_endpoint`` defaults to ``localhost:8099`` (Beam's job-server port) and
+    ``--environment_type`` to ``LOOPBACK`` (workers run in the submitting process: no Docker).
+    ``EXTERNAL`` and ``PROCESS`` need ``--environment_config`` (a worker-pool address, or the
+    PROCESS JSON). Tested here with Beam's local job service and an EXTERNAL worker pool.
+``dataflow``
+    needs ``--project``, ``--region`` and a ``gs://`` ``--temp_location``. Workers need the
+    project: with ``--sdk_container_image`` (``deploy/Dockerfile``) the image carries it;
+    otherwise, unless ``--extra_package``/``--setup_file`` is given, the project's wheel is built
+    from this checkout and shipped with ``--extra_package``. Not tested here (no GCP).
+``flink``
+    ``--flink_master`` defaults to Beam's ``[auto]`` (an embedded local cluster); ``EXTERNAL``
+    and ``PROCESS`` environments need ``--environment_config`` as for ``portable``. Without
+    ``--flink_job_server_jar`` Beam downloads the job-server jar from Maven Central, so clusters
+    without internet must pass a pre-downloaded jar. Not tested here (no Flink, no Java).
 """
 
 from __future__ import annotations
 
-from apache_beam.options.pipeline_options import PipelineOptions
+import logging
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from apache_beam.options.pipeline_options import (
+    DebugOptions,
+    FlinkRunnerOptions,
+    GoogleCloudOptions,
+    PipelineOptions,
+    PortableOptions,
+    SetupOptions,
+    WorkerOptions,
+)
 from apache_beam.runners.runner import PipelineRunner
 
 from cropaudit.errors import UserError
 
 RUNNERS = ("direct", "portable", "dataflow", "flink")
+
+#: Beam's conventional job-server port (``local_job_service_main``, the Flink job server).
+DEFAULT_JOB_ENDPOINT = "localhost:8099"
+
+_LOGGER = logging.getLogger(__name__)
+_NOT_SOURCES = shutil.ignore_patterns(
+    ".*", "build", "dist", "*.egg-info", "__pycache__", "tests", "benchmarks", "deploy"
+)
 
 
 def make_runner(name: str, options: PipelineOptions) -> PipelineRunner:
@@ -43,8 +85,8 @@ def make_runner(name: str, options: PipelineOptions) -> PipelineRunner:
     raise UserError(f"unknown runner {name!r}; use one of {RUNNERS}")
 
 
-def pipeline_options(pipeline_args: list[str] | None) -> tuple[str, PipelineOptions]:
-    """Split ``--runner NAME`` from the Beam options; the default is ``direct``."""
+def split_runner(pipeline_args: list[str] | None) -> tuple[str, list[str]]:
+    """``--runner NAME`` / ``--runner=NAME`` out of the args: (profile name, remaining args)."""
     args = list(pipeline_args or [])
     runner = "direct"
     for i, arg in enumerate(args):
@@ -59,4 +101,85 @@ def pipeline_options(pipeline_args: list[str] | None) -> tuple[str, PipelineOpti
     runner = runner.lower().removesuffix("runner") or "direct"
     if runner not in RUNNERS:
         raise UserError(f"unknown runner {runner!r}; use one of {RUNNERS}")
-    return runner, PipelineOptions(args)
+    return runner, args
+
+
+def pipeline_options(pipeline_args: list[str] | None) -> tuple[str, PipelineOptions]:
+    """Split ``--runner NAME`` from the Beam options (default ``direct``), apply the profile."""
+    runner, args = split_runner(pipeline_args)
+    return runner, PipelineOptions(apply_profile(runner, args))
+
+
+def apply_profile(runner: str, args: list[str], *, build_wheel=None) -> list[str]:
+    """``args`` with ``runner``'s defaults appended; ``UserError`` for what the runner needs.
+
+    ``build_wheel`` (tests) replaces :func:`project_wheel` for the ``dataflow`` profile.
+    """
+    args = list(args)
+    opts = PipelineOptions(args)
+    if runner == "portable":
+        portable = opts.view_as(PortableOptions)
+        if not portable.job_endpoint:
+            args.append(f"--job_endpoint={DEFAULT_JOB_ENDPOINT}")
+        if not portable.environment_type:
+            args.append("--environment_type=LOOPBACK")
+        _check_environment(runner, portable)
+    elif runner == "flink":
+        portable = opts.view_as(PortableOptions)
+        _check_environment(runner, portable)
+        flink = opts.view_as(FlinkRunnerOptions)
+        if not flink.flink_job_server_jar and not portable.job_endpoint:
+            _LOGGER.warning(
+                "flink: no --flink_job_server_jar; Beam will download the Flink job-server jar "
+                "from Maven Central (pass a pre-downloaded jar on clusters without internet)"
+            )
+    elif runner == "dataflow":
+        args += _dataflow_defaults(opts, build_wheel or project_wheel)
+    return args
+
+
+def _check_environment(runner: str, portable: PortableOptions) -> None:
+    env = (portable.environment_type or "").upper()
+    if env in ("EXTERNAL", "PROCESS") and not portable.environment_config:
+        what = "the worker pool's host:port" if env == "EXTERNAL" else "the PROCESS command JSON"
+        raise UserError(f"{runner}: --environment_type={env} needs --environment_config ({what})")
+
+
+def _dataflow_defaults(opts: PipelineOptions, build_wheel) -> list[str]:
+    gcp = opts.view_as(GoogleCloudOptions)
+    missing = [
+        f"--{name}" for name in ("project", "region", "temp_location") if not getattr(gcp, name)
+    ]
+    if missing:
+        raise UserError(f"dataflow needs {', '.join(missing)}")
+    if not gcp.temp_location.startswith("gs://"):
+        raise UserError(f"dataflow: --temp_location must be a gs:// path, not {gcp.temp_location}")
+    setup = opts.view_as(SetupOptions)
+    worker = opts.view_as(WorkerOptions)
+    debug = opts.view_as(DebugOptions)
+    container = worker.sdk_container_image or debug.lookup_experiment(
+        "worker_harness_container_image"
+    )
+    if container or setup.extra_packages or setup.setup_file:
+        return []  # the image (deploy/Dockerfile) or the given package carries the project
+    return [f"--extra_package={build_wheel()}"]
+
+
+def project_wheel(dest: str | None = None) -> str:
+    """Build this checkout's wheel (no dependencies, no network) and return its path."""
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "pyproject.toml").is_file():
+        raise UserError(
+            "cropaudit is not running from a source checkout, so its wheel cannot be built: "
+            "pass --sdk_container_image (deploy/Dockerfile) or --extra_package=WHEEL"
+        )
+    dest = dest or tempfile.mkdtemp(prefix="cropaudit-wheel-")
+    with tempfile.TemporaryDirectory(prefix="cropaudit-src-") as src:
+        # build from a copy: setuptools writes build/ and *.egg-info beside the sources
+        shutil.copytree(root, src, dirs_exist_ok=True, ignore=_NOT_SOURCES)
+        cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
+        done = subprocess.run([*cmd, "-w", dest, src], capture_output=True, text=True)
+    wheels = sorted(Path(dest).glob("cropaudit-*.whl"))
+    if done.returncode or not wheels:
+        raise UserError(f"building the cropaudit wheel failed:\n{done.stderr.strip()}")
+    return str(wheels[-1])

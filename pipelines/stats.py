@@ -21,11 +21,12 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
-from cropaudit.schemas.estimates import ESTIMATES_SCHEMA, KEY_FIELDS
 
 from cropaudit import fileio
 from cropaudit.errors import UserError
+from cropaudit.pipelines.audit import require_finished
+from cropaudit.pipelines.runners import make_runner, pipeline_options
+from cropaudit.schemas.estimates import ESTIMATES_SCHEMA, KEY_FIELDS
 from cropaudit.stats.bootstrap import OUTCOME_CODE, POSITION_CODE, SufficientStats
 from cropaudit.stats.estimates import estimate_stratum
 from cropaudit.stats.tests_multiple import benjamini_hochberg, holm
@@ -222,12 +223,7 @@ def resolve_survival(paths: Sequence[str]) -> list[str]:
         run = path.rstrip("/")
         if run.endswith("/survival") or run.endswith("\\survival"):
             run = fileio.dirname(run)
-        if not fileio.exists(fileio.join(run, "_SUCCESS")):
-            raise UserError(
-                f"{path} is not a finished run (no _SUCCESS marker); wait for the run to "
-                "complete or rerun it"
-            )
-        found = fileio.glob(fileio.join(run, "survival", "*.parquet"))
+        found = fileio.glob(fileio.join(require_finished(run).survival, "*.parquet"))
         if not found:
             raise UserError(f"{run} has no survival/*.parquet files")
         files.extend(found)
@@ -291,8 +287,8 @@ def run_stats(
     """Run the statistics stage; returns the estimates Parquet path.
 
     Writes ``OUT/estimates/estimates-00000-of-00001.parquet``, ``OUT/plots/<criterion>.png|svg``,
-    ``OUT/report.html`` and, last, ``OUT/_SUCCESS``. Runs on the DirectRunner unless
-    ``pipeline_args`` name another ``--runner``.
+    ``OUT/report.html`` and, last, ``OUT/_SUCCESS``. Runs on the pinned ``direct`` runner unless
+    ``pipeline_args`` name another ``--runner`` (see :mod:`cropaudit.pipelines.runners`).
     """
     options = StatsOptions(
         replicates=int(replicates),
@@ -301,12 +297,11 @@ def run_stats(
         seed=int(seed),
     )
     files = resolve_survival(survival_paths)
-    beam_options = PipelineOptions(list(pipeline_args or []))
-    runner = beam_options.view_as(StandardOptions).runner or "DirectRunner"
+    runner, beam_options = pipeline_options(pipeline_args)
     prefix = fileio.join(out_dir, "estimates", "estimates")
     for stale in fileio.glob(fileio.join(out_dir, "estimates", "*.parquet")):
         fileio.delete_tree(stale)
-    with beam.Pipeline(runner=runner, options=beam_options) as p:
+    with beam.Pipeline(runner=make_runner(runner, beam_options), options=beam_options) as p:
         build_pipeline(p, files, prefix, options)
     written = fileio.glob(fileio.join(out_dir, "estimates", "*.parquet"))
     if not written:

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 from conftest import shared_file
-from cropaudit.transforms.manifests import load_manifest, read_manifest_table
 from PIL import Image
 
 from cropaudit.commands import manifest as manifest_command
@@ -20,6 +19,7 @@ from cropaudit.importers import (
     load_wikidata_mapping,
     write_manifest,
 )
+from cropaudit.transforms.manifests import load_manifest, read_manifest_table
 
 WIKIDATA_HEADER = (
     "human\timage\tsex_or_gender\tethnic_group\toccupation\tloc_aid\turl\tlocal_path\tfile_exists"

@@ -7,6 +7,11 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cropaudit.errors import ManifestError
+from cropaudit.importers import write_manifest
 from cropaudit.schemas.manifest import MAX_FIELD_LENGTH, REASONS
 from cropaudit.transforms.manifests import (
     check_columns,
@@ -14,11 +19,6 @@ from cropaudit.transforms.manifests import (
     parse_manifest,
     read_manifest_table,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from cropaudit.errors import ManifestError
-from cropaudit.importers import write_manifest
 
 ATTRS = ("race", "gender")
 ROWS = [

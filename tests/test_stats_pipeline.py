@@ -5,11 +5,11 @@ from __future__ import annotations
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from cropaudit.pipelines.stats import read_estimates, run_stats
-from cropaudit.schemas.estimates import ESTIMATES_SCHEMA
 
 from cropaudit.cli import main
 from cropaudit.errors import UserError
+from cropaudit.pipelines.stats import read_estimates, run_stats
+from cropaudit.schemas.estimates import ESTIMATES_SCHEMA
 from cropaudit.stats.synthetic import synthetic_survival, write_run_dir
 
 

@@ -1,0 +1,229 @@
+"""Runner profiles, and the audit on a real multi-process Beam engine: Beam's local job service
+plus an EXTERNAL worker pool (separate SDK-harness processes), against the FnApiRunner result."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from cropaudit.errors import UserError
+from cropaudit.pipelines.audit import read_table, run_audit, table_hash
+from cropaudit.pipelines.demo import embedded_config
+from cropaudit.pipelines.runners import apply_profile, pipeline_options, split_runner
+from cropaudit.synthetic import write_face_set
+
+START_TIMEOUT_S = 90
+
+
+# -- runner profiles (fast) -----------------------------------------------------------------
+
+
+def test_runner_names_and_aliases():
+    assert split_runner(None) == ("direct", [])
+    assert split_runner(["--runner", "PortableRunner", "--x=1"]) == ("portable", ["--x=1"])
+    assert split_runner(["--runner=DataflowRunner"])[0] == "dataflow"
+    assert split_runner(["--runner=flink"])[0] == "flink"
+    with pytest.raises(UserError, match="unknown runner"):
+        split_runner(["--runner=spark"])
+
+
+def test_direct_options_pass_through_unchanged():
+    args = ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
+    runner, options = pipeline_options(args)
+    assert runner == "direct"
+    assert options.get_all_options()["direct_num_workers"] == 2
+
+
+def test_portable_defaults_and_environment_checks():
+    _, options = pipeline_options(["--runner=portable"])
+    got = options.get_all_options()
+    assert got["job_endpoint"] == "localhost:8099"
+    assert got["environment_type"] == "LOOPBACK"
+    args = ["--job_endpoint=host:1", "--environment_type=EXTERNAL", "--environment_config=w:2"]
+    assert apply_profile("portable", args) == args
+    with pytest.raises(UserError, match="needs --environment_config"):
+        pipeline_options(["--runner=portable", "--environment_type=EXTERNAL"])
+    with pytest.raises(UserError, match="needs --environment_config"):
+        pipeline_options(["--runner=flink", "--environment_type=PROCESS"])
+
+
+def test_dataflow_requires_project_region_and_gcs_temp_location():
+    with pytest.raises(UserError, match="--project, --region, --temp_location"):
+        apply_profile("dataflow", [])
+    with pytest.raises(UserError, match="gs://"):
+        apply_profile("dataflow", ["--project=p", "--region=r", "--temp_location=/tmp"])
+
+
+def test_dataflow_ships_the_project_unless_an_image_or_package_carries_it():
+    base = ["--project=p", "--region=europe-west4", "--temp_location=gs://b/tmp"]
+    built = apply_profile("dataflow", base, build_wheel=lambda: "/w/cropaudit-0.1.0.whl")
+    assert built == [*base, "--extra_package=/w/cropaudit-0.1.0.whl"]
+
+    def never():
+        raise AssertionError("no wheel needed")
+
+    for carrier in ("--sdk_container_image=eu.gcr.io/p/cropaudit:1", "--extra_package=x.whl"):
+        assert apply_profile("dataflow", [*base, carrier], build_wheel=never) == [*base, carrier]
+
+
+# -- the audit on a job service + EXTERNAL worker pool (slow) ----------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen, deadline: float, log: Path) -> None:
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"service exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(
+        f"port {port} not ready after {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}"
+    )
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Kill the service and everything it started (its own process group)."""
+    if proc.poll() is None:
+        with _suppress():
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            with _suppress():
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+    with _suppress():  # SDK workers the pool started live in the same group
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+class _suppress:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, tb):
+        return kind is not None and issubclass(kind, ProcessLookupError | PermissionError)
+
+
+@pytest.fixture(scope="module")
+def beam_services(tmp_path_factory):
+    """(job endpoint, worker-pool address) of a local job service and an EXTERNAL worker pool."""
+    logs = tmp_path_factory.mktemp("beam_services")
+    bindir = str(Path(sys.executable).parent)
+    # the pool starts SDK workers as `python` from PATH: make that the venv's interpreter
+    env = dict(os.environ, PATH=bindir + os.pathsep + os.environ.get("PATH", ""))
+    job_port, pool_port = _free_port(), _free_port()
+    commands = {
+        "job": [
+            sys.executable,
+            "-m",
+            "apache_beam.runners.portability.local_job_service_main",
+            f"--port={job_port}",
+        ],
+        "pool": [
+            sys.executable,
+            "-m",
+            "apache_beam.runners.worker.worker_pool_main",
+            f"--service_port={pool_port}",
+        ],
+    }
+    procs: list[subprocess.Popen] = []
+    try:
+        for name, cmd in commands.items():
+            log = logs / f"{name}.log"
+            with open(log, "wb") as out:
+                procs.append(
+                    subprocess.Popen(
+                        cmd,
+                        env=env,
+                        cwd=logs,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,  # own process group: killed as a whole
+                    )
+                )
+        deadline = time.monotonic() + START_TIMEOUT_S
+        _wait_for_port(job_port, procs[0], deadline, logs / "job.log")
+        _wait_for_port(pool_port, procs[1], deadline, logs / "pool.log")
+        yield f"localhost:{job_port}", f"localhost:{pool_port}"
+    finally:
+        for proc in procs:
+            _stop(proc)
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory) -> Path:
+    return write_face_set(tmp_path_factory.mktemp("faces"), seed=5, subjects_per_group=2)
+
+
+def tiny_config(manifest: Path):
+    return embedded_config().replace(
+        name="portable",
+        design={"composites_per_pair": 1, "controls": []},
+        manifest={"path": str(manifest)},
+    )
+
+
+def _sorted_estimates(path: str) -> pa.Table:
+    import pyarrow.parquet as pq
+
+    from cropaudit.schemas.estimates import KEY_FIELDS
+
+    table = pq.read_table(path).replace_schema_metadata(None)
+    return table.sort_by([(k, "ascending") for k in KEY_FIELDS]).combine_chunks()
+
+
+@pytest.mark.slow
+def test_audit_on_job_service_with_external_workers_matches_direct(
+    beam_services, manifest, tmp_path
+):
+    job_endpoint, pool = beam_services
+    cfg = tiny_config(manifest)
+    direct = run_audit(cfg, str(tmp_path / "direct"), quiet=True)
+    portable_args = [
+        "--runner=portable",
+        f"--job_endpoint={job_endpoint}",
+        "--environment_type=EXTERNAL",
+        f"--environment_config={pool}",
+    ]
+    portable = run_audit(cfg, str(tmp_path / "portable"), quiet=True, pipeline_args=portable_args)
+
+    assert portable["runner"] == "portable"
+    assert portable["composites_expected"] == direct["composites_expected"] == 12
+    assert portable["survival_rows"] == 12 and portable["all_composites_accounted"]
+    hashes = {
+        name: table_hash(read_table(str(tmp_path / name / "survival")), "composite_id")
+        for name in ("direct", "portable")
+    }
+    assert hashes["portable"] == hashes["direct"] == direct["survival_table_sha256"]
+    assert portable["survival_table_sha256"] == direct["survival_table_sha256"]
+
+    stats = pytest.importorskip("cropaudit.pipelines.stats", reason="statistics stage not there")
+    estimates = {}
+    for name, args in (("direct", None), ("portable", portable_args)):
+        estimates[name] = stats.run_stats(
+            [str(tmp_path / name)],
+            str(tmp_path / f"stats_{name}"),
+            replicates=50,
+            seed=7,
+            pipeline_args=args,
+            render=False,
+        )
+    direct_est, portable_est = (_sorted_estimates(estimates[n]) for n in ("direct", "portable"))
+    assert direct_est.num_rows > 0
+    assert portable_est.equals(direct_est)
