@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import sys
 import types
@@ -24,11 +25,19 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 CONFIG_VERSION = 1
-LAYOUT_KINDS = ("vertical_gap", "horizontal")
+LAYOUT_KINDS = ("vertical_gap", "horizontal", "single")
+#: ``pairs``: two faces per composite (plus controls); ``single``: one image per composite.
+DESIGN_KINDS = ("pairs", "single")
 FIT_MODES = ("cover", "contain", "stretch")
-ORDERS = ("counterbalanced", "random")
+ORDERS = ("counterbalanced", "random", "fixed")
 CONTROLS = ("same_group", "same_image")
 MANIFEST_FORMATS = ("auto", "csv", "tsv", "jsonl", "parquet")
+SWEEP_MODES = ("one_at_a_time", "grid")
+#: Sweep axes in the order variant names list them.
+SWEEP_AXES = ("resize", "jpeg_quality", "gap", "face_scale", "pad")
+#: Name of the unswept variant (every run has it; a run without ``[sweep]`` has only it).
+BASE_VARIANT = "base"
+MAX_VARIANTS = 256
 
 
 def _check(condition: bool, key: str, message: str) -> None:
@@ -76,19 +85,38 @@ class GroupsConfig:
 
 @dataclass(frozen=True)
 class DesignConfig:
+    #: ``pairs`` (two faces per composite) or ``single`` (one full image per composite, for the
+    #: "male gaze" check: does the salient point fall on the face or the body; needs the
+    #: ``single`` layout and face boxes in the manifest, see ``schemas.manifest``).
+    kind: str = "pairs"
     seed: int = 0
     composites_per_pair: int = 10
     #: ``[]`` means all unordered pairs of distinct groups; else explicit ``[[g1, g2], ...]``.
     pairs: tuple[tuple[str, str], ...] = ()
-    #: ``counterbalanced``: every sampled pair in both orders; ``random``: one seeded order.
+    #: ``counterbalanced``: every sampled pair in both orders; ``random``: one seeded order;
+    #: ``fixed``: group a's face always first (top/left), as in the WACV-2022 audit's tables.
     order: str = "counterbalanced"
     #: Control designs run beside the pairs: ``same_group`` and/or ``same_image``.
     controls: tuple[str, ...] = ()
     #: Composites per group for each control design.
     controls_per_group: int = 10
+    #: ``single`` only: images per group, drawn without replacement by a seeded permutation of
+    #: the group's images; 0 (the default) uses every image of the manifest once.
+    images_per_group: int = 0
 
     def validate(self, key: str) -> None:
+        _check(self.kind in DESIGN_KINDS, f"{key}.kind", f"must be one of {DESIGN_KINDS}")
         _check(self.seed >= 0, f"{key}.seed", "must be a non-negative integer")
+        _check(self.images_per_group >= 0, f"{key}.images_per_group", "must be >= 0 (0 = all)")
+        if self.kind == "single":
+            _check(not self.pairs, f"{key}.pairs", "does not apply to kind = 'single'")
+            _check(not self.controls, f"{key}.controls", "do not apply to kind = 'single'")
+        else:
+            _check(
+                self.images_per_group == 0,
+                f"{key}.images_per_group",
+                "applies only to kind = 'single'",
+            )
         _check(self.composites_per_pair >= 1, f"{key}.composites_per_pair", "must be at least 1")
         _check(self.controls_per_group >= 1, f"{key}.controls_per_group", "must be at least 1")
         _check(self.order in ORDERS, f"{key}.order", f"must be one of {ORDERS}")
@@ -101,7 +129,9 @@ class DesignConfig:
 
 @dataclass(frozen=True)
 class LayoutConfig:
-    """``vertical_gap``: the WACV-2022 3×1 layout; ``horizontal``: Twitter's side by side."""
+    """``vertical_gap``: the WACV-2022 3×1 layout; ``horizontal``: Twitter's side by side;
+    ``single``: one image alone (design kind ``single``), at native size (``height = 0``) or
+    scaled to ``height`` with its aspect ratio kept, times ``face_scale``, then ``pad``."""
 
     kind: str = "vertical_gap"
     # vertical_gap
@@ -109,11 +139,19 @@ class LayoutConfig:
     face_height: int = 887
     gap_height: int = 1226
     # horizontal: 0 keeps faces unscaled (the shorter padded with fill), else scale to this height
+    # single: 0 keeps the image at native size, else scale it to this height (aspect kept)
     height: int = 0
     gap: int = 0
     #: How a face is fitted into its slot: ``cover`` (centre crop), ``contain``, ``stretch``.
     fit: str = "cover"
     fill: tuple[int, int, int] = (255, 255, 255)
+    #: Scale of the face slot: ``vertical_gap`` slots become round(s*width) x round(s*face_height)
+    #: (the canvas is as wide as the slot); ``horizontal`` faces are scaled to s times the fixed
+    #: height (or their own height when unscaled). Gap and padding stay in pixels.
+    face_scale: float = 1.0
+    #: Fill-coloured border of this many pixels added at the top and at the left of the
+    #: composite (the canvas grows by ``pad`` in both directions, every box moves by it).
+    pad: int = 0
 
     def validate(self, key: str) -> None:
         _check(self.kind in LAYOUT_KINDS, f"{key}.kind", f"must be one of {LAYOUT_KINDS}")
@@ -124,13 +162,23 @@ class LayoutConfig:
         _check(0 <= self.height <= 8192, f"{key}.height", "must be 0 (unscaled) or 1..8192")
         _check(1 <= self.width <= 8192, f"{key}.width", "must be 1..8192")
         _check(1 <= self.face_height <= 8192, f"{key}.face_height", "must be 1..8192")
+        _check(0.05 <= self.face_scale <= 8.0, f"{key}.face_scale", "must be 0.05..8")
+        _check(0 <= self.pad <= 4096, f"{key}.pad", "must be 0..4096")
 
     def params(self) -> dict[str, Any]:
-        """The parameters that matter for this kind (recorded as ``layout_params``)."""
+        """The parameters that matter for this kind (recorded as ``layout_params``);
+        ``face_scale`` and ``pad`` only when they differ from 1 and 0, so runs without them keep
+        the same ``layout_params`` as before they existed."""
         if self.kind == "vertical_gap":
-            names = ("width", "face_height", "gap_height", "fit", "fill")
+            names = ["width", "face_height", "gap_height", "fit", "fill"]
+        elif self.kind == "single":
+            names = ["height", "fill"]
         else:
-            names = ("height", "gap", "fit", "fill")
+            names = ["height", "gap", "fit", "fill"]
+        if self.face_scale != 1.0:
+            names.append("face_scale")
+        if self.pad != 0:
+            names.append("pad")
         return {
             n: list(v) if isinstance(v, tuple) else v for n in names for v in [getattr(self, n)]
         }
@@ -167,6 +215,103 @@ class CropConfig:
 
 
 @dataclass(frozen=True)
+class SweepConfig:
+    """Variants of one run: the same sampled composites rendered and pre-processed each way.
+
+    ``one_at_a_time`` (the default): the base (the config's own ``[model]``/``[layout]`` values)
+    plus one variant per listed value that differs from the base, each axis varied alone.
+    ``grid``: every combination of the levels of all listed axes (each axis's levels are its
+    listed values plus the base value). Axes: ``resize`` (model.resize), ``jpeg_quality``
+    (model.jpeg_quality, 0 = no JPEG round trip), ``gap`` (layout.gap_height for
+    ``vertical_gap``, layout.gap for ``horizontal``; the canvas grows with it, faces keep their
+    size), ``face_scale`` (layout.face_scale) and ``pad`` (layout.pad, fill-coloured pixels
+    added at the top and left). A variant is named ``base`` or by the axes where it differs from
+    the base, e.g. ``pad=16`` or (grid) ``resize=area,pad=16``.
+    """
+
+    mode: str = "one_at_a_time"
+    resize: tuple[str, ...] = ()
+    jpeg_quality: tuple[int, ...] = ()
+    gap: tuple[int, ...] = ()
+    face_scale: tuple[float, ...] = ()
+    pad: tuple[int, ...] = ()
+
+    def validate(self, key: str) -> None:
+        from cropaudit.model.resize import RESIZE_METHODS
+
+        _check(self.mode in SWEEP_MODES, f"{key}.mode", f"must be one of {SWEEP_MODES}")
+        for v in self.resize:
+            _check(v in RESIZE_METHODS, f"{key}.resize", f"{v!r} is not one of {RESIZE_METHODS}")
+        for v in self.jpeg_quality:
+            _check(0 <= v <= 100, f"{key}.jpeg_quality", f"{v} is not 0 (off) or 1..100")
+        for v in self.gap:
+            _check(0 <= v <= 8192, f"{key}.gap", f"{v} is not 0..8192")
+        for v in self.face_scale:
+            _check(0.05 <= v <= 8.0, f"{key}.face_scale", f"{v} is not 0.05..8")
+        for v in self.pad:
+            _check(0 <= v <= 4096, f"{key}.pad", f"{v} is not 0..4096")
+        for axis in SWEEP_AXES:
+            values = getattr(self, axis)
+            _check(len(set(values)) == len(values), f"{key}.{axis}", "has duplicates")
+
+    @property
+    def active(self) -> bool:
+        return any(getattr(self, axis) for axis in SWEEP_AXES)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One variant of a sweep: its name, the axes where it differs from the base, and the
+    resolved config (with an empty ``[sweep]``) whose ``model``/``layout`` it runs with."""
+
+    name: str
+    axes: dict[str, Any]
+    config: ExperimentConfig
+
+
+def _axis_value(config: ExperimentConfig, axis: str) -> Any:
+    if axis == "resize":
+        return config.model.resize
+    if axis == "jpeg_quality":
+        return config.model.jpeg_quality
+    if axis == "gap":
+        layout = config.layout
+        return layout.gap_height if layout.kind == "vertical_gap" else layout.gap
+    return getattr(config.layout, axis)
+
+
+def _axis_changes(config: ExperimentConfig, axes: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    model: dict[str, Any] = {}
+    layout: dict[str, Any] = {}
+    for axis, value in axes.items():
+        if axis in ("resize", "jpeg_quality"):
+            model[axis] = value
+        elif axis == "gap":
+            layout["gap_height" if config.layout.kind == "vertical_gap" else "gap"] = value
+        else:
+            layout[axis] = value
+    return {"model": model, "layout": layout}
+
+
+def _format_value(value: Any) -> str:
+    return format(value, "g") if isinstance(value, float) else str(value)
+
+
+def variant_name(axes: dict[str, Any]) -> str:
+    """``base`` for no axes, else ``axis=value`` pairs in :data:`SWEEP_AXES` order."""
+    if not axes:
+        return BASE_VARIANT
+    return ",".join(f"{a}={_format_value(axes[a])}" for a in SWEEP_AXES if a in axes)
+
+
+def parse_variant(name: str) -> dict[str, str]:
+    """The axes of a variant name (values as text); ``{}`` for ``base``."""
+    if name == BASE_VARIANT:
+        return {}
+    return dict(part.split("=", 1) for part in name.split(","))
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     version: int = CONFIG_VERSION
     name: str = "experiment"
@@ -179,6 +324,7 @@ class ExperimentConfig:
     layout: LayoutConfig = field(default_factory=LayoutConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     crop: CropConfig = field(default_factory=CropConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
 
     def validate(self) -> ExperimentConfig:
         _check(self.version == CONFIG_VERSION, "version", f"unsupported; this is {CONFIG_VERSION}")
@@ -187,7 +333,63 @@ class ExperimentConfig:
             value = getattr(self, f.name)
             if dataclasses.is_dataclass(value):
                 value.validate(f.name)
+        single = self.design.kind == "single"
+        _check(
+            single == (self.layout.kind == "single"),
+            "layout.kind",
+            f"is {self.layout.kind!r} but design.kind is {self.design.kind!r}: the 'single'"
+            " layout goes with the 'single' design and only with it",
+        )
+        _check(not (single and self.sweep.gap), "sweep.gap", "does not apply to the single layout")
+        if self.sweep.active:
+            n = self.sweep_size()
+            _check(n <= MAX_VARIANTS, "sweep", f"{n} variants; at most {MAX_VARIANTS}")
+            self.variants()  # every variant must be a valid config too
         return self
+
+    def _sweep_axes(self) -> list[tuple[str, list[Any]]]:
+        """Listed axes with their levels: the listed values that differ from the base value,
+        in the listed order."""
+        out = []
+        for axis in SWEEP_AXES:
+            base = _axis_value(self, axis)
+            levels = [v for v in getattr(self.sweep, axis) if v != base]
+            if levels:
+                out.append((axis, levels))
+        return out
+
+    def sweep_size(self) -> int:
+        """Number of variants (the base included) without building them."""
+        axes = self._sweep_axes()
+        if self.sweep.mode == "grid":
+            n = 1
+            for _, levels in axes:
+                n *= len(levels) + 1
+            return n
+        return 1 + sum(len(levels) for _, levels in axes)
+
+    def variants(self) -> list[Variant]:
+        """The base first, then the sweep's variants (see :class:`SweepConfig`); a config
+        without ``[sweep]`` has the base only. Each variant's config is validated."""
+        axes = self._sweep_axes()
+        if self.sweep.mode == "grid":
+            choices = [[None, *levels] for _, levels in axes]
+            combos = [
+                {axis: v for (axis, _), v in zip(axes, combo) if v is not None}
+                for combo in itertools.product(*choices)
+            ]
+        else:
+            combos = [{}] + [{axis: v} for axis, levels in axes for v in levels]
+        empty = dataclasses.asdict(SweepConfig())
+        out = []
+        for combo in combos:
+            name = variant_name(combo)
+            try:
+                cfg = self.replace(sweep=empty, **_axis_changes(self, combo))
+            except ConfigError as exc:
+                raise ConfigError(f"sweep variant {name}: {exc}") from None
+            out.append(Variant(name, combo, cfg))
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return _jsonable(dataclasses.asdict(self))

@@ -6,6 +6,8 @@ on GCS (Beam picks the filesystem by scheme; tests point GCS at an emulator).
 
 from __future__ import annotations
 
+import fnmatch
+import os
 import posixpath
 import uuid
 from pathlib import Path
@@ -13,6 +15,33 @@ from pathlib import Path
 from apache_beam.io.filesystems import FileSystems
 
 from cropaudit.errors import UserError
+
+#: Set to an emulator's URL (``http://127.0.0.1:PORT``): google-cloud-storage then talks to it.
+EMULATOR_ENV = "STORAGE_EMULATOR_HOST"
+
+
+def use_emulator_credentials() -> None:
+    """Under a GCS emulator, make Beam's GCS client anonymous, as google-cloud-storage does.
+
+    Without this, Beam first looks for Application Default Credentials and retries the lookup
+    with exponential backoff (about 40 s per process) before connecting anonymously anyway.
+    Called on import, so Beam workers that import cropaudit do the same; a no-op otherwise.
+    """
+    if not os.environ.get(EMULATOR_ENV):
+        return
+    try:
+        from apache_beam.internal.gcp import auth
+    except ImportError:  # pragma: no cover - Beam without the gcp extra
+        return
+    creds = getattr(auth, "_Credentials", None)
+    if creds is None:  # pragma: no cover - a Beam release that moved it: slow, still correct
+        return
+    with creds._credentials_lock:
+        creds._credentials = None
+        creds._credentials_init = True
+
+
+use_emulator_credentials()
 
 
 def is_remote(uri: str) -> bool:
@@ -32,7 +61,14 @@ def dirname(uri: str) -> str:
 
 
 def exists(uri: str) -> bool:
-    return FileSystems.exists(uri)
+    """Whether a file, or (on object stores) a folder, i.e. any object under ``uri/``, exists."""
+    return FileSystems.exists(uri) or (is_remote(uri) and bool(_objects_under(uri)))
+
+
+def _objects_under(uri: str) -> list[str]:
+    """Every object below the folder ``uri`` of an object store (which has no real folders)."""
+    result = FileSystems.match([uri.rstrip("/") + "/**"])[0]
+    return [m.path for m in result.metadata_list]
 
 
 def read_bytes(uri: str, limit: int | None = None) -> bytes:
@@ -64,11 +100,36 @@ def write_atomic(uri: str, data: bytes) -> None:
 
 
 def glob(pattern: str) -> list[str]:
-    """Sorted paths matching ``pattern`` (local or remote)."""
+    """Sorted paths matching ``pattern`` (local or remote).
+
+    As for local paths, folders match too: on object stores, a folder is the common prefix of
+    the objects below it (``gs://b/run/*`` lists ``gs://b/run/survival``).
+    """
     result = FileSystems.match([pattern])[0]
-    return sorted(m.path for m in result.metadata_list)
+    paths = {m.path for m in result.metadata_list}
+    if is_remote(pattern) and "**" not in pattern:
+        paths.update(_remote_folders(pattern))
+    return sorted(paths)
+
+
+def _remote_folders(pattern: str) -> set[str]:
+    pattern = pattern.rstrip("/")
+    wild = min((i for i in (pattern.find(c) for c in "*?[") if i >= 0), default=len(pattern))
+    base = pattern[: pattern.rfind("/", 0, wild)]  # the literal folder above the first wildcard
+    depth = pattern.count("/")
+    found = set()
+    for path in _objects_under(base):
+        parts = path.split("/")
+        if len(parts) > depth + 1:  # an object strictly below a candidate folder
+            folder = "/".join(parts[: depth + 1])
+            if fnmatch.fnmatchcase(folder, pattern):
+                found.add(folder)
+    return found
 
 
 def delete_tree(uri: str) -> None:
+    """Delete the file or folder ``uri`` (on object stores: every object below it too)."""
     if FileSystems.exists(uri):
         FileSystems.delete([uri])
+    if is_remote(uri) and _objects_under(uri):
+        FileSystems.delete([uri.rstrip("/") + "/"])  # recursive on GCS

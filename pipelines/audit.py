@@ -17,8 +17,8 @@ import apache_beam as beam
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from cropaudit import fileio
-from cropaudit.config import ExperimentConfig
+from cropaudit import fileio, progress
+from cropaudit.config import ExperimentConfig, LayoutConfig
 from cropaudit.errors import UserError
 from cropaudit.model.base import SaliencyModelHandler
 from cropaudit.model.registry import load_handler
@@ -35,7 +35,7 @@ from cropaudit.transforms.design import (
 )
 from cropaudit.transforms.infer import PredictSaliency
 from cropaudit.transforms.manifests import load_manifest
-from cropaudit.transforms.render import DEAD_LETTER, RenderComposites
+from cropaudit.transforms.render import DEAD_LETTER, RenderComposites, Variants
 from cropaudit.transforms.write import (
     DeduplicateRows,
     WriteDeadLetters,
@@ -81,6 +81,25 @@ def preprocess_options(config: ExperimentConfig) -> PreprocessOptions:
     return PreprocessOptions(m.resize, m.box, m.jpeg_quality or None)
 
 
+def variant_handlers(config: ExperimentConfig, handler: SaliencyModelHandler) -> Variants:
+    """Sweep variant name -> (layout, handler) it renders with; ``base`` first. Variants that
+    change the pre-processing (resize, JPEG round trip) get a handler for ``model.spec`` with
+    their options: the same model (checked by name and hash), loaded once by PredictSaliency."""
+    base_options = preprocess_options(config)
+    out: dict[str, tuple[LayoutConfig, SaliencyModelHandler]] = {}
+    for variant in config.variants():
+        options = preprocess_options(variant.config)
+        h = handler if options == base_options else load_handler(config.model.spec, options)
+        if (h.name, h.content_hash) != (handler.name, handler.content_hash):
+            raise UserError(
+                f"sweep variant {variant.name}: model.spec {config.model.spec!r} is not the model"
+                f" of this run ({handler.name}); a resize/jpeg_quality sweep re-creates the"
+                " handler from model.spec"
+            )
+        out[variant.name] = (variant.config.layout, h)
+    return out
+
+
 def manifest_uri(config: ExperimentConfig, config_dir: str | None) -> str:
     path = config.manifest.path
     if not path:
@@ -90,13 +109,15 @@ def manifest_uri(config: ExperimentConfig, config_dir: str | None) -> str:
     return fileio.join(config_dir, path)
 
 
-def _load_faces(uri: str, config: ExperimentConfig):
+def load_faces(uri: str, config: ExperimentConfig):
+    """The run's faces and manifest dead letters, read as the pipeline reads them."""
     labels = {k: set(v) for k, v in config.groups.labels.items()} or None
     return load_manifest(
         uri,
         list(config.groups.attributes),
         image_root=config.manifest.image_root or None,
         allowed_labels=labels,
+        face_boxes=config.design.kind == "single",
     )
 
 
@@ -112,7 +133,7 @@ class ReadFaces(beam.PTransform):
         config = self._config
 
         def read(uri):
-            faces, letters = _load_faces(uri, config)
+            faces, letters = load_faces(uri, config)
             yield from faces
             for letter in letters:
                 yield beam.pvalue.TaggedOutput(DEAD_LETTER, letter)
@@ -131,8 +152,11 @@ def build_audit(
     uri: str,
     paths: RunPaths,
     cells,
+    variants: Variants | None = None,
 ) -> None:
-    """Lay the audit's stages onto ``p``."""
+    """Lay the audit's stages onto ``p``; ``variants`` (from :func:`variant_handlers`) renders
+    every sampled composite once per sweep variant (default: the base only)."""
+    variants = dict(variants or {"base": (config.layout, handler)})
     attributes = tuple(config.groups.attributes)
     read = p | "ReadFaces" >> ReadFaces(uri, config)
     group_index = (
@@ -141,25 +165,31 @@ def build_audit(
         | "IndexGroups" >> beam.Map(lambda faces: index_groups(faces, attributes))
     )
     composites = group_index | "SampleComposites" >> SampleComposites(
-        cells, config.design.seed, config.design.order
+        cells, config.design.seed, config.design.order, list(variants)
     )
-    rendered = composites | "RenderComposites" >> RenderComposites(handler, config.layout)
+    rendered = composites | "RenderComposites" >> RenderComposites(handler, config.layout, variants)
     predicted = rendered.rendered | "PredictSaliency" >> PredictSaliency(
         handler, config.model.batch_size
     )
     outcomes = predicted.predicted | "SimulateCrops" >> SimulateCrops(config.crop.aspect_ratios)
-    provenance = {
-        "layout": config.layout.kind,
-        "layout_params": json.dumps(config.layout.params(), sort_keys=True),
-        **handler.describe(),
-        "seed": config.design.seed,
-        "config_hash": config.config_hash,
-        "versions": versions(),
+    progress.track(outcomes, rendered[DEAD_LETTER], predicted[DEAD_LETTER])  # local progress bar
+    run_versions = versions()
+    provenance = {  # per variant: its actual layout parameters and pre-processing
+        name: {
+            "layout": layout.kind,
+            "layout_params": json.dumps(layout.params(), sort_keys=True),
+            **h.describe(),
+            "seed": config.design.seed,
+            "config_hash": config.config_hash,
+            "versions": run_versions,
+        }
+        for name, (layout, h) in variants.items()
     }
-    schema = survival_schema(config.to_toml(), config.config_hash, provenance["versions"])
+    schema = survival_schema(config.to_toml(), config.config_hash, run_versions)
     rows = (
         outcomes
-        | "ToSurvivalRows" >> beam.MapTuple(lambda r, o: survival_row(r, o, provenance))
+        | "ToSurvivalRows"
+        >> beam.MapTuple(lambda r, o: survival_row(r, o, provenance[r.composite.variant]))
         | "DeduplicateRows" >> DeduplicateRows()
     )
     rows.rows | "WriteSurvivalTable" >> WriteSurvivalTable(
@@ -234,23 +264,26 @@ def run_audit(
     pipeline_args: list[str] | None = None,
     overwrite: bool = False,
     quiet: bool = False,
+    show_progress: bool = True,
     handler: SaliencyModelHandler | None = None,
 ) -> dict:
     """Validate, run the pipeline, verify its outputs, publish the run; returns its summary."""
     uri = manifest_uri(config, config_dir)
     handler = handler or load_handler(config.model.spec, preprocess_options(config))
-    faces, manifest_dead = _load_faces(uri, config)
+    variants = variant_handlers(config, handler)
+    faces, manifest_dead = load_faces(uri, config)
     index = index_groups(faces, config.groups.attributes)
-    cells = design_cells(list(index), config.design)
+    cells = design_cells(index, config.design)
     check_design(index, cells)
-    expected = expected_composites(cells, config.design.order)
+    expected = expected_composites(cells, config.design.order, len(variants))
 
     paths = RunPaths(out_dir)
     prepare_output(paths, overwrite)
     runner, options = pipeline_options(pipeline_args)
     started = time.monotonic()
-    with beam.Pipeline(runner=make_runner(runner, options), options=options) as p:
-        build_audit(p, config, handler, uri, paths, cells)
+    bar = progress.reporter(expected, enabled=show_progress and not quiet and runner == "direct")
+    with bar, beam.Pipeline(runner=make_runner(runner, options), options=options) as p:
+        build_audit(p, config, handler, uri, paths, cells, variants)
     seconds = time.monotonic() - started
 
     summary = summarize(
@@ -262,8 +295,10 @@ def run_audit(
         manifest_dead_lettered=len(manifest_dead),
         groups={g: sum(len(v) for v in s.values()) for g, s in index.items()},
         model=handler.describe(),
+        variants=list(variants),
         runner=runner,
         seconds=round(seconds, 2),
+        beam_counters=progress.beam_counters(getattr(p, "result", None)),
     )
     if summary["duplicate_composite_ids"] or not summary["all_composites_accounted"]:
         raise RuntimeError(f"published tables do not match the design: {summary}")
@@ -287,6 +322,8 @@ def format_summary(summary: dict, out_dir: str) -> str:
     for reason, n in summary["dead_letters_by_stage_reason"].items():
         lines.append(f"    dead letter {reason}: {n}")
     lines.append(f"  model: {summary['model']['model_name']} {summary['model']['model_hash'][:12]}")
+    if summary.get("beam_counters"):
+        lines.append(f"  Beam counters: {progress.format_counters(summary['beam_counters'])}")
     lines.append(f"  {summary['seconds']} s on {summary['runner']}")
     return "\n".join(lines)
 

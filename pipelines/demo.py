@@ -16,7 +16,12 @@ def embedded_config(name: str = "demo") -> config_mod.ExperimentConfig:
     return config_mod.loads(text)
 
 
-def run_demo(out_dir: str, pipeline_args: list[str] | None = None, with_stats: bool = True) -> dict:
+def run_demo(
+    out_dir: str,
+    pipeline_args: list[str] | None = None,
+    with_stats: bool = True,
+    show_progress: bool = True,
+) -> dict:
     """Synthetic faces -> audit run -> statistics, all under ``out_dir``."""
     out = Path(out_dir)
     config = embedded_config()
@@ -27,6 +32,7 @@ def run_demo(out_dir: str, pipeline_args: list[str] | None = None, with_stats: b
         config_dir=str(out),
         pipeline_args=pipeline_args,
         overwrite=True,
+        show_progress=show_progress,
     )
     if with_stats:
         stats_dir = out / "stats"

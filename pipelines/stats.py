@@ -2,7 +2,8 @@
 
 Thin Beam wrapper around :mod:`cropaudit.stats`: rows are keyed by stratum (model, layout,
 preprocessing, design, criterion, comparison) and a CombineFn streams the multiway bootstrap's
-sufficient statistics (per-replicate weighted wins, per-subject wins for the jackknife). Weights
+sufficient statistics (per-replicate weighted wins, per-subject wins for the jackknife, per-cell
+wins for the bootstrap variance correction, see :mod:`cropaudit.stats.bootstrap`). Weights
 are a pure function of (seed, subject, replicate), and all sums are exact integers, so the result
 does not depend on the runner, sharding or order. The few per-stratum rows are then gathered once
 to adjust p-values across the whole run (Holm, Benjamini-Hochberg).
@@ -21,13 +22,15 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
 
 from cropaudit import fileio
 from cropaudit.errors import UserError
 from cropaudit.pipelines.audit import require_finished
 from cropaudit.pipelines.runners import make_runner, pipeline_options
 from cropaudit.schemas.estimates import ESTIMATES_SCHEMA, KEY_FIELDS
-from cropaudit.stats.bootstrap import OUTCOME_CODE, POSITION_CODE, SufficientStats
+from cropaudit.stats.bootstrap import CORRECTIONS, OUTCOME_CODE, POSITION_CODE, SufficientStats
 from cropaudit.stats.estimates import estimate_stratum
 from cropaudit.stats.tests_multiple import benjamini_hochberg, holm
 from cropaudit.stats.weights import WeightCache
@@ -45,6 +48,7 @@ COLUMNS = (
     "model_name",
     "model_hash",
     "preprocessing",
+    "variant",
     "point_winner",
     "crops",
     "seed",
@@ -53,6 +57,9 @@ COLUMNS = (
 )
 SWAP = np.array([1, 0, 2, 3])  # outcome codes seen from face b: a<->b, tie/background stay
 PROVENANCE = {"config_hash": "config_hashes", "seed": "survival_seeds", "versions": "versions"}
+#: Key prefixes: up to ``design`` (a design's strata) and up to ``criterion``.
+DESIGN_FIELDS = KEY_FIELDS[: KEY_FIELDS.index("design") + 1]
+CRITERION_FIELDS = KEY_FIELDS[: KEY_FIELDS.index("criterion") + 1]
 
 
 @dataclass(frozen=True)
@@ -63,10 +70,13 @@ class StatsOptions:
     level: float = 0.95
     criteria: tuple[str, ...] | None = None
     seed: int = 0
+    bootstrap_correction: str = "cgm"
 
     def __post_init__(self) -> None:
         if self.replicates < 2:
             raise UserError("--replicates must be at least 2")
+        if self.bootstrap_correction not in CORRECTIONS:
+            raise UserError(f"--bootstrap-correction must be one of {', '.join(CORRECTIONS)}")
         if not 0.0 < self.level < 1.0:
             raise UserError("--level must be between 0 and 1")
 
@@ -96,7 +106,7 @@ def batch_groups(rows: Sequence[dict[str, Any]]) -> Iterator[tuple[tuple[str, ..
     """(design key, groups seen) of a batch, to find designs with more than two groups."""
     groups: dict[tuple[str, ...], set[str]] = defaultdict(set)
     for row in rows:
-        groups[tuple(row[f] for f in KEY_FIELDS[:6])].update((row["group_a"], row["group_b"]))
+        groups[tuple(row[f] for f in DESIGN_FIELDS)].update((row["group_a"], row["group_b"]))
     yield from groups.items()
 
 
@@ -113,7 +123,7 @@ def key_rows(
     """
     cols: dict[tuple[str, ...], list[list]] = defaultdict(lambda: [[], [], [], [], {}])
     for row in rows:
-        base = tuple(row[f] for f in KEY_FIELDS[:6])
+        base = tuple(row[f] for f in DESIGN_FIELDS)
         ga, gb = row["group_a"], row["group_b"]
         k_way = groups is None or len(groups.get(base, ())) > 2
         pos = POSITION_CODE[row["position"]]
@@ -179,7 +189,7 @@ class BootstrapCombineFn(beam.CombineFn):
         return first
 
     def extract_output(self, acc: SufficientStats) -> dict[str, Any]:
-        est = estimate_stratum(acc, self.options.level)
+        est = estimate_stratum(acc, self.options.level, self.options.bootstrap_correction)
         for name, column in PROVENANCE.items():
             est[column] = sorted(acc.provenance.get(name, ()))
         return est
@@ -189,6 +199,7 @@ def to_row(key: tuple[str, ...], est: dict[str, Any], options: StatsOptions) -> 
     row = dict(zip(KEY_FIELDS, key, strict=True))
     row.update(est)
     row.update(replicates=options.replicates, level=options.level, seed=options.seed)
+    row["bootstrap_correction"] = options.bootstrap_correction
     return row
 
 
@@ -198,11 +209,11 @@ def finalise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     groups: dict[tuple, set[str]] = defaultdict(set)
     for r in rows:
         if r["comparison"] == "group_vs_rest":
-            groups[tuple(r[f] for f in KEY_FIELDS[:7])].add(r["group_a"])
+            groups[tuple(r[f] for f in CRITERION_FIELDS)].add(r["group_a"])
     rows = [
         r
         for r in rows
-        if r["comparison"] == "pair" or len(groups[tuple(r[f] for f in KEY_FIELDS[:7])]) > 2
+        if r["comparison"] == "pair" or len(groups[tuple(r[f] for f in CRITERION_FIELDS)]) > 2
     ]
     rows.sort(key=lambda r: tuple(r[f] for f in KEY_FIELDS))
     for test in ("binomial", "bootstrap"):
@@ -230,16 +241,26 @@ def resolve_survival(paths: Sequence[str]) -> list[str]:
     return files
 
 
+def _read_survival(pipeline: beam.Pipeline, i: int, path: str):
+    """Rows of one survival file; tables written before sweeps existed (survival/v1) have no
+    ``variant`` column and read as variant ``base``."""
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        present = set(pq.read_schema(f).names)
+    columns = [c for c in COLUMNS if c in present]
+    rows = pipeline | f"Read{i}" >> beam.io.ReadFromParquet(path, columns=columns)
+    if "variant" in present:
+        return rows
+    return rows | f"BaseVariant{i}" >> beam.Map(lambda r: {**r, "variant": "base"})
+
+
 def build_pipeline(
     pipeline: beam.Pipeline, files: Sequence[str], out_prefix: str, options: StatsOptions
 ) -> None:
-    reads = [
-        pipeline | f"Read{i}" >> beam.io.ReadFromParquet(f, columns=list(COLUMNS))
-        for i, f in enumerate(files)
-    ]
+    reads = [_read_survival(pipeline, i, f) for i, f in enumerate(files)]
     batches = (
         reads
         | "Flatten" >> beam.Flatten()
+        | "SkipSingle" >> beam.Filter(lambda r: r["design"] != "single")  # no pair: stats.gaze
         | "Batch" >> beam.BatchElements(min_batch_size=512, max_batch_size=8192)
     )
     groups = (
@@ -283,18 +304,22 @@ def run_stats(
     seed: int = 0,
     pipeline_args: list[str] | None = None,
     render: bool = True,
+    bootstrap_correction: str = "cgm",
 ) -> str:
     """Run the statistics stage; returns the estimates Parquet path.
 
     Writes ``OUT/estimates/estimates-00000-of-00001.parquet``, ``OUT/plots/<criterion>.png|svg``,
     ``OUT/report.html`` and, last, ``OUT/_SUCCESS``. Runs on the pinned ``direct`` runner unless
     ``pipeline_args`` name another ``--runner`` (see :mod:`cropaudit.pipelines.runners`).
+    ``bootstrap_correction`` is ``cgm`` (bootstrap rescaled to the two-way cluster-robust
+    variance; default) or ``none`` (plain pigeonhole bootstrap, conservative).
     """
     options = StatsOptions(
         replicates=int(replicates),
         level=float(level),
         criteria=tuple(criteria) if criteria else None,
         seed=int(seed),
+        bootstrap_correction=str(bootstrap_correction),
     )
     files = resolve_survival(survival_paths)
     runner, beam_options = pipeline_options(pipeline_args)

@@ -1,6 +1,7 @@
 """Schema of the estimates table written by the statistics stage (one row per stratum).
 
-A stratum is model x layout x preprocessing x design x criterion x comparison. ``comparison`` is
+A stratum is model x layout x preprocessing x variant x design x criterion x comparison, where
+``variant`` is the survival table's sweep variant (``base`` without a sweep). ``comparison`` is
 ``pair`` (face a from ``group_a`` against face b from ``group_b``) or, for designs with more than
 two groups, ``group_vs_rest`` (``group_a`` against every other group, ``group_b`` = ``rest``).
 ``criterion`` is ``point`` (which face holds the salient point) or ``crop_<aspect ratio>`` (which
@@ -8,7 +9,11 @@ face keeps more visible area in the simulated crop, e.g. ``crop_0.56``).
 
 The survival ratio is wins_a / (wins_a + wins_b); ties and background are counted, not in the
 ratio. Interval columns are ``<statistic>_<method>_low/high`` at ``level``; bootstrap methods use
-the subject-clustered (multiway Poisson) bootstrap with ``replicates`` replicates and ``seed``.
+the subject-clustered (multiway Poisson) bootstrap with ``replicates`` replicates and ``seed``,
+rescaled to the two-way cluster-robust variance when ``bootstrap_correction`` is ``cgm``
+(``none``: plain bootstrap); ``<statistic>_boot_shrink`` is the factor lambda applied to its
+replicates (1 without correction; see cropaudit.stats.bootstrap) and ``n_cells`` the number of
+distinct subject pairs with a decisive composite.
 Provenance lists hold every distinct value of the input rows of the stratum.
 """
 
@@ -22,6 +27,7 @@ KEY_FIELDS = (
     "layout",
     "layout_params",
     "preprocessing",
+    "variant",
     "design",
     "criterion",
     "comparison",
@@ -32,6 +38,7 @@ KEY_FIELDS = (
 COUNT_FIELDS = (
     "n",
     "n_subjects",
+    "n_cells",
     "wins_a",
     "wins_b",
     "ties",
@@ -59,7 +66,14 @@ FLOAT_FIELDS = (
     *(
         f"{stat}_{suffix}"
         for stat in BOOTSTRAPPED
-        for suffix in ("boot_se", "percentile_low", "percentile_high", "bca_low", "bca_high")
+        for suffix in (
+            "boot_shrink",
+            "boot_se",
+            "percentile_low",
+            "percentile_high",
+            "bca_low",
+            "bca_high",
+        )
     ),
     "bca_z0",
     "bca_acceleration",
@@ -86,6 +100,7 @@ ESTIMATES_SCHEMA = pa.schema(
         pa.field("replicates", pa.int32(), nullable=False),
         pa.field("level", pa.float64(), nullable=False),
         pa.field("seed", pa.int64(), nullable=False),
+        pa.field("bootstrap_correction", pa.string(), nullable=False),
         *(pa.field(name, pa.int64(), nullable=False) for name in COUNT_FIELDS),
         *(pa.field(name, pa.float64()) for name in FLOAT_FIELDS),
     ]

@@ -16,6 +16,16 @@ OPTIONAL_COLUMNS: dict[str, str] = {
     "subject_id": "the image id (one photo per person)",
 }
 
+#: Face box of a full-body image, in pixels of the image *as displayed*: EXIF orientation is
+#: applied when images are decoded (``transforms.images``), so for a photo whose EXIF rotates it
+#: the box must be given in the rotated (upright) frame, as image viewers and most face detectors
+#: report it. ``face_x``/``face_y`` is the top-left corner, ``face_w``/``face_h`` the size;
+#: numbers (fractions allowed). Required in every row of a ``single``-design run (design kind
+#: ``single``, the "male gaze" check) and ignored otherwise; the box is scaled and moved with the
+#: image onto the canvas. A row without it is dead-lettered ``missing_face_box``; a box that is not
+#: numbers with a positive size, or that does not lie inside the image, ``bad_face_box``.
+FACE_BOX_COLUMNS: tuple[str, ...] = ("face_x", "face_y", "face_w", "face_h")
+
 #: Every manifest value is text; numbers in JSONL/Parquet are read as their text form.
 COLUMN_TYPE = "string"
 
@@ -51,4 +61,7 @@ REASONS: dict[str, str] = {
     "duplicate_image_id": "an earlier valid row already has this image id (first one is kept)",
     "bad_encoding": "the row held bytes that are not UTF-8 (decoded with replacement characters)",
     "malformed_row": "the row could not be parsed (bad JSON line, extra CSV fields, not an object)",
+    "missing_face_box": "single design: a face box column (face_x/face_y/face_w/face_h) is blank",
+    "bad_face_box": "single design: the face box is not numbers with a positive size, or (stage"
+    " render, once the image is decoded) does not lie inside the image",
 }

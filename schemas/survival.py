@@ -4,6 +4,27 @@ Faces are named by their role in the design, not their place on the canvas: face
 the pair's first group and face ``b`` to its second; ``position`` says which of them was drawn
 first (top for ``vertical_gap``, left for ``horizontal``). Winners use the same letters:
 ``a``, ``b``, ``tie`` (equal visible area), or ``background`` (salient point on neither face).
+
+Sweeps (survival/v2): ``variant`` names the rendering variant of the row (``base``, or the axes
+where it differs from the base, e.g. ``pad=16``; ``layout_params`` and ``preprocessing`` hold its
+actual values), and ``sample_id`` is the variant-independent id of the sampled composite (same
+faces, same position): the rows of one sample across variants share it. ``composite_id`` stays
+unique per row (``<sample_id>@<variant>``; the base keeps ``<sample_id>``). A run without a sweep
+has ``variant = "base"`` and ``sample_id = composite_id`` on every row.
+
+Single images (survival/v3, design ``single``, the "male gaze" check): one full-body image per
+composite. Face ``a`` is the person: ``a_image_id``, ``a_subject_id``, ``a_group``,
+``a_attributes`` as usual, ``a_box`` is the *face box* (from the manifest, scaled with the image)
+on the canvas and ``a_max``/``a_mean`` the saliency inside it; ``image_box`` is where the whole
+image lies on the canvas (null in every other design). There is no face ``b``: the ``b_*``
+columns are null and ``group_b`` repeats ``group_a`` (so analyses grouping by the pair still see
+one group; ``pair_id`` is the group alone). ``position`` is ``a_first``. Winners are
+``SINGLE_WINNERS``: ``point_winner`` is ``face`` (salient point in the face box), ``body``
+(elsewhere on the image) or ``background`` (off the image, e.g. on padding); in each crop
+``a_area`` is the visible face area, ``b_area`` the visible rest of the image, and ``winner``
+``face`` when the crop keeps more than half of the face box, else ``body`` (or ``background``
+when it keeps none of the image). Earlier tables read as before: every v2 column is unchanged,
+``b_*`` merely became nullable.
 """
 
 from __future__ import annotations
@@ -11,8 +32,10 @@ from __future__ import annotations
 import pyarrow as pa
 
 WINNERS = ("a", "b", "tie", "background")
+#: Winners of ``single`` rows (point and crops).
+SINGLE_WINNERS = ("face", "body", "background")
 POSITIONS = ("a_first", "b_first")
-DESIGNS = ("pairs", "same_group", "same_image")
+DESIGNS = ("pairs", "same_group", "same_image", "single")
 
 BOX = pa.struct([("x", pa.int32()), ("y", pa.int32()), ("w", pa.int32()), ("h", pa.int32())])
 
@@ -30,13 +53,14 @@ CROP = pa.struct(
 )
 
 
-def _face_fields(side: str) -> list[pa.Field]:
+def _face_fields(side: str, nullable: bool = False) -> list[pa.Field]:
+    """Columns of one face; face ``b``'s are nullable (``single`` rows have no face b)."""
     return [
-        pa.field(f"{side}_image_id", pa.string(), nullable=False),
-        pa.field(f"{side}_subject_id", pa.string(), nullable=False),
-        pa.field(f"{side}_group", pa.string(), nullable=False),
+        pa.field(f"{side}_image_id", pa.string(), nullable=nullable),
+        pa.field(f"{side}_subject_id", pa.string(), nullable=nullable),
+        pa.field(f"{side}_group", pa.string(), nullable=nullable),
         pa.field(f"{side}_attributes", pa.map_(pa.string(), pa.string())),
-        pa.field(f"{side}_box", BOX, nullable=False),
+        pa.field(f"{side}_box", BOX, nullable=nullable),
         pa.field(f"{side}_max", pa.float32()),
         pa.field(f"{side}_mean", pa.float32()),
     ]
@@ -45,18 +69,21 @@ def _face_fields(side: str) -> list[pa.Field]:
 SURVIVAL_SCHEMA = pa.schema(
     [
         pa.field("composite_id", pa.string(), nullable=False),
+        pa.field("sample_id", pa.string(), nullable=False),
         pa.field("design", pa.string(), nullable=False),
         pa.field("pair_id", pa.string(), nullable=False),
         pa.field("group_a", pa.string(), nullable=False),
         pa.field("group_b", pa.string(), nullable=False),
         pa.field("sample_index", pa.int32(), nullable=False),
         pa.field("position", pa.string(), nullable=False),
+        pa.field("variant", pa.string(), nullable=False),
         *_face_fields("a"),
-        *_face_fields("b"),
+        *_face_fields("b", nullable=True),
         pa.field("layout", pa.string(), nullable=False),
         pa.field("layout_params", pa.string(), nullable=False),
         pa.field("width", pa.int32(), nullable=False),
         pa.field("height", pa.int32(), nullable=False),
+        pa.field("image_box", BOX),  # single design only: the image on the canvas
         pa.field("model_name", pa.string(), nullable=False),
         pa.field("model_hash", pa.string(), nullable=False),
         pa.field("model_source", pa.string(), nullable=False),

@@ -58,6 +58,21 @@ def test_round_trip_through_toml_keeps_the_hash():
         ("[groups]\nattributes = []", "groups.attributes"),
         ('[groups]\nlabels = {gender = ["F"]}', "groups.labels.gender"),
         ("manifest = 3", "manifest: must be a table"),
+        ("[layout]\nface_scale = 0", "layout.face_scale"),
+        ("[layout]\npad = -1", "layout.pad"),
+        ("[sweep]\npadding = [1]", "sweep.padding: unknown key"),
+        ('[sweep]\nmode = "random"', "sweep.mode"),
+        ('[sweep]\nresize = ["nearest"]', "sweep.resize"),
+        ("[sweep]\njpeg_quality = [101]", "sweep.jpeg_quality"),
+        ("[sweep]\npad = [-2]", "sweep.pad"),
+        ("[sweep]\ngap = [-2]", "sweep.gap"),
+        ("[sweep]\nface_scale = [0.0]", "sweep.face_scale"),
+        ("[sweep]\npad = [1, 1]", "sweep.pad: has duplicates"),
+        ('[sweep]\npad = ["8"]', "sweep.pad[0]: must be an integer"),
+        (
+            '[sweep]\nmode = "grid"\npad = [1, 2, 3, 4, 5, 6, 7, 8]\ngap = ' + str(list(range(40))),
+            "sweep: 369 variants",
+        ),
         ("[design", "not valid TOML"),
     ],
 )
@@ -80,3 +95,62 @@ def test_validate_command_reports_each_file(tmp_path, capsys):
 def test_missing_config_file_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         config_mod.load(str(tmp_path / "nope.toml"))
+
+
+def test_sweep_one_at_a_time_varies_each_axis_alone_around_the_base():
+    cfg = config_mod.ExperimentConfig().replace(
+        layout={"pad": 0},
+        model={"resize": "faithful"},
+        sweep={
+            "resize": ["faithful", "area"],
+            "pad": [0, 8, 31],
+            "gap": [100],
+            "jpeg_quality": [0],
+        },
+    )
+    variants = cfg.variants()
+    assert [v.name for v in variants] == ["base", "resize=area", "gap=100", "pad=8", "pad=31"]
+    assert cfg.sweep_size() == 5
+    by_name = {v.name: v.config for v in variants}
+    assert by_name["resize=area"].model.resize == "area"
+    assert by_name["resize=area"].layout == cfg.layout
+    assert by_name["gap=100"].layout.gap_height == 100  # vertical_gap: gap is gap_height
+    assert by_name["pad=31"].layout.pad == 31 and by_name["pad=31"].model == cfg.model
+    assert all(not c.sweep.active for c in by_name.values())
+    assert by_name["base"].layout == cfg.layout and by_name["base"].model == cfg.model
+    horizontal = cfg.replace(layout={"kind": "horizontal"}, sweep={"resize": [], "pad": []})
+    assert horizontal.variants()[1].config.layout.gap == 100
+    assert config_mod.ExperimentConfig().variants()[0].name == "base"
+    assert len(config_mod.ExperimentConfig().variants()) == 1
+
+
+def test_sweep_grid_and_variant_names():
+    cfg = config_mod.ExperimentConfig().replace(
+        sweep={"mode": "grid", "face_scale": [0.5, 1.0], "jpeg_quality": [90, 50]}
+    )
+    names = [v.name for v in cfg.variants()]
+    assert cfg.sweep_size() == len(names) == 6 and names[0] == "base"
+    assert "jpeg_quality=50,face_scale=0.5" in names
+    assert config_mod.parse_variant("jpeg_quality=50,face_scale=0.5") == {
+        "jpeg_quality": "50",
+        "face_scale": "0.5",
+    }
+    assert config_mod.parse_variant("base") == {}
+    again = config_mod.loads(cfg.to_toml())
+    assert again == cfg and [v.name for v in again.variants()] == names
+
+
+def test_layout_params_name_face_scale_and_pad_only_when_set():
+    assert set(config_mod.LayoutConfig().params()) == {
+        "width",
+        "face_height",
+        "gap_height",
+        "fit",
+        "fill",
+    }
+    params = config_mod.LayoutConfig(kind="horizontal", face_scale=0.5, pad=3).params()
+    assert params["face_scale"] == 0.5 and params["pad"] == 3
+
+
+def test_fixed_order_is_accepted():
+    assert config_mod.loads('[design]\norder = "fixed"').design.order == "fixed"

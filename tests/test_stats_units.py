@@ -15,8 +15,9 @@ from cropaudit.stats.bootstrap import (
     bca_interval,
     bootstrap_pvalue,
     percentile_interval,
+    shrink_factor,
 )
-from cropaudit.stats.estimates import derived, estimate_stratum
+from cropaudit.stats.estimates import derived, estimate_stratum, gradients
 from cropaudit.stats.tests_multiple import benjamini_hochberg, binomial_pvalue, holm
 from cropaudit.stats.weights import WeightCache, subject_weights, weight_matrix
 
@@ -157,3 +158,111 @@ def test_bca_reduces_to_percentile_without_bias_or_skew():
 def test_bootstrap_pvalue():
     assert bootstrap_pvalue(np.full(99, 0.7)) == pytest.approx(2 / 100)
     assert bootstrap_pvalue(np.linspace(0.3, 0.7, 101)) == pytest.approx(1.0)
+
+
+# -- bootstrap variance correction (pigeonhole bootstrap -> two-way cluster-robust variance) ----
+def _stats(a, b, position, outcome, replicates=16, seed=0):
+    return SufficientStats(replicates).add_batch(
+        np.asarray(a, dtype=object),
+        np.asarray(b, dtype=object),
+        np.asarray(position),
+        np.asarray(outcome),
+        WeightCache(replicates, seed),
+    )
+
+
+def test_pair_cells_unordered_without_self_pairs_and_exact_merge(monkeypatch):
+    stats = _stats(["x", "y", "x", "x"], ["y", "x", "x", "z"], [0, 1, 0, 1], [0, 0, 1, 3])
+    # (x,y) and (y,x) share one cell (same two weights); x-x is one-way only; background rows
+    # carry no residual, so x-z has no cell.
+    assert stats.pair_cells.reshape(-1, 4).tolist() == [[1, 0, 1, 0]]
+    monkeypatch.setattr("cropaudit.stats.bootstrap._PAIR_BUFFER", 7)  # force many compactions
+    rng = np.random.default_rng(3)
+    rows = _random_rows(rng, 600)
+    rows["b_subject"] = np.where(rng.random(600) < 0.3, rows["a_subject"], rows["b_subject"])
+    whole = SufficientStats(8).add_batch(**rows, weights=WeightCache(8, 0))
+    parts = [
+        SufficientStats(8).add_batch(
+            **{k: v[i] for k, v in rows.items()}, weights=WeightCache(8, 0)
+        )
+        for i in np.array_split(rng.permutation(600), 5)
+    ]
+    merged = pickle.loads(pickle.dumps(parts[4]))
+    for part in parts[3::-1]:
+        merged.merge(pickle.loads(pickle.dumps(part)))
+    for x, y in zip(whole.moments(), merged.moments(), strict=True):
+        assert np.array_equal(x, y)
+    assert len(whole.pair_cells) == len(merged.pair_cells) <= 600
+    assert estimate_stratum(whole) == estimate_stratum(merged)
+
+
+def test_gradients_match_finite_differences():
+    wins = np.array([[30.0, 12.0], [17.0, 25.0]])
+    grads = gradients(wins)
+    base = derived(wins)
+    for k in range(4):
+        step = np.zeros(4)
+        step[k] = 1e-6
+        bumped = derived(wins + step.reshape(2, 2))
+        for stat, g in grads.items():
+            assert (bumped[stat] - base[stat]) / 1e-6 == pytest.approx(g[k], rel=1e-4, abs=1e-9)
+
+
+def test_shrink_factor_limits():
+    g = np.array([0.5, -0.5, 0.5, -0.5])
+    m = np.diag([4, 4, 4, 4])
+    zero = np.zeros((4, 4), np.int64)
+    # No cell noise: nothing to remove, only the small-sample factor 1 / (1 - h), h = 16 / n^2.
+    assert shrink_factor(g, m, zero, 400) == pytest.approx(1 / math.sqrt(1 - 16 / 400**2))
+    assert shrink_factor(g, m, m, 400) == pytest.approx(math.sqrt(0.5))  # floor, h = 0
+    assert shrink_factor(np.full(4, np.nan), m, m, 400) == 1.0
+    assert shrink_factor(g, zero, zero, 400) == 1.0
+    assert shrink_factor(g, m, zero, 2) == pytest.approx(math.sqrt(2))  # h capped at 1/2
+
+
+def test_subject_effect_without_noise_keeps_bootstrap_nearly_whole():
+    # 40 x 40 faces, every pair once, a-face i wins iff i < 20: only subject effects. Residuals
+    # +-1/2: subject sums T = +-20 (a faces) and 0 (b faces), cell sums +-1/2.
+    a = [f"a{i}" for i in range(40) for _ in range(40)]
+    b = [f"b{j}" for _ in range(40) for j in range(40)]
+    outcome = [0 if i < 20 else 1 for i in range(40) for _ in range(40)]
+    stats = _stats(a, b, np.arange(1600) % 2, outcome)
+    est = estimate_stratum(stats)
+    v_subjects, v_cells = 40 * 20.0**2, 1600 * 0.25
+    h = (80 * 40**2 - 1600) / 1600**2  # 1/40 + 1/40 - 1/1600
+    expected = math.sqrt((v_subjects - v_cells) / (1 - h) / (v_subjects + v_cells))
+    assert est["ratio_boot_shrink"] == pytest.approx(expected)
+    assert est["ratio_boot_shrink"] == pytest.approx(1.0, abs=0.01)  # little cell noise: ~1
+    assert estimate_stratum(stats, correction="none")["ratio_boot_shrink"] == 1.0
+
+
+def test_independent_composites_corrected_variance_is_binomial():
+    # Every composite has its own two faces: the pigeonhole bootstrap's variance is 3 p(1-p)/n;
+    # the corrected one is exactly the (unbiased) binomial p(1-p)/(n-1).
+    rng = np.random.default_rng(4)
+    n = 3000
+    outcome = (rng.random(n) < 0.6).astype(int)
+    stats = _stats(
+        [f"a{i}" for i in range(n)], [f"b{i}" for i in range(n)], np.arange(n) % 2, outcome, 2000
+    )
+    est = estimate_stratum(stats)
+    plain = estimate_stratum(stats, correction="none")
+    p = est["ratio"]
+    binomial_se = math.sqrt(p * (1 - p) / n)
+    assert est["ratio_boot_shrink"] == pytest.approx(math.sqrt(n / (3 * (n - 1))))
+    assert plain["ratio_boot_se"] == pytest.approx(math.sqrt(3) * binomial_se, rel=0.06)
+    assert est["ratio_boot_se"] == pytest.approx(binomial_se, rel=0.06)
+    width = est["ratio_percentile_high"] - est["ratio_percentile_low"]
+    assert width == pytest.approx(2 * 1.96 * binomial_se, rel=0.08)
+
+
+def test_bootstrap_variance_matches_its_expansion():
+    # The identity behind the correction: E* var = (sum_s T_s^2 + sum_c S_c^2) / n^2.
+    rng = np.random.default_rng(5)
+    rows = _random_rows(rng, 2000)
+    rows["outcome"] = (rng.random(2000) < 0.3).astype(int)
+    stats = SufficientStats(3000).add_batch(**rows, weights=WeightCache(3000, 2))
+    m_subjects, m_pairs = stats.moments()
+    g = gradients(stats.wins)["ratio"]
+    expansion = float(g @ (m_subjects + m_pairs) @ g)
+    assert np.nanvar(derived(stats.boot)["ratio"]) == pytest.approx(expansion, rel=0.1)

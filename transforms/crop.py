@@ -2,6 +2,13 @@
 
 The geometry follows Twitter's rule (FastGaze spec §4) and is pure; ``SimulateCrops`` is a thin
 Beam wrapper.
+
+``single`` composites (one full-body image, the "male gaze" check) have a face box and an image
+box instead of two faces: the salient point is ``face`` (in the face box), ``body`` (elsewhere
+on the image: in a full-body image everything but the face counts as body) or ``background``
+(off the image, on padding). A crop is ``face`` when it keeps more than half of the face box
+(:func:`single_crop_winner`), else ``body`` when it keeps some of the image, else ``background``;
+its ``a_area`` is the visible face area and ``b_area`` the visible rest of the image.
 """
 
 from __future__ import annotations
@@ -49,6 +56,20 @@ def point_owner(x: int, y: int, box_a: Box, box_b: Box) -> str:
     return "background"
 
 
+def single_point_owner(x: int, y: int, face: Box, image: Box) -> str:
+    if face.contains(x, y):
+        return "face"
+    return "body" if image.contains(x, y) else "background"
+
+
+def single_crop_winner(face_area: int, body_area: int, face: Box) -> str:
+    """``face`` when the crop keeps the face whole or its larger part (more than half of the face
+    box's area), else ``body`` when it keeps any of the rest of the image, else ``background``."""
+    if 2 * face_area > face.area:
+        return "face"
+    return "body" if body_area > 0 else "background"
+
+
 def _face_cells(grid: SaliencyGrid, box: Box) -> np.ndarray:
     """Scores of the grid cells whose (truncated) position lies in ``box``."""
     xs = grid.xs.astype(np.int64)
@@ -65,24 +86,37 @@ def simulate_crop(
     box_a: Box,
     box_b: Box,
     aspect_ratios: tuple[float, ...] = DEFAULT_ASPECT_RATIOS,
+    single: bool = False,
 ) -> CropOutcome:
-    """Everything the cropper decided for one composite, from its saliency grid."""
+    """Everything the cropper decided for one composite, from its saliency grid. ``single``: a
+    one-image composite, ``box_a`` its face box and ``box_b`` the image (module docstring);
+    ``b_max``/``b_mean`` are then NaN."""
     sx, sy, score = grid.salient_point()
     crops = []
     for ar in aspect_ratios:
         box = crop_box(sx, sy, width, height, ar)
         a_area = box.intersection_area(box_a)
         b_area = box.intersection_area(box_b)
-        crops.append(CropResult(float(ar), box, a_area, b_area, visible_winner(a_area, b_area)))
+        if single:  # the face lies inside the image: the rest of the visible image is body
+            b_area -= a_area
+            winner = single_crop_winner(a_area, b_area, box_a)
+        else:
+            winner = visible_winner(a_area, b_area)
+        crops.append(CropResult(float(ar), box, a_area, b_area, winner))
     stats = []
-    for face_box in (box_a, box_b):
+    for face_box in (box_a,) if single else (box_a, box_b):
         cells = _face_cells(grid, face_box)
         stats += [float(cells.max()), float(cells.mean())] if cells.size else [np.nan, np.nan]
+    if single:
+        stats += [np.nan, np.nan]
+        owner = single_point_owner(sx, sy, box_a, box_b)
+    else:
+        owner = point_owner(sx, sy, box_a, box_b)
     return CropOutcome(
         salient_x=sx,
         salient_y=sy,
         salient_score=score,
-        point_winner=point_owner(sx, sy, box_a, box_b),
+        point_winner=owner,
         crops=tuple(crops),
         a_max=stats[0],
         a_mean=stats[1],
@@ -106,7 +140,13 @@ class SimulateCrops(beam.PTransform):
             lambda rendered, grid: (
                 rendered,
                 simulate_crop(
-                    grid, rendered.width, rendered.height, rendered.box_a, rendered.box_b, ratios
+                    grid,
+                    rendered.width,
+                    rendered.height,
+                    rendered.box_a,
+                    rendered.box_b,
+                    ratios,
+                    single=rendered.composite.design == "single",
                 ),
             )
         )
@@ -118,5 +158,7 @@ __all__ = [
     "crop_box",
     "point_owner",
     "simulate_crop",
+    "single_crop_winner",
+    "single_point_owner",
     "visible_winner",
 ]

@@ -3,10 +3,17 @@
 Sampling is a pure function of (seed, design, pair, index): each composite draws from its own
 counter-based generator (Philox keyed by a hash of those values), never from worker or bundle
 order, so every runner, parallelism and rerun yields the same composites.
+
+The ``single`` design (design kind ``single``, the "male gaze" check) has one cell per group and
+one image per composite: sample ``i`` of a group is image ``i`` of a seeded permutation of the
+group's images (a pure function of seed and group), so ``images_per_group = N`` is a sample
+without replacement and 0 (all images) uses every image once.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
@@ -24,7 +31,7 @@ from cropaudit.transforms.records import Composite, Face
 class DesignCell:
     """One (design, group pair) cell of the design with its number of samples."""
 
-    design: str  # pairs | same_group | same_image
+    design: str  # pairs | same_group | same_image | single
     group_a: str
     group_b: str
     samples: int
@@ -47,8 +54,22 @@ def index_groups(faces: Iterable[Face], attributes: Sequence[str]) -> dict[str, 
     }
 
 
-def design_cells(groups: Sequence[str], design: DesignConfig) -> list[DesignCell]:
-    """All cells of the design: group pairs (all unordered pairs by default) and controls."""
+def group_sizes(groups: GroupIndex) -> dict[str, int]:
+    """Number of images per group."""
+    return {g: sum(len(faces) for faces in subjects.values()) for g, subjects in groups.items()}
+
+
+def design_cells(groups: Sequence[str] | GroupIndex, design: DesignConfig) -> list[DesignCell]:
+    """All cells of the design: group pairs (all unordered pairs by default) and controls; for
+    the ``single`` kind one cell per group, of ``images_per_group`` samples or (0) as many as the
+    group has images, which needs the group index for ``groups``."""
+    if design.kind == "single":
+        if not isinstance(groups, Mapping):
+            raise TypeError("the single design needs the group index, not just group names")
+        sizes = group_sizes(groups)
+        return [
+            DesignCell("single", g, g, design.images_per_group or sizes[g]) for g in sorted(groups)
+        ]
     groups = sorted(groups)
     if design.pairs:
         pairs = [tuple(p) for p in design.pairs]
@@ -69,6 +90,11 @@ def check_design(index: GroupIndex, cells: Sequence[DesignCell]) -> None:
                 raise ManifestError(
                     f"group {group!r} used by the design has no valid faces (groups: {known})"
                 )
+        if cell.design == "single" and cell.samples > group_sizes(index)[cell.group_a]:
+            raise ManifestError(
+                f"group {cell.group_a!r} has {group_sizes(index)[cell.group_a]} image(s); "
+                f"images_per_group = {cell.samples} needs at least that many"
+            )
         if cell.design == "same_group" and len(index[cell.group_a]) < 2:
             raise ManifestError(
                 f"group {cell.group_a!r} has {len(index[cell.group_a])} subject(s); the "
@@ -89,6 +115,19 @@ def _draw_face(rng: np.random.Generator, subjects: Mapping[str, tuple[Face, ...]
     return faces[int(rng.integers(len(faces)))]
 
 
+@functools.lru_cache(maxsize=64)
+def _permutation(seed: int, group: str, n: int) -> tuple[int, ...]:
+    """The seeded order of a group's ``n`` images in the single design (cached per worker)."""
+    return tuple(int(i) for i in _generator(seed, "single", group).permutation(n))
+
+
+def _single_face(cell: DesignCell, index: int, groups: GroupIndex, seed: int) -> Face:
+    """Image ``index`` of the seeded permutation of the group's images (sorted by subject, then
+    image), so the first N samples are N distinct images drawn without replacement."""
+    faces = [f for fs in groups[cell.group_a].values() for f in fs]
+    return faces[_permutation(seed, cell.group_a, len(faces))[index]]
+
+
 def composite_id(cell: DesignCell, index: int, position: str) -> str:
     return f"{cell.design}:{cell.group_a}~{cell.group_b}:{index:06d}:{position}"
 
@@ -96,7 +135,22 @@ def composite_id(cell: DesignCell, index: int, position: str) -> str:
 def sample_composites(
     cell: DesignCell, index: int, groups: GroupIndex, seed: int, order: str
 ) -> list[Composite]:
-    """The composite(s) of sample ``index`` of ``cell``: both orders when counterbalanced."""
+    """The composite(s) of sample ``index`` of ``cell``: both orders when counterbalanced; a
+    ``single`` composite is one image (``face_b`` is ``face_a``), always ``a_first``."""
+    if cell.design == "single":
+        face = _single_face(cell, index, groups, seed)
+        return [
+            Composite(
+                composite_id=composite_id(cell, index, "a_first"),
+                design="single",
+                group_a=cell.group_a,
+                group_b=cell.group_a,
+                sample_index=index,
+                position="a_first",
+                face_a=face,
+                face_b=face,
+            )
+        ]
     rng = _generator(seed, cell.design, cell.group_a, cell.group_b, index)
     if cell.design == "pairs":
         face_a = _draw_face(rng, groups[cell.group_a])
@@ -113,6 +167,8 @@ def sample_composites(
         raise ValueError(f"unknown design {cell.design!r}")
     if order == "counterbalanced":
         positions = ("a_first", "b_first")
+    elif order == "fixed":
+        positions = ("a_first",)
     else:
         positions = (("a_first", "b_first")[int(rng.integers(2))],)
     return [
@@ -130,23 +186,45 @@ def sample_composites(
     ]
 
 
-def expected_composites(cells: Sequence[DesignCell], order: str) -> int:
+def expected_composites(cells: Sequence[DesignCell], order: str, variants: int = 1) -> int:
     per_sample = 2 if order == "counterbalanced" else 1
-    return sum(c.samples for c in cells) * per_sample
+    return sum(c.samples * (1 if c.design == "single" else per_sample) for c in cells) * variants
+
+
+def with_variants(composite: Composite, variants: Sequence[str]) -> list[Composite]:
+    """One copy of a sampled composite per sweep variant (same faces, same position): the
+    ``base`` copy keeps the id, the others get ``@<variant>`` appended. Sampling happens before
+    this, so it never depends on the variant."""
+    return [
+        dataclasses.replace(
+            composite,
+            composite_id=composite.composite_id if v == "base" else f"{composite.composite_id}@{v}",
+            variant=v,
+        )
+        for v in variants
+    ]
 
 
 class SampleComposites(beam.PTransform):
-    """Design cells -> every planned :class:`Composite`, given the faces as a side input."""
+    """Design cells -> every planned :class:`Composite`, given the faces as a side input; with
+    sweep ``variants``, each sampled composite once per variant (:func:`with_variants`)."""
 
-    def __init__(self, cells: Sequence[DesignCell], seed: int, order: str):
+    def __init__(
+        self,
+        cells: Sequence[DesignCell],
+        seed: int,
+        order: str,
+        variants: Sequence[str] = ("base",),
+    ):
         super().__init__()
         self._cells = list(cells)
         self._seed = seed
         self._order = order
+        self._variants = tuple(variants)
 
     def expand(self, group_index):
-        seed, order = self._seed, self._order
-        return (
+        seed, order, variants = self._seed, self._order, self._variants
+        composites = (
             group_index.pipeline
             | "DesignCells" >> beam.Create(self._cells)
             | "SampleIndices" >> beam.FlatMap(lambda c: ((c, i) for i in range(c.samples)))
@@ -156,4 +234,11 @@ class SampleComposites(beam.PTransform):
                 lambda unit, groups: sample_composites(unit[0], unit[1], groups, seed, order),
                 groups=beam.pvalue.AsSingleton(group_index),
             )
+        )
+        if variants == ("base",):
+            return composites
+        return (
+            composites
+            | "Variants" >> beam.FlatMap(with_variants, variants)
+            | "SpreadVariants" >> beam.Reshuffle()
         )

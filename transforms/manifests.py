@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -19,6 +20,7 @@ from typing import Any
 from cropaudit import fileio
 from cropaudit.errors import ManifestError, UserError
 from cropaudit.schemas.manifest import (
+    FACE_BOX_COLUMNS,
     FORMATS,
     GROUP_SEPARATOR,
     MAX_FIELD_LENGTH,
@@ -211,19 +213,24 @@ def _text(value: Any) -> str | None:
 
 
 def check_columns(
-    columns: Iterable[str], attributes: Sequence[str], manifest_uri: str | None = None
+    columns: Iterable[str],
+    attributes: Sequence[str],
+    manifest_uri: str | None = None,
+    face_boxes: bool = False,
 ) -> None:
-    """Raise ``ManifestError`` naming every required column the manifest lacks.
+    """Raise ``ManifestError`` naming every required column the manifest lacks (with
+    ``face_boxes``, the single design's face box columns are required too).
 
     Called before any pipeline starts: a missing column would otherwise dead-letter every row.
     """
     if not attributes:
         raise ManifestError("no demographic attributes requested (e.g. race, gender)")
-    reserved = sorted(set(attributes) & {*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS})
+    reserved = sorted(set(attributes) & {*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS, *FACE_BOX_COLUMNS})
     if reserved:
         raise ManifestError(f"{', '.join(reserved)} cannot be used as a demographic attribute")
     present = set(columns)
-    missing = [c for c in dict.fromkeys((*REQUIRED_COLUMNS, *attributes)) if c not in present]
+    required = (*REQUIRED_COLUMNS, *attributes, *(FACE_BOX_COLUMNS if face_boxes else ()))
+    missing = [c for c in dict.fromkeys(required) if c not in present]
     if missing:
         where = f"manifest {manifest_uri}" if manifest_uri else "manifest"
         raise ManifestError(
@@ -238,12 +245,14 @@ def parse_manifest(
     image_root: str | None = None,
     allowed_labels: Mapping[str, Iterable[str]] | None = None,
     manifest_uri: str | None = None,
+    face_boxes: bool = False,
 ) -> tuple[list[Face], list[DeadLetter]]:
     """Validate rows in file order: faces sorted by image id, dead letters in file order.
 
     Every row becomes exactly one Face or one DeadLetter. Of rows sharing an image id, the first
     valid one is kept. Relative image URIs resolve against ``image_root``, else the manifest's
-    folder.
+    folder. With ``face_boxes`` (the single design) every row needs a face box
+    (``FACE_BOX_COLUMNS``), carried as :attr:`Face.face_box`.
     """
     base = image_root or (fileio.dirname(manifest_uri) if manifest_uri else None)
     names = tuple(dict.fromkeys(attributes))
@@ -252,7 +261,7 @@ def parse_manifest(
     first_row: dict[str, int] = {}
     dead: list[DeadLetter] = []
     for number, row in enumerate(rows, start=1):
-        result = _parse_row(row, number, names, base, allowed)
+        result = _parse_row(row, number, names, base, allowed, face_boxes)
         if isinstance(result, DeadLetter):
             dead.append(result)
         elif result.image_id in faces:
@@ -276,13 +285,16 @@ def load_manifest(
     attributes: Sequence[str],
     image_root: str | None = None,
     allowed_labels: Mapping[str, Iterable[str]] | None = None,
+    face_boxes: bool = False,
 ) -> tuple[list[Face], list[DeadLetter]]:
     """Read, check and parse the manifest at ``uri`` (see :func:`parse_manifest`)."""
     table = read_manifest(uri)
-    check_columns(table.columns, attributes, uri)
+    check_columns(table.columns, attributes, uri, face_boxes)
     if not table.rows:
         raise ManifestError(f"manifest {uri} has no rows")
-    return parse_manifest(table.rows, attributes, image_root, allowed_labels, manifest_uri=uri)
+    return parse_manifest(
+        table.rows, attributes, image_root, allowed_labels, manifest_uri=uri, face_boxes=face_boxes
+    )
 
 
 def _parse_row(
@@ -291,6 +303,7 @@ def _parse_row(
     attributes: tuple[str, ...],
     base: str | None,
     allowed: Mapping[str, frozenset[str]],
+    face_boxes: bool = False,
 ) -> Face | DeadLetter:
     element = f"row {number}"
     flag = row.get(ROW_ERROR_KEY)
@@ -335,12 +348,36 @@ def _parse_row(
                 f"{', '.join(sorted(allowed[name]))}"
             )
             return _dead("unknown_label", image_id, detail, row)
+    face_box = _face_box(row, number, image_id) if face_boxes else None
+    if isinstance(face_box, DeadLetter):
+        return face_box
     return Face(
         image_id=image_id,
         image_uri=_resolve(values["image_uri"], base),
         subject_id=values.get("subject_id") or image_id,
         attributes=tuple(sorted((name, values[name]) for name in attributes)),
+        face_box=face_box,
     )
+
+
+def _face_box(
+    row: Mapping[str, str | None], number: int, image_id: str
+) -> tuple[float, float, float, float] | DeadLetter:
+    """The row's face box (x, y, w, h) as floats, or its dead letter. Whether the box lies inside
+    the image is checked once the image is decoded (stage render, also ``bad_face_box``)."""
+    raw = [row.get(name) for name in FACE_BOX_COLUMNS]
+    blank = [n for n, v in zip(FACE_BOX_COLUMNS, raw) if v is None or not v.strip()]
+    if blank:
+        detail = f"row {number}: no face box ({', '.join(blank)} blank)"
+        return _dead("missing_face_box", image_id, detail, row)
+    try:
+        x, y, w, h = (float(v) for v in raw)
+    except ValueError:
+        return _dead("bad_face_box", image_id, f"row {number}: face box {raw} is not numbers", row)
+    if not all(math.isfinite(v) for v in (x, y, w, h)) or min(x, y) < 0 or min(w, h) <= 0:
+        detail = f"row {number}: face box {raw} needs x, y >= 0 and w, h > 0"
+        return _dead("bad_face_box", image_id, detail, row)
+    return (x, y, w, h)
 
 
 def _stem(uri: str) -> str:

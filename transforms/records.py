@@ -17,12 +17,14 @@ import numpy as np
 
 @dataclass(frozen=True, order=True)
 class Face:
-    """One image of one person, with its demographic attributes (sorted name/value pairs)."""
+    """One image of one person, with its demographic attributes (sorted name/value pairs) and,
+    for the ``single`` design, the face box (x, y, w, h) in the displayed image's pixels."""
 
     image_id: str
     image_uri: str
     subject_id: str
     attributes: tuple[tuple[str, str], ...]
+    face_box: tuple[float, float, float, float] | None = None
 
     def attribute(self, name: str) -> str:
         return dict(self.attributes)[name]
@@ -79,19 +81,36 @@ class Box:
 
 @dataclass(frozen=True)
 class Composite:
-    """A planned composite: which two faces, in which order. Deterministic from the design."""
+    """A planned composite: which two faces, in which order. Deterministic from the design.
+
+    In a sweep the same sampled composite is rendered once per ``variant``; its id then ends in
+    ``@<variant>`` (the ``base`` variant keeps the plain id), and :attr:`sample_id`, the id
+    without that suffix, matches the renderings of one sample across variants.
+    """
 
     composite_id: str
-    design: str  # pairs | same_group | same_image
+    design: str  # pairs | same_group | same_image | single
     group_a: str
     group_b: str
     sample_index: int
     position: str  # a_first | b_first
     face_a: Face
     face_b: Face
+    variant: str = "base"
+
+    @property
+    def sample_id(self) -> str:
+        """The variant-independent id: the composite id without its ``@<variant>`` suffix."""
+        if self.variant == "base":
+            return self.composite_id
+        return self.composite_id[: -len(self.variant) - 1]
 
     @property
     def pair_id(self) -> str:
+        """``<group_a> vs <group_b>``; a ``single`` composite (one image, ``face_b`` is
+        ``face_a`` and ``group_b`` is ``group_a``) has just its group."""
+        if self.design == "single":
+            return self.group_a
         return f"{self.group_a} vs {self.group_b}"
 
     def faces_in_order(self) -> tuple[Face, Face]:
@@ -102,7 +121,10 @@ class Composite:
 
 @dataclass(frozen=True)
 class RenderedComposite:
-    """A composite after rendering and pre-processing: only the small model input travels on."""
+    """A composite after rendering and pre-processing: only the small model input travels on.
+
+    ``single`` composites: ``box_a`` is the face box and ``box_b`` the whole image, on the canvas.
+    """
 
     composite: Composite
     width: int

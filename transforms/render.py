@@ -8,6 +8,7 @@ composites, so each worker keeps an LRU cache of faces already fitted to the lay
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Mapping
 
 import apache_beam as beam
 import numpy as np
@@ -16,7 +17,13 @@ from apache_beam.metrics import Metrics
 from cropaudit.config import LayoutConfig
 from cropaudit.model.base import SaliencyModelHandler
 from cropaudit.transforms.images import ImageError, load_image
-from cropaudit.transforms.layout import compose, prepare_face
+from cropaudit.transforms.layout import (
+    compose,
+    compose_single,
+    face_box_inside,
+    face_key,
+    prepare_face,
+)
 from cropaudit.transforms.records import Box, Composite, DeadLetter, Face, RenderedComposite
 
 DEAD_LETTER = "dead_letter"
@@ -54,12 +61,29 @@ class FaceCache:
 def render_canvas(
     composite: Composite, layout: LayoutConfig, cache: FaceCache
 ) -> tuple[np.ndarray, Box, Box]:
-    """The composite's pixels and the boxes of face ``a`` and face ``b``."""
+    """The composite's pixels and the boxes of face ``a`` and face ``b``; for a ``single``
+    composite, the face box and the image box (see :func:`render_single`)."""
+    if composite.design == "single":
+        return render_single(composite.face_a, layout)
     first, second = composite.faces_in_order()
     canvas, box_first, box_second = compose(cache.get(first), cache.get(second), layout)
     if composite.position == "a_first":
         return canvas, box_first, box_second
     return canvas, box_second, box_first
+
+
+def render_single(face: Face, layout: LayoutConfig) -> tuple[np.ndarray, Box, Box]:
+    """One full-body image (decoded afresh: in the single design an image is rarely drawn twice)
+    with its face box; a box that does not lie inside the decoded (EXIF-rotated) image raises
+    ``ImageError("bad_face_box")``, so the composite is dead-lettered with that reason."""
+    image = load_image(face.image_uri)
+    height, width = image.shape[:2]
+    if face.face_box is None or not face_box_inside(face.face_box, width, height):
+        raise ImageError(
+            "bad_face_box",
+            f"{face.image_uri}: face box {face.face_box} is not inside the {width}x{height} image",
+        )
+    return compose_single(image, face.face_box, layout)
 
 
 def composite_record(composite: Composite) -> dict:
@@ -72,17 +96,36 @@ def composite_record(composite: Composite) -> dict:
     }
 
 
+#: Sweep variant name -> the layout and the handler (for its pre-processing) it renders with.
+Variants = Mapping[str, tuple[LayoutConfig, SaliencyModelHandler]]
+
+
 class _RenderDoFn(beam.DoFn):
-    def __init__(self, handler: SaliencyModelHandler, layout: LayoutConfig):
+    def __init__(
+        self, handler: SaliencyModelHandler, layout: LayoutConfig, variants: Variants | None = None
+    ):
         self._handler = handler
         self._layout = layout
+        self._variants = dict(variants or {})
 
     def setup(self):
         self._cache = FaceCache(self._layout)
+        # Variants whose layouts prepare faces alike share one cache (see layout.face_key).
+        self._caches = {face_key(self._layout): self._cache}
+
+    def _for(self, composite: Composite) -> tuple[LayoutConfig, SaliencyModelHandler, FaceCache]:
+        if composite.variant not in self._variants:
+            return self._layout, self._handler, self._cache
+        layout, handler = self._variants[composite.variant]
+        key = face_key(layout)
+        if key not in self._caches:
+            self._caches[key] = FaceCache(layout)
+        return layout, handler, self._caches[key]
 
     def process(self, composite: Composite):
+        layout, handler, cache = self._for(composite)
         try:
-            canvas, box_a, box_b = render_canvas(composite, self._layout, self._cache)
+            canvas, box_a, box_b = render_canvas(composite, layout, cache)
         except ImageError as exc:
             DEAD_LETTERED.inc()
             yield beam.pvalue.TaggedOutput(
@@ -96,7 +139,7 @@ class _RenderDoFn(beam.DoFn):
                 ),
             )
             return
-        model_input = self._handler.preprocess(canvas)
+        model_input = handler.preprocess(canvas)
         RENDERED.inc()
         yield RenderedComposite(
             composite, canvas.shape[1], canvas.shape[0], box_a, box_b, model_input
@@ -104,14 +147,21 @@ class _RenderDoFn(beam.DoFn):
 
 
 class RenderComposites(beam.PTransform):
-    """Composite -> RenderedComposite; unusable images -> dead letters (tag ``dead_letter``)."""
+    """Composite -> RenderedComposite; unusable images -> dead letters (tag ``dead_letter``).
 
-    def __init__(self, handler: SaliencyModelHandler, layout: LayoutConfig):
+    ``variants`` maps sweep variant names to their layout and handler; a composite of another
+    variant (``base``) renders with ``layout`` and ``handler``. Handlers differ only in their
+    pre-processing: the model itself is loaded once, by PredictSaliency."""
+
+    def __init__(
+        self, handler: SaliencyModelHandler, layout: LayoutConfig, variants: Variants | None = None
+    ):
         super().__init__()
         self._handler = handler
         self._layout = layout
+        self._variants = variants
 
     def expand(self, composites):
         return composites | "Render" >> beam.ParDo(
-            _RenderDoFn(self._handler, self._layout)
+            _RenderDoFn(self._handler, self._layout, self._variants)
         ).with_outputs(DEAD_LETTER, main="rendered")

@@ -31,28 +31,40 @@ def _face_columns(side: str, face: Face, group: str, box, fmax: float, fmean: fl
 
 
 def survival_row(rendered: RenderedComposite, outcome: CropOutcome, provenance: dict) -> dict:
-    """One survival-table row; ``provenance`` holds the run-wide columns (model, layout, seed,
-    config hash, versions, layout params)."""
+    """One survival-table row; ``provenance`` holds the columns shared by every row of the
+    composite's variant (model, layout, layout params, preprocessing, seed, config hash,
+    versions)."""
     c = rendered.composite
+    single = c.design == "single"  # one image: a is the person, a_box its face (schemas.survival)
+    if single:
+        names = ("image_id", "subject_id", "group", "attributes", "box", "max", "mean")
+        b_columns = dict.fromkeys(f"b_{n}" for n in names)
+    else:
+        b_columns = _face_columns(
+            "b", c.face_b, c.group_b, rendered.box_b, outcome.b_max, outcome.b_mean
+        )
     return {
         "composite_id": c.composite_id,
+        "sample_id": c.sample_id,
         "design": c.design,
         "pair_id": c.pair_id,
         "group_a": c.group_a,
         "group_b": c.group_b,
         "sample_index": c.sample_index,
         "position": c.position,
+        "variant": c.variant,
         **_face_columns("a", c.face_a, c.group_a, rendered.box_a, outcome.a_max, outcome.a_mean),
-        **_face_columns("b", c.face_b, c.group_b, rendered.box_b, outcome.b_max, outcome.b_mean),
+        **b_columns,
         "width": rendered.width,
         "height": rendered.height,
+        "image_box": rendered.box_b.to_dict() if single else None,
         "grid_rows": outcome.grid_rows,
         "grid_cols": outcome.grid_cols,
         "salient_x": outcome.salient_x,
         "salient_y": outcome.salient_y,
         "salient_score": outcome.salient_score,
         "point_winner": outcome.point_winner,
-        "margin": outcome.margin,
+        "margin": None if single else outcome.margin,
         "crops": [
             {
                 "aspect_ratio": cr.aspect_ratio,
@@ -73,7 +85,7 @@ def survival_schema(config_toml: str, config_hash: str, versions: str) -> pa.Sch
             "cropaudit.config": config_toml,
             "cropaudit.config_hash": config_hash,
             "cropaudit.versions": versions,
-            "cropaudit.schema": "survival/v1",
+            "cropaudit.schema": "survival/v3",
         }
     )
 

@@ -10,11 +10,17 @@ def register(sub) -> None:
     )
     p.add_argument("--out", default="./cropaudit-demo", help="output directory")
     p.add_argument("--no-stats", action="store_true", help="stop after the survival table")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on the terminal")
     p.set_defaults(func=main, accepts_pipeline_args=True)
 
 
 def main(args) -> int:
     from cropaudit.pipelines.demo import run_demo
 
-    run_demo(args.out, pipeline_args=args.pipeline_args, with_stats=not args.no_stats)
+    run_demo(
+        args.out,
+        pipeline_args=args.pipeline_args,
+        with_stats=not args.no_stats,
+        show_progress=not args.no_progress,
+    )
     return 0

@@ -16,6 +16,12 @@ def register(sub) -> None:
     p.add_argument("--model", help="override model.spec, e.g. fastgaze:PATH or keras:PATH")
     p.add_argument("--seed", type=int, help="override design.seed")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    p.add_argument("--quiet", action="store_true", help="print neither progress nor the summary")
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar (it only shows on a terminal with the direct runner)",
+    )
     p.set_defaults(func=main, accepts_pipeline_args=True)
 
 
@@ -43,5 +49,7 @@ def main(args) -> int:
         config_dir=config_dir,
         pipeline_args=args.pipeline_args,
         overwrite=args.overwrite,
+        quiet=args.quiet,
+        show_progress=not args.no_progress,
     )
     return 0

@@ -30,6 +30,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="criterion to analyse (point, crop_0.56 ...); repeat for several; default all",
     )
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument(
+        "--bootstrap-correction",
+        choices=("cgm", "none"),
+        default="cgm",
+        help="cgm (default): shrink the subject-clustered bootstrap to the two-way "
+        "cluster-robust (Cameron-Gelbach-Miller) variance, since with crossed subjects it counts "
+        "composite-level noise three times; none: plain bootstrap (conservative)",
+    )
     parser.set_defaults(func=run, accepts_pipeline_args=True)
 
 
@@ -43,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
         level=args.level,
         criteria=args.criteria,
         seed=args.seed,
+        bootstrap_correction=args.bootstrap_correction,
         pipeline_args=list(getattr(args, "pipeline_args", None) or []),
     )
     print(path)

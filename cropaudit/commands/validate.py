@@ -21,5 +21,6 @@ def main(args) -> int:
             print(f"INVALID {exc}")
             failed += 1
             continue
-        print(f"ok      {path}: {cfg.name} ({cfg.config_hash[:12]})")
+        sweep = f", {cfg.sweep_size()} sweep variants" if cfg.sweep.active else ""
+        print(f"ok      {path}: {cfg.name} ({cfg.config_hash[:12]}){sweep}")
     return 1 if failed else 0

@@ -15,6 +15,13 @@ Position bias. ``ratio_a_first`` and ``ratio_b_first`` are the ratios within eac
 counterbalanced design; ``order_adjusted_ratio`` is their average, which stays balanced even when
 the halves differ in size; ``first_slot_rate`` is the chance that the face drawn first (top or
 left) survives, 0.5 meaning no position bias.
+
+Bootstrap intervals. Percentile and BCa intervals come from the subject-clustered (pigeonhole)
+bootstrap; with ``correction="cgm"`` (the default) each statistic's replicates are first moved
+towards the estimate by the factor ``<stat>_boot_shrink`` = lambda (below 1 but for a
+small-sample allowance), which removes the bootstrap's triple counting of within-cell variance
+(derivation in :mod:`cropaudit.stats.bootstrap`). The bootstrap SE and p-values use the same
+rescaled replicates.
 """
 
 from __future__ import annotations
@@ -26,10 +33,13 @@ import numpy as np
 
 from cropaudit.stats import intervals
 from cropaudit.stats.bootstrap import (
+    CORRECTIONS,
     SufficientStats,
     bca_interval,
     bootstrap_pvalue,
     percentile_interval,
+    shrink,
+    shrink_factor,
 )
 from cropaudit.stats.tests_multiple import binomial_pvalue
 
@@ -56,13 +66,36 @@ def derived(cells: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
+def gradients(wins: np.ndarray) -> dict[str, np.ndarray]:
+    """d statistic / d wins at ``wins[position, side]``, flattened as ``[position * 2 + side]``
+    (the influence of one more win in that cell), for each of ``BOOTSTRAPPED``; NaN where the
+    statistic is undefined."""
+    x = np.asarray(wins, dtype=float).reshape(4)
+    total = x.sum()
+    per_pos = x.reshape(2, 2).sum(1).repeat(2)  # decisive composites of the row's position
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = (x[0] + x[2]) / total
+        first = (x[0] + x[3]) / total
+        by_pos = np.array([x[0], x[0], x[2], x[2]]) / per_pos
+        return {
+            "ratio": (np.array([1.0, 0.0, 1.0, 0.0]) - ratio) / total,
+            "order_adjusted_ratio": 0.5 * (np.array([1.0, 0.0, 1.0, 0.0]) - by_pos) / per_pos,
+            "first_slot_rate": (np.array([1.0, 0.0, 0.0, 1.0]) - first) / total,
+        }
+
+
 def _f(x: Any) -> float:
     return float(x) if x is not None else math.nan
 
 
-def estimate_stratum(stats: SufficientStats, level: float = 0.95) -> dict[str, Any]:
+def estimate_stratum(
+    stats: SufficientStats, level: float = 0.95, correction: str = "cgm"
+) -> dict[str, Any]:
     """All estimates of one stratum as a flat dict (the estimates-table columns, less keys and
-    provenance). Interval columns are ``<stat>_<method>_low/high``."""
+    provenance). Interval columns are ``<stat>_<method>_low/high``; ``correction`` is one of
+    ``CORRECTIONS`` (see the module docstring)."""
+    if correction not in CORRECTIONS:
+        raise ValueError(f"unknown bootstrap correction {correction!r}; expected {CORRECTIONS}")
     counts = stats.counts
     wins = stats.wins
     wins_a, wins_b = int(wins[:, 0].sum()), int(wins[:, 1].sum())
@@ -70,10 +103,17 @@ def estimate_stratum(stats: SufficientStats, level: float = 0.95) -> dict[str, A
     point = {k: _f(v) for k, v in derived(wins).items()}
     reps = derived(stats.boot)
     jack = derived(stats.jackknife_cells())
+    factors = {stat: 1.0 for stat in BOOTSTRAPPED}
+    if correction == "cgm":
+        m_subjects, m_pairs = stats.moments()
+        grads = gradients(wins)
+        factors = {s: shrink_factor(grads[s], m_subjects, m_pairs, decisive) for s in BOOTSTRAPPED}
+    reps = {s: shrink(reps[s], point[s], factors[s]) for s in BOOTSTRAPPED}
 
     out: dict[str, Any] = {
         "n": int(counts.sum()),
         "n_subjects": len(stats.subject_index),
+        "n_cells": len(stats.pair_cells),
         "wins_a": wins_a,
         "wins_b": wins_b,
         "ties": int(counts[:, 2].sum()),
@@ -92,6 +132,7 @@ def estimate_stratum(stats: SufficientStats, level: float = 0.95) -> dict[str, A
 
     for stat in BOOTSTRAPPED:
         r = reps[stat]
+        out[f"{stat}_boot_shrink"] = factors[stat]
         out[f"{stat}_boot_se"] = (
             float(np.nanstd(r, ddof=1)) if np.isfinite(r).sum() > 1 else math.nan
         )

@@ -17,11 +17,25 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+#: Context columns a label names only when they vary across the plotted rows.
+CONTEXT = ("model_name", "layout", "preprocessing", "variant")
 
-def comparison_label(row: pd.Series) -> str:
-    head = f"{row['model_name']} / {row['layout']} / {row['preprocessing']}"
+
+def comparison_label(row: pd.Series, context: tuple[str, ...] = CONTEXT) -> str:
+    head = " / ".join(str(row[c]) for c in context if c in row)
     design = "" if row["design"] == "pairs" else f" [{row['design']}]"
-    return f"{head}{design}: {row['group_a']} vs {row['group_b']}"
+    pair = f"{row['group_a']} vs {row['group_b']}{design}"
+    return f"{head}: {pair}" if head else pair
+
+
+def varying_context(df: pd.DataFrame) -> tuple[str, ...]:
+    """The context columns with more than one value in ``df``: the rest go in the title."""
+    return tuple(c for c in CONTEXT if c in df and df[c].nunique() > 1)
+
+
+def shared_context(df: pd.DataFrame) -> str:
+    fixed = [c for c in CONTEXT if c in df and df[c].nunique() == 1]
+    return " / ".join(str(df[c].iloc[0]) for c in fixed)
 
 
 def interval(row: pd.Series) -> tuple[float, float]:
@@ -34,7 +48,10 @@ def interval(row: pd.Series) -> tuple[float, float]:
 def forest_plot(estimates: pd.DataFrame, criterion: str) -> dict[str, bytes]:
     """PNG and SVG bytes of one criterion's forest plot."""
     df = estimates[estimates["criterion"] == criterion].reset_index(drop=True)
-    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.4 * max(len(df), 1)))
+    context = varying_context(df)
+    labels = [comparison_label(r, context) for _, r in df.iloc[::-1].iterrows()]
+    width = 6 + 0.065 * max((len(label) for label in labels), default=0)
+    fig, ax = plt.subplots(figsize=(width, 1.6 + 0.4 * max(len(df), 1)))
     for i, row in df.iterrows():
         lo, hi = interval(row)
         y = len(df) - 1 - i
@@ -43,12 +60,12 @@ def forest_plot(estimates: pd.DataFrame, criterion: str) -> dict[str, bytes]:
         ax.plot([row["ratio"]], [y], "o", color="tab:blue")
     ax.axvline(0.5, color="grey", ls="--", lw=1, label="parity (0.5)")
     ax.set_yticks(range(len(df)))
-    ax.set_yticklabels([comparison_label(r) for _, r in df.iloc[::-1].iterrows()], fontsize=8)
+    ax.set_yticklabels(labels, fontsize=8)
     ax.set_xlim(0, 1)
-    ax.set_xlabel("survival ratio of group a (wins_a / (wins_a + wins_b))")
+    ax.set_xlabel("survival ratio of group a, wins_a / (wins_a + wins_b); dashed: parity 0.5")
     level = df["level"].iloc[0] if len(df) else 0.95
-    ax.set_title(f"{criterion}: survival ratio with {level:.0%} subject-clustered bootstrap CI")
-    ax.legend(loc="lower right", fontsize=8)
+    title = f"{criterion}: survival ratio with {level:.0%} subject-clustered bootstrap CI"
+    ax.set_title(f"{title}\n{shared_context(df)}" if len(df) else title, fontsize=9)
     fig.tight_layout()
     out = {}
     for fmt in ("png", "svg"):

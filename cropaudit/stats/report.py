@@ -42,7 +42,8 @@ def render_html(estimates: pd.DataFrame, images: dict[str, bytes]) -> str:
         ""
         if first is None
         else (
-            f"<p>{int(first['replicates'])} bootstrap replicates (multiway Poisson, by subject), "
+            f"<p>{int(first['replicates'])} bootstrap replicates (multiway Poisson, by subject; "
+            f"variance correction {html.escape(str(first.get('bootstrap_correction', 'none')))}), "
             f"level {first['level']:.3g}, seed {int(first['seed'])}. Config hashes: "
             f"{html.escape(', '.join(sorted(set().union(*estimates['config_hashes']))))}.</p>"
         )

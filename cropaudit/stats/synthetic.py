@@ -102,8 +102,11 @@ def synthetic_survival(
     def const(value, typ) -> pa.Array:
         return pa.array(np.full(n_rows, value), type=typ)
 
+    composite_ids = pa.array(np.char.add("c", idx.astype(str)).astype(object), pa.string())
     cols = {
-        "composite_id": pa.array(np.char.add("c", idx.astype(str)).astype(object), pa.string()),
+        "composite_id": composite_ids,
+        "sample_id": composite_ids,
+        "variant": const("base", pa.string()),
         "design": const(design, pa.string()),
         "pair_id": pa.array(ga + "|" + gb, pa.string()),
         "group_a": pa.array(ga, pa.string()),
@@ -136,6 +139,7 @@ def synthetic_survival(
             "salient_score": const(1.0, pa.float32()),
             "point_winner": pa.array(_winners(rng, p_a, 0.0, background_rate), pa.string()),
             "margin": pa.array(rng.random(n_rows, dtype=np.float32)),
+            "image_box": pa.nulls(n_rows, SURVIVAL_SCHEMA.field("image_box").type),
             "crops": crops,
             "seed": const(seed, pa.int64()),
             "config_hash": const("cfg0", pa.string()),

@@ -97,7 +97,10 @@ class FastGazeHandler(SaliencyModelHandler):
             import tensorflow as tf
 
             if self.converted:
-                fn = tf.saved_model.load(self.path)
+                from cropaudit.model.keras_model import localize
+
+                # a local copy: TF's own gs:// client ignores Beam's GCS settings (and emulators)
+                fn = tf.saved_model.load(localize(self.path))
             else:
                 from cropaudit.model.fastgaze.network import FastGazeNet
                 from cropaudit.model.fastgaze.vxm import read_model

@@ -1,0 +1,104 @@
+"""``cropaudit report RUN_DIR``: one self-contained HTML page about a finished run.
+
+Sections: the design (config summary, model, seed, hashes, versions), counts, dead letters by
+reason, survival-ratio interval plots per criterion (:func:`cropaudit.stats.plots.forest_plot`),
+position bias, sensitivity across variants (when the survival table has several), and a gallery
+of close-call composites re-rendered and re-scored with the run's own model. Every image is an
+embedded ``data:`` URI, so the page works offline and can be mailed as one file.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from cropaudit import fileio
+from cropaudit.report.inputs import RunInputs, attach_estimates, load_run
+
+__all__ = ["RunInputs", "build_report", "gallery_for", "load_run", "render_report"]
+
+DEFAULT_GALLERY = 12
+
+
+def gallery_for(inputs: RunInputs, n: int, model_spec: str | None = None):
+    """(items, problems, intro) of the gallery: see :mod:`cropaudit.report.gallery`."""
+    from cropaudit.model.registry import load_handler
+    from cropaudit.pipelines.audit import load_faces, preprocess_options
+    from cropaudit.report.gallery import build_gallery, pick_rows
+
+    intro = (
+        f"The {n} composites with the smallest |margin| (a_max − b_max, the gap between the "
+        "faces' best saliency scores), pairs design first: close calls are where a small bias "
+        "decides the crop. Each is re-rendered from the run's config and manifest and re-scored "
+        "with the run's model."
+    )
+    if n <= 0:
+        return [], [], intro
+    config = inputs.config
+    spec = model_spec or config.model.spec
+    try:
+        handler = load_handler(spec, preprocess_options(config))
+    except Exception as exc:  # noqa: BLE001 - no model here: report the rest
+        return [], [f"model {spec!r} could not be loaded: {exc} (pass --model SPEC)"], intro
+    uri = inputs.summary.get("manifest") or config.manifest.path
+    try:
+        faces, _ = load_faces(uri, config)
+    except Exception as exc:  # noqa: BLE001
+        return [], [f"manifest {uri} could not be read: {exc}"], intro
+    by_id = {f.image_id: f for f in faces}
+    recorded = set(inputs.survival.get("model_hash", []))
+    problems = []
+    if recorded and handler.content_hash not in recorded:
+        problems.append(
+            f"model {spec!r} (sha256 {handler.content_hash[:12]}) is not the model the run "
+            "recorded; the drawings below may not match the survival table"
+        )
+    layout = json.dumps(config.layout.params(), sort_keys=True)
+    rows = pick_rows(inputs.survival, n, handler, layout)
+    items, failed = build_gallery(rows, config, by_id, handler)
+    return items, problems + failed, intro
+
+
+def render_report(
+    inputs: RunInputs, gallery: int = DEFAULT_GALLERY, model_spec: str | None = None
+) -> str:
+    """The page for ``inputs`` (estimates already attached) as an HTML string."""
+    from cropaudit.report import page
+
+    items, problems, intro = gallery_for(inputs, gallery, model_spec)
+    sections = {
+        "design": page.design_section(inputs),
+        "counts": page.counts_section(inputs),
+        "dead-letters": page.dead_letter_section(inputs),
+        "survival-ratios": page.survival_section(inputs),
+        "position-bias": page.position_section(inputs),
+        "sensitivity": page.sensitivity_section(inputs),
+        "face-or-body": page.gaze_section(inputs),
+        "gallery": page.gallery_section(items, problems, gallery, intro),
+    }
+    return page.render_page(inputs, sections)
+
+
+def build_report(
+    run_dir: str,
+    out: str = "report.html",
+    *,
+    stats_dir: str | None = None,
+    gallery: int = DEFAULT_GALLERY,
+    compute_stats: bool = True,
+    replicates: int = 1000,
+    model_spec: str | None = None,
+    quiet: bool = False,
+) -> str:
+    """Write the report of the finished run ``run_dir`` to ``out``; returns ``out``.
+
+    Refuses a run without ``_SUCCESS``. Estimates come from ``stats_dir``, else a statistics
+    output beside the run, else (``compute_stats``) a fresh ``run_stats`` into a temporary folder.
+    """
+    inputs = load_run(run_dir)
+    attach_estimates(inputs, stats_dir, compute=compute_stats, replicates=replicates, quiet=quiet)
+    text = render_report(inputs, gallery, model_spec)
+    fileio.write_atomic(out, text.encode("utf-8"))
+    if not quiet:
+        print(f"report -> {out} ({len(text) / 1e6:.1f} MB)", file=sys.stderr)
+    return out

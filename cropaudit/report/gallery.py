@@ -1,0 +1,210 @@
+"""The report's gallery: close calls re-rendered, re-scored and drawn.
+
+Composites are picked from the survival table by ``|margin|`` (``a_max - b_max``, the gap between
+the two faces' best saliency scores) ascending: close calls are where a small, systematic bias
+decides the crop. Each one is re-rendered from the run's config and manifest (rendering is
+deterministic), the run's model is run on it again, and the saliency map, salient point and one
+crop box per aspect ratio are drawn over it with
+:func:`cropaudit.model.fastgaze.overlay.draw_overlay`.
+The recomputed salient point and winners are checked against the recorded row.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from PIL import Image, ImageDraw
+
+from cropaudit.config import ExperimentConfig
+from cropaudit.model.base import SaliencyModelHandler
+from cropaudit.model.fastgaze.crops import candidate_crops
+from cropaudit.model.fastgaze.overlay import _CROP_COLOURS, draw_overlay
+from cropaudit.transforms.crop import simulate_crop
+from cropaudit.transforms.records import Box, Composite, Face
+from cropaudit.transforms.render import FaceCache, render_canvas
+
+#: Face outline colours in the gallery: face a, face b.
+FACE_COLOURS = ((0, 90, 255), (255, 110, 0))
+
+
+def crop_colours(n: int) -> list[tuple[int, int, int]]:
+    """The outline colour of the i-th crop box, as the overlay draws it."""
+    return [_CROP_COLOURS[i % len(_CROP_COLOURS)] for i in range(n)]
+
+
+@dataclass(frozen=True)
+class GalleryItem:
+    """One drawn composite and what the page says about it."""
+
+    composite_id: str
+    png: bytes
+    width: int
+    height: int
+    row: dict[str, Any]
+    reproduced: bool
+    note: str = ""
+
+
+def pick_rows(
+    survival: pd.DataFrame,
+    n: int,
+    handler: SaliencyModelHandler | None = None,
+    layout_params: str | None = None,
+):
+    """The ``n`` rows to show: ``pairs`` design first (the comparisons under audit, controls
+    only fill up), then smallest ``|margin|`` first (rows without a margin last), then id.
+
+    Rows of a sweep's other variants (``variant`` other than ``base``) and, with ``handler`` and
+    ``layout_params``, rows another model, pre-processing or layout produced are left out when
+    the run's own rows exist, since the gallery re-renders with the run's config and re-runs only
+    the run's own model."""
+    if n <= 0 or survival.empty:
+        return survival.iloc[0:0]
+    df = survival
+    wanted: dict[str, str] = {"variant": "base"}
+    if handler is not None:
+        wanted.update(model_hash=handler.content_hash, preprocessing=handler.preprocessing)
+    if layout_params is not None:
+        wanted["layout_params"] = layout_params
+    for column, value in wanted.items():
+        if column in df.columns and (df[column] == value).any():
+            df = df[df[column] == value]
+    margin = pd.to_numeric(df["margin"], errors="coerce").abs()
+    order = pd.DataFrame(
+        {
+            "controls": (df["design"] != "pairs").astype(int),
+            "missing": margin.isna().astype(int),
+            "margin": margin.fillna(math.inf),
+            "id": df["composite_id"],
+        },
+        index=df.index,
+    ).sort_values(["controls", "missing", "margin", "id"], kind="mergesort")
+    return df.loc[order.index[:n]]
+
+
+def _box(value: Any) -> Box:
+    return Box(int(value["x"]), int(value["y"]), int(value["w"]), int(value["h"]))
+
+
+def composite_from_row(row: dict[str, Any], faces: dict[str, Face]) -> Composite:
+    """The planned composite of a survival row (faces looked up by image id). A ``single`` row
+    has no face b: its composite carries face a twice, as the design does."""
+    single = row["design"] == "single"
+    b_key = "a_image_id" if single else "b_image_id"
+    missing = [str(row[k]) for k in ("a_image_id", b_key) if row[k] not in faces]
+    if missing:
+        raise KeyError(f"image ids not in the manifest: {', '.join(missing)}")
+    return Composite(
+        composite_id=row["composite_id"],
+        design=row["design"],
+        group_a=row["group_a"],
+        group_b=row["group_b"],
+        sample_index=int(row["sample_index"]),
+        position=row["position"],
+        face_a=faces[row["a_image_id"]],
+        face_b=faces[row[b_key]],
+    )
+
+
+def _scaled(value: float, k: float) -> int:
+    return int(round(value * k))
+
+
+def draw_item(
+    canvas: np.ndarray,
+    scores: np.ndarray,
+    grid,
+    box_a: Box,
+    box_b: Box,
+    aspect_ratios: Sequence[float],
+    max_height: int,
+    max_width: int,
+) -> tuple[bytes, int, int]:
+    """PNG of the composite at display size with map, salient point, crops and face boxes.
+
+    The composite is downscaled first and the geometry scaled with it, so the overlay's 1-pixel
+    outlines stay crisp."""
+    h0, w0 = canvas.shape[:2]
+    k = min(1.0, max_height / h0, max_width / w0)
+    w, h = max(1, _scaled(w0, k)), max(1, _scaled(h0, k))
+    small = np.asarray(Image.fromarray(canvas).resize((w, h), Image.Resampling.LANCZOS))
+    result = candidate_crops(grid, w0, h0, aspect_ratios=tuple(aspect_ratios))
+    scaled = dataclasses.replace(
+        result,
+        salient_x=_scaled(result.salient_x, k),
+        salient_y=_scaled(result.salient_y, k),
+        crops=tuple(
+            dataclasses.replace(
+                c,
+                x=_scaled(c.x, k),
+                y=_scaled(c.y, k),
+                w=max(1, _scaled(c.w, k)),
+                h=max(1, _scaled(c.h, k)),
+            )
+            for c in result.crops
+        ),
+    )
+    image = Image.open(io.BytesIO(draw_overlay(small, scores, scaled))).convert("RGB")
+    draw = ImageDraw.Draw(image)
+    for label, box, colour in zip("ab", (box_a, box_b), FACE_COLOURS):
+        x0, y0 = _scaled(box.x, k), _scaled(box.y, k)
+        x1, y1 = _scaled(box.x + box.w, k) - 1, _scaled(box.y + box.h, k) - 1
+        draw.rectangle([x0 + 1, y0 + 1, x1 - 1, y1 - 1], outline=colour, width=2)
+        draw.rectangle([x0 + 2, y0 + 2, x0 + 14, y0 + 16], fill=colour)
+        draw.text((x0 + 5, y0 + 3), label, fill=(255, 255, 255))
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", optimize=True)
+    return buf.getvalue(), w, h
+
+
+def build_gallery(
+    rows: pd.DataFrame,
+    config: ExperimentConfig,
+    faces: dict[str, Face],
+    handler: SaliencyModelHandler,
+    *,
+    max_height: int = 600,
+    max_width: int = 900,
+) -> tuple[list[GalleryItem], list[str]]:
+    """Re-render, re-score and draw ``rows``; returns the items and a note per row that failed."""
+    cache = FaceCache(config.layout)
+    model = None
+    items, problems = [], []
+    ratios = tuple(config.crop.aspect_ratios)
+    for row in rows.to_dict("records"):
+        cid = row["composite_id"]
+        try:
+            composite = composite_from_row(row, faces)
+            canvas, box_a, box_b = render_canvas(composite, config.layout, cache)
+            model_input = handler.preprocess(canvas)
+            if model is None:
+                model = handler.load_model()
+            scores = np.asarray(model.predict(model_input[np.newaxis]))[0]
+            grid = handler.to_grid(scores, canvas.shape[:2], model_input.shape[:2])
+            single = composite.design == "single"
+            outcome = simulate_crop(
+                grid, canvas.shape[1], canvas.shape[0], box_a, box_b, ratios, single=single
+            )
+            reproduced = (
+                (outcome.salient_x, outcome.salient_y) == (row["salient_x"], row["salient_y"])
+                and outcome.point_winner == row["point_winner"]
+                and [c.winner for c in outcome.crops] == [c["winner"] for c in row["crops"]]
+                and (box_a, box_b)
+                == (_box(row["a_box"]), _box(row["image_box" if single else "b_box"]))
+            )
+            png, w, h = draw_item(
+                canvas, grid.scores, grid, box_a, box_b, ratios, max_height, max_width
+            )
+        except Exception as exc:  # noqa: BLE001 - one unreadable image must not sink the report
+            problems.append(f"{cid}: {type(exc).__name__}: {exc}")
+            continue
+        note = "" if reproduced else "re-scored result differs from the recorded row"
+        items.append(GalleryItem(cid, png, w, h, row, reproduced, note))
+    return items, problems

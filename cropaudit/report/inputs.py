@@ -1,0 +1,177 @@
+"""What a report reads: a finished run's config, summary and tables, and its estimates.
+
+Estimates come from ``--stats DIR``, else from a finished statistics output found beside the run
+(``RUN/stats`` or, in the demo layout, ``RUN/../stats``) whose estimates name this run's config
+hash, else they are computed now with :func:`cropaudit.pipelines.stats.run_stats` into a
+temporary folder (the page says which).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from dataclasses import dataclass, field
+
+import pandas as pd
+import pyarrow as pa
+
+from cropaudit import config as config_mod
+from cropaudit import fileio
+from cropaudit.errors import UserError
+from cropaudit.pipelines.audit import RunPaths, read_table, require_finished
+
+CONFIG_METADATA_KEY = b"cropaudit.config"
+
+
+@dataclass
+class RunInputs:
+    run_dir: str
+    paths: RunPaths
+    config: config_mod.ExperimentConfig
+    config_toml: str
+    summary: dict
+    survival: pd.DataFrame
+    dead: pd.DataFrame
+    estimates: pd.DataFrame | None = None
+    #: The survival table as read (Arrow), beside its pandas form ``survival``.
+    survival_table: pa.Table | None = None
+    #: One sentence on where the estimates came from (or why there are none).
+    stats_source: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def config_hashes(self) -> set[str]:
+        """The config hashes the run recorded (its rows; the summary's when it has no rows)."""
+        found = set(self.survival["config_hash"]) if "config_hash" in self.survival else set()
+        return found or {self.summary.get("config_hash") or self.config.config_hash}
+
+    @property
+    def config_hash(self) -> str:
+        """The run's recorded config hash (a config re-read by a newer cropaudit may hash
+        differently when sections gained keys with defaults)."""
+        return self.summary.get("config_hash") or sorted(self.config_hashes)[0]
+
+
+def load_run(run_dir: str) -> RunInputs:
+    """A finished run's inputs (``UserError`` for a run without ``_SUCCESS``)."""
+    run_dir = run_dir.rstrip("/") or "/"
+    paths = require_finished(run_dir)
+    survival_table = read_table(paths.survival)
+    warnings: list[str] = []
+    try:
+        summary = json.loads(fileio.read_bytes(paths.summary))
+    except (FileNotFoundError, ValueError) as exc:
+        summary = {}
+        warnings.append(f"run_summary.json unreadable ({exc})")
+    config_toml = _config_text(paths, survival_table)
+    config = config_mod.loads(config_toml)
+    recorded = summary.get("config_hash")
+    if recorded and recorded != config.config_hash:
+        warnings.append(
+            f"The run recorded config hash {recorded[:12]}; its saved config, read by this "
+            f"cropaudit, hashes to {config.config_hash[:12]} (keys added since, with defaults): "
+            "the gallery's re-rendering is checked against the recorded rows."
+        )
+    try:
+        dead = read_table(paths.dead_letter).to_pandas()
+    except UserError:
+        dead = pd.DataFrame(columns=["stage", "reason", "element_id", "detail", "record"])
+    return RunInputs(
+        run_dir=run_dir,
+        paths=paths,
+        config=config,
+        config_toml=config_toml,
+        summary=summary,
+        survival=survival_table.to_pandas(),
+        survival_table=survival_table,
+        dead=dead,
+        warnings=warnings,
+    )
+
+
+def _config_text(paths: RunPaths, survival: pa.Table) -> str:
+    """The run's config: ``config.toml`` in the run directory, else the Parquet metadata."""
+    if fileio.exists(paths.config):
+        return fileio.read_bytes(paths.config).decode("utf-8")
+    meta = survival.schema.metadata or {}
+    if CONFIG_METADATA_KEY in meta:
+        return meta[CONFIG_METADATA_KEY].decode("utf-8")
+    raise UserError(f"{paths.root} has neither config.toml nor a config in its Parquet metadata")
+
+
+def _for_run(estimates: pd.DataFrame, config_hashes: set[str]) -> pd.DataFrame:
+    """Estimate rows computed from (at least) this run, by config hash."""
+    if estimates.empty:
+        return estimates
+    mask = estimates["config_hashes"].apply(lambda hashes: bool(config_hashes & set(hashes)))
+    return estimates[mask].reset_index(drop=True)
+
+
+def _read_stats(stats_dir: str) -> pd.DataFrame:
+    from cropaudit.pipelines.stats import read_estimates
+
+    return read_estimates(stats_dir).to_pandas()
+
+
+def candidate_stats_dirs(run_dir: str) -> list[str]:
+    return [fileio.join(run_dir, "stats"), fileio.join(fileio.dirname(run_dir), "stats")]
+
+
+def attach_estimates(
+    inputs: RunInputs,
+    stats_dir: str | None = None,
+    *,
+    compute: bool = True,
+    replicates: int = 1000,
+    quiet: bool = False,
+) -> None:
+    """Fill ``inputs.estimates`` and ``inputs.stats_source`` (see the module docstring)."""
+    config_hash = inputs.config_hashes
+    if stats_dir:
+        if not fileio.exists(fileio.join(stats_dir, "_SUCCESS")):
+            raise UserError(
+                f"{stats_dir} is not a finished statistics output (no _SUCCESS); "
+                f"run `cropaudit stats {inputs.run_dir} --out {stats_dir}`"
+            )
+        estimates = _for_run(_read_stats(stats_dir), config_hash)
+        if estimates.empty:
+            raise UserError(
+                f"the estimates in {stats_dir} were not computed from {inputs.run_dir} "
+                f"(no row names config hash {', '.join(h[:12] for h in sorted(config_hash))})"
+            )
+        inputs.estimates = estimates
+        inputs.stats_source = f"Estimates from {stats_dir} (--stats)."
+        return
+    for candidate in candidate_stats_dirs(inputs.run_dir):
+        if not fileio.exists(fileio.join(candidate, "_SUCCESS")):
+            continue
+        estimates = _for_run(_read_stats(candidate), config_hash)
+        if not estimates.empty:
+            inputs.estimates = estimates
+            inputs.stats_source = f"Estimates from {candidate} (found beside the run)."
+            return
+    looked = ", ".join(candidate_stats_dirs(inputs.run_dir))
+    if not compute:
+        inputs.stats_source = (
+            f"No statistics output for this run (looked in {looked}); survival ratios, intervals "
+            f"and position-bias tests are left out. Run `cropaudit stats {inputs.run_dir} --out "
+            "DIR` and pass --stats DIR."
+        )
+        return
+    if not quiet:
+        print(
+            f"cropaudit report: no statistics output for {inputs.run_dir} (looked in {looked}); "
+            f"computing estimates with {replicates} bootstrap replicates",
+            file=sys.stderr,
+        )
+    from cropaudit.pipelines.stats import run_stats
+
+    with tempfile.TemporaryDirectory(prefix="cropaudit-report-stats-") as tmp:
+        run_stats([inputs.run_dir], tmp, replicates=replicates, render=False)
+        inputs.estimates = _for_run(_read_stats(tmp), config_hash)
+    inputs.stats_source = (
+        f"No statistics output was found for this run (looked in {looked}), so the estimates "
+        f"below were computed for this report ({replicates} bootstrap replicates, seed 0) and "
+        f"not kept. `cropaudit stats {inputs.run_dir} --out DIR` keeps them; pass --stats DIR."
+    )

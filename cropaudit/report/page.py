@@ -1,0 +1,526 @@
+"""The report page: one self-contained HTML string (inline CSS, images as data URIs, no script,
+no external resource of any kind)."""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import matplotlib
+import pandas as pd
+
+from cropaudit.report.figures import data_uri, interval_plot
+from cropaudit.report.gallery import FACE_COLOURS, GalleryItem, crop_colours
+from cropaudit.report.inputs import RunInputs
+from cropaudit.stats.plots import comparison_label, forest_plot, interval, varying_context
+
+SECTIONS = (
+    ("design", "Design"),
+    ("counts", "Counts"),
+    ("dead-letters", "Dead letters"),
+    ("survival-ratios", "Survival ratios"),
+    ("position-bias", "Position bias"),
+    ("sensitivity", "Sensitivity"),
+    ("face-or-body", "Face or body"),
+    ("gallery", "Gallery"),
+)
+
+CSS = """
+body{font-family:sans-serif;margin:2em;max-width:1200px;color:#222}
+h1{margin-bottom:.2em}h2{border-bottom:1px solid #ccc;padding-top:.6em}
+table{border-collapse:collapse;font-size:12px;margin:.5em 0 1em}
+td,th{border:1px solid #ccc;padding:2px 6px;text-align:left;vertical-align:top}
+th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
+img.plot{max-width:100%;display:block;margin:.5em 0}
+.note{color:#555;font-size:13px}.warn{background:#fff4e0;border:1px solid #e0b060;padding:.5em}
+nav a{margin-right:1em}
+.gallery{display:flex;flex-wrap:wrap;gap:14px}
+.gallery figure{margin:0;border:1px solid #ddd;padding:6px;background:#fafafa}
+.gallery img{display:block;margin:0 auto;max-width:100%;height:auto}
+.gallery figcaption{font-size:11px;line-height:1.35;margin-top:4px}
+.gallery figcaption .note{font-size:11px}
+.swatch{display:inline-block;width:.9em;height:.9em;border:1px solid #333;vertical-align:middle}
+pre{background:#f6f6f6;padding:.6em;font-size:12px;overflow:auto}
+"""
+
+
+# -- small helpers -------------------------------------------------------------------------------
+
+
+def esc(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    """Cell text: numbers short, missing as an en dash."""
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return "–" if math.isnan(value) else f"{value:.{digits}g}"
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        try:
+            return fmt(value.item(), digits)
+        except (ValueError, AttributeError):
+            pass
+    return str(value)
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], cls: str = "") -> str:
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    body = []
+    for row in rows:
+        cells = []
+        for v in row:
+            numeric = isinstance(v, (int, float)) and not isinstance(v, bool)
+            cells.append(f"<td{' class=num' if numeric else ''}>{esc(fmt(v))}</td>")
+        body.append(f"<tr>{''.join(cells)}</tr>")
+    attr = f" class='{cls}'" if cls else ""
+    return f"<table{attr}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def kv_table(pairs: Iterable[tuple[str, Any]]) -> str:
+    rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(fmt(v))}</td></tr>" for k, v in pairs)
+    return f"<table>{rows}</table>"
+
+
+def img(png: bytes, alt: str, cls: str = "plot", **attrs: Any) -> str:
+    extra = "".join(f" {k.replace('_', '-')}='{esc(v)}'" for k, v in attrs.items())
+    return f"<img class='{cls}' alt='{esc(alt)}' src='{data_uri(png)}'{extra}/>"
+
+
+def note(text: str, cls: str = "note") -> str:
+    return f"<p class='{cls}'>{esc(text)}</p>"
+
+
+def criteria_order(criteria: Iterable[str]) -> list[str]:
+    return sorted(set(criteria), key=lambda c: (c != "point", c))
+
+
+def _ci(row: pd.Series, stat: str) -> tuple[float, float]:
+    lo, hi = row.get(f"{stat}_bca_low"), row.get(f"{stat}_bca_high")
+    if not (_finite(lo) and _finite(hi)):
+        lo, hi = row.get(f"{stat}_percentile_low"), row.get(f"{stat}_percentile_high")
+    return lo, hi
+
+
+def forest_png(estimates: pd.DataFrame, criterion: str) -> bytes:
+    """:func:`cropaudit.stats.plots.forest_plot`'s PNG, saved with a tight bounding box so that
+    long comparison labels and the title are not clipped."""
+    with matplotlib.rc_context({"savefig.bbox": "tight", "savefig.pad_inches": 0.15}):
+        return forest_plot(estimates, criterion)["png"]
+
+
+def short_label(row: pd.Series, estimates: pd.DataFrame) -> str:
+    """The row's comparison, naming only the context that varies across the run."""
+    return comparison_label(row, varying_context(estimates))
+
+
+def _finite(v: Any) -> bool:
+    try:
+        return math.isfinite(float(v))
+    except (TypeError, ValueError):
+        return False
+
+
+# -- sections ------------------------------------------------------------------------------------
+
+
+def design_section(inputs: RunInputs) -> str:
+    c, s = inputs.config, inputs.summary
+    first = inputs.survival.iloc[0] if len(inputs.survival) else None
+    model = s.get("model") or (
+        {k: first[k] for k in ("model_name", "model_hash", "model_source", "preprocessing")}
+        if first is not None
+        else {}
+    )
+    d = c.design
+    if d.pairs:
+        pairs = "; ".join(f"{a} vs {b}" for a, b in d.pairs)
+    else:
+        seen = sorted(inputs.survival.loc[inputs.survival["design"] == "pairs", "pair_id"].unique())
+        pairs = "all unordered pairs of distinct groups" + (f": {'; '.join(seen)}" if seen else "")
+    groups = s.get("groups") or {}
+    versions = s.get("versions") or (first["versions"] if first is not None else "")
+    rows = [
+        ("experiment", f"{c.name} — {c.description}" if c.description else c.name),
+        ("dataset", c.dataset or "–"),
+        ("manifest", s.get("manifest") or c.manifest.path),
+        (
+            "manifest rows",
+            f"{s.get('manifest_faces', '?')} faces used, "
+            f"{s.get('manifest_dead_lettered', '?')} rows dead-lettered",
+        ),
+        ("groups", " × ".join(c.groups.attributes)),
+        ("faces per group", ", ".join(f"{g}: {n}" for g, n in sorted(groups.items())) or "–"),
+        ("allowed labels", json.dumps(c.groups.labels) if c.groups.labels else "any"),
+        ("pairs", pairs),
+        ("composites per pair", f"{d.composites_per_pair} ({d.order} order)"),
+        (
+            "controls",
+            f"{', '.join(d.controls)} ({d.controls_per_group} per group)" if d.controls else "none",
+        ),
+        ("layout", f"{c.layout.kind} {json.dumps(c.layout.params(), sort_keys=True)}"),
+        ("model spec", c.model.spec),
+        ("model", model.get("model_name", "–")),
+        ("model hash (sha256)", model.get("model_hash", "–")),
+        ("model source", model.get("model_source", "–")),
+        ("preprocessing", model.get("preprocessing", "–")),
+        ("crop aspect ratios (h/w)", ", ".join(f"{r:g}" for r in c.crop.aspect_ratios)),
+        ("design seed", d.seed),
+        ("config hash", inputs.config_hash),
+        ("runner", f"{s.get('runner', '?')}, {s.get('seconds', '?')} s"),
+        ("versions", versions),
+    ]
+    return (
+        kv_table(rows)
+        + "<details><summary>config.toml</summary><pre>"
+        + esc(inputs.config_toml)
+        + "</pre></details>"
+    )
+
+
+def counts_section(inputs: RunInputs) -> str:
+    s, df = inputs.summary, inputs.survival
+    overview = [
+        ("composites planned", s.get("composites_expected", "?")),
+        ("survival rows", s.get("survival_rows", len(df))),
+        ("composites dead-lettered", s.get("composites_dead_lettered", "?")),
+        ("all composites accounted for", s.get("all_composites_accounted", "?")),
+        ("duplicate composite ids", s.get("duplicate_composite_ids", "?")),
+        ("survival table sha256", s.get("survival_table_sha256", "?")),
+    ]
+    counters = s.get("beam_counters") or {}
+    if counters:
+        overview.append(("Beam counters", ", ".join(f"{k} {v}" for k, v in counters.items())))
+    rows = []
+    keys = ["design", "pair_id"]
+    if "variant" in df.columns and df["variant"].nunique() > 1:
+        keys.insert(0, "variant")
+    for key, g in df.groupby(keys, sort=True):
+        winners = g["point_winner"].value_counts()
+        subjects = set(g["a_subject_id"]) | set(g["b_subject_id"])
+        rows.append(
+            [
+                *key,
+                len(g),
+                len(subjects),
+                int((g["position"] == "a_first").sum()),
+                int((g["position"] == "b_first").sum()),
+                *(int(winners.get(w, 0)) for w in ("a", "b", "tie", "background")),
+            ]
+        )
+    headers = [
+        "design", "pair (a vs b)", "composites", "subjects", "a first", "b first",
+        "point → a", "point → b", "tie", "background",
+    ]  # fmt: skip
+    if len(keys) == 3:
+        headers = ["variant", *headers]
+    return kv_table(overview) + "<h3>Per pair</h3>" + table(headers, rows)
+
+
+def dead_letter_section(inputs: RunInputs) -> str:
+    dead = inputs.dead
+    if dead.empty:
+        return note("No dead letters: every manifest row, image and composite went through.")
+    rows = []
+    for (stage, reason), g in dead.groupby(["stage", "reason"], sort=True):
+        example = g.iloc[0]
+        detail = str(example["detail"])
+        detail = detail if len(detail) <= 200 else detail[:200] + "…"
+        rows.append([stage, reason, len(g), example["element_id"], detail])
+    return note(
+        "Every row, image or composite that could not go on, by stage and reason code "
+        "(the full table is dead_letter/*.parquet in the run directory)."
+    ) + table(["stage", "reason", "count", "example", "detail"], rows)
+
+
+def survival_section(inputs: RunInputs) -> str:
+    est = inputs.estimates
+    parts = [note(inputs.stats_source)]
+    if est is None or est.empty:
+        return "".join(parts)
+    first = est.iloc[0]
+    parts.append(
+        note(
+            "Survival ratio = wins_a / (wins_a + wins_b), the chance that group a's face survives "
+            "when the cropper keeps exactly one face; 0.5 is parity. Lines are "
+            f"{first['level']:.0%} subject-clustered bootstrap intervals (BCa, percentile where "
+            f"BCa is undefined; {int(first['replicates'])} replicates); p-values against "
+            f"parity are Holm-adjusted across all {len(est)} comparisons of the statistics run."
+        )
+    )
+    headers = [
+        "design", "comparison", "a", "b", "n", "subjects", "wins a", "wins b", "ties",
+        "background", "ratio", "CI low", "CI high", "p (bootstrap, Holm)",
+    ]  # fmt: skip
+    for criterion in criteria_order(est["criterion"]):
+        sub = est[est["criterion"] == criterion].reset_index(drop=True)
+        png = forest_png(est, criterion)
+        rows = []
+        for _, r in sub.iterrows():
+            lo, hi = interval(r)
+            rows.append(
+                [
+                    r["design"], r["comparison"], r["group_a"], r["group_b"], int(r["n"]),
+                    int(r["n_subjects"]), int(r["wins_a"]), int(r["wins_b"]), int(r["ties"]),
+                    int(r["background"]), r["ratio"], lo, hi, r["p_bootstrap_holm"],
+                ]
+            )  # fmt: skip
+        parts.append(
+            f"<h3 id='criterion-{esc(criterion)}'>{esc(criterion)}</h3>"
+            + img(png, f"survival ratio, {criterion}", data_criterion=criterion)
+            + table(headers, rows)
+        )
+    return "".join(parts)
+
+
+def position_section(inputs: RunInputs) -> str:
+    est = inputs.estimates
+    intro = note(
+        "Position bias: first_slot_rate is the share of decisive composites won by the face drawn "
+        "first (top for vertical_gap, left for horizontal), whatever its group; 0.5 means the "
+        "slot does not matter. The design counterbalances order, so the survival ratios above "
+        "are not confounded by it; order_adjusted_ratio averages the two position-conditional "
+        "ratios."
+    )
+    if est is None or est.empty:
+        return intro + raw_position_table(inputs.survival)
+    parts = [intro]
+    point = est[est["criterion"] == "point"].reset_index(drop=True)
+    if len(point):
+        cis = [_ci(r, "first_slot_rate") for _, r in point.iterrows()]
+        png = interval_plot(
+            [short_label(r, est) for _, r in point.iterrows()],
+            list(point["first_slot_rate"]),
+            [lo for lo, _ in cis],
+            [hi for _, hi in cis],
+            title="point: share of decisive composites won by the first slot, with bootstrap CI",
+            xlabel="first-slot rate",
+            reference_label="no position effect (0.5)",
+        )
+        parts.append(img(png, "first-slot rate, point", data_criterion="position"))
+    rows = []
+    for criterion in criteria_order(est["criterion"]):
+        for _, r in est[est["criterion"] == criterion].iterrows():
+            lo, hi = _ci(r, "first_slot_rate")
+            alo, ahi = _ci(r, "order_adjusted_ratio")
+            rows.append(
+                [
+                    criterion, r["design"], f"{r['group_a']} vs {r['group_b']}",
+                    int(r["n_a_first"]), int(r["n_b_first"]), r["ratio_a_first"],
+                    r["ratio_b_first"], r["first_slot_rate"], lo, hi,
+                    r["p_first_slot_bootstrap"], r["order_adjusted_ratio"], alo, ahi,
+                ]
+            )  # fmt: skip
+    headers = [
+        "criterion", "design", "comparison", "n (a first)", "n (b first)", "ratio | a first",
+        "ratio | b first", "first-slot rate", "CI low", "CI high", "p (bootstrap)",
+        "order-adjusted ratio", "CI low", "CI high",
+    ]  # fmt: skip
+    parts.append(table(headers, rows))
+    return "".join(parts)
+
+
+def raw_position_table(survival: pd.DataFrame) -> str:
+    """First-slot wins of the salient point, counted from the survival table (no intervals)."""
+    rows = []
+    for (design, pair), g in survival.groupby(["design", "pair_id"], sort=True):
+        decisive = g[g["point_winner"].isin(["a", "b"])]
+        first = ((decisive["point_winner"] == "a") & (decisive["position"] == "a_first")) | (
+            (decisive["point_winner"] == "b") & (decisive["position"] == "b_first")
+        )
+        n = len(decisive)
+        rows.append([design, pair, n, int(first.sum()), first.sum() / n if n else float("nan")])
+    return note("Counted from the survival table (no estimates, so no intervals).") + table(
+        ["design", "pair", "decisive (point)", "won by first slot", "first-slot share"], rows
+    )
+
+
+def gaze_section(inputs: RunInputs) -> str:
+    """Single-image (male-gaze) runs: how often the salient point and each crop keep the face."""
+    df = inputs.survival
+    if "design" not in df.columns or not (df["design"] == "single").any():
+        return note("No single-image rows: this section is for the `single` design (male gaze).")
+    from cropaudit.stats.gaze import face_rates
+
+    parts = [
+        note(
+            "Single full-body images: the share whose salient point (or crop) keeps the face "
+            "box rather than the body, per group, with Wilson intervals (images independent)."
+        )
+    ]
+    criteria = ["point"] + [f"crop_{c:.2f}" for c in inputs.config.crop.aspect_ratios]
+    for criterion in criteria:
+        rates = face_rates(inputs.survival_table, criterion=criterion)
+        if rates.empty:
+            continue
+        labels = [f"{r['variant']}: {r['group']}" for _, r in rates.iterrows()]
+        png = interval_plot(
+            labels,
+            list(rates["face_share"]),
+            list(rates["ci_low"]),
+            list(rates["ci_high"]),
+            title=f"{criterion}: share of images where the face is kept",
+            xlabel="face share (on_face / n)",
+        )
+        cols = [c for c in rates.columns]
+        parts.append(
+            f"<h3>{esc(criterion)}</h3>"
+            + img(png, f"face share, {criterion}", data_criterion=f"gaze-{criterion}")
+            + table(cols, rates[cols].itertuples(index=False, name=None))
+        )
+    return "".join(parts)
+
+
+def sensitivity_section(inputs: RunInputs, criterion: str = "point") -> str:
+    df = inputs.survival
+    if "variant" not in df.columns or df["variant"].nunique() < 2:
+        return note(
+            "One variant only (no `variant` column with several values in the survival table): "
+            "nothing to compare. A sweep over pre-processing or model variants fills this section."
+        )
+    from cropaudit.stats import sensitivity
+
+    try:
+        survival = inputs.survival_table
+        per_variant = sensitivity.variant_estimates(survival, criterion=criterion)
+        flips = sensitivity.flip_rates(survival, criterion=criterion)
+        by_axis = sensitivity.flip_rates_by_axis(survival, criterion=criterion)
+    except Exception as exc:  # noqa: BLE001 - a failed analysis is reported, not fatal
+        return note(f"Sensitivity analysis failed: {type(exc).__name__}: {exc}", "warn")
+    parts = [
+        note(
+            f"The same composites under {df['variant'].nunique()} variants "
+            f"({', '.join(map(str, sorted(df['variant'].unique())))}); criterion {criterion}. "
+            "A survival ratio that moves across variants, or composites whose winner flips, "
+            "means the finding depends on the variant."
+        )
+    ]
+    if len(per_variant):
+        labels = [
+            f"{r['variant']}: {r['group_a']} vs {r['group_b']}" for _, r in per_variant.iterrows()
+        ]
+        png = interval_plot(
+            labels,
+            list(per_variant["survival_ratio"]),
+            list(per_variant["ci_low"]),
+            list(per_variant["ci_high"]),
+            title=f"{criterion}: survival ratio per variant, with interval",
+            xlabel="survival ratio of group a (wins_a / (wins_a + wins_b))",
+        )
+        parts.append(img(png, f"survival ratio per variant, {criterion}", data_criterion="variant"))
+    cols = [
+        "variant", "group_a", "group_b", "n", "wins_a", "wins_b", "survival_ratio", "ci_low",
+        "ci_high",
+    ]  # fmt: skip
+    cols = [c for c in cols if c in per_variant.columns]
+    parts.append("<h3>One estimate per variant</h3>")
+    parts.append(table(cols, per_variant[cols].itertuples(index=False, name=None)))
+    fcols = [c for c in ("group_a", "group_b", "samples", "flipped", "flip_rate") if c in flips]
+    parts.append("<h3>Flip rates</h3>")
+    parts.append(
+        note(
+            "Per pair: samples rendered in at least two variants, and how many of them changed "
+            "winner between variants."
+        )
+        + table(fcols, flips[fcols].itertuples(index=False, name=None))
+    )
+    if by_axis is not None and len(by_axis):
+        acols = [c for c in ("axis", *fcols) if c in by_axis]
+        parts.append(
+            note(
+                "One axis at a time: each sample's base rendering against variants that differ "
+                "from it in that axis only."
+            )
+            + table(acols, by_axis[acols].itertuples(index=False, name=None))
+        )
+    return "".join(parts)
+
+
+def gallery_section(
+    items: Sequence[GalleryItem], problems: Sequence[str], requested: int, intro: str
+) -> str:
+    if requested <= 0:
+        return note("Gallery turned off (--gallery 0).")
+    ratios = ""
+    if items:
+        crops = _crops(items[0].row)
+        ratios = ", ".join(
+            f"<span class='swatch' style='background:rgb{tuple(colour)}'></span> "
+            + esc(f"{c['aspect_ratio']:g}")
+            for c, colour in zip(crops, crop_colours(len(crops)))
+        )
+    faces = " ".join(
+        f"<span class='swatch' style='background:rgb{tuple(colour)}'></span> face {label}"
+        for label, colour in zip("ab", FACE_COLOURS)
+    )
+    legend = (
+        f"<p class='note'>{esc(intro)} Red tint: the saliency map (min-max normalised); yellow "
+        f"dot: the salient point; outlines: {faces}; crop boxes per aspect ratio (h/w): "
+        f"{ratios}.</p>"
+    )
+    figures = "".join(_figure(i, item) for i, item in enumerate(items, 1))
+    failed = ""
+    if problems:
+        failed = note(f"{len(problems)} composite(s) could not be drawn: " + "; ".join(problems))
+    return legend + failed + f"<div class='gallery'>{figures}</div>"
+
+
+def _figure(i: int, item: GalleryItem) -> str:
+    r = item.row
+    first = "a" if r["position"] == "a_first" else "b"
+    crops = ", ".join(f"{c['aspect_ratio']:g}→{c['winner']}" for c in _crops(r))
+    margin = r.get("margin")
+    margin_text = "–" if margin is None or not _finite(margin) else f"{float(margin):+.4g}"
+    check = "re-scored: matches the recorded row" if item.reproduced else item.note
+    caption = (
+        f"<b>#{i} {esc(r['group_a'])} vs {esc(r['group_b'])}</b> ({esc(r['design'])})<br>"
+        f"a: {esc(r['a_subject_id'])} / {esc(r['a_image_id'])}<br>"
+        f"b: {esc(r['b_subject_id'])} / {esc(r['b_image_id'])}<br>"
+        f"first slot: face {first} ({esc(r['position'])})<br>"
+        f"point → <b>{esc(r['point_winner'])}</b>, margin {esc(margin_text)}<br>"
+        f"crops: {esc(crops)}<br><span class='note'>{esc(check)}</span>"
+    )
+    alt = f"composite {r['composite_id']}"
+    width = max(220, min(item.width, 440))
+    return (
+        f"<figure style='width:{width}px'>"
+        + img(
+            item.png,
+            alt,
+            cls="gallery-image",
+            width=item.width,
+            height=item.height,
+            data_composite_id=item.composite_id,
+        )
+        + f"<figcaption>{caption}</figcaption></figure>"
+    )
+
+
+def render_page(inputs: RunInputs, sections: dict[str, str]) -> str:
+    c = inputs.config
+    nav = "".join(f"<a href='#{sid}'>{esc(title)}</a>" for sid, title in SECTIONS)
+    warnings = "".join(note(w, "warn") for w in inputs.warnings)
+    body = "".join(
+        f"<section id='{sid}'><h2>{esc(title)}</h2>{sections.get(sid, '')}</section>"
+        for sid, title in SECTIONS
+    )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>cropaudit report: {esc(c.name)}</title><style>{CSS}</style></head><body>
+<h1>cropaudit report: {esc(c.name)}</h1>
+<p class="note">Run {esc(inputs.run_dir)} · config {esc(inputs.config_hash[:12])} · model
+{esc(inputs.summary.get("model", {}).get("model_name", c.model.spec))}. Self-contained page: every
+figure is embedded.</p>
+<nav>{nav}</nav>{warnings}{body}
+</body></html>
+"""
+
+
+def _crops(row: dict[str, Any]) -> list[dict[str, Any]]:
+    crops = row.get("crops")
+    return [] if crops is None else list(crops)

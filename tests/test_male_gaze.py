@@ -1,0 +1,362 @@
+"""The "male gaze" check: the single design and layout, face boxes from the manifest, the face /
+body / background outcome, face_rates, and a run end to end on synthetic full-body images."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from PIL import Image, ImageDraw
+
+from cropaudit import config as config_mod
+from cropaudit.config import DesignConfig, LayoutConfig
+from cropaudit.errors import ConfigError, ManifestError
+from cropaudit.model.base import SaliencyGrid
+from cropaudit.stats.gaze import FACE_RATE_COLUMNS, face_rates
+from cropaudit.transforms.crop import simulate_crop, single_crop_winner, single_point_owner
+from cropaudit.transforms.design import (
+    check_design,
+    design_cells,
+    expected_composites,
+    index_groups,
+    sample_composites,
+)
+from cropaudit.transforms.images import decode_image
+from cropaudit.transforms.layout import compose_single, face_box_inside, scale_box
+from cropaudit.transforms.manifests import check_columns, parse_manifest
+from cropaudit.transforms.records import Box, Face
+from tests.conftest import REPO
+
+SINGLE = {"design": {"kind": "single"}, "layout": {"kind": "single"}}
+
+
+# -- config --------------------------------------------------------------------------------------
+
+
+def test_single_design_and_layout_validate_together():
+    cfg = config_mod.ExperimentConfig().replace(**SINGLE)
+    assert cfg.layout.params() == {"height": 0, "fill": [255, 255, 255]}
+    with pytest.raises(ConfigError, match="layout.kind"):
+        cfg.replace(layout={"kind": "horizontal"})
+    with pytest.raises(ConfigError, match="layout.kind"):
+        config_mod.ExperimentConfig().replace(layout={"kind": "single"})
+    with pytest.raises(ConfigError, match="design.pairs"):
+        cfg.replace(design={"pairs": [["a", "b"]]})
+    with pytest.raises(ConfigError, match="design.controls"):
+        cfg.replace(design={"controls": ["same_image"]})
+    with pytest.raises(ConfigError, match="design.images_per_group"):
+        config_mod.ExperimentConfig().replace(design={"images_per_group": 5})
+    with pytest.raises(ConfigError, match="design.kind"):
+        cfg.replace(design={"kind": "triples"})
+    with pytest.raises(ConfigError, match="sweep.gap"):
+        cfg.replace(sweep={"gap": [10]})
+    with pytest.raises(ConfigError, match="design.face_box: unknown key"):
+        config_mod.loads('[design]\nkind = "single"\nface_box = 1\n')
+    assert len(cfg.replace(sweep={"pad": [8], "face_scale": [0.5]}).variants()) == 3
+
+
+def test_male_gaze_config_is_single():
+    cfg = config_mod.load(str(REPO / "experiments" / "male_gaze.toml"))
+    assert (cfg.design.kind, cfg.layout.kind, cfg.layout.height) == ("single", "single", 0)
+    assert cfg.groups.attributes == ("gender",)
+
+
+# -- layout and box transform --------------------------------------------------------------------
+
+
+def test_scale_box_and_inside_check():
+    assert scale_box((10, 20, 30, 40), (100, 200), (100, 200)) == Box(10, 20, 30, 40)
+    assert scale_box((10, 20, 30, 40), (100, 200), (50, 100)) == Box(5, 10, 15, 20)
+    assert scale_box((10.4, 0, 0.2, 0.2), (100, 200), (50, 100)) == Box(5, 0, 1, 1)  # >= 1 px
+    assert scale_box((99, 199, 1, 1), (100, 200), (10, 20)) == Box(9, 19, 1, 1)  # stays inside
+    assert face_box_inside((0, 0, 100, 200), 100, 200)
+    assert not face_box_inside((1, 0, 100, 200), 100, 200)
+    assert not face_box_inside((0, 0, 0, 5), 100, 200)
+
+
+def test_single_layout_native_scaled_and_padded():
+    image = np.zeros((300, 100, 3), np.uint8)
+    image[30:60, 40:70] = 200
+    canvas, face, whole = compose_single(image, (40, 30, 30, 30), LayoutConfig(kind="single"))
+    assert canvas.shape == (300, 100, 3) and whole == Box(0, 0, 100, 300)
+    assert face == Box(40, 30, 30, 30) and (canvas[30:60, 40:70] == 200).all()
+    layout = LayoutConfig(kind="single", height=150, pad=7, fill=(1, 2, 3))
+    canvas, face, whole = compose_single(image, (40, 30, 30, 30), layout)
+    assert canvas.shape == (157, 57, 3) and whole == Box(7, 7, 50, 150)
+    assert face == Box(7 + 20, 7 + 15, 15, 15)
+    assert tuple(canvas[0, 0]) == (1, 2, 3) and canvas[7 + 22, 7 + 22].mean() > 150
+    half = LayoutConfig(kind="single", face_scale=0.5)
+    _, face, whole = compose_single(image, (40, 30, 30, 30), half)
+    assert (face, whole) == (Box(20, 15, 15, 15), Box(0, 0, 50, 150))
+    with pytest.raises(ValueError, match="not inside"):
+        compose_single(image, (90, 30, 30, 30), LayoutConfig(kind="single"))
+
+
+def test_face_box_is_in_the_displayed_orientation():
+    """A JPEG stored landscape with EXIF orientation 6 (rotate 90° clockwise) decodes portrait:
+    the manifest's box is in that displayed frame."""
+    stored = np.full((60, 120, 3), 255, np.uint8)
+    stored[10:30, 5:25] = 0  # dark square near the stored top-left corner
+    img = Image.fromarray(stored)
+    exif = img.getexif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", exif=exif, quality=95)
+    shown = decode_image(buf.getvalue())
+    assert shown.shape[:2] == (120, 60)  # portrait once rotated
+    # rotating 90° clockwise moves stored (x, y) to (H - 1 - y, x): the square is at the top right
+    box = (60 - 30, 5, 20, 20)
+    canvas, face, _ = compose_single(shown, box, LayoutConfig(kind="single"))
+    assert canvas[face.y : face.y + face.h, face.x : face.x + face.w].mean() < 40
+    assert not face_box_inside((5, 10, 20, 20 + 100), 60, 120)  # the stored-frame box is wrong
+
+
+# -- manifest ------------------------------------------------------------------------------------
+
+
+def test_manifest_face_boxes_missing_and_bad():
+    rows = [
+        {"image_uri": "/i/a.jpg", "g": "f", "face_x": "1", "face_y": "2", "face_w": "3.5",
+         "face_h": "4"},
+        {"image_uri": "/i/b.jpg", "g": "f", "face_x": "", "face_y": "2", "face_w": "3",
+         "face_h": "4"},
+        {"image_uri": "/i/c.jpg", "g": "m", "face_x": "1", "face_y": "2", "face_w": "0",
+         "face_h": "4"},
+        {"image_uri": "/i/d.jpg", "g": "m", "face_x": "x", "face_y": "2", "face_w": "3",
+         "face_h": "4"},
+        {"image_uri": "/i/e.jpg", "g": "m"},
+    ]  # fmt: skip
+    faces, dead = parse_manifest(rows, ["g"], face_boxes=True)
+    assert [f.image_id for f in faces] == ["a"] and faces[0].face_box == (1.0, 2.0, 3.5, 4.0)
+    assert [(d.element_id, d.reason) for d in dead] == [
+        ("b", "missing_face_box"),
+        ("c", "bad_face_box"),
+        ("d", "bad_face_box"),
+        ("e", "missing_face_box"),
+    ]
+    faces, dead = parse_manifest(rows, ["g"])  # other designs ignore the columns
+    assert len(faces) == 5 and not dead and faces[0].face_box is None
+    check_columns(["image_uri", "g"], ["g"])
+    with pytest.raises(ManifestError, match="face_x, face_y, face_w, face_h"):
+        check_columns(["image_uri", "g"], ["g"], face_boxes=True)
+
+
+# -- design --------------------------------------------------------------------------------------
+
+
+def _faces(sizes=(("f", 5), ("m", 3))):
+    return [
+        Face(f"{g}{i}", f"/x/{g}{i}.png", f"{g}{i // 2}", (("g", g),), (0, 0, 1, 1))
+        for g, n in sizes
+        for i in range(n)
+    ]
+
+
+def test_single_design_every_image_once_or_a_seeded_sample():
+    index = index_groups(_faces(), ["g"])
+    cells = design_cells(index, DesignConfig(kind="single"))
+    assert [(c.design, c.group_a, c.group_b, c.samples) for c in cells] == [
+        ("single", "f", "f", 5),
+        ("single", "m", "m", 3),
+    ]
+    assert expected_composites(cells, "counterbalanced") == 8  # one composite per image
+    got = [c for cell in cells for i in range(cell.samples) for c in sample_composites(
+        cell, i, index, 7, "counterbalanced")]  # fmt: skip
+    assert sorted(c.face_a.image_id for c in got) == sorted(f.image_id for f in _faces())
+    assert all(c.face_b == c.face_a and c.position == "a_first" for c in got)
+    assert got[0].composite_id.startswith("single:f~f:000000") and got[0].pair_id == "f"
+    sampled = design_cells(index, DesignConfig(kind="single", images_per_group=2))
+    picks = [sample_composites(sampled[0], i, index, 7, "fixed")[0].face_a for i in range(2)]
+    again = [sample_composites(sampled[0], i, index, 7, "fixed")[0].face_a for i in range(2)]
+    assert picks == again and len(set(picks)) == 2  # deterministic, without replacement
+    other = [sample_composites(sampled[0], i, index, 8, "fixed")[0].face_a for i in range(5)]
+    assert len(set(other)) == 5
+    check_design(index, sampled)
+    too_many = design_cells(index, DesignConfig(kind="single", images_per_group=4))
+    with pytest.raises(ManifestError, match="'m' has 3 image"):
+        check_design(index, too_many)
+    with pytest.raises(TypeError):
+        design_cells(["f", "m"], DesignConfig(kind="single"))
+
+
+# -- crop outcome --------------------------------------------------------------------------------
+
+
+def _grid(width, height, hot):
+    xs = np.arange(5, width, 10, dtype=np.float64)
+    ys = np.arange(5, height, 10, dtype=np.float64)
+    scores = np.zeros((len(ys), len(xs)), np.float32)
+    scores[int(hot[1] // 10), int(hot[0] // 10)] = 1.0
+    return SaliencyGrid(xs=xs, ys=ys, scores=scores)
+
+
+@pytest.mark.parametrize(
+    ("hot", "point", "wide_crop"),
+    [((45, 25), "face", "face"), ((45, 205), "body", "body"), ((95, 295), "background", "body")],
+)
+def test_single_outcome_face_body_background(hot, point, wide_crop):
+    face, image = Box(30, 10, 30, 30), Box(0, 0, 90, 290)  # padding right and below the image
+    out = simulate_crop(_grid(100, 300, hot), 100, 300, face, image, (0.56, 3.0), single=True)
+    assert out.point_winner == point
+    assert point == single_point_owner(out.salient_x, out.salient_y, face, image)
+    wide = out.crops[0]  # 100 x 56, around the salient y
+    assert wide.a_area == wide.box.intersection_area(face)
+    assert wide.b_area == wide.box.intersection_area(image) - wide.a_area
+    assert wide.winner == wide_crop
+    assert out.crops[1].winner == "face"  # aspect 3: the whole canvas
+    assert math.isnan(out.b_max) and out.a_max == (1.0 if point == "face" else 0.0)
+    assert single_crop_winner(450, 1, face) == "body"  # exactly half is not the larger part
+    assert single_crop_winner(451, 0, face) == "face"
+    assert single_crop_winner(0, 0, face) == "background"
+
+
+# -- face_rates ----------------------------------------------------------------------------------
+
+
+def test_face_rates_on_a_hand_made_table():
+    rows = [("F/W", "f", "face"), ("F/W", "f", "face"), ("F/B", "f", "body"),
+            ("M/W", "m", "face"), ("M/B", "m", "background")]  # fmt: skip
+    table = pa.table(
+        {
+            "design": ["single"] * 5 + ["pairs"],
+            "group_a": [r[0] for r in rows] + ["F/W"],
+            "a_attributes": [[("gender", r[1]), ("race", r[0][-1])] for r in rows] + [[]],
+            "point_winner": [r[2] for r in rows] + ["a"],
+            "crops": [[{"aspect_ratio": 1.0, "winner": "body"}]] * 6,
+        },
+        schema=pa.schema(
+            [
+                ("design", pa.string()),
+                ("group_a", pa.string()),
+                ("a_attributes", pa.map_(pa.string(), pa.string())),
+                ("point_winner", pa.string()),
+                ("crops", pa.list_(pa.struct([("aspect_ratio", pa.float64()),
+                                              ("winner", pa.string())]))),
+            ]
+        ),
+    )  # fmt: skip
+    rates = face_rates(table)
+    assert list(rates.columns) == FACE_RATE_COLUMNS and set(rates.variant) == {"base"}
+    got = {r.group: (r.n, r.on_face, r.on_body, r.background) for r in rates.itertuples()}
+    assert got == {
+        "F/B": (1, 0, 1, 0),
+        "F/W": (2, 2, 0, 0),
+        "M/B": (1, 0, 0, 1),
+        "M/W": (1, 1, 0, 0),
+    }
+    by_gender = face_rates(table, by=["gender"]).set_index("group")
+    assert by_gender.loc["f", ["n", "on_face"]].tolist() == [3, 2]
+    assert by_gender.loc["f", "face_share"] == pytest.approx(2 / 3)
+    assert 0 < by_gender.loc["f", "ci_low"] < 2 / 3 < by_gender.loc["f", "ci_high"] < 1
+    crops = face_rates(table, criterion="crop_1.00", by=["gender"]).set_index("group")
+    assert crops.loc["m", ["n", "on_face", "on_body"]].tolist() == [2, 0, 2]
+    assert face_rates(table.slice(5)).empty  # no single rows
+    assert face_rates(table.to_pandas()).equals(rates)
+
+
+# -- end to end ----------------------------------------------------------------------------------
+
+
+def _person(path, face_loud: bool, rng: np.random.Generator) -> tuple[int, int, int, int]:
+    """A 160x480 full-body figure on a plain wall: a face disc at the top and a body below,
+    either the face or the body high-contrast. Returns the face box."""
+    w, h = 160, 480
+    img = Image.new("RGB", (w, h), (180, 180, 180))
+    d = ImageDraw.Draw(img)
+    body = np.full((330, 100, 3), 150, np.uint8)
+    if not face_loud:  # a loud striped shirt
+        body[:120] = np.where((np.arange(120)[:, None] // 6) % 2, 20, 250)[..., None]
+    body = np.clip(body + rng.integers(-5, 6, body.shape), 0, 255).astype(np.uint8)
+    img.paste(Image.fromarray(body), (30, 130))
+    face = (50, 40, 60, 70)
+    skin, eyes = ((230, 190, 160), (0, 0, 0)) if face_loud else ((170, 170, 170), (160, 160, 160))
+    d.ellipse([face[0], face[1], face[0] + face[2], face[1] + face[3]], skin)
+    for ex in (64, 88):
+        d.ellipse([ex, 62, ex + 8, 70], eyes)
+    img.save(path, "PNG")
+    return face
+
+
+@pytest.mark.slow
+def test_single_design_runs_end_to_end(tmp_path):
+    from cropaudit.pipelines.audit import read_table, run_audit
+    from cropaudit.schemas.survival import SURVIVAL_SCHEMA
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "img").mkdir()
+    rows = []
+    for gender in ("female", "male"):
+        for i in range(3):
+            name = f"{gender}-{i}"
+            box = _person(tmp_path / "img" / f"{name}.png", face_loud=i != 1, rng=rng)
+            rows.append(dict(zip(("face_x", "face_y", "face_w", "face_h"), map(str, box))))
+            rows[-1].update(image_uri=f"img/{name}.png", subject_id=name, gender=gender)
+    rows[-1].update(face_x="", face_h="")  # male-2: no face box
+    rows[2].update(face_x="150")  # female-2: box runs off the 160-wide image
+    manifest = tmp_path / "manifest.csv"
+    with manifest.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+    cfg = config_mod.load(str(REPO / "experiments" / "male_gaze.toml")).replace(
+        manifest={"path": str(manifest)},
+        model={"spec": "baseline"},
+        layout={"pad": 10},
+    )
+    summary = run_audit(cfg, str(tmp_path / "run"), quiet=True)
+    assert summary["composites_expected"] == 5  # 3 female + 2 male images with a box
+    assert summary["survival_rows"] == 4 and summary["all_composites_accounted"]
+    assert summary["dead_letters_by_stage_reason"] == {
+        "manifest/missing_face_box": 1,
+        "render/bad_face_box": 1,
+    }
+    dead = read_table(str(tmp_path / "run" / "dead_letter")).to_pandas()
+    reasons = dict(zip(dead.reason, dead.element_id))
+    assert reasons["missing_face_box"] == "male-2"
+    assert reasons["bad_face_box"].startswith("single:female~female:")
+    assert '"a_image_id": "female-2"' in dead.set_index("reason").loc["bad_face_box", "record"]
+
+    table = read_table(str(tmp_path / "run" / "survival"))
+    assert table.schema.remove_metadata() == SURVIVAL_SCHEMA.remove_metadata()
+    df = table.to_pandas()
+    assert set(df.design) == {"single"} and (df.group_a == df.group_b).all()
+    assert df.b_image_id.isna().all() and df.b_box.isna().all() and df.margin.isna().all()
+    assert (df.position == "a_first").all() and set(df.pair_id) == {"female", "male"}
+    for r in df.itertuples():
+        face, image = Box(**r.a_box), Box(**r.image_box)
+        assert image == Box(10, 10, 160, 480) and (r.width, r.height) == (170, 490)
+        assert face == Box(60, 50, 60, 70)  # manifest box moved by the padding
+        assert r.point_winner == single_point_owner(r.salient_x, r.salient_y, face, image)
+        for c in r.crops:
+            crop = Box(c["x"], c["y"], c["w"], c["h"])
+            assert c["a_area"] == crop.intersection_area(face)
+            assert c["winner"] == single_crop_winner(c["a_area"], c["b_area"], face)
+    winners = dict(zip(df.a_image_id, df.point_winner))
+    assert winners["female-1"] == winners["male-1"] == "body"  # striped shirt, faint face
+    assert winners["female-0"] == winners["male-0"] == "face"
+
+    rates = face_rates(table)
+    assert rates.n.sum() == len(df) == 4
+    assert (rates.on_face + rates.on_body + rates.background == rates.n).all()
+    assert rates.set_index("group").loc["female", ["n", "on_face"]].tolist() == [2, 1]
+    for criterion in ("crop_0.56", "crop_1.00"):
+        assert face_rates(table, criterion=criterion).n.sum() == 4
+
+    from cropaudit.pipelines.stats import read_estimates, run_stats
+
+    run_stats([str(tmp_path / "run")], str(tmp_path / "stats"), replicates=5, render=False)
+    assert read_estimates(str(tmp_path / "stats")).num_rows == 0  # no pairs to compare
+
+    from cropaudit.report import build_report
+
+    page = build_report(str(tmp_path / "run"), str(tmp_path / "report.html"), gallery=2, quiet=True)
+    html = Path(page).read_text(encoding="utf-8")
+    assert html.count("data-criterion='gaze-") == 1 + len(cfg.crop.aspect_ratios)
+    assert html.count("class='gallery-item'") + html.count("<figure") >= 2, "gallery drew nothing"
+    assert "keeps the face box rather than the body" in html

@@ -1,0 +1,304 @@
+"""``cropaudit report``: a small real run -> statistics -> one self-contained HTML page, checked
+by parsing it and by rendering it in headless Chromium (skipped when Chromium is absent; install
+it with ``apt-get install -y chromium``)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cropaudit.cli import main
+from cropaudit.pipelines.audit import run_audit
+from cropaudit.pipelines.demo import embedded_config
+from cropaudit.pipelines.stats import run_stats
+from cropaudit.synthetic import write_face_set
+
+GALLERY = 5
+SECTIONS = (
+    "design",
+    "counts",
+    "dead-letters",
+    "survival-ratios",
+    "position-bias",
+    "sensitivity",
+    "face-or-body",
+    "gallery",
+)
+CRITERIA = ("point", "crop_0.56", "crop_1.00", "crop_1.14", "crop_2.00")
+
+
+class PageParser(HTMLParser):
+    """Collects ids, images (with their attributes) and every src/href of a page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: set[str] = set()
+        self.images: list[dict[str, str]] = []
+        self.links: list[str] = []
+        self.tags: set[str] = set()
+
+    def handle_starttag(self, tag, attrs):
+        a = {k: v or "" for k, v in attrs}
+        self.tags.add(tag)
+        if "id" in a:
+            self.ids.add(a["id"])
+        if tag == "img":
+            self.images.append(a)
+        for key in ("src", "href", "srcset", "poster", "data"):
+            if key in a:
+                self.links.append(a[key])
+
+
+def parse(text: str) -> PageParser:
+    parser = PageParser()
+    parser.feed(text)
+    return parser
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A finished run (10 composites, one manifest dead letter) and its statistics."""
+    base = tmp_path_factory.mktemp("report")
+    manifest = write_face_set(base / "faces", seed=3, subjects_per_group=2)
+    with open(manifest, "a") as f:
+        f.write("broken-0,images/broken.jpg,broken,,short\n")  # blank tone: dead letter
+    config = embedded_config().replace(
+        name="report-test",
+        manifest={"path": str(manifest)},
+        groups={"attributes": ["tone"]},
+        design={"composites_per_pair": 3, "controls": ["same_group"], "controls_per_group": 1},
+    )
+    summary = run_audit(config, str(base / "run"), quiet=True)
+    run_stats([str(base / "run")], str(base / "stats"), replicates=100, render=False)
+    return base, summary
+
+
+@pytest.fixture(scope="module")
+def report(run):
+    base, _ = run
+    out = base / "report.html"
+    rc = main(
+        [
+            "report",
+            str(base / "run"),
+            "--stats",
+            str(base / "stats"),
+            "--out",
+            str(out),
+            "--gallery",
+            str(GALLERY),
+            "--quiet",
+        ]
+    )
+    assert rc == 0
+    return out
+
+
+def test_run_summary_records_beam_counters(run):
+    _, summary = run
+    counters = summary["beam_counters"]
+    assert counters["composites_rendered"] == counters["composites_predicted"] == 10
+    assert counters["composites_dead_lettered"] == 0
+
+
+def test_page_has_sections_plots_and_gallery(report):
+    text = report.read_text(encoding="utf-8")
+    page = parse(text)
+    assert set(SECTIONS) <= page.ids
+    plots = [i for i in page.images if i.get("class") == "plot"]
+    for criterion in CRITERIA:
+        assert any(i.get("data-criterion") == criterion for i in plots), criterion
+    assert any(i.get("data-criterion") == "position" for i in plots)
+    gallery = [i for i in page.images if i.get("class") == "gallery-image"]
+    assert len(gallery) == GALLERY
+    for image in plots + gallery:
+        head, _, payload = image["src"].partition(",")
+        assert head == "data:image/png;base64"
+        assert base64.b64decode(payload)[:8] == b"\x89PNG\r\n\x1a\n"
+    # self-contained: only data: URIs and in-page anchors, no script, stylesheet link or font
+    assert all(link.startswith(("data:", "#")) for link in page.links), page.links
+    assert not re.search(r"https?://|url\(", text)
+    assert not {"script", "link", "iframe"} & page.tags
+    # the content of the other sections
+    assert "empty_field" in text  # the manifest dead letter, by reason
+    assert "baseline-centre-surround" in text and "config hash" in text
+    assert "One variant only" in text
+    assert text.count("re-scored: matches the recorded row") == GALLERY
+    assert len(text) < 3_000_000
+
+
+def test_gallery_is_ordered_by_margin(report, run):
+    base, _ = run
+    ids = [
+        i["data-composite-id"] for i in parse(report.read_text()).images if "data-composite-id" in i
+    ]
+    df = pd.read_parquet(base / "run" / "survival")
+    pairs = df[df.design == "pairs"].assign(m=lambda d: d.margin.abs())
+    expected = list(pairs.sort_values(["m", "composite_id"]).composite_id)
+    n_pairs = min(GALLERY, len(expected))
+    assert ids[:n_pairs] == expected[:n_pairs]
+    assert len(ids) == len(set(ids)) == GALLERY
+
+
+def test_finds_stats_beside_run_or_computes_them(run, tmp_path):
+    base, _ = run
+    shutil.copytree(base / "stats", base / "run" / "stats", dirs_exist_ok=True)
+    out = tmp_path / "found.html"
+    assert main(["report", str(base / "run"), "--out", str(out), "--gallery", "0", "--quiet"]) == 0
+    assert "found beside the run" in out.read_text()
+    shutil.rmtree(base / "run" / "stats")
+
+    lonely = tmp_path / "elsewhere" / "run"
+    shutil.copytree(base / "run", lonely)
+    out = tmp_path / "computed.html"
+    args = ["report", str(lonely), "--out", str(out), "--gallery", "0", "--quiet"]
+    assert main([*args, "--no-compute"]) == 0
+    assert "No statistics output for this run" in out.read_text()
+    assert main([*args, "--replicates", "20"]) == 0
+    text = out.read_text()
+    assert "computed for this report (20 bootstrap replicates" in text
+    assert sum(1 for i in parse(text).images if i.get("class") == "plot") >= len(CRITERIA)
+
+
+def test_refuses_unfinished_run(run, tmp_path, capsys):
+    base, _ = run
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(base / "run", unfinished)
+    (unfinished / "_SUCCESS").unlink()
+    assert main(["report", str(unfinished), "--out", str(tmp_path / "r.html")]) == 2
+    assert "_SUCCESS" in capsys.readouterr().err
+    assert not (tmp_path / "r.html").exists()
+
+
+def with_variants(inputs, names):
+    """``inputs`` whose survival table repeats every row once per variant name."""
+    import pyarrow as pa
+
+    table, parts = inputs.survival_table, []
+    for name in names:
+        column = pa.array([name] * table.num_rows, pa.string())
+        if "variant" in table.column_names:
+            parts.append(table.set_column(table.column_names.index("variant"), "variant", column))
+        else:
+            parts.append(table.append_column("variant", column))
+    inputs.survival_table = pa.concat_tables(parts)
+    inputs.survival = inputs.survival_table.to_pandas()
+    return inputs
+
+
+def test_gallery_and_counts_with_sweep_variants(run):
+    """Several variants: the gallery draws only base rows (no repeats); counts per variant."""
+    from cropaudit.report import page
+    from cropaudit.report.gallery import pick_rows
+    from cropaudit.report.inputs import load_run
+
+    base, _ = run
+    inputs = with_variants(load_run(str(base / "run")), ["base", "pad=16", "jpeg=75"])
+    rows = pick_rows(inputs.survival, 6)
+    assert set(rows["variant"]) == {"base"} and rows["composite_id"].is_unique
+    html = page.counts_section(inputs)
+    assert "<th>variant</th>" in html and html.count("<td>pad=16</td>") == 3
+
+
+def test_sensitivity_section_with_real_module(run):
+    from cropaudit.report import page
+    from cropaudit.report.inputs import load_run
+    from cropaudit.stats import sensitivity
+
+    base, _ = run
+    inputs = with_variants(load_run(str(base / "run")), ["base", "pad=16"])
+    assert len(sensitivity.variant_estimates(inputs.survival_table, criterion="point")) == 2
+    html = page.sensitivity_section(inputs)
+    assert "failed" not in html
+    assert [i.get("data-criterion") for i in parse(html).images] == ["variant"]
+    assert "One estimate per variant" in html and "Flip rates" in html and "pad=16" in html
+
+
+# -- headless Chromium -------------------------------------------------------------------------
+
+CHECK_SCRIPT = """<script>
+window.addEventListener('load', function () {
+  var all = Array.prototype.slice.call(document.images);
+  function decoded(list) {
+    return list.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
+  }
+  var out = document.createElement('pre');
+  out.id = 'decode-check';
+  out.textContent = JSON.stringify({
+    images: all.length,
+    decoded: decoded(all),
+    plots: decoded(all.filter(function (i) { return i.classList.contains('plot'); })),
+    gallery: decoded(all.filter(function (i) { return i.classList.contains('gallery-image'); })),
+    sections: document.querySelectorAll('section').length
+  });
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+def chromium() -> str:
+    for name in ("chromium", "chromium-browser"):
+        path = shutil.which(name)
+        if path:
+            return path
+    if Path("/usr/bin/chromium").exists():
+        return "/usr/bin/chromium"
+    pytest.skip("headless Chromium not installed (Debian: apt-get install -y chromium)")
+
+
+def chromium_cmd(binary: str, profile: Path) -> list[str]:
+    return [
+        binary,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--host-resolver-rules=MAP * ~NOTFOUND",
+        f"--user-data-dir={profile}",
+    ]
+
+
+def test_renders_in_headless_chromium(report, tmp_path):
+    binary = chromium()
+    page = tmp_path / "checked.html"
+    page.write_text(report.read_text().replace("</body>", CHECK_SCRIPT + "</body>"))
+    base = chromium_cmd(binary, tmp_path / "profile")
+    done = subprocess.run(
+        [*base, "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    match = re.search(r'<pre id="decode-check">(.*?)</pre>', done.stdout)
+    assert match, (done.returncode, done.stderr[-2000:])
+    check = json.loads(match.group(1).replace("&quot;", '"'))
+    assert check["decoded"] == check["images"]
+    assert check["plots"] >= len(CRITERIA) + 1  # a plot per criterion + position bias
+    assert check["gallery"] == GALLERY
+    assert check["sections"] == len(SECTIONS)
+
+    shot = tmp_path / "report.png"
+    subprocess.run(
+        [
+            *base,
+            "--hide-scrollbars",
+            "--window-size=1280,4000",
+            f"--screenshot={shot}",
+            report.as_uri(),
+        ],
+        capture_output=True,
+        timeout=180,
+    )
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
