@@ -2,12 +2,17 @@
 
 The model loads once per worker process (Beam's ``Shared`` handle), and inputs are batched by
 shape inside each bundle (composites of one layout share a size), then run under ``tf.function``.
+A full batch is predicted on a background thread while the fused stages before this one render
+and pre-process the next batch: TensorFlow releases the GIL, so the core the model leaves idle
+during rendering does work instead (one batch in flight; outputs keep their own windows).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import apache_beam as beam
 import numpy as np
@@ -44,9 +49,16 @@ class _PredictDoFn(beam.DoFn):
             lambda: _ModelHolder(self._handler.load_model()), tag=key
         ).model
         self._lock = threading.Lock()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cropaudit-predict")
+
+    def teardown(self):
+        executor = getattr(self, "_executor", None)
+        if executor is not None:
+            executor.shutdown(wait=True)
 
     def start_bundle(self):
         self._buffers: dict[tuple, list] = {}
+        self._pending: deque[tuple[list[WindowedValue], Future]] = deque()
 
     def process(
         self,
@@ -59,14 +71,25 @@ class _PredictDoFn(beam.DoFn):
         buffer.append(WindowedValue(rendered, timestamp, [window]))
         if len(buffer) >= self._batch_size:
             del self._buffers[shape]
-            for tag, wv in self._flush(buffer):
-                yield wv.value if tag is None else beam.pvalue.TaggedOutput(tag, wv.value)
+            self._submit(buffer)
+            yield from self._drain(keep=1)
 
     def finish_bundle(self):
         for buffer in self._buffers.values():
-            for tag, wv in self._flush(buffer):
-                yield wv if tag is None else beam.pvalue.TaggedOutput(tag, wv)
+            self._submit(buffer)
         self._buffers = {}
+        yield from self._drain(keep=0)
+
+    def _submit(self, buffer: list[WindowedValue]) -> None:
+        batch = np.stack([wv.value.model_input for wv in buffer])
+        self._pending.append((buffer, self._executor.submit(self._predict, batch)))
+
+    def _drain(self, keep: int):
+        """Outputs of the finished batches, oldest first, leaving ``keep`` batches in flight."""
+        while len(self._pending) > keep:
+            buffer, future = self._pending.popleft()
+            for tag, wv in self._outputs(buffer, future):
+                yield wv if tag is None else beam.pvalue.TaggedOutput(tag, wv)
 
     def _predict(self, batch: np.ndarray) -> np.ndarray:
         """Predict with a few retries: a transient failure must not cost the batch."""
@@ -80,11 +103,10 @@ class _PredictDoFn(beam.DoFn):
                 RETRIES.inc()
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _flush(self, buffer: list[WindowedValue]):
-        """Predict one batch; yields (output tag or None, windowed value)."""
-        batch = np.stack([wv.value.model_input for wv in buffer])
+    def _outputs(self, buffer: list[WindowedValue], future: Future):
+        """One predicted batch; yields (output tag or None, windowed value)."""
         try:
-            scores = self._predict(batch)
+            scores = future.result()
         except Exception as exc:  # a model failure dead-letters its batch, never the run
             for wv in buffer:
                 c = wv.value.composite
