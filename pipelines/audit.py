@@ -11,6 +11,7 @@ import hashlib
 import json
 import time
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import apache_beam as beam
@@ -25,6 +26,7 @@ from cropaudit.model.registry import load_handler
 from cropaudit.model.resize import PreprocessOptions
 from cropaudit.pipelines.runners import make_runner, pipeline_options
 from cropaudit.provenance import versions
+from cropaudit.schemas.survival import DEAD_LETTER_SCHEMA
 from cropaudit.transforms.crop import SimulateCrops
 from cropaudit.transforms.design import (
     SampleComposites,
@@ -37,9 +39,10 @@ from cropaudit.transforms.infer import PredictSaliency
 from cropaudit.transforms.manifests import load_manifest
 from cropaudit.transforms.render import DEAD_LETTER, RenderComposites, Variants
 from cropaudit.transforms.write import (
-    DeduplicateRows,
+    CODEC,
     WriteDeadLetters,
     WriteSurvivalTable,
+    collapse_duplicates,
     survival_row,
     survival_schema,
 )
@@ -186,17 +189,12 @@ def build_audit(
         for name, (layout, h) in variants.items()
     }
     schema = survival_schema(config.to_toml(), config.config_hash, run_versions)
-    rows = (
-        outcomes
-        | "ToSurvivalRows"
-        >> beam.MapTuple(lambda r, o: survival_row(r, o, provenance[r.composite.variant]))
-        | "DeduplicateRows" >> DeduplicateRows()
+    rows = outcomes | "ToSurvivalRows" >> beam.MapTuple(
+        lambda r, o: survival_row(r, o, provenance[r.composite.variant])
     )
-    rows.rows | "WriteSurvivalTable" >> WriteSurvivalTable(
-        fileio.join(paths.survival, "part"), schema
-    )
+    rows | "WriteSurvivalTable" >> WriteSurvivalTable(fileio.join(paths.survival, "part"), schema)
     (
-        (read[DEAD_LETTER], rendered[DEAD_LETTER], predicted[DEAD_LETTER], rows.dead)
+        (read[DEAD_LETTER], rendered[DEAD_LETTER], predicted[DEAD_LETTER])
         | "AllDeadLetters" >> beam.Flatten()
         | "WriteDeadLetters"
         >> WriteDeadLetters(fileio.join(paths.dead_letter, "part"), config.config_hash)
@@ -212,20 +210,76 @@ def read_table(folder: str) -> pa.Table:
     return pa.concat_tables(tables).combine_chunks()
 
 
-def table_hash(table: pa.Table, key: str) -> str:
-    """Order-independent content hash: sha256 of the table sorted by ``key``, metadata dropped."""
-    sorted_table = table.sort_by(key).combine_chunks().replace_schema_metadata(None)
+def table_hash(table: pa.Table | Iterable[pa.RecordBatch]) -> str:
+    """Order- and sharding-independent content hash of a table, metadata ignored: sha256 over
+    the sorted per-row digests, so it streams batch by batch (memory flat in the row count)."""
+    batches = table.to_batches() if isinstance(table, pa.Table) else table
+    digests = [
+        hashlib.sha256(json.dumps(row, sort_keys=True, default=str).encode()).digest()
+        for batch in batches
+        for row in batch.to_pylist()
+    ]
+    return hashlib.sha256(b"".join(sorted(digests))).hexdigest()
+
+
+def iter_batches(folder: str, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+    """The record batches of every Parquet part under ``folder``, one file in memory at a time."""
+    for f in fileio.glob(fileio.join(folder, "*.parquet")):
+        yield from pq.ParquetFile(pa.BufferReader(fileio.read_bytes(f))).iter_batches(
+            batch_size=4096, columns=columns
+        )
+
+
+def composite_ids(folder: str) -> list[str]:
+    """The ``composite_id`` column of a published table, read without the other columns."""
+    return [i for b in iter_batches(folder, ["composite_id"]) for i in b.column(0).to_pylist()]
+
+
+def remove_duplicate_rows(paths: RunPaths, config_hash: str) -> int:
+    """Rows of the published survival table that share a composite id collapse to one, and a
+    copy that differs becomes a dead letter (:func:`collapse_duplicates`); returns the rows
+    removed. Beam discards a failed bundle's output, so copies are rare (an at-least-once sink,
+    a non-deterministic stage): checking after the write reads only the id column and keeps
+    every runner's memory flat, where a GroupByKey over whole rows would hold them all."""
+    ids = [
+        i for b in iter_batches(paths.survival, ["composite_id"]) for i in b.column(0).to_pylist()
+    ]
+    if len(ids) == len(set(ids)):
+        return 0
+    table = read_table(paths.survival)
+    by_id: dict[str, list[dict]] = {}
+    for row in table.to_pylist():
+        by_id.setdefault(row["composite_id"], []).append(row)
+    kept, dead = [], []
+    for cid, rows in sorted(by_id.items()):
+        for kind, item in collapse_duplicates(cid, rows):
+            (kept if kind == "row" else dead).append(item)
+    unique = pa.Table.from_pylist(kept, schema=table.schema)
+    old = fileio.glob(fileio.join(paths.survival, "*.parquet"))
+    fileio.write_atomic(fileio.join(paths.survival, "part-deduplicated.parquet"), _parquet(unique))
+    for f in old:
+        fileio.delete_tree(f)
+    if dead:
+        letters = pa.Table.from_pylist(
+            [d.to_row(config_hash) for d in dead], schema=DEAD_LETTER_SCHEMA
+        )
+        name = fileio.join(paths.dead_letter, "part-duplicates.parquet")
+        fileio.write_atomic(name, _parquet(letters))
+    return len(ids) - unique.num_rows
+
+
+def _parquet(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, sorted_table.schema) as writer:
-        writer.write_table(sorted_table)
-    return hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()
+    pq.write_table(table, sink, compression=CODEC)
+    return sink.getvalue().to_pybytes()
 
 
 def summarize(paths: RunPaths, config: ExperimentConfig, expected: int, **extra) -> dict:
     """What the sinks actually published, checked against the design."""
-    survival = read_table(paths.survival)
     dead = read_table(paths.dead_letter)
-    ids = survival.column("composite_id").to_pylist()
+    ids = [
+        i for b in iter_batches(paths.survival, ["composite_id"]) for i in b.column(0).to_pylist()
+    ]
     duplicates = len(ids) - len(set(ids))
     dead_rows = dead.to_pylist()
     composite_dead = {d["element_id"] for d in dead_rows if d["stage"] in COMPOSITE_STAGES}
@@ -241,7 +295,7 @@ def summarize(paths: RunPaths, config: ExperimentConfig, expected: int, **extra)
         "dead_letters_by_stage_reason": dict(
             sorted(Counter(f"{d['stage']}/{d['reason']}" for d in dead_rows).items())
         ),
-        "survival_table_sha256": table_hash(survival, "composite_id"),
+        "survival_table_sha256": table_hash(iter_batches(paths.survival)),
         "versions": versions(),
         **extra,
     }
@@ -285,6 +339,7 @@ def run_audit(
     with bar, beam.Pipeline(runner=make_runner(runner, options), options=options) as p:
         build_audit(p, config, handler, uri, paths, cells, variants)
     seconds = time.monotonic() - started
+    removed = remove_duplicate_rows(paths, config.config_hash)
 
     summary = summarize(
         paths,
@@ -298,6 +353,7 @@ def run_audit(
         variants=list(variants),
         runner=runner,
         seconds=round(seconds, 2),
+        duplicate_rows_removed=removed,
         beam_counters=progress.beam_counters(getattr(p, "result", None)),
     )
     if summary["duplicate_composite_ids"] or not summary["all_composites_accounted"]:

@@ -276,8 +276,8 @@ def test_audit_and_stats_on_gcs_match_local(uploaded, tmp_path):
         assert fileio.exists(fileio.join(out, "_SUCCESS"))
         survival = read_table(fileio.join(out, "survival"))
         assert fileio.glob(fileio.join(out, "survival", "*.parquet"))[0].startswith("gs://")
-        local_hash = table_hash(read_table(str(tmp_path / "run" / "survival")), "composite_id")
-        assert table_hash(survival, "composite_id") == local_hash
+        local_hash = table_hash(read_table(str(tmp_path / "run" / "survival")))
+        assert table_hash(survival) == local_hash
         assert there["survival_table_sha256"] == here["survival_table_sha256"] == local_hash
 
         from cropaudit.pipelines.stats import run_stats

@@ -108,7 +108,7 @@ def test_duckdb_and_pandas_read_the_survival_table(run_dir):
 
 def test_rerun_and_multiprocess_give_identical_tables(faces, run_dir, tmp_path):
     cfg = small_config().replace(manifest={"path": str(faces)})
-    reference = table_hash(read_table(str(run_dir / "survival")), "composite_id")
+    reference = table_hash(read_table(str(run_dir / "survival")))
     run_audit(cfg, str(tmp_path / "again"), quiet=True)
     run_audit(
         cfg,
@@ -117,9 +117,7 @@ def test_rerun_and_multiprocess_give_identical_tables(faces, run_dir, tmp_path):
         pipeline_args=["--direct_num_workers=2", "--direct_running_mode=multi_processing"],
     )
     for name in ("again", "multi"):
-        assert table_hash(read_table(str(tmp_path / name / "survival")), "composite_id") == (
-            reference
-        )
+        assert table_hash(read_table(str(tmp_path / name / "survival"))) == (reference)
     assert (
         json.loads((tmp_path / "multi" / "run_summary.json").read_text())["survival_table_sha256"]
         == reference

@@ -16,7 +16,7 @@ import dataclasses
 import functools
 import hashlib
 import itertools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import apache_beam as beam
@@ -205,6 +205,21 @@ def with_variants(composite: Composite, variants: Sequence[str]) -> list[Composi
     ]
 
 
+#: Sample indices per work unit: enough to amortise the per-unit cost, few enough to spread.
+UNIT_SAMPLES = 32
+
+WorkUnit = tuple  # (DesignCell, first sample index, stop index, variant)
+
+
+def work_units(
+    cell: DesignCell, variants: Sequence[str] = ("base",), size: int = UNIT_SAMPLES
+) -> Iterator[WorkUnit]:
+    """The cell's sample indices in ranges of ``size``, once per variant."""
+    for variant in variants:
+        for start in range(0, cell.samples, size):
+            yield cell, start, min(start + size, cell.samples), variant
+
+
 class SampleComposites(beam.PTransform):
     """Design cells -> every planned :class:`Composite`, given the faces as a side input; with
     sweep ``variants``, each sampled composite once per variant (:func:`with_variants`)."""
@@ -224,21 +239,19 @@ class SampleComposites(beam.PTransform):
 
     def expand(self, group_index):
         seed, order, variants = self._seed, self._order, self._variants
-        composites = (
+
+        def sample_unit(unit: WorkUnit, groups: GroupIndex) -> Iterator[Composite]:
+            cell, start, stop, variant = unit
+            for i in range(start, stop):
+                for composite in sample_composites(cell, i, groups, seed, order):
+                    yield from with_variants(composite, (variant,))
+
+        # Only small work units cross the reshuffle: composites are made after it, in the
+        # fused stage that renders them, so no runner ever holds all composites at once.
+        return (
             group_index.pipeline
             | "DesignCells" >> beam.Create(self._cells)
-            | "SampleIndices" >> beam.FlatMap(lambda c: ((c, i) for i in range(c.samples)))
+            | "WorkUnits" >> beam.FlatMap(work_units, variants)
             | "Spread" >> beam.Reshuffle()
-            | "Sample"
-            >> beam.FlatMap(
-                lambda unit, groups: sample_composites(unit[0], unit[1], groups, seed, order),
-                groups=beam.pvalue.AsSingleton(group_index),
-            )
-        )
-        if variants == ("base",):
-            return composites
-        return (
-            composites
-            | "Variants" >> beam.FlatMap(with_variants, variants)
-            | "SpreadVariants" >> beam.Reshuffle()
+            | "Sample" >> beam.FlatMap(sample_unit, groups=beam.pvalue.AsSingleton(group_index))
         )

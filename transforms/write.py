@@ -120,21 +120,6 @@ def collapse_duplicates(composite_id: str, rows) -> list[tuple[str, object]]:
     return kept
 
 
-class DeduplicateRows(beam.PTransform):
-    """At-least-once delivery upstream -> exactly one survival row per composite id."""
-
-    def expand(self, rows):
-        collapsed = (
-            rows
-            | "KeyByCompositeId" >> beam.Map(lambda r: (r["composite_id"], r))
-            | "GroupCopies" >> beam.GroupByKey()
-            | "Collapse" >> beam.FlatMapTuple(collapse_duplicates)
-        )
-        return collapsed | "Split" >> beam.Map(
-            lambda kv: kv[1] if kv[0] == "row" else beam.pvalue.TaggedOutput("dead", kv[1])
-        ).with_outputs("dead", main="rows")
-
-
 class WriteSurvivalTable(beam.PTransform):
     """Survival rows -> ``PREFIX-SSSSS-of-NNNNN.parquet`` files via Beam's Parquet sink."""
 

@@ -4,20 +4,27 @@ never leave a table that looks finished."""
 from __future__ import annotations
 
 import hashlib
+import shutil
 import subprocess
 import sys
 import textwrap
 
-import apache_beam as beam
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
-from apache_beam.testing.util import assert_that, equal_to
 
 from cropaudit.cli import main as cli_main
 from cropaudit.errors import UserError
 from cropaudit.model.baseline import CentreSurroundHandler
-from cropaudit.pipelines.audit import read_table, require_finished, run_audit, table_hash
-from cropaudit.pipelines.runners import make_runner, pipeline_options
-from cropaudit.transforms.write import DeduplicateRows
+from cropaudit.pipelines.audit import (
+    RunPaths,
+    composite_ids,
+    read_table,
+    remove_duplicate_rows,
+    require_finished,
+    run_audit,
+    table_hash,
+)
 from tests.reliability.conftest import tiny_config
 
 FAILED_ONCE: set[str] = set()
@@ -54,34 +61,34 @@ def test_transient_failures_are_retried_without_duplicates(face_set, tmp_path):
     assert flaky["duplicate_composite_ids"] == 0
     a = read_table(str(tmp_path / "clean" / "survival")).drop_columns(["model_name"])
     b = read_table(str(tmp_path / "flaky" / "survival")).drop_columns(["model_name"])
-    assert table_hash(a, "composite_id") == table_hash(b, "composite_id")
+    assert table_hash(a) == table_hash(b)
 
 
-def _run(pipeline_body):
-    runner, options = pipeline_options([])
-    with beam.Pipeline(runner=make_runner(runner, options), options=options) as p:
-        pipeline_body(p)
+def test_redelivered_rows_collapse_and_conflicting_copies_are_dead_lettered(face_set, tmp_path):
+    """A sink that delivered parts twice (identical copies) and a copy that differs: the
+    published table keeps one row per composite id, the differing copy becomes a dead letter."""
+    run = tmp_path / "run"
+    run_audit(tiny_config(face_set), str(run), quiet=True)
+    paths = RunPaths(str(run))
+    original = read_table(paths.survival)
+    part = next((run / "survival").glob("*.parquet"))
+    shutil.copy(part, run / "survival" / "part-redelivered.parquet")  # identical copies
+    rows = original.slice(0, 1).to_pylist()
+    flipped = {"a": "b", "b": "a"}.get(rows[0]["point_winner"], "a")
+    changed = pa.Table.from_pylist([{**rows[0], "point_winner": flipped}], schema=original.schema)
+    pq.write_table(changed, run / "survival" / "part-conflict.parquet")
 
-
-def test_redelivered_rows_collapse_and_conflicting_copies_are_dead_lettered():
-    row = {"composite_id": "c1", "point_winner": "a", "crops": [{"w": 1}]}
-    other = {"composite_id": "c2", "point_winner": "b", "crops": []}
-    conflicting = {**other, "point_winner": "a"}
-
-    def body(p):
-        out = p | beam.Create([row, row, row, other, conflicting]) | DeduplicateRows()
-        assert_that(
-            out.rows | beam.Map(lambda r: r["composite_id"]),
-            equal_to(["c1", "c2"]),
-            label="one row per id",
-        )
-        assert_that(
-            out.dead | beam.Map(lambda d: (d.reason, d.element_id)),
-            equal_to([("nondeterministic_duplicate", "c2")]),
-            label="conflict",
-        )
-
-    _run(body)
+    removed = remove_duplicate_rows(paths, "cfg")
+    assert removed == original.num_rows + 1
+    repaired = read_table(paths.survival)
+    assert sorted(composite_ids(paths.survival)) == sorted(
+        original.column("composite_id").to_pylist()
+    )
+    assert repaired.num_rows == original.num_rows
+    dead = read_table(paths.dead_letter).to_pandas()
+    conflict = dead[dead.reason == "nondeterministic_duplicate"]
+    assert list(conflict.element_id) == [rows[0]["composite_id"]]
+    assert remove_duplicate_rows(paths, "cfg") == 0  # idempotent
 
 
 KILLER = textwrap.dedent(
