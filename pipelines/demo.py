@@ -22,7 +22,7 @@ def run_demo(
     with_stats: bool = True,
     show_progress: bool = True,
 ) -> dict:
-    """Synthetic faces -> audit run -> statistics, all under ``out_dir``."""
+    """Synthetic faces -> audit run -> statistics -> report, all under ``out_dir``."""
     out = Path(out_dir)
     config = embedded_config()
     write_face_set(out / "faces", seed=config.design.seed)
@@ -37,5 +37,8 @@ def run_demo(
     if with_stats:
         stats_dir = out / "stats"
         run_stats([str(out / "run")], str(stats_dir), replicates=500, pipeline_args=pipeline_args)
-        print(f"statistics -> {stats_dir}/estimates, report -> {stats_dir / 'report.html'}")
+        print(f"statistics -> {stats_dir}/estimates, plots and report.html")
+        from cropaudit.report import build_report
+
+        build_report(str(out / "run"), str(out / "report.html"), stats_dir=str(stats_dir))
     return summary

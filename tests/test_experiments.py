@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import math
 from collections import Counter
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -301,3 +302,17 @@ def test_sensitivity_sweep_runs_end_to_end_on_synthetic_faces(tmp_path):
     flips = flip_rates(survival)
     assert flips.samples.tolist() == [2] and 0 <= flips.flip_rate.iloc[0] <= 1
     assert set(flip_rates_by_axis(survival).axis) == set(config_mod.SWEEP_AXES)
+
+    from cropaudit.report import build_report
+
+    page = build_report(
+        str(tmp_path / "run"),
+        str(tmp_path / "report.html"),
+        stats_dir=str(tmp_path / "stats"),
+        gallery=0,
+        quiet=True,
+    )
+    html = Path(page).read_text(encoding="utf-8")
+    section = html.split("One estimate per variant", 1)[1].split("</table>", 1)[0]
+    listed = [v for v in variants if f"<td>{v}</td>" in section]
+    assert listed == variants and section.count("<tr>") == len(variants) + 1  # + header

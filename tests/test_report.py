@@ -302,3 +302,36 @@ def test_renders_in_headless_chromium(report, tmp_path):
         timeout=180,
     )
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# -- the README's analyst queries run as written ------------------------------------------------
+
+
+def readme_blocks(language: str) -> list[str]:
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    return re.findall(rf"```{language}\n(.*?)```", text, flags=re.S)
+
+
+def test_readme_queries_run_on_a_real_run(run):
+    import duckdb
+
+    base, summary = run
+    demo = str(base).replace("\\", "/") + "/"
+    statements = [
+        s.strip()
+        for block in readme_blocks("sql")
+        for s in block.replace("cropaudit-demo/", demo).split(";")
+        if "SELECT" in s
+    ]
+    assert len(statements) >= 4
+    results = [duckdb.sql(s).fetchall() for s in statements]
+    assert all(results), "every README query returns rows"
+    by_pair = results[0]
+    assert sum(row[5] for row in by_pair) <= summary["survival_rows"]
+    assert all(0.0 <= row[6] <= 1.0 for row in by_pair if row[6] is not None)
+
+    namespace: dict = {}
+    (code,) = [b for b in readme_blocks("python") if "read_parquet" in b]
+    exec(code.replace("cropaudit-demo/", demo), namespace)  # noqa: S102 - our own README
+    assert len(namespace["crops"]) == 4 * len(namespace["df"])  # four aspect ratios
+    assert len(namespace["est"]) > 0 and len(namespace["decided"]) > 0

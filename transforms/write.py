@@ -16,6 +16,7 @@ from cropaudit.schemas.survival import DEAD_LETTER_SCHEMA, SURVIVAL_SCHEMA
 from cropaudit.transforms.records import CropOutcome, DeadLetter, Face, RenderedComposite
 
 CODEC = "zstd"
+ROW_GROUP_BYTES = 8 << 20
 
 
 def _face_columns(side: str, face: Face, group: str, box, fmax: float, fmean: float) -> dict:
@@ -130,7 +131,13 @@ class WriteSurvivalTable(beam.PTransform):
 
     def expand(self, rows):
         return rows | "WriteParquet" >> beam.io.WriteToParquet(
-            self._prefix, self._schema, codec=CODEC, file_name_suffix=".parquet"
+            self._prefix,
+            self._schema,
+            codec=CODEC,
+            file_name_suffix=".parquet",
+            # Beam buffers 64 MB of Python rows per row group by default: 8 MB keeps a worker's
+            # memory small and still gives analysts row groups of tens of thousands of rows.
+            row_group_buffer_size=ROW_GROUP_BYTES,
         )
 
 
