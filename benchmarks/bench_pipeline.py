@@ -65,11 +65,15 @@ def layout_section(kind: str, height: int) -> dict:
     return {"kind": "horizontal", "height": height, "gap": 0}
 
 
-def make_config(manifest: Path, n: int, spec: str, layout: dict, box: int | None):
+def make_config(
+    manifest: Path, n: int, spec: str, layout: dict, box: int | None, batch: int | None = None
+):
     """The demo config on ``manifest`` with about ``n`` composites (a multiple of 12)."""
     from cropaudit.pipelines.demo import embedded_config
 
-    model = {"spec": spec} | ({"box": box} if box else {})
+    model = (
+        {"spec": spec} | ({"box": box} if box else {}) | ({"batch_size": batch} if batch else {})
+    )
     return embedded_config().replace(
         name=f"bench-{n}",
         design={"composites_per_pair": max(1, math.ceil(n / PER_SAMPLE)), "controls": []},
@@ -166,12 +170,12 @@ def bare_model(cfg, repeats: int) -> dict:
     bs = cfg.model.batch_size
     batches = [inputs[i : i + bs] for i in range(0, len(inputs), bs)]
     for shape in {b.shape for b in batches}:  # warm-up: trace each batch shape once
-        model.predict(next(b for b in batches if b.shape == shape))
+        model.predict_fixed(next(b for b in batches if b.shape == shape), bs)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         for b in batches:
-            model.predict(b)
+            model.predict_fixed(b, bs)
         times.append(time.perf_counter() - start)
     return {
         "n": len(inputs),
@@ -184,8 +188,8 @@ def bare_model(cfg, repeats: int) -> dict:
 def part_a(args, root: Path, manifest: Path) -> None:
     spec = model_spec(args)
     layout = layout_section(args.layout, args.height)
-    cfg0 = make_config(manifest, args.n0, spec, layout, args.box)
-    cfg = make_config(manifest, args.n, spec, layout, args.box)
+    cfg0 = make_config(manifest, args.n0, spec, layout, args.box, args.batch)
+    cfg = make_config(manifest, args.n, spec, layout, args.box, args.batch)
     print(
         f"\n(a) end to end vs bare model: {spec}, layout {args.layout}, "
         f"batch {cfg.model.batch_size}, median of {args.repeats}"
@@ -224,8 +228,8 @@ def part_a(args, root: Path, manifest: Path) -> None:
 def part_b(args, root: Path, manifest: Path) -> None:
     spec = model_spec(args)
     layout = layout_section(args.layout, args.height)
-    cfg0 = make_config(manifest, args.n0, spec, layout, args.box)
-    cfg = make_config(manifest, args.n, spec, layout, args.box)
+    cfg0 = make_config(manifest, args.n0, spec, layout, args.box, args.batch)
+    cfg = make_config(manifest, args.n, spec, layout, args.box, args.batch)
     print(f"\n(b) 1 vs 2 workers: {spec}, layout {args.layout}, median of {args.repeats}")
     one = run_sizes(cfg0, cfg, root, args.repeats, label="b-1")
     two = run_sizes(cfg0, cfg, root, args.repeats, TWO_WORKERS, label="b-2")
@@ -380,6 +384,9 @@ def main() -> None:
     parser.add_argument("--layout", choices=("vertical_gap", "horizontal"), default="vertical_gap")
     parser.add_argument("--height", type=int, default=64, help="horizontal layout height (a, b)")
     parser.add_argument("--box", type=int, help="model box (default: the config's, 320)")
+    parser.add_argument(
+        "--batch", type=int, help="model batch size for a, b (default: config's, 16)"
+    )
     parser.add_argument("--subjects", type=int, default=6, help="synthetic subjects per group")
     parser.add_argument("--rss-sizes", type=int, nargs="+", default=[1000, 10000, 100000])
     parser.add_argument("--rss-model", default="baseline", help="model spec for c")

@@ -6,4 +6,15 @@ Data flow: manifests -> design (pairs, seeds) -> compose -> infer -> crop -> sur
 ``experiments`` (versioned configs).
 """
 
+import os
+
 __version__ = "0.1.0"
+
+#: TensorFlow turns its oneDNN CPU kernels on by default only on CPUs with AVX-512 VNNI/BF16 or
+#: AMX; elsewhere (AVX2) it falls back to Eigen, which ran FastGaze 1.8x slower on the 2-core CI
+#: machine and made a composite's scores depend, in the last bits, on its batch-mates. With oneDNN
+#: each row of a full batch is computed independently of the others, so (with the fixed batch
+#: size of :mod:`cropaudit.transforms.infer`) scores do not depend on how a runner split bundles.
+#: TF reads this once, at import: cropaudit is imported before TensorFlow in every entry point
+#: and worker. Set TF_ENABLE_ONEDNN_OPTS=0 to opt out; provenance records the setting.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")

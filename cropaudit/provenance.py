@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from importlib import metadata
 
 PACKAGES = (
@@ -16,11 +17,15 @@ PACKAGES = (
 
 
 def versions() -> str:
-    """``name=version`` pairs of the packages that decide results, ``;``-separated."""
+    """``name=version`` pairs of the packages that decide results, ``;``-separated.
+
+    Ends with TensorFlow's oneDNN switch, which changes CPU results in the last bits.
+    """
     found = []
     for name in PACKAGES:
         try:
             found.append(f"{name}={metadata.version(name)}")
         except metadata.PackageNotFoundError:
             continue
+    found.append(f"tf_onednn_opts={os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset')}")
     return ";".join(found)

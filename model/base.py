@@ -59,6 +59,26 @@ class SaliencyModel(abc.ABC):
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """(B, h, w, C) float32 pre-processed inputs of one shape -> (B, rows, cols) raw scores."""
 
+    def predict_fixed(self, batch: np.ndarray, batch_size: int) -> np.ndarray:
+        """``predict`` with every call exactly ``batch_size`` rows: zero rows pad a short batch.
+
+        Kernels may pick their algorithm by batch size (oneDNN computes a lone image differently
+        from a batch of 32, in the last bits), so a composite must not be scored at whatever size
+        the runner's bundle left over: at one fixed size its scores are the same in every run.
+        """
+        n = len(batch)
+        if n == batch_size:
+            return self.predict(batch)
+        if n > batch_size:
+            return np.concatenate(
+                [
+                    self.predict_fixed(batch[i : i + batch_size], batch_size)
+                    for i in range(0, n, batch_size)
+                ]
+            )
+        padding = np.zeros((batch_size - n, *batch.shape[1:]), batch.dtype)
+        return self.predict(np.concatenate([batch, padding]))[:n]
+
 
 class SaliencyModelHandler(abc.ABC):
     """Describes a model and does its per-element CPU work; cheap to build and to pickle."""

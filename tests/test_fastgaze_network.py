@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -145,6 +148,35 @@ def test_batch_matches_single(handler, reference):
     np.testing.assert_allclose(batched[0], scores, atol=1e-5)
     for i in range(len(batch)):
         np.testing.assert_allclose(batched[i], model.predict(batch[i : i + 1])[0], atol=1e-5)
+
+
+def test_fixed_batch_scores_do_not_depend_on_batch_mates(handler, reference):
+    """The pipeline scores every composite in a batch of exactly batch_size rows; with oneDNN on
+    (cropaudit's default) a row's scores are then bit-identical whatever shares its batch, so
+    runners that cut bundles differently write identical tables."""
+    _, x, _ = reference
+    rng = np.random.default_rng(11)
+    others = rng.normal(0, 60, (20, *x.shape)).astype(np.float32)
+    model = handler.load_model()
+    alone = model.predict_fixed(x[None], 8)[0]
+    crowded = model.predict_fixed(np.concatenate([others[:5], x[None], others[5:]]), 8)[5]
+    shuffled = model.predict_fixed(np.concatenate([others[:2], x[None], others[9:12]]), 8)[2]
+    assert np.array_equal(alone, crowded) and np.array_equal(alone, shuffled)
+    many = model.predict_fixed(others, 8)
+    assert many.shape == (20, *alone.shape)
+    assert np.array_equal(many[16:], model.predict_fixed(others[16:], 8))
+
+
+def test_importing_cropaudit_turns_tensorflow_onednn_on():
+    code = (
+        "import cropaudit, tensorflow\n"
+        "from tensorflow.python.util import _pywrap_util_port as port\n"
+        "from cropaudit.provenance import versions\n"
+        "print(port.IsMklEnabled(), versions().endswith('tf_onednn_opts=1'))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.split() == ["True", "True"], out.stderr[-2000:]
 
 
 def test_converted_model_matches_vxm(handler, reference, tmp_path):

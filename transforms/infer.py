@@ -1,7 +1,9 @@
 """Batched saliency inference in a DoFn (PredictSaliency).
 
 The model loads once per worker process (Beam's ``Shared`` handle), and inputs are batched by
-shape inside each bundle (composites of one layout share a size), then run under ``tf.function``.
+shape inside each bundle (composites of one layout share a size), then run under ``tf.function``
+at exactly ``batch_size`` rows (a bundle's short last batch is zero-padded), so a composite's
+scores never depend on how the runner cut bundles.
 A full batch is predicted on a background thread while the fused stages before this one render
 and pre-process the next batch: TensorFlow releases the GIL, so the core the model leaves idle
 during rendering does work instead (one batch in flight; outputs keep their own windows).
@@ -27,6 +29,8 @@ from cropaudit.transforms.render import DEAD_LETTER, composite_record
 PREDICTED = Metrics.counter("cropaudit", "composites_predicted")
 DEAD_LETTERED = Metrics.counter("cropaudit", "composites_dead_lettered")
 RETRIES = Metrics.counter("cropaudit", "inference_retries")
+#: Zero rows that filled short batches: model work spent on nothing (tune batch_size with it).
+PADDING = Metrics.counter("cropaudit", "batch_padding_rows")
 
 
 class _ModelHolder:
@@ -82,6 +86,7 @@ class _PredictDoFn(beam.DoFn):
 
     def _submit(self, buffer: list[WindowedValue]) -> None:
         batch = np.stack([wv.value.model_input for wv in buffer])
+        PADDING.inc(-len(buffer) % self._batch_size)
         self._pending.append((buffer, self._executor.submit(self._predict, batch)))
 
     def _drain(self, keep: int):
@@ -96,7 +101,7 @@ class _PredictDoFn(beam.DoFn):
         for attempt in range(1, self._attempts + 1):
             try:
                 with self._lock:
-                    return self._model.predict(batch)
+                    return self._model.predict_fixed(batch, self._batch_size)
             except Exception:
                 if attempt == self._attempts:
                     raise

@@ -186,7 +186,7 @@ def build_gallery(
             model_input = handler.preprocess(canvas)
             if model is None:
                 model = handler.load_model()
-            scores = np.asarray(model.predict(model_input[np.newaxis]))[0]
+            scores = model.predict_fixed(model_input[np.newaxis], config.model.batch_size)[0]
             grid = handler.to_grid(scores, canvas.shape[:2], model_input.shape[:2])
             single = composite.design == "single"
             outcome = simulate_crop(

@@ -15,6 +15,7 @@ import pytest
 
 from cropaudit.cli import main as cli_main
 from cropaudit.errors import UserError
+from cropaudit.model.base import SaliencyModel
 from cropaudit.model.baseline import CentreSurroundHandler
 from cropaudit.pipelines.audit import (
     RunPaths,
@@ -30,7 +31,7 @@ from tests.reliability.conftest import tiny_config
 FAILED_ONCE: set[str] = set()
 
 
-class FlakyModel:
+class FlakyModel(SaliencyModel):
     """Fails the first time it sees each batch, then answers like the real model."""
 
     def __init__(self, real):
@@ -94,11 +95,12 @@ def test_redelivered_rows_collapse_and_conflicting_copies_are_dead_lettered(face
 KILLER = textwrap.dedent(
     """
     import os, sys
+    from cropaudit.model.base import SaliencyModel
     from cropaudit.model.baseline import CentreSurroundHandler
     from cropaudit.pipelines.audit import run_audit
     from tests.reliability.conftest import tiny_config
 
-    class Dies:
+    class Dies(SaliencyModel):
         def __init__(self, real):
             self.real, self.calls = real, 0
         def predict(self, batch):
