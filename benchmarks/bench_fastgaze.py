@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+import cropaudit  # noqa: F401 - before TensorFlow: switches on its oneDNN kernels, as the pipeline
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 DEFAULT_VXM = Path(__file__).resolve().parents[2] / "shared" / "data" / "fastgaze" / "fastgaze.vxm"
@@ -42,6 +44,7 @@ def main() -> None:
     import tensorflow as tf
 
     from cropaudit.model.fastgaze.handler import FastGazeHandler
+    from cropaudit.provenance import onednn_state
 
     handler = FastGazeHandler(args.vxm)
     model = handler.load_model()
@@ -50,7 +53,10 @@ def main() -> None:
     inputs = np.stack([handler.preprocess(im) for im in images])
 
     print(f"FastGaze on {WIDTH}x{HEIGHT} composites, model input {inputs.shape[1:3]} (h, w)")
-    print(f"TF {tf.__version__}, {os.cpu_count()} CPUs, median of {args.repeats} repeats")
+    print(
+        f"TF {tf.__version__} (oneDNN {onednn_state()}), {os.cpu_count()} CPUs, "
+        f"median of {args.repeats} repeats"
+    )
     print(f"{'batch':>5}  {'model alone /s':>14}  {'with preprocess /s':>18}")
     for b in args.batches:
         bare = _median_rate(lambda b=b: model.predict(inputs[:b]), b, args.repeats)

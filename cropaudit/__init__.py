@@ -7,6 +7,8 @@ Data flow: manifests -> design (pairs, seeds) -> compose -> infer -> crop -> sur
 """
 
 import os
+import sys
+import warnings
 
 __version__ = "0.1.0"
 
@@ -16,5 +18,12 @@ __version__ = "0.1.0"
 #: each row of a full batch is computed independently of the others, so (with the fixed batch
 #: size of :mod:`cropaudit.transforms.infer`) scores do not depend on how a runner split bundles.
 #: TF reads this once, at import: cropaudit is imported before TensorFlow in every entry point
-#: and worker. Set TF_ENABLE_ONEDNN_OPTS=0 to opt out; provenance records the setting.
+#: and worker. Set TF_ENABLE_ONEDNN_OPTS=0 to opt out; provenance records the state TF runs in.
+if "tensorflow" in sys.modules and "TF_ENABLE_ONEDNN_OPTS" not in os.environ:
+    warnings.warn(
+        "TensorFlow was imported before cropaudit, so cropaudit could not switch on its oneDNN "
+        "kernels: saliency scores may then depend on batching. Import cropaudit first, or set "
+        "TF_ENABLE_ONEDNN_OPTS=1 before starting Python.",
+        stacklevel=2,
+    )
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+import cropaudit  # noqa: F401 - before any test imports TensorFlow: switches on its oneDNN kernels
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parents[1]

@@ -167,16 +167,26 @@ def test_fixed_batch_scores_do_not_depend_on_batch_mates(handler, reference):
     assert np.array_equal(many[16:], model.predict_fixed(others[16:], 8))
 
 
-def test_importing_cropaudit_turns_tensorflow_onednn_on():
-    code = (
-        "import cropaudit, tensorflow\n"
-        "from tensorflow.python.util import _pywrap_util_port as port\n"
-        "from cropaudit.provenance import versions\n"
-        "print(port.IsMklEnabled(), versions().endswith('tf_onednn_opts=1'))"
-    )
-    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-    assert out.stdout.split() == ["True", "True"], out.stderr[-2000:]
+def test_importing_cropaudit_turns_tensorflow_onednn_on_and_provenance_tells():
+    def run(first: str) -> list[str]:
+        code = (
+            f"import {first}\n"
+            "import cropaudit, tensorflow\n"
+            "from tensorflow.python.util import _pywrap_util_port as port\n"
+            "from cropaudit.provenance import versions\n"
+            "print(port.IsMklEnabled(), versions().rsplit(';', 1)[-1])"
+        )
+        env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return [*out.stdout.split(), "warned" if "imported before cropaudit" in out.stderr else ""]
+
+    assert run("cropaudit") == ["True", "tf_onednn=on", ""]
+    # A notebook that imported TensorFlow first: TF's own default (off on this AVX2 CPU), a
+    # warning, and provenance that says what actually ran.
+    state, provenance, warned = run("tensorflow")
+    assert warned == "warned"
+    assert provenance == ("tf_onednn=on" if state == "True" else "tf_onednn=off")
 
 
 def test_converted_model_matches_vxm(handler, reference, tmp_path):
