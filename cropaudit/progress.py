@@ -52,10 +52,6 @@ class _Tick(beam.DoFn):
         self._pending = 0
         self._last = 0.0
 
-    def start_bundle(self):
-        self._pending = getattr(self, "_pending", 0)
-        self._last = getattr(self, "_last", 0.0)
-
     def process(self, element):
         self._pending += 1
         now = time.monotonic()
@@ -71,7 +67,7 @@ class _Tick(beam.DoFn):
         self._flush()
 
     def _flush(self) -> None:
-        n, self._pending = getattr(self, "_pending", 0), 0
+        n, self._pending = self._pending, 0
         if not n:
             return
         try:  # one short O_APPEND write per flush: lines from several processes never interleave
@@ -134,23 +130,22 @@ def bar(
 class ProgressReporter:
     """Context manager that shows ``done/expected`` composites and dead letters on ``stream``.
 
-    ``enabled=None`` means "when ``stream`` is a terminal". Counts come from :func:`track`'s
-    steps through a file in a private temporary folder, read every ``interval`` seconds.
+    :func:`reporter` decides ``enabled`` (a terminal, and not quiet). Counts come from
+    :func:`track`'s steps through a file in a private temporary folder, read every ``interval``
+    seconds.
     """
 
     def __init__(
         self,
         expected: int,
         *,
-        enabled: bool | None = None,
+        enabled: bool = True,
         stream: IO[str] | None = None,
         interval: float = 0.25,
     ):
         self.expected = int(expected)
         self.stream = stream if stream is not None else sys.stderr
-        if enabled is None:
-            enabled = _isatty(self.stream)
-        self.enabled = bool(enabled)
+        self.enabled = enabled
         self.interval = interval
         self.done = 0
         self.dead = 0

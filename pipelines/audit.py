@@ -33,6 +33,7 @@ from cropaudit.transforms.design import (
     check_design,
     design_cells,
     expected_composites,
+    group_sizes,
     index_groups,
 )
 from cropaudit.transforms.infer import PredictSaliency
@@ -42,6 +43,7 @@ from cropaudit.transforms.write import (
     CODEC,
     WriteDeadLetters,
     WriteSurvivalTable,
+    canonical_row,
     collapse_duplicates,
     survival_row,
     survival_schema,
@@ -212,10 +214,10 @@ def read_table(folder: str) -> pa.Table:
 
 def table_hash(table: pa.Table | Iterable[pa.RecordBatch]) -> str:
     """Order- and sharding-independent content hash of a table, metadata ignored: sha256 over
-    the sorted per-row digests, so it streams batch by batch (memory flat in the row count)."""
+    the sorted per-row digests, so it streams batch by batch (32 bytes held per row)."""
     batches = table.to_batches() if isinstance(table, pa.Table) else table
     digests = [
-        hashlib.sha256(json.dumps(row, sort_keys=True, default=str).encode()).digest()
+        hashlib.sha256(canonical_row(row).encode()).digest()
         for batch in batches
         for row in batch.to_pylist()
     ]
@@ -241,9 +243,7 @@ def remove_duplicate_rows(paths: RunPaths, config_hash: str) -> int:
     removed. Beam discards a failed bundle's output, so copies are rare (an at-least-once sink,
     a non-deterministic stage): checking after the write reads only the id column and keeps
     every runner's memory flat, where a GroupByKey over whole rows would hold them all."""
-    ids = [
-        i for b in iter_batches(paths.survival, ["composite_id"]) for i in b.column(0).to_pylist()
-    ]
+    ids = composite_ids(paths.survival)
     if len(ids) == len(set(ids)):
         return 0
     table = read_table(paths.survival)
@@ -277,9 +277,14 @@ def _parquet(table: pa.Table) -> bytes:
 def summarize(paths: RunPaths, config: ExperimentConfig, expected: int, **extra) -> dict:
     """What the sinks actually published, checked against the design."""
     dead = read_table(paths.dead_letter)
-    ids = [
-        i for b in iter_batches(paths.survival, ["composite_id"]) for i in b.column(0).to_pylist()
-    ]
+    ids: list[str] = []
+
+    def batches() -> Iterator[pa.RecordBatch]:  # ids and hash from one read of the table
+        for batch in iter_batches(paths.survival):
+            ids.extend(batch.column("composite_id").to_pylist())
+            yield batch
+
+    table_sha256 = table_hash(batches())
     duplicates = len(ids) - len(set(ids))
     dead_rows = dead.to_pylist()
     composite_dead = {d["element_id"] for d in dead_rows if d["stage"] in COMPOSITE_STAGES}
@@ -295,7 +300,7 @@ def summarize(paths: RunPaths, config: ExperimentConfig, expected: int, **extra)
         "dead_letters_by_stage_reason": dict(
             sorted(Counter(f"{d['stage']}/{d['reason']}" for d in dead_rows).items())
         ),
-        "survival_table_sha256": table_hash(iter_batches(paths.survival)),
+        "survival_table_sha256": table_sha256,
         "versions": versions(),
         **extra,
     }
@@ -348,7 +353,7 @@ def run_audit(
         manifest=uri,
         manifest_faces=len(faces),
         manifest_dead_lettered=len(manifest_dead),
-        groups={g: sum(len(v) for v in s.values()) for g, s in index.items()},
+        groups=group_sizes(index),
         model=handler.describe(),
         variants=list(variants),
         runner=runner,

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ from cropaudit.pipelines.audit import RunPaths, prepare_output, read_table, run_
 from cropaudit.pipelines.demo import embedded_config
 from cropaudit.synthetic import write_face_set
 from tests.conftest import SHARED
+from tests.services import canonical_estimates, free_port, stop_group, wait_for_port
 
 pytest.importorskip("gcp_storage_emulator", reason="gcp-storage-emulator not installed")
 
@@ -46,36 +46,6 @@ VXM = "data/fastgaze/fastgaze.vxm"
 
 class RealNetworkAccess(AssertionError):
     """A test tried to reach a host other than the emulator (not retryable by any client)."""
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for_port(port: int, proc: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"emulator exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"emulator not ready after {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """Kill the emulator's whole process group."""
-    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
-        if proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, sig)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=wait)
 
 
 def _emulator_env(url: str, home: Path) -> dict[str, str]:
@@ -114,7 +84,7 @@ def _deadline(seconds: float):
 def gcs(tmp_path_factory):
     """The emulator's URL, with the process environment pointed at it for the module."""
     work = tmp_path_factory.mktemp("gcs_emulator")
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = work / "emulator.log"
     with open(log, "wb") as out:
@@ -138,7 +108,7 @@ def gcs(tmp_path_factory):
 
     saved_credentials = (auth._Credentials._credentials_init, auth._Credentials._credentials)
     try:
-        _wait_for_port(port, proc, log)
+        wait_for_port(port, proc, time.monotonic() + START_TIMEOUT_S, log)
         mp.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
         for name, value in _emulator_env(url, work / "gcloud").items():
             mp.setenv(name, value)
@@ -152,7 +122,7 @@ def gcs(tmp_path_factory):
     finally:
         mp.undo()
         auth._Credentials._credentials_init, auth._Credentials._credentials = saved_credentials
-        _stop(proc)
+        stop_group(proc)
 
 
 def _loopback_only(mp: pytest.MonkeyPatch) -> None:
@@ -196,7 +166,6 @@ def test_real_google_endpoints_fail_fast(gcs):
     with pytest.raises(RealNetworkAccess):
         requests.get("https://storage.googleapis.com/storage/v1/b/any", timeout=5)
     assert time.monotonic() - started < 1
-    assert os.environ["STORAGE_EMULATOR_HOST"] == gcs
 
 
 def test_fileio_on_gcs_treats_prefixes_as_folders(gcs):
@@ -291,7 +260,7 @@ def test_audit_and_stats_on_gcs_match_local(uploaded, tmp_path):
         for name in ("_SUCCESS", "report.html", "plots/point.png"):
             assert fileio.exists(fileio.join(stats_out, name)), name
         remote_est, local_est = (
-            _sorted(pq.read_table(pa.BufferReader(fileio.read_bytes(f))))
+            canonical_estimates(pq.read_table(pa.BufferReader(fileio.read_bytes(f))))
             for f in (written, local_written)
         )
         assert remote_est.num_rows > 0 and remote_est.equals(local_est)
@@ -305,10 +274,3 @@ def test_audit_and_stats_on_gcs_match_local(uploaded, tmp_path):
         df = pd.read_parquet(fs._strip_protocol(fileio.join(out, "survival")), filesystem=fs)
         assert len(df) == 12
         assert sorted(df["composite_id"]) == sorted(survival.column("composite_id").to_pylist())
-
-
-def _sorted(table: pa.Table) -> pa.Table:
-    from cropaudit.schemas.estimates import KEY_FIELDS
-
-    table = table.replace_schema_metadata(None)
-    return table.sort_by([(k, "ascending") for k in KEY_FIELDS]).combine_chunks()

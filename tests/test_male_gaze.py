@@ -336,6 +336,7 @@ def test_single_design_runs_end_to_end(tmp_path):
         for c in r.crops:
             crop = Box(c["x"], c["y"], c["w"], c["h"])
             assert c["a_area"] == crop.intersection_area(face)
+            assert c["b_area"] == crop.intersection_area(image) - c["a_area"]
             assert c["winner"] == single_crop_winner(c["a_area"], c["b_area"], face)
     winners = dict(zip(df.a_image_id, df.point_winner))
     assert winners["female-1"] == winners["male-1"] == "body"  # striped shirt, faint face
@@ -358,5 +359,5 @@ def test_single_design_runs_end_to_end(tmp_path):
     page = build_report(str(tmp_path / "run"), str(tmp_path / "report.html"), gallery=2, quiet=True)
     html = Path(page).read_text(encoding="utf-8")
     assert html.count("data-criterion='gaze-") == 1 + len(cfg.crop.aspect_ratios)
-    assert html.count("class='gallery-item'") + html.count("<figure") >= 2, "gallery drew nothing"
+    assert html.count("class='gallery-image'") == 2, "gallery drew nothing"
     assert "keeps the face box rather than the body" in html

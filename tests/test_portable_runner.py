@@ -4,14 +4,12 @@ plus an EXTERNAL worker pool (separate SDK-harness processes), against the FnApi
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from cropaudit.errors import UserError
@@ -19,6 +17,7 @@ from cropaudit.pipelines.audit import read_table, run_audit, table_hash
 from cropaudit.pipelines.demo import embedded_config
 from cropaudit.pipelines.runners import apply_profile, pipeline_options, split_runner
 from cropaudit.synthetic import write_face_set
+from tests.services import canonical_estimates, free_port, stop_group, wait_for_port
 
 START_TIMEOUT_S = 90
 
@@ -77,49 +76,6 @@ def test_dataflow_ships_the_project_unless_an_image_or_package_carries_it():
 # -- the audit on a job service + EXTERNAL worker pool (slow) ----------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for_port(port: int, proc: subprocess.Popen, deadline: float, log: Path) -> None:
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"service exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise TimeoutError(
-        f"port {port} not ready after {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}"
-    )
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """Kill the service and everything it started (its own process group)."""
-    if proc.poll() is None:
-        with _suppress():
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            with _suppress():
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-    with _suppress():  # SDK workers the pool started live in the same group
-        os.killpg(proc.pid, signal.SIGKILL)
-
-
-class _suppress:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, value, tb):
-        return kind is not None and issubclass(kind, ProcessLookupError | PermissionError)
-
-
 @pytest.fixture(scope="module")
 def beam_services(tmp_path_factory):
     """(job endpoint, worker-pool address) of a local job service and an EXTERNAL worker pool."""
@@ -127,7 +83,7 @@ def beam_services(tmp_path_factory):
     bindir = str(Path(sys.executable).parent)
     # the pool starts SDK workers as `python` from PATH: make that the venv's interpreter
     env = dict(os.environ, PATH=bindir + os.pathsep + os.environ.get("PATH", ""))
-    job_port, pool_port = _free_port(), _free_port()
+    job_port, pool_port = free_port(), free_port()
     commands = {
         "job": [
             sys.executable,
@@ -158,12 +114,12 @@ def beam_services(tmp_path_factory):
                     )
                 )
         deadline = time.monotonic() + START_TIMEOUT_S
-        _wait_for_port(job_port, procs[0], deadline, logs / "job.log")
-        _wait_for_port(pool_port, procs[1], deadline, logs / "pool.log")
+        wait_for_port(job_port, procs[0], deadline, logs / "job.log")
+        wait_for_port(pool_port, procs[1], deadline, logs / "pool.log")
         yield f"localhost:{job_port}", f"localhost:{pool_port}"
     finally:
         for proc in procs:
-            _stop(proc)
+            stop_group(proc)
 
 
 @pytest.fixture(scope="module")
@@ -177,15 +133,6 @@ def tiny_config(manifest: Path):
         design={"composites_per_pair": 1, "controls": []},
         manifest={"path": str(manifest)},
     )
-
-
-def _sorted_estimates(path: str) -> pa.Table:
-    import pyarrow.parquet as pq
-
-    from cropaudit.schemas.estimates import KEY_FIELDS
-
-    table = pq.read_table(path).replace_schema_metadata(None)
-    return table.sort_by([(k, "ascending") for k in KEY_FIELDS]).combine_chunks()
 
 
 @pytest.mark.slow
@@ -224,6 +171,8 @@ def test_audit_on_job_service_with_external_workers_matches_direct(
             pipeline_args=args,
             render=False,
         )
-    direct_est, portable_est = (_sorted_estimates(estimates[n]) for n in ("direct", "portable"))
+    direct_est, portable_est = (
+        canonical_estimates(pq.read_table(estimates[n])) for n in ("direct", "portable")
+    )
     assert direct_est.num_rows > 0
     assert portable_est.equals(direct_est)

@@ -150,11 +150,12 @@ def test_gallery_is_ordered_by_margin(report, run):
 
 def test_finds_stats_beside_run_or_computes_them(run, tmp_path):
     base, _ = run
-    shutil.copytree(base / "stats", base / "run" / "stats", dirs_exist_ok=True)
+    beside = tmp_path / "beside" / "run"  # a copy: the module's run stays as it was
+    shutil.copytree(base / "run", beside)
+    shutil.copytree(base / "stats", beside / "stats")
     out = tmp_path / "found.html"
-    assert main(["report", str(base / "run"), "--out", str(out), "--gallery", "0", "--quiet"]) == 0
+    assert main(["report", str(beside), "--out", str(out), "--gallery", "0", "--quiet"]) == 0
     assert "found beside the run" in out.read_text()
-    shutil.rmtree(base / "run" / "stats")
 
     lonely = tmp_path / "elsewhere" / "run"
     shutil.copytree(base / "run", lonely)

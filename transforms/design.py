@@ -83,6 +83,7 @@ def design_cells(groups: Sequence[str] | GroupIndex, design: DesignConfig) -> li
 
 def check_design(index: GroupIndex, cells: Sequence[DesignCell]) -> None:
     """Fail before the pipeline starts when a group is missing or too small for the design."""
+    sizes = group_sizes(index)
     for cell in cells:
         for group in {cell.group_a, cell.group_b}:
             if group not in index:
@@ -90,9 +91,9 @@ def check_design(index: GroupIndex, cells: Sequence[DesignCell]) -> None:
                 raise ManifestError(
                     f"group {group!r} used by the design has no valid faces (groups: {known})"
                 )
-        if cell.design == "single" and cell.samples > group_sizes(index)[cell.group_a]:
+        if cell.design == "single" and cell.samples > sizes[cell.group_a]:
             raise ManifestError(
-                f"group {cell.group_a!r} has {group_sizes(index)[cell.group_a]} image(s); "
+                f"group {cell.group_a!r} has {sizes[cell.group_a]} image(s); "
                 f"images_per_group = {cell.samples} needs at least that many"
             )
         if cell.design == "same_group" and len(index[cell.group_a]) < 2:
@@ -121,10 +122,27 @@ def _permutation(seed: int, group: str, n: int) -> tuple[int, ...]:
     return tuple(int(i) for i in _generator(seed, "single", group).permutation(n))
 
 
+#: (id of a group index, group) -> (that index, its images in order); see :func:`_group_images`.
+_GROUP_IMAGES: dict[tuple[int, str], tuple[GroupIndex, tuple[Face, ...]]] = {}
+
+
+def _group_images(groups: GroupIndex, group: str) -> tuple[Face, ...]:
+    """The group's images sorted by subject, then image; built once per (side-input index,
+    group), not once per sample, which would make a large single design quadratic. The entry
+    holds its index, so an id reused by a later index is never mistaken for it."""
+    key = (id(groups), group)
+    hit = _GROUP_IMAGES.get(key)
+    if hit is None or hit[0] is not groups:
+        if len(_GROUP_IMAGES) > 64:
+            _GROUP_IMAGES.clear()
+        hit = _GROUP_IMAGES[key] = (groups, tuple(f for fs in groups[group].values() for f in fs))
+    return hit[1]
+
+
 def _single_face(cell: DesignCell, index: int, groups: GroupIndex, seed: int) -> Face:
-    """Image ``index`` of the seeded permutation of the group's images (sorted by subject, then
-    image), so the first N samples are N distinct images drawn without replacement."""
-    faces = [f for fs in groups[cell.group_a].values() for f in fs]
+    """Image ``index`` of the seeded permutation of the group's images, so the first N samples
+    are N distinct images drawn without replacement."""
+    faces = _group_images(groups, cell.group_a)
     return faces[_permutation(seed, cell.group_a, len(faces))[index]]
 
 

@@ -104,26 +104,19 @@ class _RenderDoFn(beam.DoFn):
     def __init__(
         self, handler: SaliencyModelHandler, layout: LayoutConfig, variants: Variants | None = None
     ):
-        self._handler = handler
-        self._layout = layout
-        self._variants = dict(variants or {})
+        # a composite of a variant not listed here (``base``) renders with layout and handler
+        self._variants = {"base": (layout, handler), **(variants or {})}
 
     def setup(self):
-        self._cache = FaceCache(self._layout)
         # Variants whose layouts prepare faces alike share one cache (see layout.face_key).
-        self._caches = {face_key(self._layout): self._cache}
-
-    def _for(self, composite: Composite) -> tuple[LayoutConfig, SaliencyModelHandler, FaceCache]:
-        if composite.variant not in self._variants:
-            return self._layout, self._handler, self._cache
-        layout, handler = self._variants[composite.variant]
-        key = face_key(layout)
-        if key not in self._caches:
-            self._caches[key] = FaceCache(layout)
-        return layout, handler, self._caches[key]
+        caches: dict[tuple, FaceCache] = {}
+        self._by_variant = {}
+        for name, (layout, handler) in self._variants.items():
+            cache = caches.setdefault(face_key(layout), FaceCache(layout))
+            self._by_variant[name] = (layout, handler, cache)
 
     def process(self, composite: Composite):
-        layout, handler, cache = self._for(composite)
+        layout, handler, cache = self._by_variant.get(composite.variant, self._by_variant["base"])
         try:
             canvas, box_a, box_b = render_canvas(composite, layout, cache)
         except ImageError as exc:

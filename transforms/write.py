@@ -91,7 +91,8 @@ def survival_schema(config_toml: str, config_hash: str, versions: str) -> pa.Sch
     )
 
 
-def _canonical(row: dict) -> str:
+def canonical_row(row: dict) -> str:
+    """A row as canonical JSON: equal rows, equal text (duplicate checks, content hashes)."""
     return json.dumps(row, sort_keys=True, default=str)
 
 
@@ -102,7 +103,7 @@ def collapse_duplicates(composite_id: str, rows) -> list[tuple[str, object]]:
     identical copies collapse (idempotent output), and copies that differ are a bug worth a
     dead letter rather than a silent choice.
     """
-    distinct = sorted({_canonical(r): r for r in rows}.items())
+    distinct = sorted({canonical_row(r): r for r in rows}.items())
     kept = [("row", distinct[0][1])]
     for _, other in distinct[1:]:
         detail = "a re-delivered composite produced a different row (non-deterministic stage)"
@@ -114,7 +115,7 @@ def collapse_duplicates(composite_id: str, rows) -> list[tuple[str, object]]:
                     "nondeterministic_duplicate",
                     composite_id,
                     detail,
-                    {"row": _canonical(other)[:5000]},
+                    {"row": canonical_row(other)[:5000]},
                 ),
             )
         )

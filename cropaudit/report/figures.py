@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import io
-import math
 from collections.abc import Sequence
 
 import matplotlib
@@ -17,6 +16,8 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+
+from cropaudit.stats.plots import finite  # noqa: E402
 
 
 def interval_plot(
@@ -35,9 +36,9 @@ def interval_plot(
     fig, ax = plt.subplots(figsize=(8, 1.2 + 0.4 * max(n, 1)))
     for i, (est, lo, hi) in enumerate(zip(estimates, lows, highs)):
         y = n - 1 - i
-        if _finite(lo) and _finite(hi):
+        if finite(lo) and finite(hi):
             ax.plot([lo, hi], [y, y], color="tab:purple", lw=2)
-        if _finite(est):
+        if finite(est):
             ax.plot([est], [y], "o", color="tab:purple")
     ax.axvline(reference, color="grey", ls="--", lw=1, label=reference_label)
     ax.set_yticks(range(n))
@@ -51,13 +52,6 @@ def interval_plot(
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", pad_inches=0.15)
     plt.close(fig)
     return buf.getvalue()
-
-
-def _finite(value) -> bool:
-    try:
-        return math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False
 
 
 def data_uri(png: bytes) -> str:

@@ -48,8 +48,8 @@ class GalleryItem:
     width: int
     height: int
     row: dict[str, Any]
+    #: whether re-scoring gave the recorded salient point, winners and boxes
     reproduced: bool
-    note: str = ""
 
 
 def pick_rows(
@@ -175,19 +175,23 @@ def build_gallery(
 ) -> tuple[list[GalleryItem], list[str]]:
     """Re-render, re-score and draw ``rows``; returns the items and a note per row that failed."""
     cache = FaceCache(config.layout)
-    model = None
-    items, problems = [], []
     ratios = tuple(config.crop.aspect_ratios)
+    rendered, problems = [], []
     for row in rows.to_dict("records"):
-        cid = row["composite_id"]
         try:
             composite = composite_from_row(row, faces)
             canvas, box_a, box_b = render_canvas(composite, config.layout, cache)
-            model_input = handler.preprocess(canvas)
-            if model is None:
-                model = handler.load_model()
-            scores = model.predict_fixed(model_input[np.newaxis], config.model.batch_size)[0]
-            grid = handler.to_grid(scores, canvas.shape[:2], model_input.shape[:2])
+            rendered.append((row, composite, canvas, box_a, box_b, handler.preprocess(canvas)))
+        except Exception as exc:  # noqa: BLE001 - one unreadable image must not sink the report
+            problems.append(f"{row['composite_id']}: {type(exc).__name__}: {exc}")
+    scores = _rescore([r[-1] for r in rendered], handler, config.model.batch_size)
+    items = []
+    for (row, composite, canvas, box_a, box_b, model_input), s in zip(rendered, scores):
+        cid = row["composite_id"]
+        try:
+            if isinstance(s, Exception):
+                raise s
+            grid = handler.to_grid(s, canvas.shape[:2], model_input.shape[:2])
             single = composite.design == "single"
             outcome = simulate_crop(
                 grid, canvas.shape[1], canvas.shape[0], box_a, box_b, ratios, single=single
@@ -205,6 +209,31 @@ def build_gallery(
         except Exception as exc:  # noqa: BLE001 - one unreadable image must not sink the report
             problems.append(f"{cid}: {type(exc).__name__}: {exc}")
             continue
-        note = "" if reproduced else "re-scored result differs from the recorded row"
-        items.append(GalleryItem(cid, png, w, h, row, reproduced, note))
+        items.append(GalleryItem(cid, png, w, h, row, reproduced))
     return items, problems
+
+
+def _rescore(
+    inputs: list[np.ndarray], handler: SaliencyModelHandler, batch_size: int
+) -> list[np.ndarray | Exception]:
+    """Scores of each model input, batched by shape at the run's batch size as the pipeline
+    scored them (so they match the recorded rows bit for bit); a failure takes its shape's
+    inputs with it, reported per row by the caller."""
+    if not inputs:
+        return []
+    by_shape: dict[tuple, list[int]] = {}
+    for i, x in enumerate(inputs):
+        by_shape.setdefault(x.shape, []).append(i)
+    out: list[np.ndarray | Exception] = [None] * len(inputs)  # type: ignore[list-item]
+    try:
+        model = handler.load_model()
+    except Exception as exc:  # noqa: BLE001
+        return [exc] * len(inputs)
+    for indices in by_shape.values():
+        try:
+            scores = model.predict_fixed(np.stack([inputs[i] for i in indices]), batch_size)
+        except Exception as exc:  # noqa: BLE001
+            scores = [exc] * len(indices)
+        for i, s in zip(indices, scores):
+            out[i] = s
+    return out

@@ -9,13 +9,19 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import matplotlib
 import pandas as pd
 
+from cropaudit.pipelines.stats import criterion_name
 from cropaudit.report.figures import data_uri, interval_plot
 from cropaudit.report.gallery import FACE_COLOURS, GalleryItem, crop_colours
 from cropaudit.report.inputs import RunInputs
-from cropaudit.stats.plots import comparison_label, forest_plot, interval, varying_context
+from cropaudit.stats.plots import (
+    comparison_label,
+    finite,
+    forest_plot,
+    interval,
+    varying_context,
+)
 
 SECTIONS = (
     ("design", "Design"),
@@ -99,30 +105,9 @@ def criteria_order(criteria: Iterable[str]) -> list[str]:
     return sorted(set(criteria), key=lambda c: (c != "point", c))
 
 
-def _ci(row: pd.Series, stat: str) -> tuple[float, float]:
-    lo, hi = row.get(f"{stat}_bca_low"), row.get(f"{stat}_bca_high")
-    if not (_finite(lo) and _finite(hi)):
-        lo, hi = row.get(f"{stat}_percentile_low"), row.get(f"{stat}_percentile_high")
-    return lo, hi
-
-
-def forest_png(estimates: pd.DataFrame, criterion: str) -> bytes:
-    """:func:`cropaudit.stats.plots.forest_plot`'s PNG, saved with a tight bounding box so that
-    long comparison labels and the title are not clipped."""
-    with matplotlib.rc_context({"savefig.bbox": "tight", "savefig.pad_inches": 0.15}):
-        return forest_plot(estimates, criterion)["png"]
-
-
 def short_label(row: pd.Series, estimates: pd.DataFrame) -> str:
     """The row's comparison, naming only the context that varies across the run."""
     return comparison_label(row, varying_context(estimates))
-
-
-def _finite(v: Any) -> bool:
-    try:
-        return math.isfinite(float(v))
-    except (TypeError, ValueError):
-        return False
 
 
 # -- sections ------------------------------------------------------------------------------------
@@ -258,7 +243,7 @@ def survival_section(inputs: RunInputs) -> str:
     ]  # fmt: skip
     for criterion in criteria_order(est["criterion"]):
         sub = est[est["criterion"] == criterion].reset_index(drop=True)
-        png = forest_png(est, criterion)
+        png = forest_plot(est, criterion)["png"]
         rows = []
         for _, r in sub.iterrows():
             lo, hi = interval(r)
@@ -291,7 +276,7 @@ def position_section(inputs: RunInputs) -> str:
     parts = [intro]
     point = est[est["criterion"] == "point"].reset_index(drop=True)
     if len(point):
-        cis = [_ci(r, "first_slot_rate") for _, r in point.iterrows()]
+        cis = [interval(r, "first_slot_rate") for _, r in point.iterrows()]
         png = interval_plot(
             [short_label(r, est) for _, r in point.iterrows()],
             list(point["first_slot_rate"]),
@@ -305,8 +290,8 @@ def position_section(inputs: RunInputs) -> str:
     rows = []
     for criterion in criteria_order(est["criterion"]):
         for _, r in est[est["criterion"] == criterion].iterrows():
-            lo, hi = _ci(r, "first_slot_rate")
-            alo, ahi = _ci(r, "order_adjusted_ratio")
+            lo, hi = interval(r, "first_slot_rate")
+            alo, ahi = interval(r, "order_adjusted_ratio")
             rows.append(
                 [
                     criterion, r["design"], f"{r['group_a']} vs {r['group_b']}",
@@ -352,7 +337,7 @@ def gaze_section(inputs: RunInputs) -> str:
             "box rather than the body, per group, with Wilson intervals (images independent)."
         )
     ]
-    criteria = ["point"] + [f"crop_{c:.2f}" for c in inputs.config.crop.aspect_ratios]
+    criteria = ["point"] + [criterion_name(c) for c in inputs.config.crop.aspect_ratios]
     for criterion in criteria:
         rates = face_rates(inputs.survival_table, criterion=criterion)
         if rates.empty:
@@ -366,11 +351,10 @@ def gaze_section(inputs: RunInputs) -> str:
             title=f"{criterion}: share of images where the face is kept",
             xlabel="face share (on_face / n)",
         )
-        cols = [c for c in rates.columns]
         parts.append(
             f"<h3>{esc(criterion)}</h3>"
             + img(png, f"face share, {criterion}", data_criterion=f"gaze-{criterion}")
-            + table(cols, rates[cols].itertuples(index=False, name=None))
+            + table(list(rates.columns), rates.itertuples(index=False, name=None))
         )
     return "".join(parts)
 
@@ -412,14 +396,10 @@ def sensitivity_section(inputs: RunInputs, criterion: str = "point") -> str:
             xlabel="survival ratio of group a (wins_a / (wins_a + wins_b))",
         )
         parts.append(img(png, f"survival ratio per variant, {criterion}", data_criterion="variant"))
-    cols = [
-        "variant", "group_a", "group_b", "n", "wins_a", "wins_b", "survival_ratio", "ci_low",
-        "ci_high",
-    ]  # fmt: skip
-    cols = [c for c in cols if c in per_variant.columns]
+    cols = sensitivity.VARIANT_COLUMNS
     parts.append("<h3>One estimate per variant</h3>")
     parts.append(table(cols, per_variant[cols].itertuples(index=False, name=None)))
-    fcols = [c for c in ("group_a", "group_b", "samples", "flipped", "flip_rate") if c in flips]
+    fcols = sensitivity.FLIP_COLUMNS
     parts.append("<h3>Flip rates</h3>")
     parts.append(
         note(
@@ -428,8 +408,8 @@ def sensitivity_section(inputs: RunInputs, criterion: str = "point") -> str:
         )
         + table(fcols, flips[fcols].itertuples(index=False, name=None))
     )
-    if by_axis is not None and len(by_axis):
-        acols = [c for c in ("axis", *fcols) if c in by_axis]
+    if len(by_axis):
+        acols = sensitivity.AXIS_FLIP_COLUMNS
         parts.append(
             note(
                 "One axis at a time: each sample's base rendering against variants that differ "
@@ -474,8 +454,12 @@ def _figure(i: int, item: GalleryItem) -> str:
     first = "a" if r["position"] == "a_first" else "b"
     crops = ", ".join(f"{c['aspect_ratio']:g}→{c['winner']}" for c in _crops(r))
     margin = r.get("margin")
-    margin_text = "–" if margin is None or not _finite(margin) else f"{float(margin):+.4g}"
-    check = "re-scored: matches the recorded row" if item.reproduced else item.note
+    margin_text = "–" if margin is None or not finite(margin) else f"{float(margin):+.4g}"
+    check = (
+        "re-scored: matches the recorded row"
+        if item.reproduced
+        else "re-scored result differs from the recorded row"
+    )
     caption = (
         f"<b>#{i} {esc(r['group_a'])} vs {esc(r['group_b'])}</b> ({esc(r['design'])})<br>"
         f"a: {esc(r['a_subject_id'])} / {esc(r['a_image_id'])}<br>"

@@ -20,9 +20,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from cropaudit.config import BASE_VARIANT
 from cropaudit.stats.intervals import wilson_array
-from cropaudit.stats.sensitivity import _crop_ratio
+from cropaudit.stats.sensitivity import as_table, criterion_winners, variant_column
 
 FACE_RATE_COLUMNS = [
     "variant",
@@ -48,34 +47,18 @@ def face_rates(
     (NaN without images). ``criterion`` is ``point`` or ``crop_<aspect ratio>``. ``group`` is
     the run's group (``group_a``) or, with ``by``, the face's values of those attributes joined
     by ``/`` (e.g. ``by=["gender"]`` on a race x gender run). Other designs are ignored."""
-    ratio = _crop_ratio(criterion)
-    if isinstance(survival, pd.DataFrame):
-        survival = pa.Table.from_pandas(survival, preserve_index=False)
-    n_rows = survival.num_rows
+    survival = as_table(survival)
     if by:
         attributes = [dict(a or ()) for a in survival.column("a_attributes").to_pylist()]
         groups = ["/".join(str(a.get(name)) for name in by) for a in attributes]
     else:
         groups = survival.column("group_a").to_pylist()
-    if ratio is None:
-        winners = survival.column("point_winner").to_pylist()
-    else:
-        key = f"{ratio:.2f}"
-        winners = [
-            next((c["winner"] for c in crops or () if f"{c['aspect_ratio']:.2f}" == key), None)
-            for crops in survival.column("crops").to_pylist()
-        ]
-    names = set(survival.column_names)
     df = pd.DataFrame(
         {
-            "variant": (
-                survival.column("variant").to_pylist()
-                if "variant" in names
-                else [BASE_VARIANT] * n_rows
-            ),
+            "variant": variant_column(survival),
             "design": survival.column("design").to_pylist(),
             "group": groups,
-            "winner": winners,
+            "winner": criterion_winners(survival, criterion),
         }
     )
     df = df[(df["design"] == "single") & df["winner"].notna()].copy()

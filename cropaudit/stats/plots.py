@@ -38,10 +38,20 @@ def shared_context(df: pd.DataFrame) -> str:
     return " / ".join(str(df[c].iloc[0]) for c in fixed)
 
 
-def interval(row: pd.Series) -> tuple[float, float]:
-    lo, hi = row["ratio_bca_low"], row["ratio_bca_high"]
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        lo, hi = row["ratio_percentile_low"], row["ratio_percentile_high"]
+def finite(value) -> bool:
+    """Whether ``value`` is a finite number (None and non-numbers are not)."""
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def interval(row: pd.Series, stat: str = "ratio") -> tuple[float, float]:
+    """``stat``'s BCa interval from an estimates row, or its percentile interval where BCa is
+    undefined."""
+    lo, hi = row.get(f"{stat}_bca_low"), row.get(f"{stat}_bca_high")
+    if not (finite(lo) and finite(hi)):
+        lo, hi = row.get(f"{stat}_percentile_low"), row.get(f"{stat}_percentile_high")
     return lo, hi
 
 
@@ -55,7 +65,7 @@ def forest_plot(estimates: pd.DataFrame, criterion: str) -> dict[str, bytes]:
     for i, row in df.iterrows():
         lo, hi = interval(row)
         y = len(df) - 1 - i
-        if math.isfinite(lo) and math.isfinite(hi):
+        if finite(lo) and finite(hi):
             ax.plot([lo, hi], [y, y], color="tab:blue", lw=2)
         ax.plot([row["ratio"]], [y], "o", color="tab:blue")
     ax.axvline(0.5, color="grey", ls="--", lw=1, label="parity (0.5)")
@@ -70,7 +80,8 @@ def forest_plot(estimates: pd.DataFrame, criterion: str) -> dict[str, bytes]:
     out = {}
     for fmt in ("png", "svg"):
         buf = io.BytesIO()
-        fig.savefig(buf, format=fmt, dpi=110)
+        # a tight box: long comparison labels and the title are never clipped
+        fig.savefig(buf, format=fmt, dpi=110, bbox_inches="tight", pad_inches=0.15)
         out[fmt] = buf.getvalue()
     plt.close(fig)
     return out

@@ -72,36 +72,51 @@ def _crop_ratio(criterion: str) -> float | None:
         ) from None
 
 
+def as_table(survival: pa.Table | pd.DataFrame) -> pa.Table:
+    """A survival table as Arrow (a pandas frame of survival rows works too)."""
+    if isinstance(survival, pd.DataFrame):
+        return pa.Table.from_pandas(survival, preserve_index=False)
+    return survival
+
+
+def variant_column(survival: pa.Table) -> list[str]:
+    """Each row's sweep variant; ``base`` for tables written before sweeps existed."""
+    if "variant" in survival.column_names:
+        return survival.column("variant").to_pylist()
+    return [BASE_VARIANT] * survival.num_rows
+
+
+def criterion_winners(survival: pa.Table, criterion: str) -> list[str | None]:
+    """Each row's winner for ``criterion`` (``point`` or ``crop_<aspect ratio>``); None where
+    the row has no crop of that ratio."""
+    ratio = _crop_ratio(criterion)
+    if ratio is None:
+        return survival.column("point_winner").to_pylist()
+    key = f"{ratio:.2f}"
+    return [
+        next((c["winner"] for c in crops or () if f"{c['aspect_ratio']:.2f}" == key), None)
+        for crops in survival.column("crops").to_pylist()
+    ]
+
+
 def outcomes(
     survival: pa.Table | pd.DataFrame, criterion: str = "point", design: str | None = "pairs"
 ) -> pd.DataFrame:
     """One row per survival row with a winner for ``criterion``: ``variant``, ``sample_id``,
     ``group_a``, ``group_b``, ``winner`` (rows without that crop are left out)."""
-    ratio = _crop_ratio(criterion)
-    if isinstance(survival, pd.DataFrame):  # a pandas frame of survival rows works too
-        survival = pa.Table.from_pandas(survival, preserve_index=False)
-    names = set(survival.column_names)
-    n = survival.num_rows
+    survival = as_table(survival)
     ids = survival.column("composite_id").to_pylist()
+    has_sample_id = "sample_id" in survival.column_names
     df = pd.DataFrame(
         {
-            "variant": (
-                survival.column("variant").to_pylist() if "variant" in names else [BASE_VARIANT] * n
-            ),
-            "sample_id": survival.column("sample_id").to_pylist() if "sample_id" in names else ids,
+            "variant": variant_column(survival),
+            "sample_id": survival.column("sample_id").to_pylist() if has_sample_id else ids,
             "design": survival.column("design").to_pylist(),
             "group_a": survival.column("group_a").to_pylist(),
             "group_b": survival.column("group_b").to_pylist(),
+            "winner": criterion_winners(survival, criterion),
         }
     )
-    if ratio is None:
-        df["winner"] = survival.column("point_winner").to_pylist()
-    else:
-        key = f"{ratio:.2f}"
-        df["winner"] = [
-            next((c["winner"] for c in crops or () if f"{c['aspect_ratio']:.2f}" == key), None)
-            for crops in survival.column("crops").to_pylist()
-        ]
     if design is not None:
         df = df[df["design"] == design]
     return df[df["winner"].notna()].drop(columns="design").reset_index(drop=True)

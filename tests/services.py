@@ -1,0 +1,58 @@
+"""Local services the slow tests start (GCS emulator, Beam job service, worker pool): ports,
+readiness and teardown, plus a canonical form of estimates tables for comparing two runs."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pyarrow as pa
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, deadline: float, log: Path) -> None:
+    """Return once ``port`` accepts connections; fail with the log's tail if ``proc`` exits or
+    ``deadline`` (``time.monotonic()``) passes first."""
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"service exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"port {port} not ready in time:\n{log.read_text()[-3000:]}")
+
+
+def stop_group(proc: subprocess.Popen) -> None:
+    """Stop a service started with ``start_new_session=True`` and everything it started (its
+    process group): SIGTERM, then SIGKILL, then SIGKILL for children that outlived it."""
+    gone = (ProcessLookupError, PermissionError)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        if proc.poll() is not None:
+            break
+        with contextlib.suppress(*gone):
+            os.killpg(proc.pid, sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=10)
+    with contextlib.suppress(*gone):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def canonical_estimates(table: pa.Table) -> pa.Table:
+    """An estimates table without file metadata, rows in key order: equal estimates, equal
+    tables."""
+    from cropaudit.schemas.estimates import KEY_FIELDS
+
+    table = table.replace_schema_metadata(None)
+    return table.sort_by([(k, "ascending") for k in KEY_FIELDS]).combine_chunks()
