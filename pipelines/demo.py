@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -21,10 +22,14 @@ def run_demo(
     pipeline_args: list[str] | None = None,
     with_stats: bool = True,
     show_progress: bool = True,
+    models: Sequence[str] | None = None,
 ) -> dict:
-    """Synthetic faces -> audit run -> statistics -> report, all under ``out_dir``."""
+    """Synthetic faces -> audit run -> statistics -> report, all under ``out_dir``; ``models``
+    (first one as ``model.spec``, the rest as ``model.compare``) compares croppers."""
     out = Path(out_dir)
     config = embedded_config()
+    if models:
+        config = config.replace(model={"spec": models[0], "compare": list(models[1:])})
     write_face_set(out / "faces", seed=config.design.seed)
     summary = run_audit(
         config,

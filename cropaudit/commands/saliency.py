@@ -1,7 +1,8 @@
 """``cropaudit saliency IMAGE...``: one model on a few images, like Twitter's ``candidate_crops``.
 
 Prints the salient point, the crop for each aspect ratio and every scored grid point (text or
-JSON); ``--overlay`` draws the saliency map, the point and the crops over the image. Image files
+JSON); ``--overlay`` draws the saliency map, the point and the crops over the image. A box
+cropper (``--model smartcrop``, a plugin) has no map: it prints its crop for each ratio. Image files
 go through the model's file-decoding path (for FastGaze: JPEG DCT reduction), as the binary did.
 """
 
@@ -21,7 +22,9 @@ def register(subparsers) -> None:
         "saliency", help="salient point, crops and grid scores for images (candidate_crops)"
     )
     p.add_argument("images", metavar="IMAGE", nargs="+", help="image files (local or gs://)")
-    p.add_argument("--model", required=True, help="model spec, e.g. fastgaze:PATH")
+    p.add_argument(
+        "--model", required=True, help="model spec, e.g. fastgaze:PATH, smartcrop, baseline"
+    )
     p.add_argument(
         "--aspect-ratios",
         type=float,
@@ -56,6 +59,7 @@ def handler(args: argparse.Namespace) -> int:
     import numpy as np
 
     from cropaudit import fileio
+    from cropaudit.model.cropper import BoxCropper
     from cropaudit.model.fastgaze.crops import candidate_crops, is_symmetric
     from cropaudit.model.resize import PreprocessOptions
 
@@ -69,6 +73,9 @@ def handler(args: argparse.Namespace) -> int:
         except FileNotFoundError:
             raise UserError(f"image not found: {path}") from None
         image = _decode(data, path)
+        if isinstance(model_handler, BoxCropper):
+            _box_crops(path, image, model_handler, model, args)
+            continue
         if hasattr(model_handler, "preprocess_jpeg"):
             hw, x = model_handler.preprocess_jpeg(data)
         else:
@@ -86,6 +93,29 @@ def handler(args: argparse.Namespace) -> int:
 
             fileio.write_bytes(args.overlay, draw_overlay(image, np.asarray(scores), result))
     return 0
+
+
+def _box_crops(path: str, image, cropper, model, args: argparse.Namespace) -> None:
+    """A box cropper's crops for one image (no salient point, no grid)."""
+    from cropaudit.model.fastgaze.crops import default_ratios
+    from cropaudit.transforms.boxes import checked, crop_batch
+
+    if args.overlay:
+        raise UserError(f"--overlay draws a saliency map; {cropper.name} is a box cropper")
+    h, w = image.shape[:2]
+    ratios = tuple(args.aspect_ratios) if args.aspect_ratios else default_ratios(w, h)
+    (result,) = crop_batch(model, [cropper.preprocess(image)], ratios)
+    problem = checked(result, w, h)
+    if problem is not None:
+        raise UserError(f"{cropper.name} on {path}: {problem[0]}: {problem[1]}")
+    crops = [{"aspect_ratio": ar, **b.to_dict()} for ar, b in zip(result.ratios, result.boxes)]
+    if args.json:
+        out = {"image": path, **cropper.describe(), "width": w, "height": h}
+        print(json.dumps({**out, "salient_point": None, "crops": crops}))
+        return
+    print(f"{path} {w}x{h}")
+    for c in crops:
+        print(f"crop {c['aspect_ratio']:g} {c['x']} {c['y']} {c['w']} {c['h']}")
 
 
 def _decode(data: bytes, path: str):
