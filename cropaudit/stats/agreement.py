@@ -89,14 +89,14 @@ def agreement(
     survival: pd.DataFrame, replicates: int = 1000, seed: int = 0, level: float = 0.95
 ) -> pd.DataFrame:
     """Pairwise cropper agreement per variant, design, criterion and group pair (``COLUMNS``);
-    empty when the table has fewer than two croppers. Models pair in order of appearance."""
+    empty when the table has fewer than two croppers. Models pair in name order."""
     if survival.empty or survival["model_name"].nunique() < 2:
         return pd.DataFrame(columns=list(COLUMNS))
     survival = survival[survival["design"] != "single"]
     long = winners_long(survival)
     if long.empty:
         return pd.DataFrame(columns=list(COLUMNS))
-    models = list(dict.fromkeys(survival["model_name"]))
+    models = sorted(set(survival["model_name"]))
     subjects = sorted(set(long["a_subject_id"]) | set(long["b_subject_id"]))
     matrix = weight_matrix(subjects, replicates, seed)
     weights = dict(zip(subjects, matrix))
