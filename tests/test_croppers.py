@@ -248,3 +248,15 @@ def fastgaze_cache(tmp_path_factory):
     mp.setenv(OFFLINE_ENV, "1")
     yield cache
     mp.undo()
+
+
+@pytest.mark.slow
+def test_demo_compares_the_models_it_is_given(tmp_path):
+    from cropaudit.pipelines.audit import read_table
+
+    args = ["demo", "--out", str(tmp_path), "--no-stats", "--no-progress"]
+    assert main([*args, "--models", "baseline", "opencv-spectral-residual"]) == 0
+    df = read_table(str(tmp_path / "run" / "survival")).to_pandas()
+    assert set(df.model_name) == {"baseline-centre-surround", "opencv-spectral-residual"}
+    counts = df.groupby("model_name").size()
+    assert counts.iloc[0] == counts.iloc[1] == df.sample_id.nunique()

@@ -27,9 +27,11 @@ SECTIONS = (
     "counts",
     "dead-letters",
     "survival-ratios",
+    "croppers",
     "position-bias",
     "sensitivity",
     "face-or-body",
+    "face-detector",
     "gallery",
 )
 CRITERIA = ("point", "crop_0.56", "crop_1.00", "crop_1.14", "crop_2.00")

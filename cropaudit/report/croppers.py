@@ -52,8 +52,8 @@ def croppers_section(inputs: RunInputs) -> str:
             f"{len(models)} croppers scored the same composites: {', '.join(models)}. Survival "
             f"ratio per cropper (pairs design) with its {level:.0%} subject-clustered bootstrap "
             "interval and decisive composites; then how often two croppers decided alike (kept "
-            "the same face, or both tied / kept neither), with a subject-clustered percentile "
-            "bootstrap interval and the naive Wilson interval."
+            "the same face, or both tied / kept neither), with the survival ratios' "
+            "subject-clustered bootstrap interval and the naive Wilson interval."
         )
     ]
     tables = side_by_side(est, models) if est is not None and not est.empty else {}
