@@ -21,6 +21,7 @@ import time
 import urllib.parse
 from pathlib import Path
 
+import gcp_storage_emulator  # noqa: F401 - a test dependency: fail, never skip, when missing
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -32,8 +33,6 @@ from cropaudit.pipelines.demo import embedded_config
 from cropaudit.synthetic import write_face_set
 from tests.conftest import SHARED
 from tests.services import canonical_estimates, free_port, stop_group, wait_for_port
-
-pytest.importorskip("gcp_storage_emulator", reason="gcp-storage-emulator not installed")
 
 BUCKET = "cropaudit-test"
 PROJECT = "cropaudit-test-project"
