@@ -11,3 +11,8 @@ class ConfigError(UserError):
 
 class ManifestError(UserError):
     """A manifest that cannot be used at all (missing columns, unreadable file, empty group)."""
+
+
+class JobFailed(UserError):
+    """A pipeline the engine (a Flink cluster, a job service) ran and reported as failed; the
+    message carries the engine's error in one line. Nothing of the run is published."""

@@ -24,7 +24,7 @@ from cropaudit.errors import UserError
 from cropaudit.model.base import SaliencyModelHandler
 from cropaudit.model.registry import load_handler
 from cropaudit.model.resize import PreprocessOptions
-from cropaudit.pipelines.runners import make_runner, pipeline_options
+from cropaudit.pipelines.runners import pipeline, pipeline_options
 from cropaudit.provenance import versions
 from cropaudit.schemas.survival import DEAD_LETTER_SCHEMA
 from cropaudit.transforms.crop import SimulateCrops
@@ -341,7 +341,7 @@ def run_audit(
     runner, options = pipeline_options(pipeline_args)
     started = time.monotonic()
     bar = progress.reporter(expected, enabled=show_progress and not quiet and runner == "direct")
-    with bar, beam.Pipeline(runner=make_runner(runner, options), options=options) as p:
+    with bar, pipeline(runner, options) as p:
         build_audit(p, config, handler, uri, paths, cells, variants)
     seconds = time.monotonic() - started
     removed = remove_duplicate_rows(paths, config.config_hash)

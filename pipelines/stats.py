@@ -28,7 +28,7 @@ from apache_beam.io.filesystems import FileSystems
 from cropaudit import fileio
 from cropaudit.errors import UserError
 from cropaudit.pipelines.audit import require_finished
-from cropaudit.pipelines.runners import make_runner, pipeline_options
+from cropaudit.pipelines.runners import pipeline, pipeline_options
 from cropaudit.schemas.estimates import ESTIMATES_SCHEMA, KEY_FIELDS
 from cropaudit.stats.bootstrap import CORRECTIONS, OUTCOME_CODE, POSITION_CODE, SufficientStats
 from cropaudit.stats.estimates import estimate_stratum
@@ -326,7 +326,7 @@ def run_stats(
     prefix = fileio.join(out_dir, "estimates", "estimates")
     for stale in fileio.glob(fileio.join(out_dir, "estimates", "*.parquet")):
         fileio.delete_tree(stale)
-    with beam.Pipeline(runner=make_runner(runner, beam_options), options=beam_options) as p:
+    with pipeline(runner, beam_options) as p:
         build_pipeline(p, files, prefix, options)
     written = fileio.glob(fileio.join(out_dir, "estimates", "*.parquet"))
     if not written:
