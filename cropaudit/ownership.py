@@ -3,10 +3,10 @@
 A command that writes a folder (a run, a statistics output, the demo, a converted model) marks it
 as its own with ``.cropaudit-output.json`` (kind, config hash, cropaudit version, and at the end
 the files it wrote). It writes into an empty or missing folder; anything else needs
-``--overwrite``, and even then only the files that kind of output consists of (its
-``patterns``, and the files its marker lists) are replaced: a foreign file anywhere below is
-kept. A folder another kind of output owns is never written (``stats --out RUN`` would mix two
-outputs). Single files (an HTML report) are replaced only when they carry the command's mark.
+``--overwrite``, and even then only what cropaudit wrote there is replaced (:func:`claim`): a
+foreign file anywhere below is kept. A folder another kind of output owns is never written
+(``stats --out RUN`` would mix two outputs). Single files (an HTML report) are replaced only
+when they carry the command's mark.
 
 :func:`writing` wraps a command's writes: the folder's exclusive lock (:mod:`cropaudit.locks`),
 the claim, and removal of temporary files (Beam's ``beam-temp-*`` folders, half-written
@@ -63,12 +63,12 @@ def read_owner(folder: str) -> dict | None:
     return owner if isinstance(owner, dict) and "kind" in owner else None
 
 
-def _write_marker(folder: str, kind: OutputKind, config_hash: str | None, files: list[str]):
+def _write_marker(folder: str, kind: OutputKind, config_hash: str | None, **state) -> None:
     record = {
         "kind": kind.name,
         "config_hash": config_hash,
         "cropaudit_version": __version__,
-        "files": files,
+        **state,
     }
     fileio.write_atomic(fileio.join(folder, MARKER), json.dumps(record, indent=1).encode())
 
@@ -98,8 +98,10 @@ def claim(
 ) -> None:
     """Make ``folder`` this kind's output, or raise ``UserError`` saying why it may not be.
 
-    ``overwrite`` (or ``rerun``, for a folder this kind already owns) removes the files this
-    kind writes and keeps every other file.
+    ``overwrite`` (or ``rerun``, for a folder this kind already owns) removes what cropaudit
+    wrote there: the files a finished output's marker lists, or for an unfinished one (a killed
+    or failed run) the files at this kind's names; temporary files everywhere. Every other file
+    is kept; in a folder without a marker, a file at one of this kind's names is refused.
     """
     owner = read_owner(folder)
     if owner and owner["kind"] != kind.name:
@@ -119,17 +121,19 @@ def claim(
             f"{folder} {what}; pass --overwrite to replace the files a {kind.name} writes "
             "(other files are kept), or choose another folder"
         )
-    listed = set(owner.get("files") or ()) if owner else set()
-    ours = {
-        rel
-        for rel, size in content.items()
-        if rel in listed or matches(rel, kind.patterns) or is_debris(rel, size, kind)
-    }
-    strays = [
-        rel
-        for rel in sorted(set(content) - ours)
-        if rel.endswith(".parquet") and rel.rpartition("/")[0] in kind.tables
-    ]
+    ours = {rel for rel, size in content.items() if is_debris(rel, size, kind)}
+    named = {rel for rel in content if matches(rel, kind.patterns)} - ours
+    if owner and owner.get("finished"):
+        ours |= set(owner.get("files") or ()) & set(content)
+    elif owner:  # unfinished: its names, but not the foreign files its claim kept
+        ours |= named - set(owner.get("kept") or ())
+    elif named:
+        raise UserError(
+            f"{fileio.join(folder, sorted(named)[0])} was not written by cropaudit (the folder has "
+            "no cropaudit marker); move it away or choose another folder"
+        )
+    kept = sorted(set(content) - ours)
+    strays = [r for r in kept if r.endswith(".parquet") and r.rpartition("/")[0] in kind.tables]
     if strays:
         raise UserError(
             f"{fileio.join(folder, strays[0])} was not written by cropaudit {kind.name} and would "
@@ -138,14 +142,15 @@ def claim(
     for rel in sorted(ours):
         fileio.delete_tree(fileio.join(folder, rel))
     remove_debris(folder, kind)
-    _write_marker(folder, kind, config_hash, [])
+    _write_marker(folder, kind, config_hash, finished=False, files=[], kept=kept)
 
 
 def finish(folder: str, kind: OutputKind, config_hash: str | None = None) -> list[str]:
     """Record the files this kind wrote in ``folder`` (what a later ``--overwrite`` may
-    replace); returns them, relative."""
-    files = sorted(rel for rel in _content(folder) if matches(rel, kind.patterns))
-    _write_marker(folder, kind, config_hash, files)
+    replace: its names, less the foreign files kept at the claim); returns them, relative."""
+    kept = set((read_owner(folder) or {}).get("kept") or ())
+    files = sorted(r for r in _content(folder) if matches(r, kind.patterns) and r not in kept)
+    _write_marker(folder, kind, config_hash, finished=True, files=files, kept=sorted(kept))
     return files
 
 

@@ -122,6 +122,17 @@ def test_run_into_a_folder_with_foreign_files_below(clean, tmp_path, capsys):
     assert not debris(out)
 
 
+def test_a_foreign_file_at_a_run_file_name_is_refused(clean, tmp_path, capsys):
+    base, _ = clean
+    out = tmp_path / "X"
+    out.mkdir()
+    (out / "config.toml").write_text("# my own notes, not a run's config")
+    before = tree_digest(tmp_path)
+    assert main(["run", str(base / "cfg.toml"), "--out", str(out), "--overwrite", "--quiet"]) == 2
+    assert "config.toml was not written by cropaudit" in capsys.readouterr().err
+    assert tree_digest(tmp_path) == before
+
+
 def test_foreign_parquet_in_a_table_folder_is_never_mixed_in(clean, tmp_path, capsys):
     base, _ = clean
     out = tmp_path / "X"
@@ -322,7 +333,8 @@ def test_trust_modified_proceeds_and_the_outputs_record_it(clean, tmp_path, caps
     _copied_part(run)
     stats = tmp_path / "stats"
     assert main(["stats", str(run), "--out", str(stats), "--trust-modified", *STATS]) == 0
-    recorded = json.loads(read_estimates(str(stats)).schema.metadata[UNVERIFIED_KEY.encode()])
+    (part,) = (stats / "estimates").glob("*.parquet")
+    recorded = json.loads(pq.read_schema(part).metadata[UNVERIFIED_KEY.encode()])
     assert "not a part the run wrote" in recorded[str(run)][0]
     assert (
         "not a part the run wrote"
