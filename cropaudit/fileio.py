@@ -65,10 +65,11 @@ def exists(uri: str) -> bool:
     return FileSystems.exists(uri) or (is_remote(uri) and bool(_objects_under(uri)))
 
 
-def _objects_under(uri: str) -> list[str]:
-    """Every object below the folder ``uri`` of an object store (which has no real folders)."""
+def _objects_under(uri: str) -> dict[str, int]:
+    """Every object below the folder ``uri`` of an object store (which has no real folders):
+    path -> size in bytes."""
     result = FileSystems.match([uri.rstrip("/") + "/**"])[0]
-    return [m.path for m in result.metadata_list]
+    return {m.path: m.size_in_bytes for m in result.metadata_list}
 
 
 def read_bytes(uri: str, limit: int | None = None) -> bytes:
@@ -90,13 +91,53 @@ def write_bytes(uri: str, data: bytes) -> None:
         fh.write(data)
 
 
+#: Marks a file being written by :func:`write_atomic` (debris if the process died).
+TEMP_MARK = ".tmp-"
+
+
 def write_atomic(uri: str, data: bytes) -> None:
-    """Write so that readers never see a partial file (temp name, then rename)."""
-    tmp = f"{uri}.tmp-{uuid.uuid4().hex}"  # unique: concurrent writers never share a temp
-    write_bytes(tmp, data)
-    if FileSystems.exists(uri):
-        FileSystems.delete([uri])
-    FileSystems.rename([tmp], [uri])
+    """Write so that readers never see a partial file (temp name, then rename). Only ever
+    replaces a file: a folder at ``uri`` is refused, never deleted; the temp file is removed
+    on every exit path."""
+    if is_folder(uri):
+        raise UserError(f"{uri} is a folder; refusing to replace it with a file")
+    tmp = f"{uri}{TEMP_MARK}{uuid.uuid4().hex}"  # unique: concurrent writers never share a temp
+    try:
+        write_bytes(tmp, data)
+        if not is_remote(uri):
+            os.replace(tmp, uri)  # atomic; replaces a file, never a folder
+            return
+        if FileSystems.exists(uri):
+            FileSystems.delete([uri])
+        FileSystems.rename([tmp], [uri])
+    except BaseException:
+        if FileSystems.exists(tmp):
+            FileSystems.delete([tmp])
+        raise
+
+
+def is_folder(uri: str) -> bool:
+    """Whether ``uri`` is a folder (on object stores: has objects below it)."""
+    if is_remote(uri):
+        return bool(_objects_under(uri))
+    return Path(uri).is_dir()
+
+
+def files_under(uri: str) -> dict[str, int]:
+    """Every file below the folder ``uri``, at any depth: path -> size in bytes."""
+    if is_remote(uri):
+        return _objects_under(uri)
+    root = Path(uri)
+    if not root.is_dir():
+        return {}
+    return {str(p): p.stat().st_size for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def relative(uri: str, root: str) -> str:
+    """``uri`` relative to the folder ``root``, with ``/`` separators."""
+    if is_remote(root):
+        return uri[len(root.rstrip("/")) + 1 :]
+    return Path(uri).relative_to(root).as_posix()
 
 
 def glob(pattern: str) -> list[str]:

@@ -18,7 +18,7 @@ import apache_beam as beam
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from cropaudit import fileio, progress
+from cropaudit import fileio, ownership, progress, tablecheck
 from cropaudit.config import ExperimentConfig, LayoutConfig
 from cropaudit.errors import UserError
 from cropaudit.model.base import SaliencyModelHandler
@@ -50,6 +50,18 @@ from cropaudit.transforms.write import (
 )
 
 SUCCESS = "_SUCCESS"
+#: What a run directory consists of: ``--overwrite`` replaces these files and keeps others.
+RUN_OUTPUT = ownership.OutputKind(
+    "run",
+    (
+        SUCCESS,
+        "run_summary.json",
+        "config.toml",
+        "survival/part*.parquet",
+        "dead_letter/part*.parquet",
+    ),
+    tables=("survival", "dead_letter"),
+)
 #: Stages whose dead letters stand for a whole composite.
 COMPOSITE_STAGES = ("render", "predict")
 
@@ -301,18 +313,10 @@ def summarize(paths: RunPaths, config: ExperimentConfig, expected: int, **extra)
             sorted(Counter(f"{d['stage']}/{d['reason']}" for d in dead_rows).items())
         ),
         "survival_table_sha256": table_sha256,
+        "survival_table": tablecheck.describe(paths.survival),
         "versions": versions(),
         **extra,
     }
-
-
-def prepare_output(paths: RunPaths, overwrite: bool) -> None:
-    """Refuse to mix runs: an existing run needs ``overwrite``; the marker goes first."""
-    existing = fileio.glob(fileio.join(paths.root, "*"))
-    if existing and not overwrite:
-        raise UserError(f"{paths.root} is not empty; pass --overwrite to replace it")
-    for target in (paths.marker, paths.summary, paths.survival, paths.dead_letter, paths.config):
-        fileio.delete_tree(target)
 
 
 def run_audit(
@@ -337,35 +341,44 @@ def run_audit(
     expected = expected_composites(cells, config.design.order, len(variants))
 
     paths = RunPaths(out_dir)
-    prepare_output(paths, overwrite)
-    runner, options = pipeline_options(pipeline_args)
-    started = time.monotonic()
-    bar = progress.reporter(expected, enabled=show_progress and not quiet and runner == "direct")
-    with bar, pipeline(runner, options) as p:
-        build_audit(p, config, handler, uri, paths, cells, variants)
-    seconds = time.monotonic() - started
-    removed = remove_duplicate_rows(paths, config.config_hash)
+    with ownership.writing(
+        out_dir,
+        RUN_OUTPUT,
+        overwrite=overwrite,
+        config_hash=config.config_hash,
+        command=f"cropaudit run {config.name}",
+    ):
+        runner, options = pipeline_options(pipeline_args)
+        started = time.monotonic()
+        bar = progress.reporter(
+            expected, enabled=show_progress and not quiet and runner == "direct"
+        )
+        with bar, pipeline(runner, options) as p:
+            build_audit(p, config, handler, uri, paths, cells, variants)
+        seconds = time.monotonic() - started
+        removed = remove_duplicate_rows(paths, config.config_hash)
 
-    summary = summarize(
-        paths,
-        config,
-        expected,
-        manifest=uri,
-        manifest_faces=len(faces),
-        manifest_dead_lettered=len(manifest_dead),
-        groups=group_sizes(index),
-        model=handler.describe(),
-        variants=list(variants),
-        runner=runner,
-        seconds=round(seconds, 2),
-        duplicate_rows_removed=removed,
-        beam_counters=progress.beam_counters(getattr(p, "result", None)),
-    )
-    if summary["duplicate_composite_ids"] or not summary["all_composites_accounted"]:
-        raise RuntimeError(f"published tables do not match the design: {summary}")
-    fileio.write_atomic(paths.config, config.to_toml().encode())
-    fileio.write_atomic(paths.summary, json.dumps(summary, indent=2, sort_keys=True).encode())
-    fileio.write_atomic(paths.marker, b"")
+        summary = summarize(
+            paths,
+            config,
+            expected,
+            manifest=uri,
+            manifest_faces=len(faces),
+            manifest_dead_lettered=len(manifest_dead),
+            groups=group_sizes(index),
+            model=handler.describe(),
+            variants=list(variants),
+            runner=runner,
+            seconds=round(seconds, 2),
+            duplicate_rows_removed=removed,
+            beam_counters=progress.beam_counters(getattr(p, "result", None)),
+        )
+        if summary["duplicate_composite_ids"] or not summary["all_composites_accounted"]:
+            raise RuntimeError(f"published tables do not match the design: {summary}")
+        fileio.write_atomic(paths.config, config.to_toml().encode())
+        fileio.write_atomic(paths.summary, json.dumps(summary, indent=2, sort_keys=True).encode())
+        fileio.write_atomic(paths.marker, b"")
+        ownership.finish(out_dir, RUN_OUTPUT, config.config_hash)
     if not quiet:
         print(format_summary(summary, out_dir))
     return summary
@@ -398,3 +411,20 @@ def require_finished(run_dir: str) -> RunPaths:
             "wait for the run to complete or rerun it"
         )
     return paths
+
+
+def verified_run(run_dir: str, trust_modified: bool = False) -> tuple[RunPaths, list[str]]:
+    """A finished run whose survival table matches its summary's record, and the differences
+    (``UserError`` naming them, unless ``trust_modified``: the caller records them)."""
+    paths = require_finished(run_dir)
+    try:
+        summary = json.loads(fileio.read_bytes(paths.summary))
+    except (FileNotFoundError, ValueError):
+        summary = {}
+    found = tablecheck.differences(paths.survival, summary.get("survival_table"))
+    if found and not trust_modified:
+        raise UserError(
+            f"the survival table of {run_dir} does not match its run_summary.json: "
+            f"{'; '.join(found)}; pass --trust-modified to use it anyway (outputs record it)"
+        )
+    return paths, found
