@@ -11,3 +11,12 @@ class ConfigError(UserError):
 
 class ManifestError(UserError):
     """A manifest that cannot be used at all (missing columns, unreadable file, empty group)."""
+
+
+class NotAFileError(UserError):
+    """A local path that is not a regular file (FIFO, device, socket, folder): never opened for
+    reading, since reading it could block forever or never end."""
+
+
+class TooLargeError(UserError):
+    """A file larger than the byte limit its reader allows: never read past that limit."""
