@@ -6,15 +6,17 @@ on GCS (Beam picks the filesystem by scheme; tests point GCS at an emulator).
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import os
 import posixpath
+import stat
 import uuid
 from pathlib import Path
 
 from apache_beam.io.filesystems import FileSystems
 
-from cropaudit.errors import UserError
+from cropaudit.errors import NotAFileError, TooLargeError, UserError
 
 #: Set to an emulator's URL (``http://127.0.0.1:PORT``): google-cloud-storage then talks to it.
 EMULATOR_ENV = "STORAGE_EMULATOR_HOST"
@@ -73,14 +75,54 @@ def _objects_under(uri: str) -> dict[str, int]:
 
 
 def read_bytes(uri: str, limit: int | None = None) -> bytes:
-    """The whole object at ``uri``; a file larger than ``limit`` bytes raises ``UserError``."""
+    """The whole object at ``uri``; a file larger than ``limit`` bytes raises
+    :class:`TooLargeError` (at most ``limit + 1`` bytes are read), a local path that is not a
+    regular file :class:`NotAFileError` (it is never read, so a FIFO or device cannot block)."""
+    if not is_remote(uri):
+        return _read_local(uri, limit)
     if not FileSystems.exists(uri):
         raise FileNotFoundError(uri)
     with FileSystems.open(uri) as fh:
         data = fh.read() if limit is None else fh.read(limit + 1)
     if limit is not None and len(data) > limit:
-        raise UserError(f"{uri} is larger than the {limit}-byte limit")
+        raise TooLargeError(f"{uri} is larger than the {limit}-byte limit")
     return data
+
+
+def _read_local(path: str, limit: int | None) -> bytes:
+    # O_NONBLOCK: opening a FIFO without a writer returns at once instead of waiting for one;
+    # the type is then checked on the open descriptor, so the path cannot be swapped in between.
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    try:
+        fd = os.open(path, flags)
+    except IsADirectoryError:
+        raise NotAFileError(f"{path} is a folder, not a file") from None
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:  # a socket (or a FIFO opened for writing only)
+            raise NotAFileError(f"{path} is not a regular file (a socket?)") from None
+        raise
+    with os.fdopen(fd, "rb") as fh:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotAFileError(f"{path} is not a regular file ({_kind(mode)}); not reading it")
+        os.set_blocking(fd, True)
+        data = fh.read() if limit is None else fh.read(limit + 1)
+    if limit is not None and len(data) > limit:
+        raise TooLargeError(f"{path} is larger than the {limit}-byte limit")
+    return data
+
+
+def _kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISDIR, "a folder"),
+    ):
+        if test(mode):
+            return name
+    return "not a regular file"  # pragma: no cover
 
 
 def write_bytes(uri: str, data: bytes) -> None:

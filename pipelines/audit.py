@@ -38,6 +38,7 @@ from cropaudit.transforms.design import (
 )
 from cropaudit.transforms.infer import PredictSaliency
 from cropaudit.transforms.manifests import load_manifest
+from cropaudit.transforms.plan import Plan, check_plan, make_plan
 from cropaudit.transforms.render import DEAD_LETTER, RenderComposites, Variants
 from cropaudit.transforms.write import (
     CODEC,
@@ -135,7 +136,29 @@ def load_faces(uri: str, config: ExperimentConfig):
         image_root=config.manifest.image_root or None,
         allowed_labels=labels,
         face_boxes=config.design.kind == "single",
+        format=config.manifest.format,
+        groups=config.groups,
     )
+
+
+def design_of(config: ExperimentConfig, faces) -> tuple[dict, list, int]:
+    """The group index, the checked design cells and the planned composites (every variant)."""
+    index = index_groups(faces, config.groups.attributes)
+    cells = design_cells(index, config.design)
+    check_design(index, cells)
+    return index, cells, expected_composites(cells, config.design.order, config.sweep_size())
+
+
+def plan_config(config: ExperimentConfig, config_dir: str | None) -> tuple[Plan, list[str]]:
+    """The plan of ``config`` and the manifest's groups; when the manifest cannot be found
+    (``validate`` on a config whose data is elsewhere) the plan counts no composites."""
+    if not config.manifest.path:
+        return make_plan(config, None), []
+    uri = manifest_uri(config, config_dir)
+    if not fileio.exists(uri):
+        return make_plan(config, None), []
+    index, _, expected = design_of(config, load_faces(uri, config)[0])
+    return make_plan(config, expected), sorted(index)
 
 
 class ReadFaces(beam.PTransform):
@@ -329,16 +352,20 @@ def run_audit(
     quiet: bool = False,
     show_progress: bool = True,
     handler: SaliencyModelHandler | None = None,
+    allow_large_plan: bool = False,
 ) -> dict:
-    """Validate, run the pipeline, verify its outputs, publish the run; returns its summary."""
+    """Validate, run the pipeline, verify its outputs, publish the run; returns its summary.
+    The plan is checked first (:func:`check_plan`); ``allow_large_plan`` lets a plan beyond the
+    local runner's reach start anyway."""
     uri = manifest_uri(config, config_dir)
     handler = handler or load_handler(config.model.spec, preprocess_options(config))
+    handler.check()  # a model that cannot score (e.g. NaN weights) fails here, not on a worker
     variants = variant_handlers(config, handler)
     faces, manifest_dead = load_faces(uri, config)
-    index = index_groups(faces, config.groups.attributes)
-    cells = design_cells(index, config.design)
-    check_design(index, cells)
-    expected = expected_composites(cells, config.design.order, len(variants))
+    index, cells, expected = design_of(config, faces)
+    runner, options = pipeline_options(pipeline_args)
+    plan = make_plan(config, expected)
+    check_plan(plan, runner, allow_large_plan, groups=sorted(index))
 
     paths = RunPaths(out_dir)
     with ownership.writing(
@@ -348,7 +375,6 @@ def run_audit(
         config_hash=config.config_hash,
         command=f"cropaudit run {config.name}",
     ):
-        runner, options = pipeline_options(pipeline_args)
         started = time.monotonic()
         bar = progress.reporter(
             expected, enabled=show_progress and not quiet and runner == "direct"
@@ -371,6 +397,7 @@ def run_audit(
             runner=runner,
             seconds=round(seconds, 2),
             duplicate_rows_removed=removed,
+            plan=plan.describe(),
             beam_counters=progress.beam_counters(getattr(p, "result", None)),
         )
         if summary["duplicate_composite_ids"] or not summary["all_composites_accounted"]:
