@@ -208,8 +208,12 @@ class LayoutConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    #: ``baseline``, ``fastgaze:PATH`` (``.vxm`` or converted), or ``keras:PATH``.
+    #: ``baseline``, ``fastgaze:PATH`` (``.vxm`` or converted), ``keras:PATH``, a cropper name
+    #: (``smartcrop``, ``opencv-spectral-residual``, ...) or plugin (see ``model.registry``).
     spec: str = "baseline"
+    #: Further croppers scored on the same composites as ``spec`` (each composite rendered
+    #: once, one survival row per composite and cropper); empty: ``spec`` alone.
+    compare: tuple[str, ...] = ()
     resize: str = "faithful"
     box: int = 320
     #: Round-trip composites through JPEG at this quality first; 0 means no round trip.
@@ -224,6 +228,14 @@ class ModelConfig:
         _check(16 <= self.box <= 4096, f"{key}.box", "must be 16..4096")
         _check(0 <= self.jpeg_quality <= 100, f"{key}.jpeg_quality", "must be 0 (off) or 1..100")
         _check(1 <= self.batch_size <= 1024, f"{key}.batch_size", "must be 1..1024")
+        specs = self.specs
+        _check(all(specs), f"{key}.compare", "must not contain empty specs")
+        _check(len(set(specs)) == len(specs), f"{key}.compare", "repeats a model (spec included)")
+
+    @property
+    def specs(self) -> tuple[str, ...]:
+        """Every cropper of the run: ``spec`` first, then ``compare``."""
+        return (self.spec, *self.compare)
 
 
 @dataclass(frozen=True)
@@ -363,6 +375,11 @@ class ExperimentConfig:
             " layout goes with the 'single' design and only with it",
         )
         _check(not (single and self.sweep.gap), "sweep.gap", "does not apply to the single layout")
+        _check(
+            not (self.model.compare and self.sweep.active),
+            "model.compare",
+            "cannot be combined with [sweep] yet: compare croppers on one variant per run",
+        )
         if self.sweep.active:
             n = self.sweep_size()
             _check(n <= MAX_VARIANTS, "sweep", f"{n} variants; at most {MAX_VARIANTS}")
@@ -414,7 +431,10 @@ class ExperimentConfig:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable(dataclasses.asdict(self))
+        data = _jsonable(dataclasses.asdict(self))
+        if not data["model"]["compare"]:  # one-model configs keep the hash they had before
+            del data["model"]["compare"]
+        return data
 
     def canonical_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -28,11 +29,15 @@ def run_demo(
     with_stats: bool = True,
     show_progress: bool = True,
     overwrite: bool = False,
+    models: Sequence[str] | None = None,
 ) -> dict:
-    """Synthetic faces -> audit run -> statistics -> report, all under ``out_dir``. A demo
+    """Synthetic faces -> audit run -> statistics -> report, all under ``out_dir``; ``models``
+    (first one as ``model.spec``, the rest as ``model.compare``) compares croppers. A demo
     folder is rerun in place; any other non-empty folder needs ``overwrite``."""
     out = Path(out_dir)
     config = embedded_config()
+    if models:
+        config = config.replace(model={"spec": models[0], "compare": list(models[1:])})
     with ownership.writing(
         out_dir, DEMO_OUTPUT, overwrite=overwrite, config_hash=config.config_hash, rerun=True
     ):

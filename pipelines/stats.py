@@ -63,7 +63,14 @@ CRITERION_FIELDS = KEY_FIELDS[: KEY_FIELDS.index("criterion") + 1]
 #: What a statistics output folder consists of (see :mod:`cropaudit.ownership`).
 STATS_OUTPUT = ownership.OutputKind(
     "stats",
-    ("_SUCCESS", "report.html", "estimates/*.parquet", "plots/*.png", "plots/*.svg"),
+    (
+        "_SUCCESS",
+        "report.html",
+        "agreement.parquet",
+        "estimates/*.parquet",
+        "plots/*.png",
+        "plots/*.svg",
+    ),
     tables=("estimates",),
 )
 #: Estimates file metadata: the survival tables used although they differ from their run
@@ -105,8 +112,10 @@ def criterion_name(aspect_ratio: float) -> str:
 
 
 def row_outcomes(row: dict[str, Any]) -> Iterator[tuple[str, str]]:
-    """(criterion, winner) pairs of one survival row: the salient point and every crop."""
-    yield "point", row["point_winner"]
+    """(criterion, winner) pairs of one survival row: the salient point (none for a box-only
+    cropper) and every crop."""
+    if row["point_winner"] is not None:
+        yield "point", row["point_winner"]
     for crop in row["crops"] or ():
         yield criterion_name(crop["aspect_ratio"]), crop["winner"]
 
@@ -329,6 +338,36 @@ def read_estimates(out_dir: str) -> pa.Table:
     return pa.concat_tables(tables).cast(ESTIMATES_SCHEMA)
 
 
+AGREEMENT_COLUMNS = (
+    "composite_id", "sample_id", "variant", "design", "group_a", "group_b", "a_subject_id",
+    "b_subject_id", "model_name", "point_winner", "crops",
+)  # fmt: skip
+
+
+def write_agreement(files: Sequence[str], out_dir: str, options: StatsOptions) -> str | None:
+    """``OUT/agreement.parquet``: pairwise cropper agreement (:mod:`cropaudit.stats.agreement`)
+    when the survival tables hold several croppers; None (and no file) otherwise. Reads only
+    the columns it needs; the comparison itself is in memory, O(rows)."""
+    import pandas as pd
+
+    from cropaudit.stats.agreement import agreement
+
+    target = fileio.join(out_dir, "agreement.parquet")
+    fileio.delete_tree(target)
+    frames = []
+    for f in files:
+        table = pq.read_table(pa.BufferReader(fileio.read_bytes(f)))
+        frames.append(table.select([c for c in AGREEMENT_COLUMNS if c in table.column_names]))
+    survival = pa.concat_tables(frames, promote_options="default").to_pandas()
+    if survival["model_name"].nunique() < 2:
+        return None
+    result = agreement(survival, options.replicates, options.seed, options.level)
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pandas(pd.DataFrame(result), preserve_index=False), sink)
+    fileio.write_atomic(target, sink.getvalue().to_pybytes())
+    return target
+
+
 def run_stats(
     survival_paths: list[str],
     out_dir: str,
@@ -345,7 +384,8 @@ def run_stats(
     """Run the statistics stage; returns the estimates Parquet path.
 
     Writes ``OUT/estimates/estimates-00000-of-00001.parquet``, ``OUT/plots/<criterion>.png|svg``,
-    ``OUT/report.html`` and, last, ``OUT/_SUCCESS``. Runs on the pinned ``direct`` runner unless
+    ``OUT/report.html``, ``OUT/agreement.parquet`` (runs comparing croppers) and, last,
+    ``OUT/_SUCCESS``. Runs on the pinned ``direct`` runner unless
     ``pipeline_args`` name another ``--runner`` (see :mod:`cropaudit.pipelines.runners`).
     ``bootstrap_correction`` is ``cgm`` (bootstrap rescaled to the two-way cluster-robust
     variance; default) or ``none`` (plain pigeonhole bootstrap, conservative).
@@ -377,6 +417,7 @@ def run_stats(
         written = fileio.glob(fileio.join(out_dir, "estimates", "*.parquet"))
         if not written:
             raise UserError("the statistics pipeline wrote no estimates")
+        write_agreement(files, out_dir, options)
         if render:
             from cropaudit.stats.report import write_outputs
 

@@ -65,4 +65,9 @@ REASONS: dict[str, str] = {
     "missing_face_box": "single design: a face box column (face_x/face_y/face_w/face_h) is blank",
     "bad_face_box": "single design: the face box is not numbers with a positive size, or (stage"
     " render, once the image is decoded) does not lie inside the image",
+    "no_face": "single design: no face box, and the face detector found no face in the image",
+    "several_faces": "single design: no face box, and the face detector found several faces",
 }
+
+#: ``face_detection`` values (``cropaudit manifest detect-faces``) that are dead-letter reasons.
+DETECTOR_MISSES: tuple[str, ...] = ("no_face", "several_faces")

@@ -21,6 +21,7 @@ from cropaudit import fileio
 from cropaudit.config import GroupsConfig
 from cropaudit.errors import ManifestError, UserError
 from cropaudit.schemas.manifest import (
+    DETECTOR_MISSES,
     FACE_BOX_COLUMNS,
     FORMATS,
     GROUP_SEPARATOR,
@@ -420,7 +421,11 @@ def _face_box(
     blank = [n for n, v in zip(FACE_BOX_COLUMNS, raw) if v is None or not v.strip()]
     if blank:
         detail = f"row {number}: no face box ({', '.join(blank)} blank)"
-        return _dead("missing_face_box", image_id, detail, row)
+        # a face detector's miss (cropaudit manifest detect-faces) says which kind it was
+        reason = row.get("face_detection") or ""
+        return _dead(
+            reason if reason in DETECTOR_MISSES else "missing_face_box", image_id, detail, row
+        )
     try:
         x, y, w, h = (float(v) for v in raw)
     except ValueError:

@@ -16,6 +16,13 @@ def register(sub) -> None:
     )
     p.add_argument("--no-stats", action="store_true", help="stop after the survival table")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on the terminal")
+    p.add_argument(
+        "--models",
+        nargs="+",
+        metavar="SPEC",
+        help="croppers to compare on the same composites (e.g. baseline smartcrop "
+        "opencv-spectral-residual); default: the demo config's one model",
+    )
     p.set_defaults(func=main, accepts_pipeline_args=True)
 
 
@@ -28,5 +35,6 @@ def main(args) -> int:
         with_stats=not args.no_stats,
         show_progress=not args.no_progress,
         overwrite=args.overwrite,
+        models=args.models,
     )
     return 0

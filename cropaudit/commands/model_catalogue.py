@@ -9,6 +9,8 @@ import argparse
 import hashlib
 import os
 
+from cropaudit.model.catalogue import LOCAL_KINDS
+
 
 def register_catalogue(model_subparsers) -> None:
     p = model_subparsers.add_parser(
@@ -92,7 +94,7 @@ def _info(args: argparse.Namespace) -> int:
     ):
         print(f"{label + ':':<10}{value}")
     local = _available_copy(entry, args.cache)
-    if entry.kind != "builtin":
+    if entry.kind not in LOCAL_KINDS:
         print(f"{'cached:':<10}{local or 'no (run: cropaudit model fetch ' + entry.name + ')'}")
     if local and local.endswith(".vxm"):
         for line in vxm_summary(fileio.read_bytes(local)):
@@ -105,7 +107,7 @@ def _available_copy(entry, cache: str | None) -> str | None:
     from cropaudit import fileio
     from cropaudit.model.fetch import cache_path, resolve_cache_dir
 
-    if entry.kind == "builtin":
+    if entry.kind in LOCAL_KINDS:
         return None
     path = cache_path(entry, resolve_cache_dir(cache)) if entry.is_download else entry.source
     return path if fileio.exists(path) else None

@@ -40,6 +40,8 @@ def gallery_for(inputs: RunInputs, n: int, model_spec: str | None = None):
         handler = load_handler(spec, preprocess_options(config))
     except Exception as exc:  # noqa: BLE001 - no model here: report the rest
         return [], [f"model {spec!r} could not be loaded: {exc} (pass --model SPEC)"], intro
+    if not hasattr(handler, "to_grid"):
+        return [], [f"{handler.name} is a box cropper: the gallery draws saliency maps"], intro
     uri = inputs.summary.get("manifest") or config.manifest.path
     try:
         faces, _ = load_faces(uri, config)
@@ -64,6 +66,8 @@ def render_report(
 ) -> str:
     """The page for ``inputs`` (estimates already attached) as an HTML string."""
     from cropaudit.report import page
+    from cropaudit.report.croppers import croppers_section
+    from cropaudit.report.detector import detector_section
 
     items, problems, intro = gallery_for(inputs, gallery, model_spec)
     sections = {
@@ -71,9 +75,11 @@ def render_report(
         "counts": page.counts_section(inputs),
         "dead-letters": page.dead_letter_section(inputs),
         "survival-ratios": page.survival_section(inputs),
+        "croppers": croppers_section(inputs),
         "position-bias": page.position_section(inputs),
         "sensitivity": page.sensitivity_section(inputs),
         "face-or-body": page.gaze_section(inputs),
+        "face-detector": detector_section(inputs),
         "gallery": page.gallery_section(items, problems, gallery, intro),
     }
     return page.render_page(inputs, sections)

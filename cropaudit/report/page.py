@@ -29,9 +29,11 @@ SECTIONS = (
     ("counts", "Counts"),
     ("dead-letters", "Dead letters"),
     ("survival-ratios", "Survival ratios"),
+    ("croppers", "Croppers side by side"),
     ("position-bias", "Position bias"),
     ("sensitivity", "Sensitivity"),
     ("face-or-body", "Face or body"),
+    ("face-detector", "Face detector"),
     ("gallery", "Gallery"),
 )
 
