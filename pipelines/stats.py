@@ -271,12 +271,13 @@ def available_criteria(files: Sequence[str]) -> set[str]:
     """Criteria the tables can be analysed by: those of each file's first row (every row of a
     run has the same aspect ratios)."""
     found = set()
-    for path in files:
-        table = pq.ParquetFile(pa.BufferReader(fileio.read_bytes(path)))
-        for batch in table.iter_batches(batch_size=1, columns=["point_winner", "crops"]):
-            if batch.num_rows:
-                found.update(c for c, _ in row_outcomes(batch.to_pylist()[0]))
-                break
+    for path in files:  # footer and first row only
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            parquet = pq.ParquetFile(f)
+            for batch in parquet.iter_batches(batch_size=1, columns=["point_winner", "crops"]):
+                if batch.num_rows:
+                    found.update(c for c, _ in row_outcomes(batch.to_pylist()[0]))
+                    break
     return found
 
 

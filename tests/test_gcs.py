@@ -194,16 +194,20 @@ def test_fileio_on_gcs_treats_prefixes_as_folders(gcs):
 
 
 def test_claim_sees_nested_objects_on_gcs_and_keeps_foreign_ones(gcs):
-    """A gs:// folder holding only a partial run (no files at its top) is not empty; with
-    overwrite the run's files go, a foreign object below stays, debris goes."""
+    """A gs:// folder holding only a killed run's objects (none at its top) is not empty; with
+    overwrite the run's part goes, a foreign object below stays, Beam's temp objects go."""
     with _deadline(DEADLINE_S):
         paths = RunPaths(gs("partial"))
-        part = fileio.join(paths.survival, "part-00000-of-00002.parquet")
         notes = fileio.join(paths.survival, "notes.txt")
-        temp = fileio.join(paths.survival, "beam-temp-part-1234", "shard")
-        for uri in (part, notes, temp):
-            fileio.write_bytes(uri, b"x")
+        fileio.write_bytes(notes, b"keep")
         with pytest.raises(UserError, match="not empty"):
+            ownership.claim(paths.root, RUN_OUTPUT, overwrite=False)
+        ownership.claim(paths.root, RUN_OUTPUT, overwrite=True)  # then the run is killed:
+        part = fileio.join(paths.survival, "part-00000-of-00002.parquet")
+        temp = fileio.join(paths.survival, "beam-temp-part-1234", "shard")
+        for uri in (part, temp):
+            fileio.write_bytes(uri, b"x")
+        with pytest.raises(UserError, match="already holds a run output"):
             ownership.claim(paths.root, RUN_OUTPUT, overwrite=False)
         ownership.claim(paths.root, RUN_OUTPUT, overwrite=True)
         assert sorted(fileio.files_under(paths.root)) == [

@@ -122,27 +122,23 @@ def test_run_into_a_folder_with_foreign_files_below(clean, tmp_path, capsys):
     assert not debris(out)
 
 
-def test_a_foreign_file_at_a_run_file_name_is_refused(clean, tmp_path, capsys):
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("config.toml", "config.toml was not written by cropaudit"),  # a run's file name
+        ("survival/mine.parquet", "would be read as part of its table"),  # would join the table
+    ],
+)
+def test_foreign_files_a_run_would_replace_or_read_are_refused(
+    clean, tmp_path, capsys, name, message
+):
     base, _ = clean
     out = tmp_path / "X"
-    out.mkdir()
-    (out / "config.toml").write_text("# my own notes, not a run's config")
+    (out / name).parent.mkdir(parents=True)
+    shutil.copy(next((base / "run" / "survival").glob("*.parquet")), out / name)
     before = tree_digest(tmp_path)
     assert main(["run", str(base / "cfg.toml"), "--out", str(out), "--overwrite", "--quiet"]) == 2
-    assert "config.toml was not written by cropaudit" in capsys.readouterr().err
-    assert tree_digest(tmp_path) == before
-
-
-def test_foreign_parquet_in_a_table_folder_is_never_mixed_in(clean, tmp_path, capsys):
-    base, _ = clean
-    out = tmp_path / "X"
-    (out / "survival").mkdir(parents=True)
-    shutil.copy(
-        next((base / "run" / "survival").glob("*.parquet")), out / "survival" / "mine.parquet"
-    )
-    before = tree_digest(tmp_path)
-    assert main(["run", str(base / "cfg.toml"), "--out", str(out), "--overwrite", "--quiet"]) == 2
-    assert "would be read as part of its table" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
     assert tree_digest(tmp_path) == before
 
 
