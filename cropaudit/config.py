@@ -17,7 +17,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from cropaudit.errors import ConfigError
+from cropaudit.errors import ConfigError, UserError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -561,6 +561,8 @@ def load(uri: str) -> ExperimentConfig:
         raw = fileio.read_bytes(uri, limit=1 << 20)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {uri}") from None
+    except UserError as exc:  # not a regular file, or beyond the size limit
+        raise ConfigError(str(exc)) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

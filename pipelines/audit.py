@@ -491,6 +491,7 @@ def format_summary(summary: dict, out_dir: str) -> str:
         f"  composites: {summary['composites_expected']} planned, "
         f"{summary['survival_rows']} in the survival table, "
         f"{summary['composites_dead_lettered']} dead-lettered",
+        f"  plan: {summary.get('plan', '?')}",
         f"  manifest: {summary['manifest_faces']} faces, "
         f"{summary['manifest_dead_lettered']} rows dead-lettered",
     ]

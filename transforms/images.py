@@ -24,6 +24,7 @@ REASONS = {
     "image_extreme_aspect": "aspect ratio beyond the allowed maximum",
     "image_file_too_large": "the file exceeds the byte limit",
     "image_not_a_file": "the path is a FIFO, device, socket or folder (never opened for reading)",
+    "canvas_too_large": "the face scaled for the layout, or the composite, exceeds the pixel limit",
 }
 
 MAX_PIXELS = 60_000_000

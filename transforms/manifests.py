@@ -303,11 +303,11 @@ def normalize_label(value: str, rules: GroupsConfig) -> str:
 
 
 def case_clashes(faces: Iterable[Face]) -> list[str]:
-    """``attribute: 'A' vs 'a'`` for every set of labels equal but for letter case."""
+    """``attribute: 'A' vs 'a'`` for each set of labels ``label_case = "lower"`` would merge."""
     spellings: dict[tuple[str, str], set[str]] = {}
     for face in faces:
         for name, value in face.attributes:
-            spellings.setdefault((name, value.casefold()), set()).add(value)
+            spellings.setdefault((name, value.lower()), set()).add(value)
     return [
         f"{name}: {' vs '.join(repr(v) for v in sorted(values))}"
         for (name, _), values in sorted(spellings.items())

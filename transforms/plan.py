@@ -6,7 +6,8 @@ of each variant, the bytes a composite needs in memory and a rough time on the l
 :data:`MAX_CANVAS_PIXELS`, a face slot too small to be seen at the model's input, zero planned
 composites) or that is far beyond the local runner (overridable: a cluster may be meant), with
 the numbers in the message. Canvas sizes of layouts that keep faces at their native size depend
-on the images, so they are checked per composite when it is rendered, not here.
+on the images, so they are checked per composite when it is rendered
+(``layout.check_canvas``: a ``canvas_too_large`` dead letter), not here.
 """
 
 from __future__ import annotations
@@ -18,10 +19,8 @@ from cropaudit.config import ExperimentConfig, LayoutConfig
 from cropaudit.errors import UserError
 from cropaudit.model.resize import fit_size
 from cropaudit.transforms.images import MIN_SIDE
-from cropaudit.transforms.layout import face_height, face_slot
+from cropaudit.transforms.layout import MAX_CANVAS_PIXELS, face_height, face_slot
 
-#: Largest composite canvas (pixels) a plan may ask for: 200 MP is 600 MB of RGB per canvas.
-MAX_CANVAS_PIXELS = 200_000_000
 #: Rough cost of one composite on the local (direct) runner: seconds per composite plus seconds
 #: per canvas megapixel (from the demo on 2 cores: 160 composites of 1.75 MP in about 17 s).
 LOCAL_SECONDS_PER_COMPOSITE = 0.02

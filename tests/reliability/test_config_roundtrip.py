@@ -61,3 +61,17 @@ def test_an_empty_config_is_an_error(content, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "the config is empty" in err and err.count("\n") == 1
     assert folder_digest(tmp_path) == before  # no output folder was created
+
+
+def test_a_config_that_is_a_fifo_is_an_error_not_a_hang(tmp_path, capsys):
+    import os
+
+    from tests.reliability.test_one_decoder import _finishes
+
+    fifo = tmp_path / "c.toml"
+    os.mkfifo(fifo)
+    good = tmp_path / "good.toml"
+    good.write_text('name = "good"\n')
+    assert _finishes(lambda: main(["validate", str(fifo), str(good)])) == 1
+    out = capsys.readouterr().out
+    assert "INVALID" in out and "is not a regular file (a FIFO)" in out and "ok      " in out

@@ -149,3 +149,17 @@ def test_a_declared_format_wins_over_the_extension(face_set, tmp_path):
         .reset_index(drop=True)
         .equals(want.sort_values(key).reset_index(drop=True))
     )
+
+
+def test_native_size_faces_beyond_the_canvas_limit_are_a_dead_letter_reason_not_a_crash():
+    import numpy as np
+
+    from cropaudit.config import LayoutConfig
+    from cropaudit.transforms.images import REASONS, ImageError
+    from cropaudit.transforms.layout import prepare_face
+
+    layout = LayoutConfig(kind="horizontal", height=0, face_scale=8.0)
+    image = np.zeros((1800, 2000, 3), np.uint8)  # 3.6 MP, scaled x8 per side: 230 MP
+    with pytest.raises(ImageError, match=r"16000x14400 = 230,400,000 pixels") as info:
+        prepare_face(image, layout)
+    assert info.value.reason == "canvas_too_large" and info.value.reason in REASONS
