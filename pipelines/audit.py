@@ -383,6 +383,7 @@ def format_summary(summary: dict, out_dir: str) -> str:
     for reason, n in summary["dead_letters_by_stage_reason"].items():
         lines.append(f"    dead letter {reason}: {n}")
     lines.append(f"  model: {summary['model']['model_name']} {summary['model']['model_hash'][:12]}")
+    lines.append(f"  survival table sha256: {summary['survival_table_sha256']}")
     if summary.get("beam_counters"):
         lines.append(f"  Beam counters: {progress.format_counters(summary['beam_counters'])}")
     lines.append(f"  {summary['seconds']} s on {summary['runner']}")
