@@ -499,6 +499,7 @@ def format_summary(summary: dict, out_dir: str) -> str:
         lines.append(f"    dead letter {reason}: {n}")
     for m in summary.get("models") or [summary["model"]]:
         lines.append(f"  model: {m['model_name']} {m['model_hash'][:12]}")
+    lines.append(f"  survival table sha256: {summary['survival_table_sha256']}")
     if summary.get("beam_counters"):
         lines.append(f"  Beam counters: {progress.format_counters(summary['beam_counters'])}")
     lines.append(f"  {summary['seconds']} s on {summary['runner']}")

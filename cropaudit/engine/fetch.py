@@ -122,8 +122,11 @@ def write_launcher(root: Path) -> Path:
 
 def fetch(root: Path, update_lock: bool = False) -> Path:
     """Fetch, verify and mark ready; returns the launcher jar."""
+    ready = root / READY
+    if not update_lock and ready.is_file() and ready.read_text().strip() == sha256_file(LOCK):
+        return job_server_jar(root)  # fetched and verified against this very lock
     root.mkdir(parents=True, exist_ok=True)
-    (root / READY).unlink(missing_ok=True)
+    ready.unlink(missing_ok=True)
     fetch_job_server(root)
     fetch_flink(root)
     got = lock_entries(root)
@@ -131,7 +134,7 @@ def fetch(root: Path, update_lock: bool = False) -> Path:
         LOCK.write_text("".join(f"{digest}  {name}\n" for name, digest in got.items()))
     check(got, read_lock())
     jar = write_launcher(root)
-    (root / READY).write_text(sha256_file(LOCK) + "\n")
+    ready.write_text(sha256_file(LOCK) + "\n")
     return jar
 
 
