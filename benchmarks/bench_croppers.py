@@ -4,7 +4,8 @@ Usage: python benchmarks/bench_croppers.py [--vxm PATH] [--composites N] [--repe
 
 The demo faces are drawn into ``--composites`` 583x3000 composites (the WACV-2022 3x1 layout) once;
 each cropper then pre-processes and crops all of them (saliency models: batched prediction at
-``model.batch_size`` and the crop rule; box croppers: one image at a time, as in the pipeline).
+``--batch`` and the crop rule; box croppers: as the pipeline hands them a batch, smartcrop over
+its process pool and, for comparison, in one process).
 Figures are the median of ``--repeats`` timed repeats after one warm-up pass (which also traces
 TensorFlow functions); the last column is each cropper's rate relative to FastGaze.
 """
@@ -85,10 +86,14 @@ def main() -> None:
         f"{len(images)} composites {images[0].shape[1]}x{images[0].shape[0]}, ratios {RATIOS}, "
         f"{os.cpu_count()} CPUs, median of {args.repeats} repeats"
     )
-    print(f"{'cropper':<28} {'composites/s':>12} {'vs FastGaze':>11}")
+    print(f"{'cropper':<34} {'composites/s':>12} {'vs FastGaze':>11}")
     base = None
-    for spec in specs:
-        handler = load_handler(spec)
+    handlers = [load_handler(spec) for spec in specs]
+    if "smartcrop" in args.models:  # its process pool against one process, same composites
+        from cropaudit.model.croppers.smartcrop import SmartcropCropper
+
+        handlers.append(SmartcropCropper(workers=1))
+    for handler in handlers:
         run_cropper(handler, images, args.batch)  # warm-up
         times = []
         for _ in range(args.repeats):
@@ -97,7 +102,8 @@ def main() -> None:
             times.append(time.perf_counter() - start)
         rate = len(images) / statistics.median(times)
         base = base or rate
-        print(f"{handler.name:<28} {rate:>12.1f} {rate / base:>10.2f}x")
+        name = handler.name + (f" ({handler.workers} proc)" if hasattr(handler, "workers") else "")
+        print(f"{name:<34} {rate:>12.1f} {rate / base:>10.2f}x")
 
 
 if __name__ == "__main__":

@@ -197,7 +197,7 @@ def test_one_run_scores_every_composite_with_every_cropper(compared):
     assert all(
         json.loads(p)["SmartCrop"] for p in smart.preprocessing.str.split("settings ").str[1]
     )
-    assert df.composite_id.str.endswith("#" + df.model_name).all()
+    assert all(c == f"{s}#{m}" for c, s, m in zip(df.composite_id, df.sample_id, df.model_name))
 
 
 @pytest.mark.slow

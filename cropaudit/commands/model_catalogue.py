@@ -53,11 +53,13 @@ def _add_catalogue_option(p: argparse.ArgumentParser) -> None:
 def _list(args: argparse.Namespace) -> int:
     from cropaudit.model.catalogue import catalogue
 
-    for entry in catalogue(args.catalogue).values():
+    entries = catalogue(args.catalogue).values()
+    width = max(16, *(len(e.name) for e in entries))
+    for entry in entries:
         size = f"{entry.size:,} B" if entry.size else "-"
-        print(f"{entry.name:<16} {entry.kind:<9} {size:>12}  {entry.licence or '-'}")
+        print(f"{entry.name:<{width}} {entry.kind:<9} {size:>12}  {entry.licence or '-'}")
         if entry.source:
-            print(f"{'':<16} {entry.source}")
+            print(f"{'':<{width}} {entry.source}")
     return 0
 
 

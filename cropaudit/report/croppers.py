@@ -39,7 +39,7 @@ def croppers_section(inputs: RunInputs) -> str:
     from cropaudit.stats.agreement import agreement
 
     survival = inputs.survival
-    models = list(dict.fromkeys(survival["model_name"])) if "model_name" in survival else []
+    models = sorted(set(survival["model_name"])) if "model_name" in survival else []
     if len(models) < 2:
         return note("One cropper in this run; list more in model.compare to compare them here.")
     est = inputs.estimates

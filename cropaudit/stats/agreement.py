@@ -6,13 +6,14 @@ those where they decided alike (the same winner: face a, face b, a tie or backgr
 disagreement rate that differs by group pair says the croppers differ in whom they cut, which
 their survival ratios alone can hide (two croppers can both sit at parity and still disagree).
 
-Intervals: the agreement rate is a ratio of sums over composites that share subjects, so it gets
-the same subject-clustered (pigeonhole) bootstrap as the survival ratios (Poisson(1) weight per
-subject, a composite weighs the product of its two subjects' weights; the weights come from
-:mod:`cropaudit.stats.weights`, so they are those of the statistics stage for the same seed).
-Percentile intervals of the plain pigeonhole bootstrap are conservative (see
-:mod:`cropaudit.stats.bootstrap`); the naive Wilson interval, which treats composites as
-independent, is given beside them. Pure functions of the survival table.
+Intervals: composites share subjects, so the agreement rate gets exactly the machinery of the
+survival ratios: a composite where the two croppers agree counts as a "win" and one where they
+disagree as a "loss" of :class:`cropaudit.stats.bootstrap.SufficientStats`, whose ratio is then
+the agreement rate, with its subject-clustered (multiway) bootstrap rescaled to the two-way
+cluster-robust variance (``cgm``) and BCa intervals (percentile where BCa is undefined), as
+validated for the survival ratios by ``benchmarks/simulate_coverage.py``. The naive Wilson
+interval, which treats composites as independent, is given beside it. Pure functions of the
+survival table.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from cropaudit.stats.intervals import wilson
-from cropaudit.stats.weights import weight_matrix
+from cropaudit.stats.bootstrap import OUTCOME_CODE, POSITION_CODE, SufficientStats
+from cropaudit.stats.estimates import estimate_stratum
+from cropaudit.stats.plots import interval
+from cropaudit.stats.weights import WeightCache
 
 KEY = ("variant", "design", "criterion", "group_a", "group_b")
 COLUMNS = (
@@ -61,6 +64,7 @@ def winners_long(survival: pd.DataFrame) -> pd.DataFrame:
             "model_name": r["model_name"],
             "a_subject_id": r["a_subject_id"],
             "b_subject_id": r["b_subject_id"],
+            "position": r["position"],
         }
         if r.get("point_winner") is not None:
             rows.append({**base, "criterion": "point", "winner": r["point_winner"]})
@@ -70,39 +74,37 @@ def winners_long(survival: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def bootstrap_rate(
+def agreement_estimate(
     agree: np.ndarray,
     subjects_a: np.ndarray,
     subjects_b: np.ndarray,
-    weights: dict[str, np.ndarray],
-) -> np.ndarray:
-    """The agreement rate under each replicate's subject weights, shape ``(replicates,)``."""
-    wa = np.stack([weights[s] for s in subjects_a]).astype(np.float64)
-    wb = np.stack([weights[s] for s in subjects_b]).astype(np.float64)
-    w = wa * wb  # (n, replicates)
-    total = w.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (agree.astype(np.float64) @ w) / total
+    positions: np.ndarray,
+    weights: WeightCache,
+    level: float,
+) -> dict:
+    """The survival-ratio estimates of "agree" (win) against "disagree" (loss)."""
+    acc = SufficientStats(weights.replicates)
+    outcome = np.where(agree, OUTCOME_CODE["a"], OUTCOME_CODE["b"])
+    position = np.array([POSITION_CODE[p] for p in positions], dtype=np.int64)
+    acc.add_batch(subjects_a, subjects_b, position, outcome, weights)
+    return estimate_stratum(acc, level, "cgm")
 
 
 def agreement(
     survival: pd.DataFrame, replicates: int = 1000, seed: int = 0, level: float = 0.95
 ) -> pd.DataFrame:
     """Pairwise cropper agreement per variant, design, criterion and group pair (``COLUMNS``);
-    empty when the table has fewer than two croppers. Models pair in order of appearance."""
+    empty when the table has fewer than two croppers. Models pair in name order."""
     if survival.empty or survival["model_name"].nunique() < 2:
         return pd.DataFrame(columns=list(COLUMNS))
     survival = survival[survival["design"] != "single"]
     long = winners_long(survival)
     if long.empty:
         return pd.DataFrame(columns=list(COLUMNS))
-    models = list(dict.fromkeys(survival["model_name"]))
-    subjects = sorted(set(long["a_subject_id"]) | set(long["b_subject_id"]))
-    matrix = weight_matrix(subjects, replicates, seed)
-    weights = dict(zip(subjects, matrix))
-    alpha = (1.0 - level) / 2.0
+    models = sorted(set(survival["model_name"]))
+    weights = WeightCache(replicates, seed)
     wide = long.pivot_table(
-        index=[*KEY, "sample_id", "a_subject_id", "b_subject_id"],
+        index=[*KEY, "sample_id", "a_subject_id", "b_subject_id", "position"],
         columns="model_name",
         values="winner",
         aggfunc="first",
@@ -115,11 +117,15 @@ def agreement(
         for key, g in both.groupby(list(KEY), sort=True):
             agree = (g[m1] == g[m2]).to_numpy()
             n, k = len(g), int(agree.sum())
-            boot = bootstrap_rate(
-                agree, g["a_subject_id"].to_numpy(), g["b_subject_id"].to_numpy(), weights
+            est = agreement_estimate(
+                agree,
+                g["a_subject_id"].to_numpy(),
+                g["b_subject_id"].to_numpy(),
+                g["position"].to_numpy(),
+                weights,
+                level,
             )
-            boot = boot[np.isfinite(boot)]
-            lo, hi = np.quantile(boot, [alpha, 1.0 - alpha]) if len(boot) else (np.nan, np.nan)
-            wlo, whi = wilson(k, n, level)
+            lo, hi = interval(est)
+            wlo, whi = est["ratio_wilson_low"], est["ratio_wilson_high"]
             out.append([*key, m1, m2, n, k, k / n, float(lo), float(hi), wlo, whi])
     return pd.DataFrame(out, columns=list(COLUMNS))
