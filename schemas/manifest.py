@@ -58,6 +58,7 @@ REASONS: dict[str, str] = {
     "invalid_field": "a value holds control characters, or a separator it may not contain",
     "field_too_long": f"a used value is longer than {MAX_FIELD_LENGTH} characters",
     "unknown_label": "an attribute value is outside the allowed labels for that attribute",
+    "missing_label": "an attribute value is a missing-value spelling (groups.missing_labels)",
     "duplicate_image_id": "an earlier valid row already has this image id (first one is kept)",
     "bad_encoding": "the row held bytes that are not UTF-8 (decoded with replacement characters)",
     "malformed_row": "the row could not be parsed (bad JSON line, extra CSV fields, not an object)",

@@ -31,7 +31,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     check = actions.add_parser("check", help="load a manifest; print group counts, dead letters")
     check.add_argument("manifest", help="manifest path or gs:// URI")
-    check.add_argument("--attributes", required=True, help="comma-separated, e.g. race,gender")
+    check.add_argument("--attributes", help="comma-separated, e.g. race,gender")
+    check.add_argument(
+        "--config",
+        help="experiment config whose [groups] (attributes, allowed labels, label "
+        "normalisation) and [manifest] format/image_root the check uses",
+    )
+    check.add_argument("--format", help="manifest format (default: the config's, else auto)")
     check.add_argument("--image-root", help="folder relative image_uris resolve against")
     check.add_argument("--strict", action="store_true", help="exit 1 if any row is dead-lettered")
     check.set_defaults(func=run_check)
@@ -81,12 +87,33 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    from cropaudit import config as config_mod
+    from cropaudit.errors import UserError
     from cropaudit.transforms.manifests import load_manifest
 
-    attributes = tuple(a.strip() for a in args.attributes.split(",") if a.strip())
-    faces, dead = load_manifest(args.manifest, attributes, image_root=args.image_root)
+    config = config_mod.load(args.config) if args.config else config_mod.ExperimentConfig()
+    if args.attributes:
+        attributes = tuple(a.strip() for a in args.attributes.split(",") if a.strip())
+    elif args.config:
+        attributes = config.groups.attributes
+    else:
+        raise UserError("manifest check needs --attributes or --config")
+    rules = config.groups
+    faces, dead = load_manifest(
+        args.manifest,
+        attributes,
+        image_root=args.image_root or config.manifest.image_root or None,
+        allowed_labels={k: set(v) for k, v in rules.labels.items()} or None,
+        format=args.format or config.manifest.format,
+        groups=rules,
+    )
     subjects = len({f.subject_id for f in faces})
     print(f"{len(faces)} faces of {subjects} subjects; {len(dead)} rows dead-lettered")
+    missing = ", ".join(repr(m) for m in rules.missing_labels) or "none"
+    print(
+        f"labels: case {rules.label_case}, whitespace {rules.label_whitespace}, "
+        f"missing-value spellings {missing} (from {args.config or 'the defaults'})"
+    )
     groups = Counter(f.group(attributes) for f in faces)
     print(f"faces per group ({'/'.join(attributes)}):")
     for group, count in sorted(groups.items()):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 
 from cropaudit.model.catalogue import LOCAL_KINDS
 
@@ -117,8 +118,11 @@ def _available_copy(entry, cache: str | None) -> str | None:
 def describe_path(path: str, entries) -> list[str]:
     """Hash and size of a model file or folder, the catalogue entry it matches, its layers."""
     from cropaudit import fileio
+    from cropaudit.errors import UserError
 
     data = None
+    if not fileio.is_remote(path) and os.path.isdir(path) and not os.listdir(path):
+        raise UserError(f"{path} is an empty folder, not a model")
     if path.endswith((".vxm", ".keras", ".h5")) or not fileio.glob(fileio.join(path, "*")):
         data = fileio.read_bytes(path)
         digest = hashlib.sha256(data).hexdigest()
