@@ -84,6 +84,11 @@ class BoxCropper(abc.ABC):
     def load_model(self) -> LoadedCropper:
         """Build the cropper; called once per worker."""
 
+    def check(self) -> None:
+        """Refuse a cropper that cannot run before a run starts (as
+        ``SaliencyModelHandler.check``); by default nothing to do."""
+        return
+
     def settings_json(self) -> str:
         return json.dumps(self.settings(), sort_keys=True, separators=(",", ":"), default=str)
 

@@ -341,7 +341,7 @@ def read_estimates(out_dir: str) -> pa.Table:
 
 AGREEMENT_COLUMNS = (
     "composite_id", "sample_id", "variant", "design", "group_a", "group_b", "a_subject_id",
-    "b_subject_id", "model_name", "point_winner", "crops",
+    "b_subject_id", "model_name", "point_winner", "crops", "position",
 )  # fmt: skip
 
 
