@@ -61,7 +61,7 @@ def test_output_paths_never_come_from_manifest_contents(face_set, tmp_path):
     run_audit(tiny_config(manifest), str(out), quiet=True)
     created = {p.relative_to(tmp_path) for p in set(tmp_path.rglob("*")) - before}
     allowed_top = {"_SUCCESS", "config.toml", "run_summary.json", "survival", "dead_letter"}
-    allowed_top |= set(ownership.BOOKKEEPING)  # the output's owner marker (and lock)
+    allowed_top.add(ownership.MARKER)
     for p in created:
         parts = p.parts
         assert parts[:2] == ("deep", "out") or parts == ("deep",), p
