@@ -429,8 +429,9 @@ def run_audit(
     local runner's reach start anyway."""
     uri = manifest_uri(config, config_dir)
     handler = handler or load_handler(config.model.spec, preprocess_options(config))
-    handler.check()  # a model that cannot score (e.g. NaN weights) fails here, not on a worker
     croppers = run_croppers(config, handler)
+    for cropper in croppers:  # a model that cannot score (NaN weights) fails here, not on a worker
+        cropper.check()
     variants = variant_handlers(config, handler)
     faces, manifest_dead = load_faces(uri, config)
     index, cells, expected = design_of(config, faces)
