@@ -103,18 +103,20 @@ def pipeline(runner: str, options: PipelineOptions):
         raise JobFailed(f"{runner}: the job failed on the engine: {why}") from exc
 
 
-#: A Python exception line of a traceback (``ValueError: ...``), not a Java class name.
-_PYTHON_ERROR = re.compile(r"^[A-Z]\w*(Error|Exception|Exit|Interrupt)\b[^.]*?:\s")
+#: The exception line that ends a Python traceback (``ValueError: ...``, ``pkg.mod.Error: ...``).
+_PYTHON_ERROR = re.compile(r"^[\w.]*(Error|Exception|Exit|Interrupt)\b\S*:\s")
 
 
 def failure_line(message: str) -> str:
     """The readable core of a failed job's message: Beam prefixes the job id and state, the
-    engine adds Java stack traces and, for a worker error, the Python traceback whose last
-    exception line says what went wrong."""
+    engine adds Java stack traces and, for a worker error, the Python traceback whose exception
+    line says what went wrong."""
     body = message.split(" failed in state ", 1)[-1].split(":", 1)[-1]
     lines = [line.strip() for line in body.splitlines() if line.strip()]
-    python = [line for line in lines if _PYTHON_ERROR.match(line)]
-    line = python[-1] if python else (lines[0] if lines else message.strip())
+    tracebacks = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent")]
+    after = lines[tracebacks[-1] :] if tracebacks else []
+    python = [line for line in after if _PYTHON_ERROR.match(line)]
+    line = python[0] if python else (lines[0] if lines else message.strip())
     return line if len(line) <= 400 else line[:397] + "..."
 
 

@@ -231,7 +231,7 @@ def resolve_survival(paths: Sequence[str]) -> list[str]:
         raise UserError("no survival paths given")
     files: list[str] = []
     for path in paths:
-        run = path.rstrip("/")
+        run = fileio.absolute(path.rstrip("/"))  # as the workers of a cluster see it
         if run.endswith("/survival") or run.endswith("\\survival"):
             run = fileio.dirname(run)
         found = fileio.glob(fileio.join(require_finished(run).survival, "*.parquet"))
@@ -323,7 +323,7 @@ def run_stats(
     )
     files = resolve_survival(survival_paths)
     runner, beam_options = pipeline_options(pipeline_args)
-    prefix = fileio.join(out_dir, "estimates", "estimates")
+    prefix = fileio.join(fileio.absolute(out_dir), "estimates", "estimates")
     for stale in fileio.glob(fileio.join(out_dir, "estimates", "*.parquet")):
         fileio.delete_tree(stale)
     with pipeline(runner, beam_options) as p:
