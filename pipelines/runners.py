@@ -113,8 +113,8 @@ def failure_line(message: str) -> str:
     line says what went wrong."""
     body = message.split(" failed in state ", 1)[-1].split(":", 1)[-1]
     lines = [line.strip() for line in body.splitlines() if line.strip()]
-    tracebacks = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent")]
-    after = lines[tracebacks[-1] :] if tracebacks else []
+    tracebacks = [i for i, line in enumerate(lines) if "Traceback (most recent call" in line]
+    after = lines[tracebacks[-1] + 1 :] if tracebacks else []
     python = [line for line in after if _PYTHON_ERROR.match(line)]
     line = python[0] if python else (lines[0] if lines else message.strip())
     return line if len(line) <= 400 else line[:397] + "..."

@@ -91,10 +91,15 @@ def test_failure_line_keeps_the_engine_error_in_one_line():
     assert failure_line(java) == "java.io.IOException: Insufficient number of network buffers"
     worker = (
         "Pipeline BeamApp-2 failed in state FAILED: java.lang.RuntimeException: Error received "
-        'from SDK harness\nTraceback (most recent call last):\n  File "x.py", line 1\n'
-        "ValueError: image 7 is not a JPEG\n\tat org.apache.beam.Z(Z.java:2)"
+        "from SDK harness for instruction 1: Traceback (most recent call last):\n"
+        '  File "manifests.py", line 73, in read_manifest\n'
+        '    raise ManifestError(f"manifest not found: {uri}") from None\n'
+        "cropaudit.errors.ManifestError: manifest not found: m.csv [while running 'ReadFaces']\n"
+        "\tat org.apache.beam.Z(Z.java:2)\nCaused by: java.lang.IllegalStateException: x"
     )
-    assert failure_line(worker) == "ValueError: image 7 is not a JPEG"
+    assert failure_line(worker) == (
+        "cropaudit.errors.ManifestError: manifest not found: m.csv [while running 'ReadFaces']"
+    )
 
 
 # -- a real cluster (slow) ------------------------------------------------------------------
