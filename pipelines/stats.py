@@ -25,9 +25,9 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from cropaudit import fileio
+from cropaudit import fileio, ownership
 from cropaudit.errors import UserError
-from cropaudit.pipelines.audit import require_finished
+from cropaudit.pipelines.audit import verified_run
 from cropaudit.pipelines.runners import pipeline, pipeline_options
 from cropaudit.schemas.estimates import ESTIMATES_SCHEMA, KEY_FIELDS
 from cropaudit.stats.bootstrap import CORRECTIONS, OUTCOME_CODE, POSITION_CODE, SufficientStats
@@ -60,6 +60,22 @@ PROVENANCE = {"config_hash": "config_hashes", "seed": "survival_seeds", "version
 #: Key prefixes: up to ``design`` (a design's strata) and up to ``criterion``.
 DESIGN_FIELDS = KEY_FIELDS[: KEY_FIELDS.index("design") + 1]
 CRITERION_FIELDS = KEY_FIELDS[: KEY_FIELDS.index("criterion") + 1]
+#: What a statistics output folder consists of (see :mod:`cropaudit.ownership`).
+STATS_OUTPUT = ownership.OutputKind(
+    "stats",
+    (
+        "_SUCCESS",
+        "report.html",
+        "agreement.parquet",
+        "estimates/*.parquet",
+        "plots/*.png",
+        "plots/*.svg",
+    ),
+    tables=("estimates",),
+)
+#: Estimates file metadata: the survival tables used although they differ from their run
+#: summaries (``--trust-modified``), run -> what differs.
+UNVERIFIED_KEY = "cropaudit.unverified_inputs"
 
 
 @dataclass(frozen=True)
@@ -96,8 +112,10 @@ def criterion_name(aspect_ratio: float) -> str:
 
 
 def row_outcomes(row: dict[str, Any]) -> Iterator[tuple[str, str]]:
-    """(criterion, winner) pairs of one survival row: the salient point and every crop."""
-    yield "point", row["point_winner"]
+    """(criterion, winner) pairs of one survival row: the salient point (none for a box-only
+    cropper) and every crop."""
+    if row["point_winner"] is not None:
+        yield "point", row["point_winner"]
     for crop in row["crops"] or ():
         yield criterion_name(crop["aspect_ratio"]), crop["winner"]
 
@@ -224,21 +242,43 @@ def finalise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def resolve_survival(paths: Sequence[str]) -> list[str]:
-    """Parquet files of finished runs. Each path is a run directory (or its ``survival``
-    folder); a run without ``_SUCCESS`` is refused, since its table may be partial."""
+def resolve_survival(
+    paths: Sequence[str], trust_modified: bool = False
+) -> tuple[list[str], dict[str, list[str]]]:
+    """Parquet files of finished runs, and per run how its table differs from its summary
+    (only with ``trust_modified``; otherwise a difference is a ``UserError``). Each path is a
+    run directory (or its ``survival`` folder); a run without ``_SUCCESS`` is refused, since
+    its table may be partial."""
     if not paths:
         raise UserError("no survival paths given")
     files: list[str] = []
+    modified: dict[str, list[str]] = {}
     for path in paths:
         run = fileio.absolute(path.rstrip("/"))  # as the workers of a cluster see it
         if run.endswith("/survival") or run.endswith("\\survival"):
             run = fileio.dirname(run)
-        found = fileio.glob(fileio.join(require_finished(run).survival, "*.parquet"))
+        run_paths, differences = verified_run(run, trust_modified)
+        if differences:
+            modified[run] = differences
+        found = fileio.glob(fileio.join(run_paths.survival, "*.parquet"))
         if not found:
             raise UserError(f"{run} has no survival/*.parquet files")
         files.extend(found)
-    return files
+    return files, modified
+
+
+def available_criteria(files: Sequence[str]) -> set[str]:
+    """Criteria the tables can be analysed by: those of each file's first row (every row of a
+    run has the same aspect ratios)."""
+    found = set()
+    for path in files:  # footer and first row only
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            parquet = pq.ParquetFile(f)
+            for batch in parquet.iter_batches(batch_size=1, columns=["point_winner", "crops"]):
+                if batch.num_rows:
+                    found.update(c for c, _ in row_outcomes(batch.to_pylist()[0]))
+                    break
+    return found
 
 
 def _read_survival(pipeline: beam.Pipeline, i: int, path: str):
@@ -254,7 +294,11 @@ def _read_survival(pipeline: beam.Pipeline, i: int, path: str):
 
 
 def build_pipeline(
-    pipeline: beam.Pipeline, files: Sequence[str], out_prefix: str, options: StatsOptions
+    pipeline: beam.Pipeline,
+    files: Sequence[str],
+    out_prefix: str,
+    options: StatsOptions,
+    metadata: dict[str, str] | None = None,
 ) -> None:
     reads = [_read_survival(pipeline, i, f) for i, f in enumerate(files)]
     batches = (
@@ -278,7 +322,7 @@ def build_pipeline(
         | "Write"
         >> beam.io.WriteToParquet(
             out_prefix,
-            schema=ESTIMATES_SCHEMA,
+            schema=ESTIMATES_SCHEMA.with_metadata(metadata) if metadata else ESTIMATES_SCHEMA,
             codec="snappy",
             num_shards=1,
             shard_name_template="-SSSSS-of-NNNNN",
@@ -295,6 +339,36 @@ def read_estimates(out_dir: str) -> pa.Table:
     return pa.concat_tables(tables).cast(ESTIMATES_SCHEMA)
 
 
+AGREEMENT_COLUMNS = (
+    "composite_id", "sample_id", "variant", "design", "group_a", "group_b", "a_subject_id",
+    "b_subject_id", "model_name", "point_winner", "crops",
+)  # fmt: skip
+
+
+def write_agreement(files: Sequence[str], out_dir: str, options: StatsOptions) -> str | None:
+    """``OUT/agreement.parquet``: pairwise cropper agreement (:mod:`cropaudit.stats.agreement`)
+    when the survival tables hold several croppers; None (and no file) otherwise. Reads only
+    the columns it needs; the comparison itself is in memory, O(rows)."""
+    import pandas as pd
+
+    from cropaudit.stats.agreement import agreement
+
+    target = fileio.join(out_dir, "agreement.parquet")
+    fileio.delete_tree(target)
+    frames = []
+    for f in files:
+        table = pq.read_table(pa.BufferReader(fileio.read_bytes(f)))
+        frames.append(table.select([c for c in AGREEMENT_COLUMNS if c in table.column_names]))
+    survival = pa.concat_tables(frames, promote_options="default").to_pandas()
+    if survival["model_name"].nunique() < 2:
+        return None
+    result = agreement(survival, options.replicates, options.seed, options.level)
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pandas(pd.DataFrame(result), preserve_index=False), sink)
+    fileio.write_atomic(target, sink.getvalue().to_pybytes())
+    return target
+
+
 def run_stats(
     survival_paths: list[str],
     out_dir: str,
@@ -305,14 +379,20 @@ def run_stats(
     pipeline_args: list[str] | None = None,
     render: bool = True,
     bootstrap_correction: str = "cgm",
+    overwrite: bool = False,
+    trust_modified: bool = False,
 ) -> str:
     """Run the statistics stage; returns the estimates Parquet path.
 
     Writes ``OUT/estimates/estimates-00000-of-00001.parquet``, ``OUT/plots/<criterion>.png|svg``,
-    ``OUT/report.html`` and, last, ``OUT/_SUCCESS``. Runs on the pinned ``direct`` runner unless
+    ``OUT/report.html``, ``OUT/agreement.parquet`` (runs comparing croppers) and, last,
+    ``OUT/_SUCCESS``. Runs on the pinned ``direct`` runner unless
     ``pipeline_args`` name another ``--runner`` (see :mod:`cropaudit.pipelines.runners`).
     ``bootstrap_correction`` is ``cgm`` (bootstrap rescaled to the two-way cluster-robust
     variance; default) or ``none`` (plain pigeonhole bootstrap, conservative).
+    ``overwrite`` replaces an earlier statistics output in ``out_dir`` (nothing else there);
+    ``trust_modified`` uses survival tables that differ from their run summaries, and records
+    what differs in the estimates' metadata, ``_SUCCESS`` and the HTML report.
     """
     options = StatsOptions(
         replicates=int(replicates),
@@ -321,22 +401,31 @@ def run_stats(
         seed=int(seed),
         bootstrap_correction=str(bootstrap_correction),
     )
-    files = resolve_survival(survival_paths)
+    files, modified = resolve_survival(survival_paths, trust_modified)
+    available = available_criteria(files)
+    unknown = sorted(set(options.criteria or ()) - available)
+    if unknown:
+        raise UserError(
+            f"no criterion {', '.join(unknown)} in these runs (they have "
+            f"{', '.join(sorted(available))})"
+        )
     runner, beam_options = pipeline_options(pipeline_args)
     prefix = fileio.join(fileio.absolute(out_dir), "estimates", "estimates")
-    for stale in fileio.glob(fileio.join(out_dir, "estimates", "*.parquet")):
-        fileio.delete_tree(stale)
-    with pipeline(runner, beam_options) as p:
-        build_pipeline(p, files, prefix, options)
-    written = fileio.glob(fileio.join(out_dir, "estimates", "*.parquet"))
-    if not written:
-        raise UserError("the statistics pipeline wrote no estimates")
-    if render:
-        from cropaudit.stats.report import write_outputs
+    metadata = {UNVERIFIED_KEY: json.dumps(modified, sort_keys=True)} if modified else None
+    with ownership.writing(out_dir, STATS_OUTPUT, overwrite=overwrite, command="cropaudit stats"):
+        with pipeline(runner, beam_options) as p:
+            build_pipeline(p, files, prefix, options, metadata)
+        written = fileio.glob(fileio.join(out_dir, "estimates", "*.parquet"))
+        if not written:
+            raise UserError("the statistics pipeline wrote no estimates")
+        write_agreement(files, out_dir, options)
+        if render:
+            from cropaudit.stats.report import write_outputs
 
-        write_outputs(read_estimates(out_dir), out_dir)
-    fileio.write_atomic(
-        fileio.join(out_dir, "_SUCCESS"),
-        json.dumps({"estimates": written, "inputs": list(survival_paths)}).encode(),
-    )
+            write_outputs(read_estimates(out_dir), out_dir, unverified=modified)
+        success = {"estimates": written, "inputs": list(survival_paths)}
+        if modified:
+            success["unverified_inputs"] = modified
+        fileio.write_atomic(fileio.join(out_dir, "_SUCCESS"), json.dumps(success).encode())
+        ownership.finish(out_dir, STATS_OUTPUT)
     return written[0]

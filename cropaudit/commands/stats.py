@@ -20,6 +20,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="run directory (or its survival/ folder)",
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier statistics output in --out (other files there are kept)",
+    )
+    parser.add_argument(
+        "--trust-modified",
+        action="store_true",
+        help="use survival tables that differ from their run summary (the outputs record it)",
+    )
     parser.add_argument("--replicates", type=int, default=1000, help="bootstrap replicates")
     parser.add_argument("--level", type=float, default=0.95, help="interval level")
     parser.add_argument(
@@ -52,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
         criteria=args.criteria,
         seed=args.seed,
         bootstrap_correction=args.bootstrap_correction,
+        overwrite=args.overwrite,
+        trust_modified=args.trust_modified,
         pipeline_args=list(getattr(args, "pipeline_args", None) or []),
     )
     print(path)
