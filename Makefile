@@ -1,21 +1,36 @@
 # Two commands set everything up on a fresh machine (Python >= 3.10 with venv):
 #   make demo   creates .venv, installs cropaudit, runs the main job on the embedded default
 #   make test   creates .venv, installs cropaudit with its test tools, runs lint and the tests
+#   make flink-engine  fetches Beam's Flink job server (Maven) and Flink (PyPI), sha256-checked
+#   make flink-demo    the demo on a local Flink cluster: start, run, stats, report, stop
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.cropaudit-installed
 
-.PHONY: demo test lint format clean
+.PHONY: demo test lint format clean flink-engine flink-demo
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --upgrade pip "setuptools>=77"  # builds the wheel offline (dataflow profile)
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/cropaudit demo --out cropaudit-demo
+
+flink-engine: $(STAMP)
+	$(BIN)/python -m cropaudit.engine.fetch
+
+FLINK_DEMO := cropaudit-demo-flink
+FLINK_LOCAL := $(BIN)/python -m cropaudit.engine.flink_local --dir $(FLINK_DEMO)/cluster
+
+flink-demo: flink-engine
+	@set -e; eval "$$($(FLINK_LOCAL) start)"; trap '$(FLINK_LOCAL) stop' EXIT; \
+	echo "Flink cluster: REST $$FLINK_MASTER, SDK worker pool $$WORKER_POOL"; \
+	$(BIN)/cropaudit demo --out $(FLINK_DEMO) --no-progress --runner flink \
+	  --flink_master $$FLINK_MASTER --parallelism 2 \
+	  --environment_type EXTERNAL --environment_config $$WORKER_POOL
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -29,4 +44,4 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) cropaudit-demo .pytest_cache .ruff_cache
+	rm -rf $(VENV) cropaudit-demo $(FLINK_DEMO) .pytest_cache .ruff_cache

@@ -50,6 +50,12 @@ def is_remote(uri: str) -> bool:
     return "://" in uri
 
 
+def absolute(uri: str) -> str:
+    """``uri`` as every worker sees it: a local path made absolute (workers of a cluster run in
+    other folders), a remote one unchanged."""
+    return uri if is_remote(uri) else os.path.abspath(uri)
+
+
 def join(base: str, *parts: str) -> str:
     if is_remote(base):
         return posixpath.join(base, *parts)

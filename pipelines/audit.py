@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import apache_beam as beam
 import pyarrow as pa
 import pyarrow.parquet as pq
+from apache_beam.options.pipeline_options import GoogleCloudOptions
 
 from cropaudit import fileio, ownership, progress, tablecheck
 from cropaudit.config import ExperimentConfig, LayoutConfig
@@ -125,8 +126,8 @@ def manifest_uri(config: ExperimentConfig, config_dir: str | None) -> str:
     if not path:
         raise UserError("the config names no manifest (manifest.path); pass --manifest")
     if fileio.is_remote(path) or path.startswith("/") or not config_dir:
-        return path
-    return fileio.join(config_dir, path)
+        return fileio.absolute(path)
+    return fileio.absolute(fileio.join(config_dir, path))
 
 
 def load_faces(uri: str, config: ExperimentConfig):
@@ -440,7 +441,7 @@ def run_audit(
     check_plan(plan, runner, allow_large_plan, groups=sorted(index))
     expected_rows = expected * len(croppers)  # one row per composite and cropper
 
-    paths = RunPaths(out_dir)
+    paths = RunPaths(fileio.absolute(out_dir))  # as the workers of a cluster see it
     with ownership.writing(
         out_dir,
         RUN_OUTPUT,
@@ -454,6 +455,11 @@ def run_audit(
         )
         with bar, pipeline(runner, options) as p:
             build_audit(p, config, handler, uri, paths, cells, variants, croppers[1:])
+        template = options.view_as(GoogleCloudOptions).template_location
+        if template:  # Dataflow template creation: the job was built and staged, nothing ran
+            if not quiet:
+                print(f"Dataflow template -> {template} (staged, not run; nothing published)")
+            return {"runner": runner, "template_location": template}
         seconds = time.monotonic() - started
         removed = remove_duplicate_rows(paths, config.config_hash)
 

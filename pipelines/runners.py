@@ -24,8 +24,9 @@ Each profile fills in defaults and checks what it cannot run without, before any
     ``--flink_job_server_jar`` or ``--job_endpoint`` names another; with neither and no cache the
     profile refuses to start (Beam would download the jar at run time). ``--flink_master``
     defaults to Beam's ``[auto]`` (an embedded local Flink); ``EXTERNAL`` and ``PROCESS``
-    environments need ``--environment_config`` as for ``portable``. Tested here on a local
-    standalone cluster (:mod:`cropaudit.engine.flink_local`) with an EXTERNAL worker pool.
+    environments need ``--environment_config`` as for ``portable``; SDK workers are kept for
+    later stages (``--environment_cache_millis``, :data:`SDK_WORKER_KEEP_MS`). Tested here on a
+    local standalone cluster (:mod:`cropaudit.engine.flink_local`) with an EXTERNAL worker pool.
 """
 
 from __future__ import annotations
@@ -53,6 +54,10 @@ from apache_beam.runners.runner import PipelineRunner
 from cropaudit.errors import JobFailed, UserError
 
 RUNNERS = ("direct", "portable", "dataflow", "flink")
+
+#: How long Flink keeps an idle SDK worker for the next stage of the same job. Beam's default, 0,
+#: starts a fresh worker (Python, TensorFlow, the model) for every stage.
+SDK_WORKER_KEEP_MS = 60_000
 
 #: Beam's conventional job-server port (``local_job_service_main``, the Flink job server).
 DEFAULT_JOB_ENDPOINT = "localhost:8099"
@@ -103,18 +108,20 @@ def pipeline(runner: str, options: PipelineOptions):
         raise JobFailed(f"{runner}: the job failed on the engine: {why}") from exc
 
 
-#: A Python exception line of a traceback (``ValueError: ...``), not a Java class name.
-_PYTHON_ERROR = re.compile(r"^[A-Z]\w*(Error|Exception|Exit|Interrupt)\b[^.]*?:\s")
+#: The exception line that ends a Python traceback (``ValueError: ...``, ``pkg.mod.Error: ...``).
+_PYTHON_ERROR = re.compile(r"^[\w.]*(Error|Exception|Exit|Interrupt)\b\S*:\s")
 
 
 def failure_line(message: str) -> str:
     """The readable core of a failed job's message: Beam prefixes the job id and state, the
-    engine adds Java stack traces and, for a worker error, the Python traceback whose last
-    exception line says what went wrong."""
+    engine adds Java stack traces and, for a worker error, the Python traceback whose exception
+    line says what went wrong."""
     body = message.split(" failed in state ", 1)[-1].split(":", 1)[-1]
     lines = [line.strip() for line in body.splitlines() if line.strip()]
-    python = [line for line in lines if _PYTHON_ERROR.match(line)]
-    line = python[-1] if python else (lines[0] if lines else message.strip())
+    tracebacks = [i for i, line in enumerate(lines) if "Traceback (most recent call" in line]
+    after = lines[tracebacks[-1] + 1 :] if tracebacks else []
+    python = [line for line in after if _PYTHON_ERROR.match(line)]
+    line = python[0] if python else (lines[0] if lines else message.strip())
     return line if len(line) <= 400 else line[:397] + "..."
 
 
@@ -163,6 +170,8 @@ def apply_profile(runner: str, args: list[str], *, build_wheel=None) -> list[str
         flink = opts.view_as(FlinkRunnerOptions)
         if not flink.flink_job_server_jar and not portable.job_endpoint:
             args.append(f"--flink_job_server_jar={_cached_job_server()}")
+        if not portable.environment_cache_millis:
+            args.append(f"--environment_cache_millis={SDK_WORKER_KEEP_MS}")
     elif runner == "dataflow":
         args += _dataflow_defaults(opts, build_wheel or project_wheel)
     return args

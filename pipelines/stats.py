@@ -254,7 +254,7 @@ def resolve_survival(
     files: list[str] = []
     modified: dict[str, list[str]] = {}
     for path in paths:
-        run = path.rstrip("/")
+        run = fileio.absolute(path.rstrip("/"))  # as the workers of a cluster see it
         if run.endswith("/survival") or run.endswith("\\survival"):
             run = fileio.dirname(run)
         run_paths, differences = verified_run(run, trust_modified)
@@ -410,7 +410,7 @@ def run_stats(
             f"{', '.join(sorted(available))})"
         )
     runner, beam_options = pipeline_options(pipeline_args)
-    prefix = fileio.join(out_dir, "estimates", "estimates")
+    prefix = fileio.join(fileio.absolute(out_dir), "estimates", "estimates")
     metadata = {UNVERIFIED_KEY: json.dumps(modified, sort_keys=True)} if modified else None
     with ownership.writing(out_dir, STATS_OUTPUT, overwrite=overwrite, command="cropaudit stats"):
         with pipeline(runner, beam_options) as p:

@@ -13,11 +13,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from cropaudit.engine.flink_local import free_port  # noqa: F401 - one free-port helper
 
 
 def wait_for_port(port: int, proc: subprocess.Popen, deadline: float, log: Path) -> None:

@@ -20,7 +20,7 @@ import pytest
 from cropaudit.engine import cache, fetch, flink_local
 from cropaudit.errors import UserError
 from cropaudit.pipelines.audit import SUCCESS, read_table, run_audit, table_hash
-from cropaudit.pipelines.runners import apply_profile, failure_line
+from cropaudit.pipelines.runners import SDK_WORKER_KEEP_MS, apply_profile, failure_line
 from cropaudit.progress import COUNTER_ORDER
 from cropaudit.synthetic import write_face_set
 from tests.services import canonical_estimates, manifest_class_path, tiny_config
@@ -44,13 +44,16 @@ def test_flink_profile_uses_the_cached_job_server_and_never_downloads(tmp_path, 
     monkeypatch.setenv(cache.ENGINE_DIR_ENV, str(tmp_path / "none"))
     with pytest.raises(UserError, match="make flink-engine"):
         apply_profile("flink", ["--flink_master=localhost:8081"])
+    keep = f"--environment_cache_millis={SDK_WORKER_KEEP_MS}"
     own = ["--flink_job_server_jar=/opt/js.jar"]
-    assert apply_profile("flink", own) == own  # a jar the user gives needs no cache
-    assert apply_profile("flink", ["--job_endpoint=h:8099"]) == ["--job_endpoint=h:8099"]
+    assert apply_profile("flink", own) == [*own, keep]  # a jar the user gives needs no cache
+    assert apply_profile("flink", ["--job_endpoint=h:8099"]) == ["--job_endpoint=h:8099", keep]
 
     monkeypatch.setenv(cache.ENGINE_DIR_ENV, str(tmp_path / "engine"))
     jar = ready_engine(tmp_path / "engine")
-    assert apply_profile("flink", []) == [f"--flink_job_server_jar={jar}"]
+    assert apply_profile("flink", []) == [f"--flink_job_server_jar={jar}", keep]
+    mine = ["--environment_cache_millis=5"]
+    assert apply_profile("flink", mine) == [*mine, f"--flink_job_server_jar={jar}"]
 
 
 def test_lock_check_names_every_missing_extra_and_changed_file():
@@ -91,10 +94,15 @@ def test_failure_line_keeps_the_engine_error_in_one_line():
     assert failure_line(java) == "java.io.IOException: Insufficient number of network buffers"
     worker = (
         "Pipeline BeamApp-2 failed in state FAILED: java.lang.RuntimeException: Error received "
-        'from SDK harness\nTraceback (most recent call last):\n  File "x.py", line 1\n'
-        "ValueError: image 7 is not a JPEG\n\tat org.apache.beam.Z(Z.java:2)"
+        "from SDK harness for instruction 1: Traceback (most recent call last):\n"
+        '  File "manifests.py", line 73, in read_manifest\n'
+        '    raise ManifestError(f"manifest not found: {uri}") from None\n'
+        "cropaudit.errors.ManifestError: manifest not found: m.csv [while running 'ReadFaces']\n"
+        "\tat org.apache.beam.Z(Z.java:2)\nCaused by: java.lang.IllegalStateException: x"
     )
-    assert failure_line(worker) == "ValueError: image 7 is not a JPEG"
+    assert failure_line(worker) == (
+        "cropaudit.errors.ManifestError: manifest not found: m.csv [while running 'ReadFaces']"
+    )
 
 
 # -- a real cluster (slow) ------------------------------------------------------------------
