@@ -1,6 +1,7 @@
 # Two commands set everything up on a fresh machine (Python >= 3.10 with venv):
 #   make demo   creates .venv, installs cropaudit, runs the main job on the embedded default
-#   make test   creates .venv, installs cropaudit with its test tools, runs lint and the tests
+#   make test   creates .venv, installs cropaudit with its test tools and the Flink engine, runs
+#               lint and the tests
 #   make flink-engine  fetches Beam's Flink job server (Maven) and Flink (PyPI), sha256-checked
 #   make flink-demo    the demo on a local Flink cluster: start, run, stats, report, stop
 PYTHON ?= python3
@@ -36,7 +37,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
+test: lint flink-engine
 	$(BIN)/python -m pytest -q
 
 format: $(STAMP)
