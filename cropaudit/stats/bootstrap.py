@@ -48,6 +48,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr, ndtri
 
+from cropaudit.stats.effective import cluster_variance
 from cropaudit.stats.weights import WeightCache
 
 POSITIONS = ("a_first", "b_first")
@@ -247,18 +248,10 @@ def shrink_factor(
     the floor being cells as independent clusters and h = 1'(M_s - M_c)1 / n^2 (capped at 1/2,
     for strata with a handful of subjects) the small-sample factor. 1.0 when the variance is zero
     or undefined (nothing to correct)."""
-    g = np.asarray(gradient, dtype=float).reshape(4)
-    if not np.all(np.isfinite(g)) or n <= 0:
+    v_cgm, v_boot = cluster_variance(gradient, subject_moments, pair_moments, n)
+    if not (math.isfinite(v_boot) and v_boot > 0):
         return 1.0
-    m_subjects = subject_moments.astype(float)
-    m_cells = pair_moments.astype(float)
-    v_subjects = float(g @ m_subjects @ g)
-    v_cells = float(g @ m_cells @ g)
-    v_boot = v_subjects + v_cells
-    if not v_boot > 0:
-        return 1.0
-    h = min(float(m_subjects.sum() - m_cells.sum()) / float(n) ** 2, 0.5)
-    return math.sqrt(max(v_subjects - v_cells, v_cells) / (1.0 - h) / v_boot)
+    return math.sqrt(v_cgm / v_boot)
 
 
 def shrink(replicates: np.ndarray, estimate: float, factor: float) -> np.ndarray:
