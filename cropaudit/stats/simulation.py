@@ -138,7 +138,9 @@ def simulate_experiment(design: SimulationDesign, rng: np.random.Generator, tag:
     position = np.repeat([0, 1], k)  # a_first, b_first
     first = position == 0
     images = img_a[a_idx, rng.integers(0, m, 2 * k)] - img_b[b_idx, rng.integers(0, m, 2 * k)]
-    slot = np.where(first, design.position_effect + g_a[a_idx], -design.position_effect - g_b[b_idx])
+    slot = np.where(
+        first, design.position_effect + g_a[a_idx], -design.position_effect - g_b[b_idx]
+    )
     p_a = expit(design.baseline_logit + u[a_idx] - v[b_idx] + images + slot)
     outcome = np.where(rng.random(len(p_a)) < p_a, 0, 1)
     outcome[rng.random(len(p_a)) < design.background_rate] = 3

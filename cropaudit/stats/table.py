@@ -46,7 +46,7 @@ def _codes(values: pd.Series, names: Sequence[str], role: str, column: str) -> n
 
 
 def estimate_survival(
-    table: pd.DataFrame | pa.Table,
+    table: pd.DataFrame | pa.Table | pa.RecordBatchReader,
     by: Sequence[str] = (),
     columns: Mapping[str, str] | None = None,
     replicates: int = 1000,
@@ -54,11 +54,14 @@ def estimate_survival(
     seed: int = 0,
     correction: str = "cgm",
 ) -> pd.DataFrame:
-    """Estimates per stratum (``by`` columns; one stratum when empty), one row each, with the
+    """Estimates per stratum (``by`` columns; one stratum when empty) of ``table`` (pandas, Arrow table or record
+    batch reader), one row each, with the
     ``by`` columns first and then the estimates-table columns of :func:`estimate_stratum`;
     p-values are Holm / BH-adjusted across the returned rows. ``columns`` maps a role of
     ``ROLES`` to the table's column name (defaults: ``ROLES``). Subject ids are compared as
     strings, so bootstrap weights match the stage's for the same ids and ``seed``."""
+    if isinstance(table, pa.RecordBatchReader):  # e.g. DuckDB's ``.arrow()``
+        table = table.read_all()
     df = table.to_pandas() if isinstance(table, pa.Table) else table
     names = {**ROLES, **(columns or {})}
     unknown = set(columns or {}) - set(ROLES)
@@ -77,12 +80,16 @@ def estimate_survival(
     a = df[names["a_subject"]].astype(str).to_numpy(dtype=object)
     b = df[names["b_subject"]].astype(str).to_numpy(dtype=object)
     weights = WeightCache(replicates, seed)
-    groups = df.groupby(list(by), sort=True, dropna=False).indices if by else {(): np.arange(len(df))}
+    groups = (
+        df.groupby(list(by), sort=True, dropna=False).indices if by else {(): np.arange(len(df))}
+    )
     rows: list[dict[str, Any]] = []
     for key, idx in groups.items():
         stats = SufficientStats(replicates)
         stats.add_batch(a[idx], b[idx], position[idx], outcome[idx], weights)
         key = key if isinstance(key, tuple) else (key,)
-        rows.append({**dict(zip(by, key, strict=True)), **estimate_stratum(stats, level, correction)})
+        rows.append(
+            {**dict(zip(by, key, strict=True)), **estimate_stratum(stats, level, correction)}
+        )
     adjust_rows(rows)
     return pd.DataFrame(rows)
