@@ -413,8 +413,11 @@ def run_stats_table(
     columns = dict(columns or {})
     unknown = set(columns) - set(ROLES) - set(KEY_FIELDS)
     if unknown:
-        raise UserError(f"--column: unknown names {sorted(unknown)}; expected a role "
-                        f"({', '.join(ROLES)}) or a key field ({', '.join(KEY_FIELDS)})")  # fmt: skip
+        roles, keys = ", ".join(ROLES), ", ".join(KEY_FIELDS)
+        raise UserError(
+            f"--column: unknown names {sorted(unknown)}; expected a role ({roles}) or a key "
+            f"field ({keys})"
+        )
     raw = fileio.read_bytes(path)
     df = read_plain_table(path)
     keys = {columns.pop(f): f for f in KEY_FIELDS if f in columns}

@@ -14,7 +14,8 @@ from cropaudit.stats.plots import forest_plot
 ESTIMATE_COLUMNS = [
     "model_name", "layout", "preprocessing", "design", "criterion", "comparison", "group_a",
     "group_b", "n", "n_subjects", "wins_a", "wins_b", "ties", "background", "ratio",
-    "ratio_low", "ratio_high", "ratio_interval_method", "ratio_effective_n", "ratio_bca_low", "ratio_bca_high", "ratio_percentile_low", "ratio_percentile_high",
+    "ratio_low", "ratio_high", "ratio_interval_method", "ratio_effective_n", "ratio_bca_low",
+    "ratio_bca_high", "ratio_percentile_low", "ratio_percentile_high",
     "ratio_wilson_low", "ratio_wilson_high", "ratio_twitter_low", "ratio_twitter_high", "effect",
     "effect_low", "effect_high",
 ]  # fmt: skip

@@ -54,8 +54,8 @@ def estimate_survival(
     seed: int = 0,
     correction: str = "cgm",
 ) -> pd.DataFrame:
-    """Estimates per stratum (``by`` columns; one stratum when empty) of ``table`` (pandas, Arrow table or record
-    batch reader), one row each, with the
+    """Estimates per stratum (``by`` columns; one stratum when empty) of ``table`` (pandas,
+    Arrow table or record batch reader), one row each, with the
     ``by`` columns first and then the estimates-table columns of :func:`estimate_stratum`;
     p-values are Holm / BH-adjusted across the returned rows. ``columns`` maps a role of
     ``ROLES`` to the table's column name (defaults: ``ROLES``). Subject ids are compared as
