@@ -46,6 +46,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from scipy.special import ndtr, ndtri
 
 from cropaudit.stats.effective import cluster_variance
@@ -60,12 +61,12 @@ OUTCOME_CODE = {o: i for i, o in enumerate(OUTCOMES)}
 #: the module docstring); ``none`` keeps the plain pigeonhole bootstrap (conservative).
 CORRECTIONS = ("cgm", "none")
 
+#: a-subjects per block of the replicate-sum product (int32/int64 temporaries of
+#: _BLOCK x replicates: ~50 MB at 1,000 replicates).
+_BLOCK = 4096
+
 #: Pending pair rows kept before they are sorted and summed into the compact pair table.
 _PAIR_BUFFER = 1 << 16
-
-#: Rows per matrix product. float32 sums of <= 4096 products of weights <= 30 stay below 2**24,
-#: hence exact; the product matrix stays ~16 MB at 1,000 replicates.
-_CHUNK = 4096
 
 
 class SufficientStats:
@@ -168,18 +169,28 @@ class SufficientStats:
         self._cells[idx] += local.reshape(-1, 2, 2)
         self._add_pairs(idx[code_a], idx[code_b], np.eye(4, dtype=np.int32)[cell])
 
-        # Replicate sums: sum_rows w_a[r] * w_b[r] * onehot(cell), in exact float32 chunks.
-        w_subject = weights.lookup(uniques).astype(np.float32)
+        # Replicate sums: sum_rows w_a[r] * w_b[r] * onehot(cell) = sum_a W[a] * (C W)[cell, a]
+        # with C[(cell, a), b] the count of rows (a sparse matrix): one sparse-dense product of
+        # exact integers instead of gathering two weight rows per composite.
+        w_subject = weights.lookup(uniques).astype(np.int32)
+        u = len(uniques)
+        pair = ~same
+        counts = sp.csr_matrix(
+            (np.ones(int(pair.sum()), np.int32), (cell[pair] * u + code_a[pair], code_b[pair])),
+            shape=(4 * u, u),
+        )
         total = np.zeros((self.replicates, 4), dtype=np.int64)
-        for start in range(0, n, _CHUNK):
-            sl = slice(start, start + _CHUNK)
-            w = w_subject[code_a[sl]]
-            w_b = w_subject[code_b[sl]]
-            w_b[same[sl]] = 1.0  # one subject drawn twice (same_image): its weight, not squared
-            w *= w_b
-            onehot = np.zeros((len(w), 4), dtype=np.float32)
-            onehot[np.arange(len(w)), cell[sl]] = 1.0
-            total += np.rint(w.T @ onehot).astype(np.int64)
+        for k in range(4):  # blocks of a-subjects keep the products ~_BLOCK x replicates
+            rows = counts[k * u : (k + 1) * u]
+            for start in range(0, u, _BLOCK):
+                part = rows[start : start + _BLOCK] @ w_subject
+                block = w_subject[start : start + _BLOCK]
+                total[:, k] += np.einsum("ur,ur->r", part, block, dtype=np.int64)
+        if same.any():  # one subject drawn twice (same_image): its weight, not squared
+            once = sp.csr_matrix(
+                (np.ones(int(same.sum()), np.int32), (cell[same], code_a[same])), shape=(4, u)
+            )
+            total += (once @ w_subject).T.astype(np.int64)
         self.boot += total.reshape(self.replicates, 2, 2)
         return self
 
