@@ -47,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"cropaudit: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # SIGINT; SIGTERM exits 143 (cropaudit.ownership)
+        print("cropaudit: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

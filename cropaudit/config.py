@@ -17,7 +17,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from cropaudit.errors import ConfigError
+from cropaudit.errors import ConfigError, UserError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -31,6 +31,8 @@ DESIGN_KINDS = ("pairs", "single")
 FIT_MODES = ("cover", "contain", "stretch")
 ORDERS = ("counterbalanced", "random", "fixed")
 CONTROLS = ("same_group", "same_image")
+LABEL_CASES = ("strict", "lower", "exact")
+LABEL_WHITESPACE = ("collapse", "strip")
 MANIFEST_FORMATS = ("auto", "csv", "tsv", "jsonl", "parquet")
 SWEEP_MODES = ("one_at_a_time", "grid")
 #: Sweep axes in the order variant names list them.
@@ -38,6 +40,9 @@ SWEEP_AXES = ("resize", "jpeg_quality", "gap", "face_scale", "pad")
 #: Name of the unswept variant (every run has it; a run without ``[sweep]`` has only it).
 BASE_VARIANT = "base"
 MAX_VARIANTS = 256
+#: Deepest nesting of tables and arrays a config may have (the schema needs 3: a table of lists
+#: of pairs); deeper input is refused before it can exhaust the parser's recursion.
+MAX_DEPTH = 8
 
 
 def _check(condition: bool, key: str, message: str) -> None:
@@ -71,8 +76,24 @@ class GroupsConfig:
     attributes: tuple[str, ...] = ("race",)
     #: Optional allowed labels per attribute; rows with other labels are dead-lettered.
     labels: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Labels that differ only in letter case: ``strict`` refuses the manifest naming them,
+    #: ``lower`` lower-cases every label first (they merge), ``exact`` keeps them apart.
+    label_case: str = "strict"
+    #: ``collapse``: edges stripped and inner runs of whitespace made one space; ``strip``:
+    #: edges only (so "a  b" and "a b" are different groups).
+    label_whitespace: str = "collapse"
+    #: Spellings (compared case-insensitively) that mean "no label": such a row is
+    #: dead-lettered as ``missing_label``, never a group of its own. A blank value always is
+    #: (``empty_field``). ``[]`` keeps them as labels.
+    missing_labels: tuple[str, ...] = ("NaN", "None", "null", "NA", "N/A")
 
     def validate(self, key: str) -> None:
+        _check(self.label_case in LABEL_CASES, f"{key}.label_case", f"must be one of {LABEL_CASES}")
+        _check(
+            self.label_whitespace in LABEL_WHITESPACE,
+            f"{key}.label_whitespace",
+            f"must be one of {LABEL_WHITESPACE}",
+        )
         _check(len(self.attributes) >= 1, f"{key}.attributes", "needs at least one attribute")
         _check(
             len(set(self.attributes)) == len(self.attributes),
@@ -106,7 +127,7 @@ class DesignConfig:
 
     def validate(self, key: str) -> None:
         _check(self.kind in DESIGN_KINDS, f"{key}.kind", f"must be one of {DESIGN_KINDS}")
-        _check(self.seed >= 0, f"{key}.seed", "must be a non-negative integer")
+        _check(0 <= self.seed < 2**63, f"{key}.seed", "must be an integer 0..2**63-1")
         _check(self.images_per_group >= 0, f"{key}.images_per_group", "must be >= 0 (0 = all)")
         if self.kind == "single":
             _check(not self.pairs, f"{key}.pairs", "does not apply to kind = 'single'")
@@ -125,6 +146,7 @@ class DesignConfig:
         for p in self.pairs:
             _check(len(p) == 2, f"{key}.pairs", f"each pair needs two groups, got {list(p)}")
             _check(p[0] != p[1], f"{key}.pairs", f"pair {list(p)} repeats a group")
+        _check(len(set(self.pairs)) == len(self.pairs), f"{key}.pairs", "lists a pair twice")
 
 
 @dataclass(frozen=True)
@@ -186,8 +208,12 @@ class LayoutConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    #: ``baseline``, ``fastgaze:PATH`` (``.vxm`` or converted), or ``keras:PATH``.
+    #: ``baseline``, ``fastgaze:PATH`` (``.vxm`` or converted), ``keras:PATH``, a cropper name
+    #: (``smartcrop``, ``opencv-spectral-residual``, ...) or plugin (see ``model.registry``).
     spec: str = "baseline"
+    #: Further croppers scored on the same composites as ``spec`` (each composite rendered
+    #: once, one survival row per composite and cropper); empty: ``spec`` alone.
+    compare: tuple[str, ...] = ()
     resize: str = "faithful"
     box: int = 320
     #: Round-trip composites through JPEG at this quality first; 0 means no round trip.
@@ -202,6 +228,14 @@ class ModelConfig:
         _check(16 <= self.box <= 4096, f"{key}.box", "must be 16..4096")
         _check(0 <= self.jpeg_quality <= 100, f"{key}.jpeg_quality", "must be 0 (off) or 1..100")
         _check(1 <= self.batch_size <= 1024, f"{key}.batch_size", "must be 1..1024")
+        specs = self.specs
+        _check(all(specs), f"{key}.compare", "must not contain empty specs")
+        _check(len(set(specs)) == len(specs), f"{key}.compare", "repeats a model (spec included)")
+
+    @property
+    def specs(self) -> tuple[str, ...]:
+        """Every cropper of the run: ``spec`` first, then ``compare``."""
+        return (self.spec, *self.compare)
 
 
 @dataclass(frozen=True)
@@ -341,6 +375,11 @@ class ExperimentConfig:
             " layout goes with the 'single' design and only with it",
         )
         _check(not (single and self.sweep.gap), "sweep.gap", "does not apply to the single layout")
+        _check(
+            not (self.model.compare and self.sweep.active),
+            "model.compare",
+            "cannot be combined with [sweep] yet: compare croppers on one variant per run",
+        )
         if self.sweep.active:
             n = self.sweep_size()
             _check(n <= MAX_VARIANTS, "sweep", f"{n} variants; at most {MAX_VARIANTS}")
@@ -392,7 +431,10 @@ class ExperimentConfig:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable(dataclasses.asdict(self))
+        data = _jsonable(dataclasses.asdict(self))
+        if not data["model"]["compare"]:  # one-model configs keep the hash they had before
+            del data["model"]["compare"]
+        return data
 
     def canonical_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
@@ -458,6 +500,10 @@ def _convert(value: Any, hint: Any, key: str) -> Any:
         return value
     if hint is str:
         _check(isinstance(value, str), key, f"must be a string, got {value!r}")
+        try:
+            value.encode("utf-8")  # a lone surrogate (e.g. an undecodable argv byte) cannot be
+        except UnicodeEncodeError:  # written back to config.toml
+            raise ConfigError(f"{key}: {value!r} is not valid Unicode text") from None
         return value
     raise ConfigError(f"{key}: unsupported type {hint}")  # pragma: no cover
 
@@ -477,11 +523,33 @@ def from_dict(data: dict[str, Any]) -> ExperimentConfig:
     return _build(ExperimentConfig, data).validate()
 
 
+def _depth(value: Any) -> int:
+    """Nesting depth of parsed TOML (a scalar is 0), stopping just past :data:`MAX_DEPTH`."""
+    stack, deepest = [(value, 0)], 0
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > MAX_DEPTH:
+            break
+        children = item.values() if isinstance(item, dict) else item
+        if isinstance(item, (dict, list)):
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
 def loads(text: str) -> ExperimentConfig:
+    """Parse and validate config text. An empty config (no keys) is an error: it would silently
+    mean "every default", which is never what a file meant."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"nested more than {MAX_DEPTH} levels deep") from None
+    if not data:
+        raise ConfigError("the config is empty (no keys); write at least name = ...")
+    if _depth(data) > MAX_DEPTH:
+        raise ConfigError(f"nested more than {MAX_DEPTH} levels deep")
     return from_dict(data)
 
 
@@ -493,6 +561,8 @@ def load(uri: str) -> ExperimentConfig:
         raw = fileio.read_bytes(uri, limit=1 << 20)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {uri}") from None
+    except UserError as exc:  # not a regular file, or beyond the size limit
+        raise ConfigError(str(exc)) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -503,17 +573,32 @@ def load(uri: str) -> ExperimentConfig:
         raise ConfigError(f"{uri}: {exc}") from None
 
 
+def _toml_string(text: str) -> str:
+    """A TOML basic string that reads back as ``text``: quote, backslash and control characters
+    (C0, DEL) escaped, everything else literal UTF-8. (JSON's escapes are not TOML's: it writes
+    astral characters as surrogate pairs, which TOML refuses, and leaves DEL raw.)"""
+    out = []
+    for ch in text:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
 def _toml_value(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, (int, float)):
         return repr(v)
     if isinstance(v, str):
-        return json.dumps(v)
+        return _toml_string(v)
     if isinstance(v, list):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     if isinstance(v, dict):
-        return "{" + ", ".join(f"{json.dumps(k)} = {_toml_value(x)}" for k, x in v.items()) + "}"
+        return "{" + ", ".join(f"{_toml_string(k)} = {_toml_value(x)}" for k, x in v.items()) + "}"
     raise TypeError(type(v))  # pragma: no cover
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cropaudit.errors import UserError
+
 
 @dataclass(frozen=True)
 class SaliencyGrid:
@@ -105,6 +107,11 @@ class SaliencyModelHandler(abc.ABC):
     def load_model(self) -> SaliencyModel:
         """Build the heavy model; called once per worker."""
 
+    def check(self) -> None:
+        """Refuse a model that cannot run (unreadable, non-finite weights) with one-line
+        ``UserError``, before a run starts rather than on a worker; by default nothing to do."""
+        return
+
     @abc.abstractmethod
     def preprocess(self, image: np.ndarray) -> np.ndarray:
         """(H0, W0, 3) uint8 RGB -> (h, w, C) float32 model input."""
@@ -123,3 +130,19 @@ class SaliencyModelHandler(abc.ABC):
             "model_source": self.source,
             "preprocessing": self.preprocessing,
         }
+
+
+def check_finite_weights(weights, source: str) -> None:
+    """``UserError`` naming the first weight (``(name, array)`` pairs) holding NaN or inf: such a
+    model scores every image NaN, and a run would still write winners from it."""
+    for name, value in weights:
+        array = np.asarray(value)
+        if array.dtype.kind in "fc" and not np.isfinite(array).all():
+            bad = int(array.size - np.isfinite(array).sum())
+            raise UserError(f"{source}: weight {name} holds {bad} non-finite value(s) (NaN/inf)")
+
+
+def variable_weights(obj) -> list[tuple[str, np.ndarray]]:
+    """(name, value) of every TensorFlow/Keras variable an object tracks."""
+    variables = getattr(obj, "weights", None) or getattr(obj, "variables", None) or ()
+    return [(getattr(v, "path", None) or v.name, v.numpy()) for v in variables]

@@ -35,7 +35,9 @@ else:  # pragma: no cover
 from cropaudit import fileio
 from cropaudit.errors import UserError
 
-KINDS = ("fastgaze", "keras", "builtin")
+KINDS = ("fastgaze", "keras", "builtin", "cropper")
+#: Kinds that ship with cropaudit or its extras: nothing to fetch, reserved for built-in names.
+LOCAL_KINDS = ("builtin", "cropper")
 CATALOGUE_ENV = "CROPAUDIT_CATALOGUE"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
@@ -65,7 +67,7 @@ class CatalogueEntry:
             raise UserError(f"{where}: name must be lower-case letters, digits, '-', '_', '.'")
         if self.kind not in KINDS:
             raise UserError(f"{where}: kind must be one of {KINDS}, got {self.kind!r}")
-        if self.kind == "builtin":
+        if self.kind in LOCAL_KINDS:
             return
         if not self.source:
             raise UserError(f"{where}: needs a source (URL or path)")
@@ -114,6 +116,32 @@ BUILTIN: Mapping[str, CatalogueEntry] = {
             citation="weight-free centre-surround contrast baseline built into cropaudit",
             input_notes="any RGB image; no download",
         ),
+        CatalogueEntry(
+            name="smartcrop",
+            kind="cropper",
+            licence="MIT (smartcrop.py; PyPI smartcrop, extra 'croppers')",
+            citation="J. Wagner, smartcrop.js (2014); D. Fischer, H. Hattori, smartcrop.py",
+            input_notes="box cropper: skin (fixed skin colour), edge and saturation scores; "
+            "default settings, recorded per row",
+        ),
+        CatalogueEntry(
+            name="opencv-spectral-residual",
+            kind="cropper",
+            licence="Apache-2.0 (OpenCV contrib; PyPI opencv-contrib-python-headless)",
+            citation="X. Hou, L. Zhang, 'Saliency Detection: A Spectral Residual Approach' "
+            "(CVPR 2007)",
+            input_notes="saliency map of the resized image, mean-pooled to stride 8; Twitter's "
+            "crop rule",
+        ),
+        CatalogueEntry(
+            name="opencv-fine-grained",
+            kind="cropper",
+            licence="Apache-2.0 (OpenCV contrib; PyPI opencv-contrib-python-headless)",
+            citation="S. Montabone, A. Soto, 'Human detection using a mobile platform and novel "
+            "features derived from a visual saliency mechanism' (2010)",
+            input_notes="saliency map of the resized image, mean-pooled to stride 8; Twitter's "
+            "crop rule",
+        ),
     )
 }
 
@@ -143,8 +171,10 @@ def load_user_catalogue(path: str) -> dict[str, CatalogueEntry]:
                 raise UserError(f"{where}: unknown key {key!r}{also}; known: {', '.join(_FIELDS)}")
         if name in BUILTIN:
             raise UserError(f"{where}: {name!r} is a built-in model and cannot be redefined")
-        if table.get("kind") == "builtin":
-            raise UserError(f"{where}: kind 'builtin' is reserved for cropaudit's own models")
+        if table.get("kind") in LOCAL_KINDS:
+            raise UserError(
+                f"{where}: kind {table['kind']!r} is reserved for cropaudit's own models"
+            )
         try:
             entries[name] = CatalogueEntry(name=name, **table)
         except UserError as exc:

@@ -53,6 +53,10 @@ class CatalogueHandler(SaliencyModelHandler):
         fetch_entry(self.entry, self._cache_dir, self._offline)
         return self._inner.load_model()
 
+    def check(self) -> None:
+        fetch_entry(self.entry, self._cache_dir, self._offline)
+        self._inner.check()
+
     def preprocess(self, image: np.ndarray) -> np.ndarray:
         return self._inner.preprocess(image)
 

@@ -24,7 +24,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from cropaudit import __version__, fileio
 from cropaudit.errors import UserError
-from cropaudit.model.catalogue import CatalogueEntry, lookup
+from cropaudit.model.catalogue import LOCAL_KINDS, CatalogueEntry, lookup
 
 CACHE_ENV = "CROPAUDIT_CACHE"
 OFFLINE_ENV = "CROPAUDIT_OFFLINE"
@@ -64,7 +64,7 @@ def fetch(
 
 def fetch_entry(entry: CatalogueEntry, cache_dir: str | None = None, offline: bool = False) -> str:
     """:func:`fetch` for an entry already looked up (what a worker holds)."""
-    if entry.kind == "builtin":
+    if entry.kind in LOCAL_KINDS:
         raise UserError(f"model {entry.name!r} is built in; there is nothing to fetch")
     if not entry.is_download:
         verify_in_place(entry)

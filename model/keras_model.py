@@ -15,7 +15,14 @@ import numpy as np
 
 from cropaudit import fileio
 from cropaudit.errors import UserError
-from cropaudit.model.base import SaliencyGrid, SaliencyModel, SaliencyModelHandler, stride_grid
+from cropaudit.model.base import (
+    SaliencyGrid,
+    SaliencyModel,
+    SaliencyModelHandler,
+    check_finite_weights,
+    stride_grid,
+    variable_weights,
+)
 from cropaudit.model.resize import DEFAULT_OPTIONS, PreprocessOptions, resize_for_model
 
 
@@ -49,19 +56,45 @@ def localize(path: str) -> str:
     return local if not path.endswith((".keras", ".h5")) else os.path.join(local, rel)
 
 
+def load_saved_model(path: str):
+    """``tf.saved_model.load`` of a local copy (TF's own gs:// client ignores Beam's GCS
+    settings and emulators), with one-line errors and its weights checked finite."""
+    import tensorflow as tf
+
+    try:
+        loaded = tf.saved_model.load(localize(path))
+    except Exception as exc:  # TF raises many types for a folder that is not a SavedModel
+        raise UserError(f"cannot load SavedModel {path}: {_first_line(exc)}") from None
+    check_finite_weights(variable_weights(loaded), path)
+    return loaded
+
+
+def load_keras_file(path: str):
+    """A ``.keras``/``.h5`` model file, with one-line errors and its weights checked finite."""
+    import keras
+
+    try:
+        model = keras.models.load_model(localize(path), compile=False)
+    except Exception as exc:  # Keras raises many types for a file that is not a model
+        raise UserError(f"cannot load Keras model {path}: {_first_line(exc)}") from None
+    check_finite_weights(variable_weights(model), path)
+    return model
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:300]
+
+
 class KerasSaliencyModel(SaliencyModel):
     def __init__(self, path: str):
         import tensorflow as tf
 
         self._tf = tf
-        local = localize(path)
-        if local.endswith((".keras", ".h5")):
-            import keras
-
-            model = keras.models.load_model(local, compile=False)
-            fn = model
+        if path.endswith((".keras", ".h5")):
+            fn = load_keras_file(path)
         else:
-            loaded = tf.saved_model.load(local)
+            loaded = load_saved_model(path)
             self._loaded = loaded  # keep the trackable alive
             fn = loaded.signatures["serving_default"] if loaded.signatures else loaded
 
@@ -103,6 +136,9 @@ class KerasSaliencyHandler(SaliencyModelHandler):
 
     def load_model(self) -> SaliencyModel:
         return KerasSaliencyModel(self._path)
+
+    def check(self) -> None:
+        self.load_model()
 
     def preprocess(self, image: np.ndarray) -> np.ndarray:
         return resize_for_model(image, self._options)

@@ -1,11 +1,15 @@
-"""Resolve a model spec string to a :class:`SaliencyModelHandler` (the one place that knows
-every kind of model).
+"""Resolve a model spec string to a cropper: a :class:`SaliencyModelHandler` or a
+:class:`~cropaudit.model.cropper.BoxCropper` (the one place that knows every kind of model).
 
-Specs: a catalogue name (``baseline``, ``fastgaze``, or a name from the user catalogue; see
-:mod:`cropaudit.model.catalogue`), fetched and verified once here; ``fastgaze:PATH`` (a ``.vxm``
-file or a converted model); ``keras:PATH`` (a ``.keras`` file or a SavedModel directory); a bare
-path ending in ``.vxm``/``.keras`` or a directory is recognised too. A catalogue name wins over
-a same-named folder; write ``./NAME`` or ``keras:NAME`` for the folder.
+Specs: a catalogue name (``baseline``, ``fastgaze``, the third-party croppers ``smartcrop``,
+``opencv-spectral-residual``, ``opencv-fine-grained``, or a name from the user catalogue; see
+:mod:`cropaudit.model.catalogue`), fetched and verified once here; ``plugin:module:function`` or
+``plugin:NAME`` (a Python callable, or an entry point in group ``cropaudit.croppers``) and an
+``http://``/``https://`` URL (a cropping endpoint; see :mod:`cropaudit.model.plugin`);
+``fastgaze:PATH`` (a ``.vxm`` file or a converted model); ``keras:PATH`` (a ``.keras`` file or
+a SavedModel directory); a bare path ending in ``.vxm``/``.keras`` or a directory is recognised
+too. A catalogue name wins over a same-named folder; write ``./NAME`` or ``keras:NAME`` for the
+folder.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ from __future__ import annotations
 from cropaudit import fileio
 from cropaudit.errors import UserError
 from cropaudit.model.base import SaliencyModelHandler
-from cropaudit.model.catalogue import BUILTIN, CatalogueEntry, catalogue
+from cropaudit.model.catalogue import BUILTIN, LOCAL_KINDS, CatalogueEntry, catalogue
+from cropaudit.model.cropper import Cropper
 from cropaudit.model.resize import DEFAULT_OPTIONS, PreprocessOptions
 
 _PATH_SUFFIXES = (".vxm", ".keras", ".h5")
@@ -26,8 +31,12 @@ def load_handler(
     catalogue_file: str | None = None,
     cache_dir: str | None = None,
     offline: bool = False,
-) -> SaliencyModelHandler:
+) -> Cropper:
     """The handler for ``spec``; ``catalogue_file``/``cache_dir``/``offline`` apply to names."""
+    if spec.startswith(("plugin:", "http://", "https://")):
+        from cropaudit.model.plugin import plugin_cropper
+
+        return plugin_cropper(spec)
     if spec in BUILTIN or _is_name(spec):
         entries = catalogue(catalogue_file)
         if spec in entries:
@@ -50,18 +59,31 @@ def from_catalogue(
     options: PreprocessOptions = DEFAULT_OPTIONS,
     cache_dir: str | None = None,
     offline: bool = False,
-) -> SaliencyModelHandler:
+) -> Cropper:
     """Fetch and verify ``entry`` now (on the launcher), then wrap the handler of its kind."""
-    if entry.kind == "builtin":
-        from cropaudit.model.baseline import CentreSurroundHandler
-
-        return CentreSurroundHandler(options)
+    if entry.kind in LOCAL_KINDS:
+        return _local(entry.name, options)
     from cropaudit.model.catalogue_handler import CatalogueHandler
     from cropaudit.model.fetch import fetch_entry, is_offline, resolve_cache_dir
 
     cache_dir, offline = resolve_cache_dir(cache_dir), is_offline(offline)
     path = fetch_entry(entry, cache_dir, offline)
     return CatalogueHandler(entry, _by_kind(entry.kind, path, options), cache_dir, offline)
+
+
+def _local(name: str, options: PreprocessOptions) -> Cropper:
+    """A model that ships with cropaudit or its ``croppers`` extra (imported only when asked)."""
+    if name == "smartcrop":
+        from cropaudit.model.croppers.smartcrop import SmartcropCropper
+
+        return SmartcropCropper()
+    if name.startswith("opencv-"):
+        from cropaudit.model.croppers.opencv_saliency import OpenCVSaliencyHandler
+
+        return OpenCVSaliencyHandler(name, options)
+    from cropaudit.model.baseline import CentreSurroundHandler
+
+    return CentreSurroundHandler(options)
 
 
 def _is_name(spec: str) -> bool:

@@ -13,7 +13,7 @@ import io
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageCms
+from PIL import Image, ImageCms, ImageOps
 
 RESIZE_METHODS = ("faithful", "bilinear", "area", "lanczos-direct")
 
@@ -90,16 +90,25 @@ def decode_jpeg_for_model(
 ) -> tuple[tuple[int, int], np.ndarray]:
     """Decode JPEG bytes the way the binary did: DCT-domain reduction first (``faithful`` only).
 
-    Returns the original (H0, W0) and the resized float32 RGB array on a 0..255 scale.
+    Returns the original (H0, W0) and the resized float32 RGB array on a 0..255 scale. EXIF
+    orientation is applied (after the DCT reduction, which scales both sides alike), so sizes
+    and pixels are those of the displayed image, as every other decoder in cropaudit sees it.
+    Callers validate the bytes first (``transforms.images.decode_image``: size limits,
+    decompression bombs); non-JPEG images go through that decoder, not this function.
     """
     img = Image.open(io.BytesIO(data))
-    original_hw = (img.height, img.width)
-    target = fit_size(img.width, img.height, options.box)
     is_jpeg = img.format == "JPEG"
+    orientation = img.getexif().get(0x0112, 1) if is_jpeg else 1
+    turned = orientation in (5, 6, 7, 8)  # stored sideways: displayed width is stored height
+    width, height = (img.height, img.width) if turned else (img.width, img.height)
+    target = fit_size(width, height, options.box)
     if options.resize == "faithful" and is_jpeg:
-        img.draft("RGB", target)  # libjpeg scales by 1/2, 1/4 or 1/8 while decoding
+        # libjpeg scales by 1/2, 1/4 or 1/8 while decoding (in stored orientation)
+        img.draft("RGB", (target[1], target[0]) if turned else target)
+    if orientation != 1:
+        img = ImageOps.exif_transpose(img)  # a new image; keeps the ICC profile in ``info``
     img = _to_srgb(img) if is_jpeg else img.convert("RGB")
-    return original_hw, np.asarray(_resize_pil(img, target, options.resize), dtype=np.float32)
+    return (height, width), np.asarray(_resize_pil(img, target, options.resize), dtype=np.float32)
 
 
 def _to_srgb(img: Image.Image) -> Image.Image:

@@ -11,22 +11,24 @@ import hashlib
 import json
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import apache_beam as beam
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from cropaudit import fileio, progress
+from cropaudit import fileio, ownership, progress, tablecheck
 from cropaudit.config import ExperimentConfig, LayoutConfig
 from cropaudit.errors import UserError
 from cropaudit.model.base import SaliencyModelHandler
+from cropaudit.model.cropper import BoxCropper, Cropper
 from cropaudit.model.registry import load_handler
 from cropaudit.model.resize import PreprocessOptions
-from cropaudit.pipelines.runners import make_runner, pipeline_options
+from cropaudit.pipelines.runners import pipeline, pipeline_options
 from cropaudit.provenance import versions
 from cropaudit.schemas.survival import DEAD_LETTER_SCHEMA
+from cropaudit.transforms.boxes import CropBoxes
 from cropaudit.transforms.crop import SimulateCrops
 from cropaudit.transforms.design import (
     SampleComposites,
@@ -38,6 +40,7 @@ from cropaudit.transforms.design import (
 )
 from cropaudit.transforms.infer import PredictSaliency
 from cropaudit.transforms.manifests import load_manifest
+from cropaudit.transforms.plan import Plan, check_plan, make_plan
 from cropaudit.transforms.render import DEAD_LETTER, RenderComposites, Variants
 from cropaudit.transforms.write import (
     CODEC,
@@ -50,6 +53,18 @@ from cropaudit.transforms.write import (
 )
 
 SUCCESS = "_SUCCESS"
+#: What a run directory consists of: ``--overwrite`` replaces these files and keeps others.
+RUN_OUTPUT = ownership.OutputKind(
+    "run",
+    (
+        SUCCESS,
+        "run_summary.json",
+        "config.toml",
+        "survival/part*.parquet",
+        "dead_letter/part*.parquet",
+    ),
+    tables=("survival", "dead_letter"),
+)
 #: Stages whose dead letters stand for a whole composite.
 COMPOSITE_STAGES = ("render", "predict")
 
@@ -123,7 +138,29 @@ def load_faces(uri: str, config: ExperimentConfig):
         image_root=config.manifest.image_root or None,
         allowed_labels=labels,
         face_boxes=config.design.kind == "single",
+        format=config.manifest.format,
+        groups=config.groups,
     )
+
+
+def design_of(config: ExperimentConfig, faces) -> tuple[dict, list, int]:
+    """The group index, the checked design cells and the planned composites (every variant)."""
+    index = index_groups(faces, config.groups.attributes)
+    cells = design_cells(index, config.design)
+    check_design(index, cells)
+    return index, cells, expected_composites(cells, config.design.order, config.sweep_size())
+
+
+def plan_config(config: ExperimentConfig, config_dir: str | None) -> tuple[Plan, list[str]]:
+    """The plan of ``config`` and the manifest's groups; when the manifest cannot be found
+    (``validate`` on a config whose data is elsewhere) the plan counts no composites."""
+    if not config.manifest.path:
+        return make_plan(config, None), []
+    uri = manifest_uri(config, config_dir)
+    if not fileio.exists(uri):
+        return make_plan(config, None), []
+    index, _, expected = design_of(config, load_faces(uri, config)[0])
+    return make_plan(config, expected), sorted(index)
 
 
 class ReadFaces(beam.PTransform):
@@ -158,9 +195,11 @@ def build_audit(
     paths: RunPaths,
     cells,
     variants: Variants | None = None,
+    others: Sequence[Cropper] = (),
 ) -> None:
     """Lay the audit's stages onto ``p``; ``variants`` (from :func:`variant_handlers`) renders
-    every sampled composite once per sweep variant (default: the base only)."""
+    every sampled composite once per sweep variant (default: the base only); ``others`` are
+    further croppers scored on the same rendered composites (``model.compare``)."""
     variants = dict(variants or {"base": (config.layout, handler)})
     attributes = tuple(config.groups.attributes)
     read = p | "ReadFaces" >> ReadFaces(uri, config)
@@ -172,12 +211,12 @@ def build_audit(
     composites = group_index | "SampleComposites" >> SampleComposites(
         cells, config.design.seed, config.design.order, list(variants)
     )
-    rendered = composites | "RenderComposites" >> RenderComposites(handler, config.layout, variants)
-    predicted = rendered.rendered | "PredictSaliency" >> PredictSaliency(
-        handler, config.model.batch_size
+    croppers = (handler, *(others or ()))
+    rendered = composites | "RenderComposites" >> RenderComposites(
+        handler, config.layout, variants, croppers[1:]
     )
-    outcomes = predicted.predicted | "SimulateCrops" >> SimulateCrops(config.crop.aspect_ratios)
-    progress.track(outcomes, rendered[DEAD_LETTER], predicted[DEAD_LETTER])  # local progress bar
+    outcomes, predict_dead = score_composites(rendered.rendered, croppers, config)
+    progress.track(outcomes, rendered[DEAD_LETTER], predict_dead)  # local progress bar
     run_versions = versions()
     provenance = {  # per variant: its actual layout parameters and pre-processing
         name: {
@@ -190,17 +229,71 @@ def build_audit(
         }
         for name, (layout, h) in variants.items()
     }
+    if len(croppers) > 1:  # one model per run has exactly one variant (config checks)
+        base = provenance.pop("base")
+        provenance = {i: {**base, **c.describe()} for i, c in enumerate(croppers)}
+    suffixes = row_suffixes(croppers)
     schema = survival_schema(config.to_toml(), config.config_hash, run_versions)
     rows = outcomes | "ToSurvivalRows" >> beam.MapTuple(
-        lambda r, o: survival_row(r, o, provenance[r.composite.variant])
+        lambda r, o: survival_row(
+            r,
+            o,
+            provenance[r.model if len(croppers) > 1 else r.composite.variant],
+            suffixes[r.model],
+        )
     )
     rows | "WriteSurvivalTable" >> WriteSurvivalTable(fileio.join(paths.survival, "part"), schema)
     (
-        (read[DEAD_LETTER], rendered[DEAD_LETTER], predicted[DEAD_LETTER])
+        (read[DEAD_LETTER], rendered[DEAD_LETTER], predict_dead)
         | "AllDeadLetters" >> beam.Flatten()
         | "WriteDeadLetters"
         >> WriteDeadLetters(fileio.join(paths.dead_letter, "part"), config.config_hash)
     )
+
+
+def row_suffixes(croppers: Sequence[Cropper]) -> list[str]:
+    """What each cropper appends to composite ids: nothing in a one-model run, else
+    ``#<model_name>`` (so ids stay unique per row; schemas.survival)."""
+    if len(croppers) == 1:
+        return [""]
+    return [f"#{c.name}" for c in croppers]
+
+
+def score_composites(rendered, croppers: Sequence[Cropper], config: ExperimentConfig):
+    """Rendered composites -> (outcomes, predict-stage dead letters): each composite goes to the
+    cropper its ``model`` index names; saliency models predict a grid, box croppers crop."""
+    ratios = config.crop.aspect_ratios
+    batch = config.model.batch_size
+    parts = [rendered]
+    if len(croppers) > 1:
+        parts = rendered | "ByCropper" >> beam.Partition(lambda r, n: r.model, len(croppers))
+    outcomes, dead = [], []
+    for i, (cropper, suffix) in enumerate(zip(croppers, row_suffixes(croppers))):
+        tag = "" if len(croppers) == 1 else f"[{cropper.name}]"
+        if isinstance(cropper, BoxCropper):
+            decided = parts[i] | f"CropBoxes{tag}" >> CropBoxes(cropper, ratios, batch, suffix)
+        else:
+            decided = parts[i] | f"PredictSaliency{tag}" >> PredictSaliency(cropper, batch, suffix)
+        outcomes.append(decided.predicted | f"SimulateCrops{tag}" >> SimulateCrops(ratios))
+        dead.append(decided[DEAD_LETTER])
+    if len(croppers) == 1:
+        return outcomes[0], dead[0]
+    return (
+        outcomes | "AllCroppers" >> beam.Flatten(),
+        dead | "AllCropperDeadLetters" >> beam.Flatten(),
+    )
+
+
+def run_croppers(config: ExperimentConfig, handler: Cropper) -> list[Cropper]:
+    """The run's croppers: ``handler`` (for ``model.spec``) then one per ``model.compare``;
+    names must differ, since rows are told apart by ``model_name``."""
+    croppers = [handler] + [
+        load_handler(spec, preprocess_options(config)) for spec in config.model.compare
+    ]
+    names = [c.name for c in croppers]
+    if len(set(names)) != len(names):
+        raise UserError(f"model.compare: two croppers share a name ({', '.join(names)})")
+    return croppers
 
 
 def read_table(folder: str) -> pa.Table:
@@ -274,8 +367,15 @@ def _parquet(table: pa.Table) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def summarize(paths: RunPaths, config: ExperimentConfig, expected: int, **extra) -> dict:
-    """What the sinks actually published, checked against the design."""
+def summarize(
+    paths: RunPaths,
+    config: ExperimentConfig,
+    expected: int,
+    suffixes: Sequence[str] = ("",),
+    **extra,
+) -> dict:
+    """What the sinks actually published, checked against the design. ``suffixes``: one per
+    cropper (:func:`row_suffixes`); a composite that failed to render is lost to each of them."""
     dead = read_table(paths.dead_letter)
     ids: list[str] = []
 
@@ -287,7 +387,12 @@ def summarize(paths: RunPaths, config: ExperimentConfig, expected: int, **extra)
     table_sha256 = table_hash(batches())
     duplicates = len(ids) - len(set(ids))
     dead_rows = dead.to_pylist()
-    composite_dead = {d["element_id"] for d in dead_rows if d["stage"] in COMPOSITE_STAGES}
+    composite_dead = {
+        d["element_id"] + s
+        for d in dead_rows
+        if d["stage"] in COMPOSITE_STAGES
+        for s in (suffixes if d["stage"] == "render" else ("",))
+    }
     return {
         "config_name": config.name,
         "config_hash": config.config_hash,
@@ -301,18 +406,10 @@ def summarize(paths: RunPaths, config: ExperimentConfig, expected: int, **extra)
             sorted(Counter(f"{d['stage']}/{d['reason']}" for d in dead_rows).items())
         ),
         "survival_table_sha256": table_sha256,
+        "survival_table": tablecheck.describe(paths.survival),
         "versions": versions(),
         **extra,
     }
-
-
-def prepare_output(paths: RunPaths, overwrite: bool) -> None:
-    """Refuse to mix runs: an existing run needs ``overwrite``; the marker goes first."""
-    existing = fileio.glob(fileio.join(paths.root, "*"))
-    if existing and not overwrite:
-        raise UserError(f"{paths.root} is not empty; pass --overwrite to replace it")
-    for target in (paths.marker, paths.summary, paths.survival, paths.dead_letter, paths.config):
-        fileio.delete_tree(target)
 
 
 def run_audit(
@@ -325,47 +422,64 @@ def run_audit(
     quiet: bool = False,
     show_progress: bool = True,
     handler: SaliencyModelHandler | None = None,
+    allow_large_plan: bool = False,
 ) -> dict:
-    """Validate, run the pipeline, verify its outputs, publish the run; returns its summary."""
+    """Validate, run the pipeline, verify its outputs, publish the run; returns its summary.
+    The plan is checked first (:func:`check_plan`); ``allow_large_plan`` lets a plan beyond the
+    local runner's reach start anyway."""
     uri = manifest_uri(config, config_dir)
     handler = handler or load_handler(config.model.spec, preprocess_options(config))
+    handler.check()  # a model that cannot score (e.g. NaN weights) fails here, not on a worker
+    croppers = run_croppers(config, handler)
     variants = variant_handlers(config, handler)
     faces, manifest_dead = load_faces(uri, config)
-    index = index_groups(faces, config.groups.attributes)
-    cells = design_cells(index, config.design)
-    check_design(index, cells)
-    expected = expected_composites(cells, config.design.order, len(variants))
+    index, cells, expected = design_of(config, faces)
+    runner, options = pipeline_options(pipeline_args)
+    plan = make_plan(config, expected)
+    check_plan(plan, runner, allow_large_plan, groups=sorted(index))
+    expected_rows = expected * len(croppers)  # one row per composite and cropper
 
     paths = RunPaths(out_dir)
-    prepare_output(paths, overwrite)
-    runner, options = pipeline_options(pipeline_args)
-    started = time.monotonic()
-    bar = progress.reporter(expected, enabled=show_progress and not quiet and runner == "direct")
-    with bar, beam.Pipeline(runner=make_runner(runner, options), options=options) as p:
-        build_audit(p, config, handler, uri, paths, cells, variants)
-    seconds = time.monotonic() - started
-    removed = remove_duplicate_rows(paths, config.config_hash)
+    with ownership.writing(
+        out_dir,
+        RUN_OUTPUT,
+        overwrite=overwrite,
+        config_hash=config.config_hash,
+        command=f"cropaudit run {config.name}",
+    ):
+        started = time.monotonic()
+        bar = progress.reporter(
+            expected_rows, enabled=show_progress and not quiet and runner == "direct"
+        )
+        with bar, pipeline(runner, options) as p:
+            build_audit(p, config, handler, uri, paths, cells, variants, croppers[1:])
+        seconds = time.monotonic() - started
+        removed = remove_duplicate_rows(paths, config.config_hash)
 
-    summary = summarize(
-        paths,
-        config,
-        expected,
-        manifest=uri,
-        manifest_faces=len(faces),
-        manifest_dead_lettered=len(manifest_dead),
-        groups=group_sizes(index),
-        model=handler.describe(),
-        variants=list(variants),
-        runner=runner,
-        seconds=round(seconds, 2),
-        duplicate_rows_removed=removed,
-        beam_counters=progress.beam_counters(getattr(p, "result", None)),
-    )
-    if summary["duplicate_composite_ids"] or not summary["all_composites_accounted"]:
-        raise RuntimeError(f"published tables do not match the design: {summary}")
-    fileio.write_atomic(paths.config, config.to_toml().encode())
-    fileio.write_atomic(paths.summary, json.dumps(summary, indent=2, sort_keys=True).encode())
-    fileio.write_atomic(paths.marker, b"")
+        summary = summarize(
+            paths,
+            config,
+            expected_rows,
+            row_suffixes(croppers),
+            manifest=uri,
+            manifest_faces=len(faces),
+            manifest_dead_lettered=len(manifest_dead),
+            groups=group_sizes(index),
+            model=handler.describe(),
+            models=[c.describe() for c in croppers],
+            variants=list(variants),
+            runner=runner,
+            seconds=round(seconds, 2),
+            duplicate_rows_removed=removed,
+            plan=plan.describe(),
+            beam_counters=progress.beam_counters(getattr(p, "result", None)),
+        )
+        if summary["duplicate_composite_ids"] or not summary["all_composites_accounted"]:
+            raise RuntimeError(f"published tables do not match the design: {summary}")
+        fileio.write_atomic(paths.config, config.to_toml().encode())
+        fileio.write_atomic(paths.summary, json.dumps(summary, indent=2, sort_keys=True).encode())
+        fileio.write_atomic(paths.marker, b"")
+        ownership.finish(out_dir, RUN_OUTPUT, config.config_hash)
     if not quiet:
         print(format_summary(summary, out_dir))
     return summary
@@ -377,12 +491,15 @@ def format_summary(summary: dict, out_dir: str) -> str:
         f"  composites: {summary['composites_expected']} planned, "
         f"{summary['survival_rows']} in the survival table, "
         f"{summary['composites_dead_lettered']} dead-lettered",
+        f"  plan: {summary.get('plan', '?')}",
         f"  manifest: {summary['manifest_faces']} faces, "
         f"{summary['manifest_dead_lettered']} rows dead-lettered",
     ]
     for reason, n in summary["dead_letters_by_stage_reason"].items():
         lines.append(f"    dead letter {reason}: {n}")
-    lines.append(f"  model: {summary['model']['model_name']} {summary['model']['model_hash'][:12]}")
+    for m in summary.get("models") or [summary["model"]]:
+        lines.append(f"  model: {m['model_name']} {m['model_hash'][:12]}")
+    lines.append(f"  survival table sha256: {summary['survival_table_sha256']}")
     if summary.get("beam_counters"):
         lines.append(f"  Beam counters: {progress.format_counters(summary['beam_counters'])}")
     lines.append(f"  {summary['seconds']} s on {summary['runner']}")
@@ -398,3 +515,20 @@ def require_finished(run_dir: str) -> RunPaths:
             "wait for the run to complete or rerun it"
         )
     return paths
+
+
+def verified_run(run_dir: str, trust_modified: bool = False) -> tuple[RunPaths, list[str]]:
+    """A finished run whose survival table matches its summary's record, and the differences
+    (``UserError`` naming them, unless ``trust_modified``: the caller records them)."""
+    paths = require_finished(run_dir)
+    try:
+        summary = json.loads(fileio.read_bytes(paths.summary))
+    except (FileNotFoundError, ValueError):
+        summary = {}
+    found = tablecheck.differences(paths.survival, summary.get("survival_table"))
+    if found and not trust_modified:
+        raise UserError(
+            f"the survival table of {run_dir} does not match its run_summary.json: "
+            f"{'; '.join(found)}; pass --trust-modified to use it anyway (outputs record it)"
+        )
+    return paths, found

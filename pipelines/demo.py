@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
 from cropaudit import config as config_mod
+from cropaudit import ownership
 from cropaudit.pipelines.audit import run_audit
 from cropaudit.pipelines.stats import run_stats
 from cropaudit.synthetic import write_face_set
+
+#: The demo folder's own files; ``run/`` and ``stats/`` are outputs of their own inside it.
+DEMO_OUTPUT = ownership.OutputKind(
+    "demo", ("report.html", "faces/manifest.csv", "faces/images/*.jpg")
+)
 
 
 def embedded_config(name: str = "demo") -> config_mod.ExperimentConfig:
@@ -21,10 +28,25 @@ def run_demo(
     pipeline_args: list[str] | None = None,
     with_stats: bool = True,
     show_progress: bool = True,
+    overwrite: bool = False,
+    models: Sequence[str] | None = None,
 ) -> dict:
-    """Synthetic faces -> audit run -> statistics -> report, all under ``out_dir``."""
+    """Synthetic faces -> audit run -> statistics -> report, all under ``out_dir``; ``models``
+    (first one as ``model.spec``, the rest as ``model.compare``) compares croppers. A demo
+    folder is rerun in place; any other non-empty folder needs ``overwrite``."""
     out = Path(out_dir)
     config = embedded_config()
+    if models:
+        config = config.replace(model={"spec": models[0], "compare": list(models[1:])})
+    with ownership.writing(
+        out_dir, DEMO_OUTPUT, overwrite=overwrite, config_hash=config.config_hash, rerun=True
+    ):
+        summary = _demo(out, config, pipeline_args, with_stats, show_progress)
+        ownership.finish(out_dir, DEMO_OUTPUT, config.config_hash)
+    return summary
+
+
+def _demo(out: Path, config, pipeline_args, with_stats: bool, show_progress: bool) -> dict:
     write_face_set(out / "faces", seed=config.design.seed)
     summary = run_audit(
         config,
@@ -36,7 +58,13 @@ def run_demo(
     )
     if with_stats:
         stats_dir = out / "stats"
-        run_stats([str(out / "run")], str(stats_dir), replicates=500, pipeline_args=pipeline_args)
+        run_stats(
+            [str(out / "run")],
+            str(stats_dir),
+            replicates=500,
+            pipeline_args=pipeline_args,
+            overwrite=True,
+        )
         print(f"statistics -> {stats_dir}/estimates, plots and report.html")
         from cropaudit.report import build_report
 

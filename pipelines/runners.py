@@ -1,7 +1,7 @@
 """Runner profiles: the same pipeline on the local runner, a portable job service, Dataflow or
 Flink, chosen by name and always pinned explicitly.
 
-Beam 2.77's ``DirectRunner`` first tries to download and start the Prism binary and silently
+Beam's ``DirectRunner`` first tries to download and start the Prism binary and silently
 falls back when it can't; ``direct`` here is the FnApiRunner the fallback would pick, started
 directly (``--direct_num_workers``/``--direct_running_mode=multi_processing`` still apply).
 
@@ -19,21 +19,26 @@ Each profile fills in defaults and checks what it cannot run without, before any
     otherwise, unless ``--extra_package``/``--setup_file`` is given, the project's wheel is built
     from this checkout and shipped with ``--extra_package``. Not tested here (no GCP).
 ``flink``
-    ``--flink_master`` defaults to Beam's ``[auto]`` (an embedded local cluster); ``EXTERNAL``
-    and ``PROCESS`` environments need ``--environment_config`` as for ``portable``. Without
-    ``--flink_job_server_jar`` Beam downloads the job-server jar from Maven Central, so clusters
-    without internet must pass a pre-downloaded jar. Not tested here (no Flink, no Java).
+    submits through Beam's Flink job server for Flink 1.19 clusters, started from the verified
+    engine cache (``make flink-engine``, :mod:`cropaudit.engine`) unless
+    ``--flink_job_server_jar`` or ``--job_endpoint`` names another; with neither and no cache the
+    profile refuses to start (Beam would download the jar at run time). ``--flink_master``
+    defaults to Beam's ``[auto]`` (an embedded local Flink); ``EXTERNAL`` and ``PROCESS``
+    environments need ``--environment_config`` as for ``portable``. Tested here on a local
+    standalone cluster (:mod:`cropaudit.engine.flink_local`) with an EXTERNAL worker pool.
 """
 
 from __future__ import annotations
 
-import logging
+import contextlib
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+import apache_beam as beam
 from apache_beam.options.pipeline_options import (
     DebugOptions,
     FlinkRunnerOptions,
@@ -45,14 +50,13 @@ from apache_beam.options.pipeline_options import (
 )
 from apache_beam.runners.runner import PipelineRunner
 
-from cropaudit.errors import UserError
+from cropaudit.errors import JobFailed, UserError
 
 RUNNERS = ("direct", "portable", "dataflow", "flink")
 
 #: Beam's conventional job-server port (``local_job_service_main``, the Flink job server).
 DEFAULT_JOB_ENDPOINT = "localhost:8099"
 
-_LOGGER = logging.getLogger(__name__)
 _NOT_SOURCES = shutil.ignore_patterns(
     ".*", "build", "dist", "*.egg-info", "__pycache__", "tests", "benchmarks", "deploy"
 )
@@ -83,6 +87,35 @@ def make_runner(name: str, options: PipelineOptions) -> PipelineRunner:
 
         return FlinkRunner()
     raise UserError(f"unknown runner {name!r}; use one of {RUNNERS}")
+
+
+@contextlib.contextmanager
+def pipeline(runner: str, options: PipelineOptions):
+    """A ``beam.Pipeline`` on ``runner`` that runs when the block ends; a job the engine reports
+    as failed raises :class:`JobFailed` with the engine's error in one line."""
+    try:
+        with beam.Pipeline(runner=make_runner(runner, options), options=options) as p:
+            yield p
+    except RuntimeError as exc:
+        if " failed in state " not in str(exc):  # PortableRunner's wording for a failed job
+            raise
+        why = failure_line(str(exc))
+        raise JobFailed(f"{runner}: the job failed on the engine: {why}") from exc
+
+
+#: A Python exception line of a traceback (``ValueError: ...``), not a Java class name.
+_PYTHON_ERROR = re.compile(r"^[A-Z]\w*(Error|Exception|Exit|Interrupt)\b[^.]*?:\s")
+
+
+def failure_line(message: str) -> str:
+    """The readable core of a failed job's message: Beam prefixes the job id and state, the
+    engine adds Java stack traces and, for a worker error, the Python traceback whose last
+    exception line says what went wrong."""
+    body = message.split(" failed in state ", 1)[-1].split(":", 1)[-1]
+    lines = [line.strip() for line in body.splitlines() if line.strip()]
+    python = [line for line in lines if _PYTHON_ERROR.match(line)]
+    line = python[-1] if python else (lines[0] if lines else message.strip())
+    return line if len(line) <= 400 else line[:397] + "..."
 
 
 def split_runner(pipeline_args: list[str] | None) -> tuple[str, list[str]]:
@@ -129,13 +162,22 @@ def apply_profile(runner: str, args: list[str], *, build_wheel=None) -> list[str
         _check_environment(runner, portable)
         flink = opts.view_as(FlinkRunnerOptions)
         if not flink.flink_job_server_jar and not portable.job_endpoint:
-            _LOGGER.warning(
-                "flink: no --flink_job_server_jar; Beam will download the Flink job-server jar "
-                "from Maven Central (pass a pre-downloaded jar on clusters without internet)"
-            )
+            args.append(f"--flink_job_server_jar={_cached_job_server()}")
     elif runner == "dataflow":
         args += _dataflow_defaults(opts, build_wheel or project_wheel)
     return args
+
+
+def _cached_job_server() -> str:
+    from cropaudit.engine import cache
+
+    jar = cache.find_job_server_jar()
+    if jar is None:
+        raise UserError(
+            f"flink: {cache.missing()} (or pass --flink_job_server_jar JAR or "
+            "--job_endpoint HOST:PORT); cropaudit never downloads the job server at run time"
+        )
+    return str(jar)
 
 
 def _check_environment(runner: str, portable: PortableOptions) -> None:

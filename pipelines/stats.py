@@ -27,10 +27,10 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from cropaudit import fileio
+from cropaudit import fileio, ownership
 from cropaudit.errors import UserError
-from cropaudit.pipelines.audit import require_finished
-from cropaudit.pipelines.runners import make_runner, pipeline_options
+from cropaudit.pipelines.audit import verified_run
+from cropaudit.pipelines.runners import pipeline, pipeline_options
 from cropaudit.schemas.estimates import ESTIMATES_SCHEMA, KEY_FIELDS
 from cropaudit.stats.bootstrap import CORRECTIONS, OUTCOME_CODE, POSITION_CODE, SufficientStats
 from cropaudit.stats.estimates import estimate_stratum
@@ -62,6 +62,22 @@ PROVENANCE = {"config_hash": "config_hashes", "seed": "survival_seeds", "version
 #: Key prefixes: up to ``design`` (a design's strata) and up to ``criterion``.
 DESIGN_FIELDS = KEY_FIELDS[: KEY_FIELDS.index("design") + 1]
 CRITERION_FIELDS = KEY_FIELDS[: KEY_FIELDS.index("criterion") + 1]
+#: What a statistics output folder consists of (see :mod:`cropaudit.ownership`).
+STATS_OUTPUT = ownership.OutputKind(
+    "stats",
+    (
+        "_SUCCESS",
+        "report.html",
+        "agreement.parquet",
+        "estimates/*.parquet",
+        "plots/*.png",
+        "plots/*.svg",
+    ),
+    tables=("estimates",),
+)
+#: Estimates file metadata: the survival tables used although they differ from their run
+#: summaries (``--trust-modified``), run -> what differs.
+UNVERIFIED_KEY = "cropaudit.unverified_inputs"
 
 
 @dataclass(frozen=True)
@@ -97,6 +113,15 @@ def criterion_name(aspect_ratio: float) -> str:
     return f"crop_{aspect_ratio:.2f}"
 
 
+def row_outcomes(row: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """(criterion, winner) pairs of one survival row: the salient point (none for a box-only
+    cropper) and every crop."""
+    if row["point_winner"] is not None:
+        yield "point", row["point_winner"]
+    for crop in row["crops"] or ():
+        yield criterion_name(crop["aspect_ratio"]), crop["winner"]
+
+
 #: Rows per element once read: a survival row group can hold a million rows, and slices are
 #: what the workers share.
 SLICE_ROWS = 1 << 16
@@ -113,9 +138,13 @@ def _codes(values: pa.Array | pa.ChunkedArray, names: dict[str, int], column: st
 
 
 def criterion_outcomes(table: pa.Table) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
-    """(criterion, row indices, outcome codes) of a survival table: the salient point for every
-    row and each crop aspect ratio for the rows that have it."""
-    yield "point", np.arange(table.num_rows), _codes(table["point_winner"], OUTCOME_CODE, "point")
+    """(criterion, row indices, outcome codes) of a survival table (the columnar
+    :func:`row_outcomes`): the salient point for the rows that have one (a box-only cropper has
+    none) and each crop aspect ratio for the rows that have it."""
+    point = table["point_winner"]
+    rows = np.flatnonzero(pc.is_valid(point).to_numpy(zero_copy_only=False))
+    if len(rows):
+        yield "point", rows, _codes(point.take(pa.array(rows)), OUTCOME_CODE, "point")
     crops = pa.concat_arrays(table["crops"].chunks) if table.num_rows else None
     if crops is None or len(crops) == 0:
         return
@@ -250,25 +279,51 @@ def finalise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def resolve_survival(paths: Sequence[str]) -> list[str]:
-    """Parquet files of finished runs. Each path is a run directory (or its ``survival``
-    folder); a run without ``_SUCCESS`` is refused, since its table may be partial."""
+def resolve_survival(
+    paths: Sequence[str], trust_modified: bool = False
+) -> tuple[list[str], dict[str, list[str]]]:
+    """Parquet files of finished runs, and per run how its table differs from its summary
+    (only with ``trust_modified``; otherwise a difference is a ``UserError``). Each path is a
+    run directory (or its ``survival`` folder); a run without ``_SUCCESS`` is refused, since
+    its table may be partial."""
     if not paths:
         raise UserError("no survival paths given")
     files: list[str] = []
+    modified: dict[str, list[str]] = {}
     for path in paths:
         run = path.rstrip("/")
         if run.endswith("/survival") or run.endswith("\\survival"):
             run = fileio.dirname(run)
-        found = fileio.glob(fileio.join(require_finished(run).survival, "*.parquet"))
+        run_paths, differences = verified_run(run, trust_modified)
+        if differences:
+            modified[run] = differences
+        found = fileio.glob(fileio.join(run_paths.survival, "*.parquet"))
         if not found:
             raise UserError(f"{run} has no survival/*.parquet files")
         files.extend(found)
-    return files
+    return files, modified
+
+
+def available_criteria(files: Sequence[str]) -> set[str]:
+    """Criteria the tables can be analysed by: those of each file's first row (every row of a
+    run has the same aspect ratios)."""
+    found = set()
+    for path in files:  # footer and first row only
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            parquet = pq.ParquetFile(f)
+            for batch in parquet.iter_batches(batch_size=1, columns=["point_winner", "crops"]):
+                if batch.num_rows:
+                    found.update(c for c, _ in row_outcomes(batch.to_pylist()[0]))
+                    break
+    return found
 
 
 def build_pipeline(
-    pipeline: beam.Pipeline, files: Sequence[str], out_prefix: str, options: StatsOptions
+    pipeline: beam.Pipeline,
+    files: Sequence[str],
+    out_prefix: str,
+    options: StatsOptions,
+    metadata: dict[str, str] | None = None,
 ) -> None:
     """Survival files -> estimates Parquet. Rows travel as Arrow tables (read by row group and
     sliced), never as one Python dict per row: per-row objects were three quarters of the
@@ -295,7 +350,7 @@ def build_pipeline(
         | "Write"
         >> beam.io.WriteToParquet(
             out_prefix,
-            schema=ESTIMATES_SCHEMA,
+            schema=ESTIMATES_SCHEMA.with_metadata(metadata) if metadata else ESTIMATES_SCHEMA,
             codec="snappy",
             num_shards=1,
             shard_name_template="-SSSSS-of-NNNNN",
@@ -312,6 +367,36 @@ def read_estimates(out_dir: str) -> pa.Table:
     return pa.concat_tables(tables).cast(ESTIMATES_SCHEMA)
 
 
+AGREEMENT_COLUMNS = (
+    "composite_id", "sample_id", "variant", "design", "group_a", "group_b", "a_subject_id",
+    "b_subject_id", "model_name", "point_winner", "crops",
+)  # fmt: skip
+
+
+def write_agreement(files: Sequence[str], out_dir: str, options: StatsOptions) -> str | None:
+    """``OUT/agreement.parquet``: pairwise cropper agreement (:mod:`cropaudit.stats.agreement`)
+    when the survival tables hold several croppers; None (and no file) otherwise. Reads only
+    the columns it needs; the comparison itself is in memory, O(rows)."""
+    import pandas as pd
+
+    from cropaudit.stats.agreement import agreement
+
+    target = fileio.join(out_dir, "agreement.parquet")
+    fileio.delete_tree(target)
+    frames = []
+    for f in files:
+        table = pq.read_table(pa.BufferReader(fileio.read_bytes(f)))
+        frames.append(table.select([c for c in AGREEMENT_COLUMNS if c in table.column_names]))
+    survival = pa.concat_tables(frames, promote_options="default").to_pandas()
+    if survival["model_name"].nunique() < 2:
+        return None
+    result = agreement(survival, options.replicates, options.seed, options.level)
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pandas(pd.DataFrame(result), preserve_index=False), sink)
+    fileio.write_atomic(target, sink.getvalue().to_pybytes())
+    return target
+
+
 def run_stats(
     survival_paths: list[str],
     out_dir: str,
@@ -322,14 +407,20 @@ def run_stats(
     pipeline_args: list[str] | None = None,
     render: bool = True,
     bootstrap_correction: str = "cgm",
+    overwrite: bool = False,
+    trust_modified: bool = False,
 ) -> str:
     """Run the statistics stage; returns the estimates Parquet path.
 
     Writes ``OUT/estimates/estimates-00000-of-00001.parquet``, ``OUT/plots/<criterion>.png|svg``,
-    ``OUT/report.html`` and, last, ``OUT/_SUCCESS``. Runs on the pinned ``direct`` runner unless
+    ``OUT/report.html``, ``OUT/agreement.parquet`` (runs comparing croppers) and, last,
+    ``OUT/_SUCCESS``. Runs on the pinned ``direct`` runner unless
     ``pipeline_args`` name another ``--runner`` (see :mod:`cropaudit.pipelines.runners`).
     ``bootstrap_correction`` is ``cgm`` (bootstrap rescaled to the two-way cluster-robust
     variance; default) or ``none`` (plain pigeonhole bootstrap, conservative).
+    ``overwrite`` replaces an earlier statistics output in ``out_dir`` (nothing else there);
+    ``trust_modified`` uses survival tables that differ from their run summaries, and records
+    what differs in the estimates' metadata, ``_SUCCESS`` and the HTML report.
     """
     options = StatsOptions(
         replicates=int(replicates),
@@ -338,29 +429,41 @@ def run_stats(
         seed=int(seed),
         bootstrap_correction=str(bootstrap_correction),
     )
-    files = resolve_survival(survival_paths)
+    files, modified = resolve_survival(survival_paths, trust_modified)
+    available = available_criteria(files)
+    unknown = sorted(set(options.criteria or ()) - available)
+    if unknown:
+        raise UserError(
+            f"no criterion {', '.join(unknown)} in these runs (they have "
+            f"{', '.join(sorted(available))})"
+        )
     runner, beam_options = pipeline_options(pipeline_args)
     prefix = fileio.join(out_dir, "estimates", "estimates")
-    for stale in fileio.glob(fileio.join(out_dir, "estimates", "*.parquet")):
-        fileio.delete_tree(stale)
-    with beam.Pipeline(runner=make_runner(runner, beam_options), options=beam_options) as p:
-        build_pipeline(p, files, prefix, options)
-    return _finish(out_dir, list(survival_paths), render)
+    metadata = {UNVERIFIED_KEY: json.dumps(modified, sort_keys=True)} if modified else None
+    with ownership.writing(out_dir, STATS_OUTPUT, overwrite=overwrite, command="cropaudit stats"):
+        with pipeline(runner, beam_options) as p:
+            build_pipeline(p, files, prefix, options, metadata)
+        write_agreement(files, out_dir, options)
+        return _finish(out_dir, list(survival_paths), render, modified)
 
 
-def _finish(out_dir: str, inputs: list[str], render: bool) -> str:
-    """Plots and report from the written estimates, then ``_SUCCESS``; the estimates path."""
+def _finish(
+    out_dir: str, inputs: list[str], render: bool, modified: dict[str, list[str]] | None = None
+) -> str:
+    """Plots and report from the written estimates, then ``_SUCCESS`` and the ownership
+    record (inside :func:`ownership.writing`); the estimates path."""
     written = fileio.glob(fileio.join(out_dir, "estimates", "*.parquet"))
     if not written:
         raise UserError("the statistics pipeline wrote no estimates")
     if render:
         from cropaudit.stats.report import write_outputs
 
-        write_outputs(read_estimates(out_dir), out_dir)
-    fileio.write_atomic(
-        fileio.join(out_dir, "_SUCCESS"),
-        json.dumps({"estimates": written, "inputs": inputs}).encode(),
-    )
+        write_outputs(read_estimates(out_dir), out_dir, unverified=modified)
+    success: dict[str, Any] = {"estimates": written, "inputs": inputs}
+    if modified:
+        success["unverified_inputs"] = modified
+    fileio.write_atomic(fileio.join(out_dir, "_SUCCESS"), json.dumps(success).encode())
+    ownership.finish(out_dir, STATS_OUTPUT)
     return written[0]
 
 
@@ -399,6 +502,7 @@ def run_stats_table(
     seed: int = 0,
     render: bool = True,
     bootstrap_correction: str = "cgm",
+    overwrite: bool = False,
 ) -> str:
     """The statistics stage on a plain table (one row per composite) instead of a run: same
     estimator, same outputs. ``columns`` maps a role of :data:`cropaudit.stats.table.ROLES` or an
@@ -437,10 +541,9 @@ def run_stats_table(
         key = tuple(str(record.pop(f)) if f in by else TABLE_KEY_DEFAULTS[f] for f in KEY_FIELDS)
         rows.append(to_row(key, {**record, **provenance}, options))
     rows = finalise(rows)
-    for stale in fileio.glob(fileio.join(out_dir, "estimates", "*.parquet")):
-        fileio.delete_tree(stale)
     buf = io.BytesIO()
     pq.write_table(pa.Table.from_pylist(rows, ESTIMATES_SCHEMA), buf, compression="snappy")
-    target = fileio.join(out_dir, "estimates", "estimates-00000-of-00001.parquet")
-    fileio.write_atomic(target, buf.getvalue())
-    return _finish(out_dir, [path], render)
+    with ownership.writing(out_dir, STATS_OUTPUT, overwrite=overwrite, command="cropaudit stats"):
+        target = fileio.join(out_dir, "estimates", "estimates-00000-of-00001.parquet")
+        fileio.write_atomic(target, buf.getvalue())
+        return _finish(out_dir, [path], render)

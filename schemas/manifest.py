@@ -58,10 +58,16 @@ REASONS: dict[str, str] = {
     "invalid_field": "a value holds control characters, or a separator it may not contain",
     "field_too_long": f"a used value is longer than {MAX_FIELD_LENGTH} characters",
     "unknown_label": "an attribute value is outside the allowed labels for that attribute",
+    "missing_label": "an attribute value is a missing-value spelling (groups.missing_labels)",
     "duplicate_image_id": "an earlier valid row already has this image id (first one is kept)",
     "bad_encoding": "the row held bytes that are not UTF-8 (decoded with replacement characters)",
     "malformed_row": "the row could not be parsed (bad JSON line, extra CSV fields, not an object)",
     "missing_face_box": "single design: a face box column (face_x/face_y/face_w/face_h) is blank",
     "bad_face_box": "single design: the face box is not numbers with a positive size, or (stage"
     " render, once the image is decoded) does not lie inside the image",
+    "no_face": "single design: no face box, and the face detector found no face in the image",
+    "several_faces": "single design: no face box, and the face detector found several faces",
 }
+
+#: ``face_detection`` values (``cropaudit manifest detect-faces``) that are dead-letter reasons.
+DETECTOR_MISSES: tuple[str, ...] = ("no_face", "several_faces")

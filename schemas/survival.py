@@ -25,6 +25,15 @@ one group; ``pair_id`` is the group alone). ``position`` is ``a_first``. Winners
 ``face`` when the crop keeps more than half of the face box, else ``body`` (or ``background``
 when it keeps none of the image). Earlier tables read as before: every v2 column is unchanged,
 ``b_*`` merely became nullable.
+
+Croppers (survival/v4): a row's cropper is any model, saliency map or not (``model_name``,
+``model_hash``, ``model_source`` and ``preprocessing`` record its name, version and settings). A
+box-only cropper (``smartcrop``, a plugin) has no grid nor salient point: ``grid_rows``,
+``grid_cols``, ``salient_*`` and ``point_winner`` are null, ``*_max``/``*_mean``/``margin`` NaN,
+and only the crop criteria apply. A run comparing several croppers (``model.compare``) renders
+each composite once and writes one row per composite and cropper; its ``composite_id`` is then
+``<composite>#<model_name>`` (unique per row), while ``sample_id`` stays the cropper-independent
+id that matches one composite's rows across croppers.
 """
 
 from __future__ import annotations
@@ -88,12 +97,13 @@ SURVIVAL_SCHEMA = pa.schema(
         pa.field("model_hash", pa.string(), nullable=False),
         pa.field("model_source", pa.string(), nullable=False),
         pa.field("preprocessing", pa.string(), nullable=False),
-        pa.field("grid_rows", pa.int32(), nullable=False),
-        pa.field("grid_cols", pa.int32(), nullable=False),
-        pa.field("salient_x", pa.int32(), nullable=False),
-        pa.field("salient_y", pa.int32(), nullable=False),
-        pa.field("salient_score", pa.float32(), nullable=False),
-        pa.field("point_winner", pa.string(), nullable=False),
+        # null for a box-only cropper (survival/v4): it has no grid nor salient point
+        pa.field("grid_rows", pa.int32()),
+        pa.field("grid_cols", pa.int32()),
+        pa.field("salient_x", pa.int32()),
+        pa.field("salient_y", pa.int32()),
+        pa.field("salient_score", pa.float32()),
+        pa.field("point_winner", pa.string()),
         pa.field("margin", pa.float32()),
         pa.field("crops", pa.list_(CROP), nullable=False),
         pa.field("seed", pa.int64(), nullable=False),

@@ -49,6 +49,24 @@ def stop_group(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
+def tiny_config(manifest: Path, name: str):
+    """The embedded demo cut to one composite per pair and no controls (12 composites)."""
+    from cropaudit.pipelines.demo import embedded_config
+
+    return embedded_config().replace(
+        name=name,
+        design={"composites_per_pair": 1, "controls": []},
+        manifest={"path": str(manifest)},
+    )
+
+
+def manifest_class_path(raw: bytes) -> tuple[str, list[str]]:
+    """(``Main-Class``, ``Class-Path`` entries) of a jar manifest, continuation lines joined."""
+    text = raw.decode().replace("\r\n ", "").replace("\r\n", "\n")
+    headers = dict(line.split(": ", 1) for line in text.splitlines() if line)
+    return headers["Main-Class"], headers["Class-Path"].split()
+
+
 def canonical_estimates(table: pa.Table) -> pa.Table:
     """An estimates table without file metadata, rows in key order: equal estimates, equal
     tables."""

@@ -216,7 +216,6 @@ def test_folder_model_is_verified_in_place(tmp_path):
 
 
 def test_load_handler_by_name(server, tmp_path):
-    pytest.importorskip("cropaudit.model.fastgaze.handler")
     from cropaudit.model.registry import from_catalogue, load_handler
 
     cache = str(tmp_path / "cache")

@@ -21,8 +21,6 @@ from cropaudit.model.resize import PreprocessOptions, fit_size
 from tests.conftest import shared_file
 from tests.test_fastgaze_vxm import _i32, _tensor, build
 
-tf = pytest.importorskip("tensorflow")
-
 
 @pytest.fixture(scope="module")
 def handler():

@@ -21,19 +21,18 @@ import time
 import urllib.parse
 from pathlib import Path
 
+import gcp_storage_emulator  # noqa: F401 - a test dependency: fail, never skip, when missing
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from cropaudit import fileio
+from cropaudit import fileio, locks, ownership
 from cropaudit.errors import UserError
-from cropaudit.pipelines.audit import RunPaths, prepare_output, read_table, run_audit, table_hash
+from cropaudit.pipelines.audit import RUN_OUTPUT, RunPaths, read_table, run_audit, table_hash
 from cropaudit.pipelines.demo import embedded_config
 from cropaudit.synthetic import write_face_set
 from tests.conftest import SHARED
 from tests.services import canonical_estimates, free_port, stop_group, wait_for_port
-
-pytest.importorskip("gcp_storage_emulator", reason="gcp-storage-emulator not installed")
 
 BUCKET = "cropaudit-test"
 PROJECT = "cropaudit-test-project"
@@ -194,15 +193,63 @@ def test_fileio_on_gcs_treats_prefixes_as_folders(gcs):
         assert fileio.glob(fileio.join(root, "run", "*")) == [fileio.join(root, "run", "deep")]
 
 
-def test_prepare_output_sees_nested_objects_on_gcs(gcs):
-    """A gs:// folder holding only a partial run (no files at its top) is not empty."""
+def test_claim_sees_nested_objects_on_gcs_and_keeps_foreign_ones(gcs):
+    """A gs:// folder holding only a killed run's objects (none at its top) is not empty; with
+    overwrite the run's part goes, a foreign object below stays, Beam's temp objects go."""
     with _deadline(DEADLINE_S):
         paths = RunPaths(gs("partial"))
-        fileio.write_bytes(fileio.join(paths.survival, "part-00000-of-00002.parquet"), b"x")
+        notes = fileio.join(paths.survival, "notes.txt")
+        fileio.write_bytes(notes, b"keep")
         with pytest.raises(UserError, match="not empty"):
-            prepare_output(paths, overwrite=False)
-        prepare_output(paths, overwrite=True)
-        assert not fileio.exists(paths.survival)
+            ownership.claim(paths.root, RUN_OUTPUT, overwrite=False)
+        ownership.claim(paths.root, RUN_OUTPUT, overwrite=True)  # then the run is killed:
+        part = fileio.join(paths.survival, "part-00000-of-00002.parquet")
+        temp = fileio.join(paths.survival, "beam-temp-part-1234", "shard")
+        for uri in (part, temp):
+            fileio.write_bytes(uri, b"x")
+        with pytest.raises(UserError, match="already holds a run output"):
+            ownership.claim(paths.root, RUN_OUTPUT, overwrite=False)
+        ownership.claim(paths.root, RUN_OUTPUT, overwrite=True)
+        assert sorted(fileio.files_under(paths.root)) == [
+            fileio.join(paths.root, ownership.MARKER),
+            notes,
+        ]
+        assert ownership.read_owner(paths.root)["kind"] == "run"
+
+
+def test_lock_on_gcs_is_exclusive_and_names_its_holder(gcs, monkeypatch):
+    """A second writer fails at once naming the first; a dead holder on this host is taken
+    over; the lock object is created only-if-absent (``ifGenerationMatch=0``: the emulator
+    ignores preconditions, so the request itself is checked for it)."""
+    import requests.adapters
+
+    sent = []
+    original = requests.adapters.HTTPAdapter.send
+
+    def spy(self, request, *args, **kwargs):
+        sent.append(request.url)
+        return original(self, request, *args, **kwargs)
+
+    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", spy)
+    with _deadline(DEADLINE_S):
+        folder = gs("locked")
+        with locks.exclusive(folder, "cropaudit run first") as holder:
+            started = time.monotonic()
+            busy = f"`cropaudit run first` \\(pid {holder.pid} on"
+            with pytest.raises(UserError, match=busy), locks.exclusive(folder, "second"):
+                pass
+            assert time.monotonic() - started < 10
+        creates = [u for u in sent if "uploadType=" in u]  # the only uploads so far
+        assert creates and all("ifGenerationMatch=0" in u for u in creates)
+        assert not fileio.exists(fileio.join(folder, locks.LOCK_NAME))  # released
+        dead = locks.Holder(2**22 + 7, holder.host, "2020-01-01T00:00:00Z", "cropaudit run dead")
+        fileio.write_bytes(fileio.join(folder, locks.LOCK_NAME), dead.to_bytes())
+        with locks.exclusive(folder, "cropaudit run next"):
+            pass
+        other = locks.Holder(1, "another-host", "2020-01-01T00:00:00Z", "cropaudit run far")
+        fileio.write_bytes(fileio.join(folder, locks.LOCK_NAME), other.to_bytes())
+        with pytest.raises(UserError, match="pid 1 on another-host"), locks.exclusive(folder, "x"):
+            pass
 
 
 # -- the audit and statistics stages on gs:// (slow) ------------------------------------------

@@ -24,6 +24,7 @@ from cropaudit.transforms.design import (
     design_cells,
     expected_composites,
     index_groups,
+    pair_key,
     sample_composites,
 )
 from cropaudit.transforms.images import decode_image
@@ -169,7 +170,8 @@ def test_single_design_every_image_once_or_a_seeded_sample():
         cell, i, index, 7, "counterbalanced")]  # fmt: skip
     assert sorted(c.face_a.image_id for c in got) == sorted(f.image_id for f in _faces())
     assert all(c.face_b == c.face_a and c.position == "a_first" for c in got)
-    assert got[0].composite_id.startswith("single:f~f:000000") and got[0].pair_id == "f"
+    assert got[0].composite_id == f"single:{pair_key('f', 'f')}:000000:a_first"
+    assert got[0].pair_id == "f"
     sampled = design_cells(index, DesignConfig(kind="single", images_per_group=2))
     picks = [sample_composites(sampled[0], i, index, 7, "fixed")[0].face_a for i in range(2)]
     again = [sample_composites(sampled[0], i, index, 7, "fixed")[0].face_a for i in range(2)]
@@ -319,7 +321,7 @@ def test_single_design_runs_end_to_end(tmp_path):
     dead = read_table(str(tmp_path / "run" / "dead_letter")).to_pandas()
     reasons = dict(zip(dead.reason, dead.element_id))
     assert reasons["missing_face_box"] == "male-2"
-    assert reasons["bad_face_box"].startswith("single:female~female:")
+    assert reasons["bad_face_box"].startswith(f"single:{pair_key('female', 'female')}:")
     assert '"a_image_id": "female-2"' in dead.set_index("reason").loc["bad_face_box", "record"]
 
     table = read_table(str(tmp_path / "run" / "survival"))

@@ -14,10 +14,15 @@ import pytest
 
 from cropaudit.errors import UserError
 from cropaudit.pipelines.audit import read_table, run_audit, table_hash
-from cropaudit.pipelines.demo import embedded_config
 from cropaudit.pipelines.runners import apply_profile, pipeline_options, split_runner
 from cropaudit.synthetic import write_face_set
-from tests.services import canonical_estimates, free_port, stop_group, wait_for_port
+from tests.services import (
+    canonical_estimates,
+    free_port,
+    stop_group,
+    tiny_config,
+    wait_for_port,
+)
 
 START_TIMEOUT_S = 90
 
@@ -127,20 +132,12 @@ def manifest(tmp_path_factory) -> Path:
     return write_face_set(tmp_path_factory.mktemp("faces"), seed=5, subjects_per_group=2)
 
 
-def tiny_config(manifest: Path):
-    return embedded_config().replace(
-        name="portable",
-        design={"composites_per_pair": 1, "controls": []},
-        manifest={"path": str(manifest)},
-    )
-
-
 @pytest.mark.slow
 def test_audit_on_job_service_with_external_workers_matches_direct(
     beam_services, manifest, tmp_path
 ):
     job_endpoint, pool = beam_services
-    cfg = tiny_config(manifest)
+    cfg = tiny_config(manifest, "portable")
     direct = run_audit(cfg, str(tmp_path / "direct"), quiet=True)
     portable_args = [
         "--runner=portable",
@@ -160,7 +157,8 @@ def test_audit_on_job_service_with_external_workers_matches_direct(
     assert hashes["portable"] == hashes["direct"] == direct["survival_table_sha256"]
     assert portable["survival_table_sha256"] == direct["survival_table_sha256"]
 
-    stats = pytest.importorskip("cropaudit.pipelines.stats", reason="statistics stage not there")
+    from cropaudit.pipelines import stats
+
     estimates = {}
     for name, args in (("direct", None), ("portable", portable_args)):
         estimates[name] = stats.run_stats(

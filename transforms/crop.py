@@ -1,7 +1,9 @@
 """Simulate the crop: salient point, crop boxes, and which face survives (SimulateCrops).
 
 The geometry follows Twitter's rule (FastGaze spec §4) and is pure; ``SimulateCrops`` is a thin
-Beam wrapper.
+Beam wrapper. A saliency model becomes a cropper through :func:`grid_cropping` (the crop rule
+around its salient point); every cropper's boxes are then scored by :func:`score_cropping`, so
+survival, ties and background never depend on the kind of cropper.
 
 ``single`` composites (one full-body image, the "male gaze" check) have a face box and an image
 box instead of two faces: the salient point is ``face`` (in the face box), ``body`` (elsewhere
@@ -18,7 +20,7 @@ import numpy as np
 
 from cropaudit.model.base import SaliencyGrid
 from cropaudit.model.resize import round_half_away
-from cropaudit.transforms.records import Box, CropOutcome, CropResult
+from cropaudit.transforms.records import Box, CropOutcome, Cropping, CropResult
 
 DEFAULT_ASPECT_RATIOS = (0.56, 1.0, 1.14, 2.0)
 
@@ -79,22 +81,27 @@ def _face_cells(grid: SaliencyGrid, box: Box) -> np.ndarray:
     return grid.scores[np.ix_(rows, cols)]
 
 
-def simulate_crop(
+def grid_cropping(
     grid: SaliencyGrid,
     width: int,
     height: int,
-    box_a: Box,
-    box_b: Box,
     aspect_ratios: tuple[float, ...] = DEFAULT_ASPECT_RATIOS,
-    single: bool = False,
-) -> CropOutcome:
-    """Everything the cropper decided for one composite, from its saliency grid. ``single``: a
-    one-image composite, ``box_a`` its face box and ``box_b`` the image (module docstring);
-    ``b_max``/``b_mean`` are then NaN."""
+    centre_x: bool = False,
+) -> Cropping:
+    """A saliency model as a cropper: Twitter's crop around the grid's salient point for each
+    ratio (``centre_x``: centred horizontally instead, as for a symmetric image)."""
     sx, sy, score = grid.salient_point()
+    cx = width // 2 if centre_x else sx
+    boxes = tuple(crop_box(cx, sy, width, height, ar) for ar in aspect_ratios)
+    return Cropping(tuple(float(r) for r in aspect_ratios), boxes, (sx, sy, score), grid)
+
+
+def score_cropping(cropping: Cropping, box_a: Box, box_b: Box, single: bool = False) -> CropOutcome:
+    """Everything the cropper decided for one composite, from its boxes (and its salient point
+    and grid, when it has them). ``single``: a one-image composite, ``box_a`` its face box and
+    ``box_b`` the image (module docstring); ``b_max``/``b_mean`` are then NaN."""
     crops = []
-    for ar in aspect_ratios:
-        box = crop_box(sx, sy, width, height, ar)
+    for ar, box in zip(cropping.ratios, cropping.boxes):
         a_area = box.intersection_area(box_a)
         b_area = box.intersection_area(box_b)
         if single:  # the face lies inside the image: the rest of the visible image is body
@@ -103,15 +110,21 @@ def simulate_crop(
         else:
             winner = visible_winner(a_area, b_area)
         crops.append(CropResult(float(ar), box, a_area, b_area, winner))
+    grid = cropping.grid
     stats = []
     for face_box in (box_a,) if single else (box_a, box_b):
-        cells = _face_cells(grid, face_box)
+        cells = _face_cells(grid, face_box) if grid is not None else np.empty(0)
         stats += [float(cells.max()), float(cells.mean())] if cells.size else [np.nan, np.nan]
     if single:
         stats += [np.nan, np.nan]
-        owner = single_point_owner(sx, sy, box_a, box_b)
-    else:
-        owner = point_owner(sx, sy, box_a, box_b)
+    sx = sy = score = owner = None
+    if cropping.point is not None:
+        sx, sy, score = cropping.point
+        owner = (
+            single_point_owner(sx, sy, box_a, box_b)
+            if single
+            else point_owner(sx, sy, box_a, box_b)
+        )
     return CropOutcome(
         salient_x=sx,
         salient_y=sy,
@@ -122,13 +135,28 @@ def simulate_crop(
         a_mean=stats[1],
         b_max=stats[2],
         b_mean=stats[3],
-        grid_rows=int(grid.scores.shape[0]),
-        grid_cols=int(grid.scores.shape[1]),
+        grid_rows=None if grid is None else int(grid.scores.shape[0]),
+        grid_cols=None if grid is None else int(grid.scores.shape[1]),
     )
 
 
+def simulate_crop(
+    grid: SaliencyGrid,
+    width: int,
+    height: int,
+    box_a: Box,
+    box_b: Box,
+    aspect_ratios: tuple[float, ...] = DEFAULT_ASPECT_RATIOS,
+    single: bool = False,
+) -> CropOutcome:
+    """A saliency model's outcome for one composite: :func:`grid_cropping` then
+    :func:`score_cropping`."""
+    return score_cropping(grid_cropping(grid, width, height, aspect_ratios), box_a, box_b, single)
+
+
 class SimulateCrops(beam.PTransform):
-    """(RenderedComposite, SaliencyGrid) -> (RenderedComposite, CropOutcome)."""
+    """(RenderedComposite, SaliencyGrid | Cropping) -> (RenderedComposite, CropOutcome): a grid
+    is cropped by the crop rule, a box cropper's :class:`Cropping` is scored as it is."""
 
     def __init__(self, aspect_ratios: tuple[float, ...] = DEFAULT_ASPECT_RATIOS):
         super().__init__()
@@ -136,27 +164,23 @@ class SimulateCrops(beam.PTransform):
 
     def expand(self, pcoll):
         ratios = self._ratios
-        return pcoll | "SimulateCrop" >> beam.MapTuple(
-            lambda rendered, grid: (
-                rendered,
-                simulate_crop(
-                    grid,
-                    rendered.width,
-                    rendered.height,
-                    rendered.box_a,
-                    rendered.box_b,
-                    ratios,
-                    single=rendered.composite.design == "single",
-                ),
-            )
-        )
+
+        def outcome(rendered, decided):
+            if not isinstance(decided, Cropping):
+                decided = grid_cropping(decided, rendered.width, rendered.height, ratios)
+            single = rendered.composite.design == "single"
+            return rendered, score_cropping(decided, rendered.box_a, rendered.box_b, single)
+
+        return pcoll | "SimulateCrop" >> beam.MapTuple(outcome)
 
 
 __all__ = [
     "DEFAULT_ASPECT_RATIOS",
     "SimulateCrops",
     "crop_box",
+    "grid_cropping",
     "point_owner",
+    "score_cropping",
     "simulate_crop",
     "single_crop_winner",
     "single_point_owner",

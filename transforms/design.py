@@ -16,6 +16,7 @@ import dataclasses
 import functools
 import hashlib
 import itertools
+import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -84,7 +85,14 @@ def design_cells(groups: Sequence[str] | GroupIndex, design: DesignConfig) -> li
 def check_design(index: GroupIndex, cells: Sequence[DesignCell]) -> None:
     """Fail before the pipeline starts when a group is missing or too small for the design."""
     sizes = group_sizes(index)
+    keys: set[tuple[str, str]] = set()
     for cell in cells:
+        key = (cell.design, pair_key(cell.group_a, cell.group_b))
+        if key in keys:  # a pair listed twice (or an 80-bit digest collision): ids would repeat
+            raise ManifestError(
+                f"{cell.design} cell {[cell.group_a, cell.group_b]} appears twice in the design"
+            )
+        keys.add(key)
         for group in {cell.group_a, cell.group_b}:
             if group not in index:
                 known = ", ".join(sorted(index)) or "none"
@@ -146,8 +154,18 @@ def _single_face(cell: DesignCell, index: int, groups: GroupIndex, seed: int) ->
     return faces[_permutation(seed, cell.group_a, len(faces))[index]]
 
 
+def pair_key(group_a: str, group_b: str) -> str:
+    """A fixed-length digest of the (ordered) group pair over an unambiguous encoding (a JSON
+    list), so that no two pairs of labels, whatever characters they hold, share a key; a label
+    containing an old separator (``~``, ``:``) can no longer make two cells' ids collide."""
+    encoded = json.dumps([group_a, group_b]).encode("ascii")  # ensure_ascii: any str encodes
+    return hashlib.blake2b(encoded, digest_size=10).hexdigest()
+
+
 def composite_id(cell: DesignCell, index: int, position: str) -> str:
-    return f"{cell.design}:{cell.group_a}~{cell.group_b}:{index:06d}:{position}"
+    """``<design>:<pair key>:<index>:<position>``: every part but the key comes from a fixed
+    vocabulary, and the key is a digest of the labels (:func:`pair_key`), never the labels."""
+    return f"{cell.design}:{pair_key(cell.group_a, cell.group_b)}:{index:06d}:{position}"
 
 
 def sample_composites(

@@ -23,6 +23,8 @@ REASONS = {
     "image_too_small": "smaller than the minimum side length",
     "image_extreme_aspect": "aspect ratio beyond the allowed maximum",
     "image_file_too_large": "the file exceeds the byte limit",
+    "image_not_a_file": "the path is a FIFO, device, socket or folder (never opened for reading)",
+    "canvas_too_large": "the face scaled for the layout, or the composite, exceeds the pixel limit",
 }
 
 MAX_PIXELS = 60_000_000
@@ -93,15 +95,23 @@ def decode_image(data: bytes, name: str = "") -> np.ndarray:
 
 def load_image(uri: str) -> np.ndarray:
     """Read and decode the image at ``uri`` (local or ``gs://``)."""
+    return decode_image(read_image_bytes(uri), uri)
+
+
+def read_image_bytes(uri: str) -> bytes:
+    """The bytes of the image file at ``uri``, within :data:`MAX_FILE_BYTES`, or
+    :class:`ImageError`: a FIFO, device or socket is never opened for reading."""
     from cropaudit import fileio
-    from cropaudit.errors import UserError
+    from cropaudit.errors import NotAFileError, TooLargeError
 
     try:
         data = fileio.read_bytes(uri, limit=MAX_FILE_BYTES)
     except FileNotFoundError:
         raise ImageError("image_missing", f"{uri} does not exist") from None
-    except UserError as exc:
+    except NotAFileError as exc:
+        raise ImageError("image_not_a_file", str(exc)) from None
+    except TooLargeError as exc:
         raise ImageError("image_file_too_large", str(exc)) from None
     except OSError as exc:
         raise ImageError("image_missing", f"{uri}: {exc}") from None
-    return decode_image(data, uri)
+    return data

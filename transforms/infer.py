@@ -41,10 +41,13 @@ class _ModelHolder:
 
 
 class _PredictDoFn(beam.DoFn):
-    def __init__(self, handler: SaliencyModelHandler, batch_size: int, attempts: int = 3):
+    def __init__(
+        self, handler: SaliencyModelHandler, batch_size: int, attempts: int = 3, id_suffix: str = ""
+    ):
         self._handler = handler
         self._batch_size = batch_size
         self._attempts = attempts
+        self._suffix = id_suffix
         self._shared = shared.Shared()
 
     def setup(self):
@@ -118,7 +121,7 @@ class _PredictDoFn(beam.DoFn):
                 letter = DeadLetter(
                     "predict",
                     "inference_error",
-                    c.composite_id,
+                    c.composite_id + self._suffix,
                     f"{type(exc).__name__}: {exc}",
                     composite_record(c),
                 )
@@ -134,14 +137,16 @@ class _PredictDoFn(beam.DoFn):
 
 
 class PredictSaliency(beam.PTransform):
-    """RenderedComposite -> (RenderedComposite, SaliencyGrid); failures -> dead letters."""
+    """RenderedComposite -> (RenderedComposite, SaliencyGrid); failures -> dead letters.
+    ``id_suffix`` marks dead letters of one model among several (``#<model_name>``)."""
 
-    def __init__(self, handler: SaliencyModelHandler, batch_size: int = 16):
+    def __init__(self, handler: SaliencyModelHandler, batch_size: int = 16, id_suffix: str = ""):
         super().__init__()
         self._handler = handler
         self._batch_size = batch_size
+        self._suffix = id_suffix
 
     def expand(self, rendered):
         return rendered | "Predict" >> beam.ParDo(
-            _PredictDoFn(self._handler, self._batch_size)
+            _PredictDoFn(self._handler, self._batch_size, id_suffix=self._suffix)
         ).with_outputs(DEAD_LETTER, main="predicted")

@@ -14,7 +14,23 @@ from PIL import Image
 
 from cropaudit.config import LayoutConfig
 from cropaudit.model.resize import round_half_away
+from cropaudit.transforms.images import ImageError
 from cropaudit.transforms.records import Box
+
+#: Largest canvas (or scaled face) in pixels: 200 MP is 600 MB of RGB. Plans whose canvas the
+#: config fixes are refused before a run (``transforms.plan``); faces kept at native size are
+#: checked here, per composite, so one huge image is a dead letter, not a crashed worker.
+MAX_CANVAS_PIXELS = 200_000_000
+
+
+def check_canvas(width: int, height: int, what: str) -> None:
+    """``ImageError("canvas_too_large")`` before allocating more than :data:`MAX_CANVAS_PIXELS`."""
+    if width * height > MAX_CANVAS_PIXELS:
+        raise ImageError(
+            "canvas_too_large",
+            f"the {what} would be {width}x{height} = {width * height:,} pixels "
+            f"(limit {MAX_CANVAS_PIXELS:,})",
+        )
 
 
 def fit_into(image: np.ndarray, width: int, height: int, fit: str) -> tuple[np.ndarray, Box]:
@@ -77,6 +93,7 @@ def prepare_face(image: np.ndarray, layout: LayoutConfig) -> tuple[np.ndarray, B
         return image, Box(0, 0, w0, h0)
     height = face_height(layout, h0)
     width = max(1, round_half_away(w0 * height / h0))
+    check_canvas(width, height, "scaled image")
     return fit_into(image, width, height, "stretch")
 
 
@@ -122,6 +139,7 @@ def compose(
             (0, (height - p1.shape[0]) // 2),
             (p1.shape[1] + layout.gap, (height - p2.shape[0]) // 2),
         ]
+    check_canvas(width + layout.pad, height + layout.pad, "composite canvas")
     canvas = blank_canvas(height, width, layout.fill)
     boxes = []
     for (pixels, box), (ox, oy) in zip(((p1, b1), (p2, b2)), origins):

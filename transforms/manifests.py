@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from cropaudit import fileio
+from cropaudit.config import GroupsConfig
 from cropaudit.errors import ManifestError, UserError
 from cropaudit.schemas.manifest import (
+    DETECTOR_MISSES,
     FACE_BOX_COLUMNS,
     FORMATS,
     GROUP_SEPARATOR,
@@ -246,22 +248,29 @@ def parse_manifest(
     allowed_labels: Mapping[str, Iterable[str]] | None = None,
     manifest_uri: str | None = None,
     face_boxes: bool = False,
+    groups: GroupsConfig | None = None,
 ) -> tuple[list[Face], list[DeadLetter]]:
     """Validate rows in file order: faces sorted by image id, dead letters in file order.
 
     Every row becomes exactly one Face or one DeadLetter. Of rows sharing an image id, the first
     valid one is kept. Relative image URIs resolve against ``image_root``, else the manifest's
     folder. With ``face_boxes`` (the single design) every row needs a face box
-    (``FACE_BOX_COLUMNS``), carried as :attr:`Face.face_box`.
+    (``FACE_BOX_COLUMNS``), carried as :attr:`Face.face_box`. Labels are normalised as
+    ``groups`` says (:func:`normalize_label`; default: ``GroupsConfig()``), and with
+    ``label_case = "strict"`` labels that differ only in case raise ``ManifestError``.
     """
+    rules = groups or GroupsConfig()
     base = image_root or (fileio.dirname(manifest_uri) if manifest_uri else None)
     names = tuple(dict.fromkeys(attributes))
-    allowed = {k: frozenset(v) for k, v in (allowed_labels or {}).items()}
+    allowed = {
+        k: frozenset(normalize_label(x, rules) for x in v)
+        for k, v in (allowed_labels or {}).items()
+    }
     faces: dict[str, Face] = {}
     first_row: dict[str, int] = {}
     dead: list[DeadLetter] = []
     for number, row in enumerate(rows, start=1):
-        result = _parse_row(row, number, names, base, allowed, face_boxes)
+        result = _parse_row(row, number, names, base, allowed, face_boxes, rules)
         if isinstance(result, DeadLetter):
             dead.append(result)
         elif result.image_id in faces:
@@ -277,7 +286,33 @@ def parse_manifest(
         else:
             faces[result.image_id] = result
             first_row[result.image_id] = number
+    if rules.label_case == "strict":
+        clashes = case_clashes(faces.values())
+        if clashes:
+            raise ManifestError(
+                f"labels that differ only in case: {'; '.join(clashes)}; set [groups] "
+                'label_case = "lower" to merge them or "exact" to keep them apart'
+            )
     return [faces[k] for k in sorted(faces)], dead
+
+
+def normalize_label(value: str, rules: GroupsConfig) -> str:
+    """An attribute value as grouping compares it: whitespace and case per ``rules``."""
+    value = " ".join(value.split()) if rules.label_whitespace == "collapse" else value.strip()
+    return value.lower() if rules.label_case == "lower" else value
+
+
+def case_clashes(faces: Iterable[Face]) -> list[str]:
+    """``attribute: 'A' vs 'a'`` for each set of labels ``label_case = "lower"`` would merge."""
+    spellings: dict[tuple[str, str], set[str]] = {}
+    for face in faces:
+        for name, value in face.attributes:
+            spellings.setdefault((name, value.lower()), set()).add(value)
+    return [
+        f"{name}: {' vs '.join(repr(v) for v in sorted(values))}"
+        for (name, _), values in sorted(spellings.items())
+        if len(values) > 1
+    ]
 
 
 def load_manifest(
@@ -286,14 +321,23 @@ def load_manifest(
     image_root: str | None = None,
     allowed_labels: Mapping[str, Iterable[str]] | None = None,
     face_boxes: bool = False,
+    format: str = "auto",
+    groups: GroupsConfig | None = None,
 ) -> tuple[list[Face], list[DeadLetter]]:
-    """Read, check and parse the manifest at ``uri`` (see :func:`parse_manifest`)."""
-    table = read_manifest(uri)
+    """Read, check and parse the manifest at ``uri`` (see :func:`parse_manifest`); a declared
+    ``format`` wins over the file extension."""
+    table = read_manifest(uri, format)
     check_columns(table.columns, attributes, uri, face_boxes)
     if not table.rows:
         raise ManifestError(f"manifest {uri} has no rows")
     return parse_manifest(
-        table.rows, attributes, image_root, allowed_labels, manifest_uri=uri, face_boxes=face_boxes
+        table.rows,
+        attributes,
+        image_root,
+        allowed_labels,
+        manifest_uri=uri,
+        face_boxes=face_boxes,
+        groups=groups,
     )
 
 
@@ -304,6 +348,7 @@ def _parse_row(
     base: str | None,
     allowed: Mapping[str, frozenset[str]],
     face_boxes: bool = False,
+    rules: GroupsConfig | None = None,
 ) -> Face | DeadLetter:
     element = f"row {number}"
     flag = row.get(ROW_ERROR_KEY)
@@ -332,6 +377,13 @@ def _parse_row(
     for name, value in values.items():
         if _CONTROL.search(value):
             return _dead("invalid_field", element, f"{element}: {name!r} has control chars", row)
+    rules = rules or GroupsConfig()
+    missing = {m.casefold() for m in rules.missing_labels}
+    for name in attributes:
+        if values[name].casefold() in missing:
+            detail = f"{element}: {name!r} is {values[name]!r}, a missing-value spelling"
+            return _dead("missing_label", element, detail, row)
+        values[name] = normalize_label(values[name], rules)
     for name in attributes:
         if GROUP_SEPARATOR in values[name]:
             detail = f"{element}: {name!r} value {values[name]!r} contains {GROUP_SEPARATOR!r}"
@@ -369,7 +421,11 @@ def _face_box(
     blank = [n for n, v in zip(FACE_BOX_COLUMNS, raw) if v is None or not v.strip()]
     if blank:
         detail = f"row {number}: no face box ({', '.join(blank)} blank)"
-        return _dead("missing_face_box", image_id, detail, row)
+        # a face detector's miss (cropaudit manifest detect-faces) says which kind it was
+        reason = row.get("face_detection") or ""
+        return _dead(
+            reason if reason in DETECTOR_MISSES else "missing_face_box", image_id, detail, row
+        )
     try:
         x, y, w, h = (float(v) for v in raw)
     except ValueError:

@@ -1,9 +1,10 @@
 """Typed records that flow between pipeline stages (nouns; the stages are verbs).
 
 manifest row -> :class:`Face`; design -> :class:`Composite` (a plan, no pixels);
-render -> :class:`RenderedComposite` (model input + face boxes); infer -> ``SaliencyGrid``;
-crop -> :class:`CropOutcome`; write -> survival row (``schemas.survival``). Anything that cannot go
-on becomes a :class:`DeadLetter` with a reason code.
+render -> :class:`RenderedComposite` (model input + face boxes); infer -> ``SaliencyGrid`` (a
+saliency model) or :class:`Cropping` (a box cropper); crop -> :class:`CropOutcome`; write ->
+survival row (``schemas.survival``). Anything that cannot go on becomes a :class:`DeadLetter`
+with a reason code.
 """
 
 from __future__ import annotations
@@ -132,6 +133,34 @@ class RenderedComposite:
     box_a: Box
     box_b: Box
     model_input: np.ndarray = field(compare=False, repr=False)
+    #: Which of the run's croppers ``model_input`` is for (its index; 0 in a one-model run).
+    model: int = 0
+
+
+@dataclass(frozen=True)
+class Cropping:
+    """What a cropper decided for one image: one crop box per requested aspect ratio (in the
+    order asked), plus the salient point ``(x, y, score)`` and the saliency grid when the
+    cropper is a saliency model. Survival, ties and background are computed from the boxes
+    alone (:func:`cropaudit.transforms.crop.score_cropping`), so every kind of cropper is
+    audited alike."""
+
+    ratios: tuple[float, ...]
+    boxes: tuple[Box, ...]
+    point: tuple[int, int, float] | None = None
+    grid: Any = field(default=None, compare=False, repr=False)  # SaliencyGrid | None
+
+    def check(self, width: int, height: int) -> None:
+        """Raise ``ValueError`` unless there is one non-empty box per ratio inside the image."""
+        if len(self.boxes) != len(self.ratios):
+            raise ValueError(f"{len(self.boxes)} boxes for {len(self.ratios)} aspect ratios")
+        for ar, b in zip(self.ratios, self.boxes):
+            if b.w <= 0 or b.h <= 0 or b.x < 0 or b.y < 0:
+                raise ValueError(f"crop box {b.to_dict()} for ratio {ar:g} is empty or negative")
+            if b.x + b.w > width or b.y + b.h > height:
+                raise ValueError(
+                    f"crop box {b.to_dict()} for ratio {ar:g} leaves the {width}x{height} image"
+                )
 
 
 @dataclass(frozen=True)
@@ -145,19 +174,20 @@ class CropResult:
 
 @dataclass(frozen=True)
 class CropOutcome:
-    """What the simulated cropper did with one composite."""
+    """What the simulated cropper did with one composite. A box-only cropper has no salient
+    point nor grid: those fields are None and the face statistics NaN."""
 
-    salient_x: int
-    salient_y: int
-    salient_score: float
-    point_winner: str
+    salient_x: int | None
+    salient_y: int | None
+    salient_score: float | None
+    point_winner: str | None
     crops: tuple[CropResult, ...]
     a_max: float
     a_mean: float
     b_max: float
     b_mean: float
-    grid_rows: int
-    grid_cols: int
+    grid_rows: int | None
+    grid_cols: int | None
 
     @property
     def margin(self) -> float:

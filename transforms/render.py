@@ -8,7 +8,7 @@ composites, so each worker keeps an LRU cache of faces already fitted to the lay
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import apache_beam as beam
 import numpy as np
@@ -102,10 +102,15 @@ Variants = Mapping[str, tuple[LayoutConfig, SaliencyModelHandler]]
 
 class _RenderDoFn(beam.DoFn):
     def __init__(
-        self, handler: SaliencyModelHandler, layout: LayoutConfig, variants: Variants | None = None
+        self,
+        handler: SaliencyModelHandler,
+        layout: LayoutConfig,
+        variants: Variants | None = None,
+        others: Sequence = (),
     ):
         # a composite of a variant not listed here (``base``) renders with layout and handler
         self._variants = {"base": (layout, handler), **(variants or {})}
+        self._others = tuple(others)
 
     def setup(self):
         # Variants whose layouts prepare faces alike share one cache (see layout.face_key).
@@ -132,11 +137,12 @@ class _RenderDoFn(beam.DoFn):
                 ),
             )
             return
-        model_input = handler.preprocess(canvas)
         RENDERED.inc()
-        yield RenderedComposite(
-            composite, canvas.shape[1], canvas.shape[0], box_a, box_b, model_input
-        )
+        # rendered once; each of the run's croppers gets its own input (``model`` = its index)
+        for i, h in enumerate((handler, *self._others)):
+            yield RenderedComposite(
+                composite, canvas.shape[1], canvas.shape[0], box_a, box_b, h.preprocess(canvas), i
+            )
 
 
 class RenderComposites(beam.PTransform):
@@ -144,17 +150,24 @@ class RenderComposites(beam.PTransform):
 
     ``variants`` maps sweep variant names to their layout and handler; a composite of another
     variant (``base``) renders with ``layout`` and ``handler``. Handlers differ only in their
-    pre-processing: the model itself is loaded once, by PredictSaliency."""
+    pre-processing: the model itself is loaded once, by PredictSaliency. ``others``: further
+    croppers scored on the same composites; each composite is rendered once and comes out once
+    per cropper (``RenderedComposite.model``: 0 for ``handler``, i for ``others[i - 1]``)."""
 
     def __init__(
-        self, handler: SaliencyModelHandler, layout: LayoutConfig, variants: Variants | None = None
+        self,
+        handler: SaliencyModelHandler,
+        layout: LayoutConfig,
+        variants: Variants | None = None,
+        others: Sequence = (),
     ):
         super().__init__()
         self._handler = handler
         self._layout = layout
         self._variants = variants
+        self._others = tuple(others)
 
     def expand(self, composites):
         return composites | "Render" >> beam.ParDo(
-            _RenderDoFn(self._handler, self._layout, self._variants)
+            _RenderDoFn(self._handler, self._layout, self._variants, self._others)
         ).with_outputs(DEAD_LETTER, main="rendered")

@@ -31,10 +31,13 @@ def _face_columns(side: str, face: Face, group: str, box, fmax: float, fmean: fl
     }
 
 
-def survival_row(rendered: RenderedComposite, outcome: CropOutcome, provenance: dict) -> dict:
+def survival_row(
+    rendered: RenderedComposite, outcome: CropOutcome, provenance: dict, id_suffix: str = ""
+) -> dict:
     """One survival-table row; ``provenance`` holds the columns shared by every row of the
-    composite's variant (model, layout, layout params, preprocessing, seed, config hash,
-    versions)."""
+    composite's variant and cropper (model, layout, layout params, preprocessing, seed, config
+    hash, versions); ``id_suffix`` (``#<model_name>`` when a run compares croppers) keeps
+    composite ids unique per row."""
     c = rendered.composite
     single = c.design == "single"  # one image: a is the person, a_box its face (schemas.survival)
     if single:
@@ -45,7 +48,7 @@ def survival_row(rendered: RenderedComposite, outcome: CropOutcome, provenance: 
             "b", c.face_b, c.group_b, rendered.box_b, outcome.b_max, outcome.b_mean
         )
     return {
-        "composite_id": c.composite_id,
+        "composite_id": c.composite_id + id_suffix,
         "sample_id": c.sample_id,
         "design": c.design,
         "pair_id": c.pair_id,
@@ -86,7 +89,7 @@ def survival_schema(config_toml: str, config_hash: str, versions: str) -> pa.Sch
             "cropaudit.config": config_toml,
             "cropaudit.config_hash": config_hash,
             "cropaudit.versions": versions,
-            "cropaudit.schema": "survival/v3",
+            "cropaudit.schema": "survival/v4",
         }
     )
 

@@ -9,8 +9,20 @@ def register(sub) -> None:
         help="run the embedded default end to end (synthetic faces, built-in model)",
     )
     p.add_argument("--out", default="./cropaudit-demo", help="output directory")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into a non-empty --out that is not a demo output (other files are kept)",
+    )
     p.add_argument("--no-stats", action="store_true", help="stop after the survival table")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on the terminal")
+    p.add_argument(
+        "--models",
+        nargs="+",
+        metavar="SPEC",
+        help="croppers to compare on the same composites (e.g. baseline smartcrop "
+        "opencv-spectral-residual); default: the demo config's one model",
+    )
     p.set_defaults(func=main, accepts_pipeline_args=True)
 
 
@@ -22,5 +34,7 @@ def main(args) -> int:
         pipeline_args=args.pipeline_args,
         with_stats=not args.no_stats,
         show_progress=not args.no_progress,
+        overwrite=args.overwrite,
+        models=args.models,
     )
     return 0

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
+
+from cropaudit.model.catalogue import LOCAL_KINDS
 
 
 def register_catalogue(model_subparsers) -> None:
@@ -50,11 +53,13 @@ def _add_catalogue_option(p: argparse.ArgumentParser) -> None:
 def _list(args: argparse.Namespace) -> int:
     from cropaudit.model.catalogue import catalogue
 
-    for entry in catalogue(args.catalogue).values():
+    entries = catalogue(args.catalogue).values()
+    width = max(16, *(len(e.name) for e in entries))
+    for entry in entries:
         size = f"{entry.size:,} B" if entry.size else "-"
-        print(f"{entry.name:<16} {entry.kind:<9} {size:>12}  {entry.licence or '-'}")
+        print(f"{entry.name:<{width}} {entry.kind:<9} {size:>12}  {entry.licence or '-'}")
         if entry.source:
-            print(f"{'':<16} {entry.source}")
+            print(f"{'':<{width}} {entry.source}")
     return 0
 
 
@@ -91,7 +96,7 @@ def _info(args: argparse.Namespace) -> int:
     ):
         print(f"{label + ':':<10}{value}")
     local = _available_copy(entry, args.cache)
-    if entry.kind != "builtin":
+    if entry.kind not in LOCAL_KINDS:
         print(f"{'cached:':<10}{local or 'no (run: cropaudit model fetch ' + entry.name + ')'}")
     if local and local.endswith(".vxm"):
         for line in vxm_summary(fileio.read_bytes(local)):
@@ -104,7 +109,7 @@ def _available_copy(entry, cache: str | None) -> str | None:
     from cropaudit import fileio
     from cropaudit.model.fetch import cache_path, resolve_cache_dir
 
-    if entry.kind == "builtin":
+    if entry.kind in LOCAL_KINDS:
         return None
     path = cache_path(entry, resolve_cache_dir(cache)) if entry.is_download else entry.source
     return path if fileio.exists(path) else None
@@ -113,8 +118,11 @@ def _available_copy(entry, cache: str | None) -> str | None:
 def describe_path(path: str, entries) -> list[str]:
     """Hash and size of a model file or folder, the catalogue entry it matches, its layers."""
     from cropaudit import fileio
+    from cropaudit.errors import UserError
 
     data = None
+    if not fileio.is_remote(path) and os.path.isdir(path) and not os.listdir(path):
+        raise UserError(f"{path} is an empty folder, not a model")
     if path.endswith((".vxm", ".keras", ".h5")) or not fileio.glob(fileio.join(path, "*")):
         data = fileio.read_bytes(path)
         digest = hashlib.sha256(data).hexdigest()

@@ -43,6 +43,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="model for the gallery when the recorded spec is not usable here "
         "(e.g. fastgaze:PATH moved); the recorded hash is checked",
     )
+    parser.add_argument(
+        "--trust-modified",
+        action="store_true",
+        help="use survival tables that differ from their run summary (the outputs record it)",
+    )
     parser.add_argument("--quiet", action="store_true", help="print nothing on success")
     parser.set_defaults(func=run)
 
@@ -62,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
         replicates=args.replicates,
         model_spec=args.model,
         quiet=args.quiet,
+        trust_modified=args.trust_modified,
     )
     if not args.quiet:
         print(path)

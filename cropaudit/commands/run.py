@@ -15,7 +15,16 @@ def register(sub) -> None:
     p.add_argument("--manifest", help="override manifest.path")
     p.add_argument("--model", help="override model.spec, e.g. fastgaze:PATH or keras:PATH")
     p.add_argument("--seed", type=int, help="override design.seed")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run in --out (other files there are kept)",
+    )
+    p.add_argument(
+        "--allow-large-plan",
+        action="store_true",
+        help="start a plan estimated far beyond the local runner (a cluster is meant)",
+    )
     p.add_argument("--quiet", action="store_true", help="print neither progress nor the summary")
     p.add_argument(
         "--no-progress",
@@ -49,6 +58,7 @@ def main(args) -> int:
         config_dir=config_dir,
         pipeline_args=args.pipeline_args,
         overwrite=args.overwrite,
+        allow_large_plan=args.allow_large_plan,
         quiet=args.quiet,
         show_progress=not args.no_progress,
     )

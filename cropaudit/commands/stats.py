@@ -22,6 +22,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "a/b/tie/background; analysed in-process, strata = the estimates key fields it has)",
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier statistics output in --out (other files there are kept)",
+    )
+    parser.add_argument(
+        "--trust-modified",
+        action="store_true",
+        help="use survival tables that differ from their run summary (the outputs record it)",
+    )
     parser.add_argument("--replicates", type=int, default=1000, help="bootstrap replicates")
     parser.add_argument("--level", type=float, default=0.95, help="interval level")
     parser.add_argument(
@@ -77,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
             level=args.level,
             seed=args.seed,
             bootstrap_correction=args.bootstrap_correction,
+            overwrite=args.overwrite,
         )
         print(path)
         return 0
@@ -92,6 +103,8 @@ def run(args: argparse.Namespace) -> int:
         criteria=args.criteria,
         seed=args.seed,
         bootstrap_correction=args.bootstrap_correction,
+        overwrite=args.overwrite,
+        trust_modified=args.trust_modified,
         pipeline_args=list(getattr(args, "pipeline_args", None) or []),
     )
     print(path)

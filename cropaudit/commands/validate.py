@@ -6,12 +6,20 @@ from __future__ import annotations
 def register(sub) -> None:
     p = sub.add_parser("validate", help="check experiment configs without running them")
     p.add_argument("configs", nargs="+", help="config files (TOML)")
+    p.add_argument(
+        "--allow-large-plan",
+        action="store_true",
+        help="accept a plan estimated far beyond the local runner (a cluster is meant)",
+    )
     p.set_defaults(func=main)
 
 
 def main(args) -> int:
     from cropaudit import config as config_mod
-    from cropaudit.errors import ConfigError
+    from cropaudit import fileio
+    from cropaudit.errors import ConfigError, UserError
+    from cropaudit.pipelines.audit import plan_config
+    from cropaudit.transforms.plan import check_plan
 
     failed = 0
     for path in args.configs:
@@ -21,6 +29,14 @@ def main(args) -> int:
             print(f"INVALID {exc}")
             failed += 1
             continue
+        try:  # the plan on the local runner, with the manifest's groups when it can be read
+            plan, groups = plan_config(cfg, fileio.dirname(path))
+            check_plan(plan, "direct", args.allow_large_plan, groups)
+        except UserError as exc:
+            print(f"INVALID {path}: {exc}")
+            failed += 1
+            continue
         sweep = f", {cfg.sweep_size()} sweep variants" if cfg.sweep.active else ""
         print(f"ok      {path}: {cfg.name} ({cfg.config_hash[:12]}){sweep}")
+        print(f"        plan: {plan.describe()}")
     return 1 if failed else 0

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sys
 
-from cropaudit import fileio
+from cropaudit import ownership
 from cropaudit.report.inputs import RunInputs, attach_estimates, load_run
 
 __all__ = ["RunInputs", "build_report", "gallery_for", "load_run", "render_report"]
@@ -40,6 +40,8 @@ def gallery_for(inputs: RunInputs, n: int, model_spec: str | None = None):
         handler = load_handler(spec, preprocess_options(config))
     except Exception as exc:  # noqa: BLE001 - no model here: report the rest
         return [], [f"model {spec!r} could not be loaded: {exc} (pass --model SPEC)"], intro
+    if not hasattr(handler, "to_grid"):
+        return [], [f"{handler.name} is a box cropper: the gallery draws saliency maps"], intro
     uri = inputs.summary.get("manifest") or config.manifest.path
     try:
         faces, _ = load_faces(uri, config)
@@ -64,6 +66,8 @@ def render_report(
 ) -> str:
     """The page for ``inputs`` (estimates already attached) as an HTML string."""
     from cropaudit.report import page
+    from cropaudit.report.croppers import croppers_section
+    from cropaudit.report.detector import detector_section
 
     items, problems, intro = gallery_for(inputs, gallery, model_spec)
     sections = {
@@ -71,9 +75,11 @@ def render_report(
         "counts": page.counts_section(inputs),
         "dead-letters": page.dead_letter_section(inputs),
         "survival-ratios": page.survival_section(inputs),
+        "croppers": croppers_section(inputs),
         "position-bias": page.position_section(inputs),
         "sensitivity": page.sensitivity_section(inputs),
         "face-or-body": page.gaze_section(inputs),
+        "face-detector": detector_section(inputs),
         "gallery": page.gallery_section(items, problems, gallery, intro),
     }
     return page.render_page(inputs, sections)
@@ -89,16 +95,28 @@ def build_report(
     replicates: int = 1000,
     model_spec: str | None = None,
     quiet: bool = False,
+    trust_modified: bool = False,
 ) -> str:
     """Write the report of the finished run ``run_dir`` to ``out``; returns ``out``.
 
-    Refuses a run without ``_SUCCESS``. Estimates come from ``stats_dir``, else a statistics
-    output beside the run, else (``compute_stats``) a fresh ``run_stats`` into a temporary folder.
+    Refuses a run without ``_SUCCESS`` or with a modified survival table (unless
+    ``trust_modified``), and an ``out`` that is a folder or a file this command did not write.
+    Estimates come from ``stats_dir``, else a statistics output beside the run, else
+    (``compute_stats``) a fresh ``run_stats`` into a temporary folder.
     """
-    inputs = load_run(run_dir)
-    attach_estimates(inputs, stats_dir, compute=compute_stats, replicates=replicates, quiet=quiet)
+    mark = ownership.html_mark("report")
+    ownership.check_replaceable(out, mark)  # before the work, and again when writing
+    inputs = load_run(run_dir, trust_modified)
+    attach_estimates(
+        inputs,
+        stats_dir,
+        compute=compute_stats,
+        replicates=replicates,
+        quiet=quiet,
+        trust_modified=trust_modified,
+    )
     text = render_report(inputs, gallery, model_spec)
-    fileio.write_atomic(out, text.encode("utf-8"))
+    ownership.replace_own_file(out, text.encode("utf-8"), mark)
     if not quiet:
         print(f"report -> {out} ({len(text) / 1e6:.1f} MB)", file=sys.stderr)
     return out

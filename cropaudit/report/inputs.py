@@ -19,7 +19,7 @@ import pyarrow as pa
 from cropaudit import config as config_mod
 from cropaudit import fileio
 from cropaudit.errors import UserError
-from cropaudit.pipelines.audit import RunPaths, read_table, require_finished
+from cropaudit.pipelines.audit import RunPaths, read_table, verified_run
 
 CONFIG_METADATA_KEY = b"cropaudit.config"
 
@@ -53,12 +53,18 @@ class RunInputs:
         return self.summary.get("config_hash") or sorted(self.config_hashes)[0]
 
 
-def load_run(run_dir: str) -> RunInputs:
-    """A finished run's inputs (``UserError`` for a run without ``_SUCCESS``)."""
+def load_run(run_dir: str, trust_modified: bool = False) -> RunInputs:
+    """A finished run's inputs (``UserError`` for a run without ``_SUCCESS``, or whose survival
+    table differs from its summary's record unless ``trust_modified``: then a warning)."""
     run_dir = run_dir.rstrip("/") or "/"
-    paths = require_finished(run_dir)
+    paths, modified = verified_run(run_dir, trust_modified)
     survival_table = read_table(paths.survival)
     warnings: list[str] = []
+    if modified:
+        warnings.append(
+            "The survival table was modified after the run (used with --trust-modified): "
+            + "; ".join(modified)
+        )
     try:
         summary = json.loads(fileio.read_bytes(paths.summary))
     except (FileNotFoundError, ValueError) as exc:
@@ -125,6 +131,7 @@ def attach_estimates(
     compute: bool = True,
     replicates: int = 1000,
     quiet: bool = False,
+    trust_modified: bool = False,
 ) -> None:
     """Fill ``inputs.estimates`` and ``inputs.stats_source`` (see the module docstring)."""
     config_hash = inputs.config_hashes
@@ -168,7 +175,13 @@ def attach_estimates(
     from cropaudit.pipelines.stats import run_stats
 
     with tempfile.TemporaryDirectory(prefix="cropaudit-report-stats-") as tmp:
-        run_stats([inputs.run_dir], tmp, replicates=replicates, render=False)
+        run_stats(
+            [inputs.run_dir],
+            tmp,
+            replicates=replicates,
+            render=False,
+            trust_modified=trust_modified,
+        )
         inputs.estimates = _for_run(_read_stats(tmp), config_hash)
     inputs.stats_source = (
         f"No statistics output was found for this run (looked in {looked}), so the estimates "

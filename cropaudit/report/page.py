@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from cropaudit.ownership import html_mark
 from cropaudit.pipelines.stats import criterion_name
 from cropaudit.report.figures import data_uri, interval_plot
 from cropaudit.report.gallery import FACE_COLOURS, GalleryItem, crop_colours
@@ -28,9 +29,11 @@ SECTIONS = (
     ("counts", "Counts"),
     ("dead-letters", "Dead letters"),
     ("survival-ratios", "Survival ratios"),
+    ("croppers", "Croppers side by side"),
     ("position-bias", "Position bias"),
     ("sensitivity", "Sensitivity"),
     ("face-or-body", "Face or body"),
+    ("face-detector", "Face detector"),
     ("gallery", "Gallery"),
 )
 
@@ -495,7 +498,7 @@ def render_page(inputs: RunInputs, sections: dict[str, str]) -> str:
         for sid, title in SECTIONS
     )
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
+<html lang="en"><head><meta charset="utf-8">{html_mark("report")}
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>cropaudit report: {esc(c.name)}</title><style>{CSS}</style></head><body>
 <h1>cropaudit report: {esc(c.name)}</h1>

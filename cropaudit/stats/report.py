@@ -8,7 +8,7 @@ import html
 import pandas as pd
 import pyarrow as pa
 
-from cropaudit import fileio
+from cropaudit import fileio, ownership
 from cropaudit.stats.plots import forest_plot
 
 ESTIMATE_COLUMNS = [
@@ -36,8 +36,26 @@ def _table(df: pd.DataFrame, columns: list[str]) -> str:
     return df[columns].to_html(index=False, float_format=lambda x: f"{x:.4g}", na_rep="–")
 
 
-def render_html(estimates: pd.DataFrame, images: dict[str, bytes]) -> str:
-    """The report as one HTML string; ``images`` maps criterion -> PNG bytes."""
+def unverified_note(unverified: dict[str, list[str]] | None) -> str:
+    """A sentence naming survival tables used although they differ from their run summaries."""
+    if not unverified:
+        return ""
+    runs = "; ".join(f"{run}: {', '.join(diffs)}" for run, diffs in sorted(unverified.items()))
+    return (
+        "These results come from survival tables that were modified after their runs "
+        f"(used with --trust-modified). {runs}"
+    )
+
+
+def render_html(
+    estimates: pd.DataFrame,
+    images: dict[str, bytes],
+    unverified: dict[str, list[str]] | None = None,
+) -> str:
+    """The report as one HTML string; ``images`` maps criterion -> PNG bytes; ``unverified``
+    (run -> what differs) puts a warning at the top."""
+    warning = unverified_note(unverified)
+    warning = f"<p><strong>Warning:</strong> {html.escape(warning)}</p>" if warning else ""
     first = estimates.iloc[0] if len(estimates) else None
     meta = (
         ""
@@ -55,10 +73,10 @@ def render_html(estimates: pd.DataFrame, images: dict[str, bytes]) -> str:
         for c, png in images.items()
     )
     return f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>cropaudit statistics</title>
+<html><head><meta charset="utf-8">{ownership.html_mark("stats")}<title>cropaudit statistics</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;font-size:12px}}
 td,th{{border:1px solid #ccc;padding:2px 6px}}img{{max-width:100%}}</style></head><body>
-<h1>cropaudit: survival statistics</h1>{meta}
+<h1>cropaudit: survival statistics</h1>{warning}{meta}
 <p>Survival ratio = wins_a / (wins_a + wins_b): the chance that group a's face survives given the
 crop keeps exactly one face; 0.5 is parity. Ties and background are counted, not in the ratio.
 ratio_low/high is the reported interval (ratio_interval_method): a Wilson score interval on the
@@ -80,7 +98,9 @@ clustering; the bootstrap test does not.</p>{_table(estimates, TEST_COLUMNS)}
 """
 
 
-def write_outputs(estimates: pa.Table, out_dir: str) -> str:
+def write_outputs(
+    estimates: pa.Table, out_dir: str, unverified: dict[str, list[str]] | None = None
+) -> str:
     """Write ``plots/<criterion>.png|svg`` and ``report.html`` under ``out_dir``; returns the
     report path."""
     df = estimates.to_pandas()
@@ -91,5 +111,5 @@ def write_outputs(estimates: pa.Table, out_dir: str) -> str:
             fileio.write_atomic(fileio.join(out_dir, "plots", f"{criterion}.{fmt}"), data)
         images[criterion] = figs["png"]
     path = fileio.join(out_dir, "report.html")
-    fileio.write_atomic(path, render_html(df, images).encode("utf-8"))
+    fileio.write_atomic(path, render_html(df, images, unverified).encode("utf-8"))
     return path

@@ -8,6 +8,7 @@ so the statistics have something to find; nothing here claims to resemble a real
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pyarrow.parquet as pq
 from scipy.special import expit
 
 from cropaudit.schemas.survival import BOX, CROP, SURVIVAL_SCHEMA
+from cropaudit.tablecheck import describe
 
 WINNER_NAMES = np.array(["a", "b", "tie", "background"], dtype=object)
 
@@ -160,7 +162,8 @@ def write_run_dir(
         tables = [tables]
     for i, table in enumerate(tables):
         pq.write_table(table, run / "survival" / f"part-{i:05d}.parquet", compression="zstd")
-    (run / "run_summary.json").write_text("{}")
+    summary = {"survival_table": describe(str(run / "survival"))}
+    (run / "run_summary.json").write_text(json.dumps(summary))
     if success:
         (run / "_SUCCESS").write_text("")
     return run

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 
 from cropaudit import fileio
-from cropaudit.model.fastgaze.handler import METADATA_FILE, FastGazeHandler
+from cropaudit.errors import UserError
+from cropaudit.model.fastgaze.handler import METADATA_FILE, FastGazeHandler, is_converted
 from cropaudit.model.fastgaze.vxm import read_model
 
 
@@ -24,13 +26,26 @@ class ConvertResult:
     parameters: int
 
 
+def check_output_folder(out: str) -> None:
+    """``out`` must be missing, an empty folder, or a folder an earlier convert wrote (it holds
+    :data:`METADATA_FILE`): a conversion never writes into, or over, anything else."""
+    if not fileio.is_remote(out) and os.path.exists(out) and not os.path.isdir(out):
+        raise UserError(f"{out} exists and is not a folder; choose an empty or new folder")
+    if fileio.glob(fileio.join(out, "*")) and not is_converted(out):
+        raise UserError(
+            f"{out} is not empty and was not written by cropaudit model convert; choose an "
+            "empty or new folder"
+        )
+
+
 def convert(vxm_path: str, out: str) -> ConvertResult:
     """Write the SavedModel for ``vxm_path`` to the folder ``out``."""
     import tensorflow as tf
 
     from cropaudit.model.fastgaze.network import FastGazeNet
 
-    data = fileio.read_bytes(vxm_path)
+    check_output_folder(out)
+    data = FastGazeHandler(vxm_path)._read_vxm()
     digest = hashlib.sha256(data).hexdigest()
     model = read_model(data)
     net = FastGazeNet(model, digest)

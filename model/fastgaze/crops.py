@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from cropaudit.model.base import SaliencyGrid
-from cropaudit.transforms.crop import crop_box
+from cropaudit.transforms.crop import grid_cropping
 
 TWITTER_RATIOS = (0.56, 1.0, 1.14, 2.0)
 SYMMETRY_THUMB = 10
@@ -89,11 +89,8 @@ def candidate_crops(
     centred horizontally instead of on the salient x."""
     sx, sy, score = grid.salient_point()
     ratios = default_ratios(width, height) if aspect_ratios is None else tuple(aspect_ratios)
-    cx = width // 2 if symmetric else sx
-    crops = []
-    for ar in ratios:
-        box = crop_box(cx, sy, width, height, ar)
-        crops.append(Crop(float(ar), box.x, box.y, box.w, box.h))
+    cropping = grid_cropping(grid, width, height, ratios, centre_x=symmetric)
+    crops = [Crop(ar, b.x, b.y, b.w, b.h) for ar, b in zip(cropping.ratios, cropping.boxes)]
     points = tuple(
         (int(grid.xs[c]), int(grid.ys[r]), float(grid.scores[r, c]))
         for r in range(grid.scores.shape[0])

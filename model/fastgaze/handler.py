@@ -94,13 +94,10 @@ class FastGazeHandler(SaliencyModelHandler):
 
     def load_model(self) -> FastGazeModel:
         if self._model is None:
-            import tensorflow as tf
-
             if self.converted:
-                from cropaudit.model.keras_model import localize
+                from cropaudit.model.keras_model import load_saved_model
 
-                # a local copy: TF's own gs:// client ignores Beam's GCS settings (and emulators)
-                fn = tf.saved_model.load(localize(self.path))
+                fn = load_saved_model(self.path)
             else:
                 from cropaudit.model.fastgaze.network import FastGazeNet
                 from cropaudit.model.fastgaze.vxm import read_model
@@ -110,6 +107,16 @@ class FastGazeHandler(SaliencyModelHandler):
                 fn = FastGazeNet(read_model(data), self._hash)
             self._model = FastGazeModel(fn)
         return self._model
+
+    def check(self) -> None:
+        """A ``.vxm`` is parsed (cheap, no TensorFlow: framing, shapes, finite weights); a
+        converted model is loaded."""
+        if self.converted:
+            self.load_model()
+        else:
+            from cropaudit.model.fastgaze.vxm import read_model
+
+            read_model(self._read_vxm())
 
     def preprocess(self, image: np.ndarray) -> np.ndarray:
         return resize_for_model(image, self.options) - MEANS

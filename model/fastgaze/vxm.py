@@ -80,7 +80,11 @@ class VxmContainer:
             raise VxmError(
                 f"{key!r} has {len(value)} bytes but shape {shape} needs {expected} (float32)"
             )
-        return np.frombuffer(value, dtype="<f4").reshape(shape).astype(np.float32)
+        array = np.frombuffer(value, dtype="<f4").reshape(shape).astype(np.float32)
+        if not np.isfinite(array).all():  # a NaN weight makes every score NaN
+            bad = int(array.size - np.isfinite(array).sum())
+            raise VxmError(f"{key!r} holds {bad} non-finite value(s) (NaN/inf)")
+        return array
 
 
 def read_container(data: bytes) -> VxmContainer:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import struct
 import zlib
@@ -105,4 +106,14 @@ def bad_image_cases() -> dict[str, tuple[bytes | None, str | None]]:
         "one_pixel": (png_bytes(Image.new("RGB", (1, 1))), "image_too_small"),
         "extreme_aspect": (png_bytes(Image.new("RGB", (2000, 40))), "image_extreme_aspect"),
         "decompression_bomb": (png_declaring(40000, 40000), "image_too_large"),
+    }
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """Every file (sha256) and folder below ``root``: equal digests, nothing changed."""
+    return {
+        p.relative_to(root).as_posix(): (
+            "folder" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
+        )
+        for p in sorted(root.rglob("*"))
     }

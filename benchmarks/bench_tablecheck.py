@@ -1,0 +1,62 @@
+"""Benchmark: what verifying a survival table against its run summary costs a reader.
+
+Writes a synthetic run directory (cropaudit.stats.synthetic, ``--parts`` part files), then times,
+side by side and ``--repeat`` times each, (1) the check ``cropaudit stats`` and ``report`` now
+run first (:func:`cropaudit.tablecheck.differences`: Parquet footers and the sha256 of every
+part's bytes), (2) reading the table with pyarrow (what any reader pays anyway) and (3) the run
+summary's row-level content hash (:func:`cropaudit.pipelines.audit.table_hash`). Prints medians
+and the ratio of the check to the read.
+
+    .venv/bin/python benchmarks/bench_tablecheck.py [--rows 500000] [--parts 4] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+
+def median_seconds(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=500_000)
+    parser.add_argument("--parts", type=int, default=4)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+
+    from cropaudit.pipelines.audit import read_table, table_hash
+    from cropaudit.stats.synthetic import synthetic_survival, write_run_dir
+    from cropaudit.tablecheck import describe, differences
+
+    work = Path(tempfile.mkdtemp(prefix="bench_tablecheck_"))
+    per_part = args.rows // args.parts
+    tables = [synthetic_survival(per_part, seed=i) for i in range(args.parts)]
+    run = write_run_dir(tables, work / "run")
+    folder = str(run / "survival")
+    recorded = describe(folder)
+    size = sum(f.stat().st_size for f in (run / "survival").glob("*.parquet"))
+    print(f"table: {recorded['rows']:,} rows in {args.parts} parts, {size / 2**20:.1f} MiB")
+
+    assert differences(folder, recorded) == []
+    check = median_seconds(lambda: differences(folder, recorded), args.repeat)
+    read = median_seconds(lambda: read_table(folder), args.repeat)
+    hashed = median_seconds(lambda: table_hash(read_table(folder)), 1)
+    print(f"verify against summary: {check:.3f} s (median of {args.repeat})")
+    print(f"read table (pyarrow):   {read:.3f} s (median of {args.repeat})")
+    print(f"row-level content hash: {hashed:.3f} s (once)")
+    print(f"verify / read = {check / read:.2f}; verify / row hash = {check / hashed:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""The bundled face detector (OpenCV's Haar cascade from the croppers extra) on real photos, and
+``cropaudit manifest detect-faces``."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from tests_support import lfw_faces, obama_mcconnell, real_faces
+
+from cropaudit.cli import main
+from cropaudit.facedetect import HaarFaceDetector, miss_rates
+from cropaudit.transforms.manifests import load_manifest
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return HaarFaceDetector()
+
+
+def test_two_faces_of_obama_mcconnell(detector):
+    image = obama_mcconnell()
+    faces = detector.detect(image)
+    assert len(faces) == 2
+    h, w = image.shape[:2]
+    centres = sorted((d.y + d.h / 2) / h for d in faces)
+    assert centres[0] < 0.5 < centres[1]  # the 583x3000 composite: one face at each end
+    for d in faces:
+        assert d.w > 0.05 * w and d.x + d.w <= w and d.y + d.h <= h and np.isfinite(d.confidence)
+
+
+def test_each_half_of_obama_mcconnell_has_one_face(detector):
+    image = obama_mcconnell()
+    whole = sorted(detector.detect(image), key=lambda d: d.y)
+    half = image.shape[0] // 2
+    halves = ((image[:half], 0, whole[0]), (image[half:], half, whole[1]))
+    for part, offset, expected in halves:
+        (d,) = detector.detect(np.ascontiguousarray(part))
+        assert abs(d.y + offset - expected.y) <= 0.1 * expected.h
+        assert abs(d.x - expected.x) <= 0.1 * expected.w
+
+
+def test_astronaut_face(detector):
+    (d,) = detector.detect(real_faces()["astronaut"])
+    # Eileen Collins' face: about x 170-270, y 50-170 of the 512x512 photo
+    cx, cy = d.x + d.w / 2, d.y + d.h / 2
+    assert 170 < cx < 270 and 50 < cy < 170 and 60 < d.w < 160
+
+
+def test_lfw_faces_are_found_far_more_often_than_in_non_faces(detector):
+    faces, others = lfw_faces()
+
+    def found(patch):
+        grey = Image.fromarray((patch * 255).astype(np.uint8)).resize((100, 100))
+        rgb = np.repeat(np.asarray(grey)[..., None], 3, axis=2)
+        return len(detector.detect(rgb)) >= 1
+
+    hit_faces = np.mean([found(p) for p in faces])
+    hit_others = np.mean([found(p) for p in others])
+    assert hit_faces > 0.5 and hit_faces > hit_others + 0.3, (hit_faces, hit_others)
+
+
+def test_detect_faces_fills_boxes_and_dead_letters_misses(tmp_path, capsys):
+    images = {
+        "astronaut": real_faces()["astronaut"],
+        "pair": obama_mcconnell(),
+        "blank": np.full((200, 200, 3), 128, np.uint8),
+        "top": np.ascontiguousarray(obama_mcconnell()[:1500]),
+    }
+    for name, image in images.items():
+        Image.fromarray(image).save(tmp_path / f"{name}.png")
+    rows = [
+        ("astronaut", "F", ""), ("pair", "M", ""), ("blank", "M", ""), ("top", "M", ""),
+    ]  # fmt: skip
+    with open(tmp_path / "in.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["image_uri", "gender", "face_x", "face_y", "face_w", "face_h"])
+        for name, gender, _ in rows:
+            w.writerow([f"{name}.png", gender, "", "", "", ""])
+        w.writerow(["astronaut.png", "F", "1", "2", "30", "40"])  # a given box is kept
+    out = tmp_path / "out.csv"
+    assert main(["manifest", "detect-faces", str(tmp_path / "in.csv"), "--out", str(out),
+                 "--attributes", "gender"]) == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    got = list(csv.DictReader(out.read_text().splitlines()))
+    outcome = [r["face_detection"] for r in got]
+    assert outcome == ["detected", "several_faces", "no_face", "detected", "manifest"]
+    assert got[0]["face_detector"].startswith("opencv-haar:haarcascade_frontalface_default.xml")
+    assert float(got[0]["face_confidence"]) > 0 and got[2]["face_x"] == ""
+    assert (got[4]["face_x"], got[4]["face_w"]) == ("1", "30")
+    dead = list(csv.DictReader(Path(f"{out}.dead_letter.csv").read_text().splitlines()))
+    assert [(d["reason"], d["image_uri"]) for d in dead] == [
+        ("several_faces", "pair.png"), ("no_face", "blank.png"),
+    ]  # fmt: skip
+    assert dead[0]["detail"].startswith("2 faces found")
+    assert "M: 0.667" in printed and "F: 0.000" in printed
+    # a single-design run dead-letters the misses with the detector's reason
+    faces, letters = load_manifest(str(out), ["gender"], face_boxes=True)
+    assert sorted(d.reason for d in letters) == ["duplicate_image_id", "no_face", "several_faces"]
+    assert {f.image_id for f in faces} == {"astronaut", "top"}
+
+
+def test_miss_rates_per_group():
+    rows = [{"g": "x", "face_detection": v} for v in ("detected", "no_face", "detected")]
+    rows += [
+        {"g": "y", "face_detection": "several_faces"},
+        {"g": "y", "face_detection": "manifest"},
+    ]
+    rates = miss_rates(rows, ["g"]).set_index("group")
+    assert rates.loc["x", "images"] == 3 and rates.loc["x", "miss_rate"] == pytest.approx(1 / 3)
+    assert rates.loc["y", "images"] == 1 and rates.loc["y", "several_faces"] == 1
+    assert rates.loc["x", "ci_low"] < 1 / 3 < rates.loc["x", "ci_high"]

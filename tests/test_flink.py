@@ -1,0 +1,233 @@
+"""The audit on a real Flink cluster: a standalone JobManager and TaskManager (separate JVMs from
+the fetched engine) with Beam's job server and an EXTERNAL SDK worker pool, against the
+FnApiRunner; plus the engine cache, its lock and the ``flink`` profile (fast, no Java)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from cropaudit.engine import cache, fetch, flink_local
+from cropaudit.errors import UserError
+from cropaudit.pipelines.audit import SUCCESS, read_table, run_audit, table_hash
+from cropaudit.pipelines.runners import apply_profile, failure_line
+from cropaudit.progress import COUNTER_ORDER
+from cropaudit.synthetic import write_face_set
+from tests.services import canonical_estimates, manifest_class_path, tiny_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# -- the engine cache and the profile (fast) -------------------------------------------------
+
+
+def ready_engine(root: Path) -> Path:
+    """An engine folder that passes the cache's checks (a launcher jar and ``READY``)."""
+    jar = cache.job_server_jar(root)
+    jar.parent.mkdir(parents=True)
+    jar.write_bytes(b"jar")
+    (root / cache.READY).write_text("x\n")
+    return jar
+
+
+def test_flink_profile_uses_the_cached_job_server_and_never_downloads(tmp_path, monkeypatch):
+    monkeypatch.setenv(cache.ENGINE_DIR_ENV, str(tmp_path / "none"))
+    with pytest.raises(UserError, match="make flink-engine"):
+        apply_profile("flink", ["--flink_master=localhost:8081"])
+    own = ["--flink_job_server_jar=/opt/js.jar"]
+    assert apply_profile("flink", own) == own  # a jar the user gives needs no cache
+    assert apply_profile("flink", ["--job_endpoint=h:8099"]) == ["--job_endpoint=h:8099"]
+
+    monkeypatch.setenv(cache.ENGINE_DIR_ENV, str(tmp_path / "engine"))
+    jar = ready_engine(tmp_path / "engine")
+    assert apply_profile("flink", []) == [f"--flink_job_server_jar={jar}"]
+
+
+def test_lock_check_names_every_missing_extra_and_changed_file():
+    want = {"a.jar": "1", "b.jar": "2", "c.jar": "3"}
+    fetch.check(dict(want), want)
+    with pytest.raises(UserError) as err:
+        fetch.check({"a.jar": "1", "b.jar": "9", "d.jar": "4"}, want)
+    assert str(err.value).endswith("missing c.jar; not in the lock: d.jar; sha256 mismatch: b.jar")
+
+
+def test_committed_lock_pins_the_job_server_and_flink_versions():
+    names = fetch.read_lock()
+    server = cache.job_server_dir(Path()).name
+    assert f"{server}/lib/beam-runners-flink-{cache.FLINK_MINOR}-{cache.BEAM_VERSION}.jar" in names
+    assert f"downloads/apache-flink-libraries-{cache.FLINK_VERSION}.tar.gz" in names
+    assert all(len(digest) == 64 for digest in names.values())
+
+
+def test_launcher_manifest_lists_every_jar_within_the_line_limit(tmp_path):
+    lib = cache.job_server_dir(tmp_path) / "lib"
+    lib.mkdir(parents=True)
+    names = [f"google-api-services-cloudresourcemanager-v1-rev{i:08d}-2.0.0.jar" for i in range(9)]
+    for name in names:
+        (lib / name).write_bytes(b"")
+    jar = fetch.write_launcher(tmp_path)
+    raw = zipfile.ZipFile(jar).read("META-INF/MANIFEST.MF")
+    assert all(len(line) <= 72 for line in raw.split(b"\r\n"))
+    main, class_path = manifest_class_path(raw)
+    assert main == cache.JOB_SERVER_MAIN
+    assert class_path == [f"lib/{n}" for n in sorted(names)]
+
+
+def test_failure_line_keeps_the_engine_error_in_one_line():
+    java = (
+        "Pipeline BeamApp-1 failed in state FAILED: java.io.IOException: Insufficient number "
+        "of network buffers\n\tat org.apache.flink.X.y(X.java:1)"
+    )
+    assert failure_line(java) == "java.io.IOException: Insufficient number of network buffers"
+    worker = (
+        "Pipeline BeamApp-2 failed in state FAILED: java.lang.RuntimeException: Error received "
+        'from SDK harness\nTraceback (most recent call last):\n  File "x.py", line 1\n'
+        "ValueError: image 7 is not a JPEG\n\tat org.apache.beam.Z(Z.java:2)"
+    )
+    assert failure_line(worker) == "ValueError: image 7 is not a JPEG"
+
+
+# -- a real cluster (slow) ------------------------------------------------------------------
+
+
+def flink_or_skip() -> None:
+    """Skip (fail under ``CI``) without Java or the fetched engine."""
+    reason = cache.missing()
+    try:
+        flink_local.java()
+    except UserError as exc:
+        reason = str(exc)
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the Flink tests: {reason}")
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    flink_or_skip()
+    folder = tmp_path_factory.mktemp("flink")
+    started = flink_local.start(folder)
+    try:
+        yield started
+    finally:
+        stopped = flink_local.stop(folder)
+        assert set(stopped) <= {"jobmanager", "taskmanager", "workerpool"}
+
+
+@pytest.fixture(scope="module")
+def config_file(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("flink_config")
+    manifest = write_face_set(folder / "faces", seed=5, subjects_per_group=2)
+    path = folder / "flink.toml"
+    path.write_text(tiny_config(manifest, "flink").to_toml())
+    return path
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "cropaudit", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+
+
+def test_cluster_runs_separate_jobmanager_taskmanager_and_pool(cluster):
+    state = flink_local.status(cluster.folder)
+    assert state["running"] and set(state["processes"]) == {
+        "jobmanager",
+        "taskmanager",
+        "workerpool",
+    }
+    pids = {p["pid"] for p in flink_local.read_state(cluster.folder)["processes"].values()}
+    assert len(pids) == 3 and os.getpid() not in pids
+    seen = state["overview"]
+    assert seen["taskmanagers"] == 1 and seen["slots-total"] == 2
+    assert seen["flink-version"] == cache.FLINK_VERSION
+    assert cluster.flink_master.startswith("localhost:")
+
+
+@pytest.mark.slow
+def test_audit_and_stats_on_flink_match_direct(cluster, config_file, tmp_path):
+    from cropaudit import config as config_mod
+    from cropaudit.pipelines.stats import run_stats
+
+    cfg = config_mod.load(str(config_file))
+    direct = run_audit(cfg, str(tmp_path / "direct"), quiet=True)
+    out = tmp_path / "flink"
+    done = cli("run", str(config_file), "--out", str(out), *cluster.pipeline_args())
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"survival table sha256: {direct['survival_table_sha256']}" in done.stdout
+    assert "s on flink" in done.stdout
+
+    summary = json.loads((out / "run_summary.json").read_text())
+    assert summary["runner"] == "flink" and (out / SUCCESS).exists()
+    assert summary["survival_table_sha256"] == direct["survival_table_sha256"]
+    assert table_hash(read_table(str(out / "survival"))) == direct["survival_table_sha256"]
+    # Beam counters come back from Flink's metrics (padding depends on bundling: not compared)
+    assert summary["beam_counters"]["composites_predicted"] == direct["composites_expected"]
+    for name in COUNTER_ORDER[:3]:
+        assert summary["beam_counters"][name] == direct["beam_counters"][name], name
+
+    estimates = {}
+    for name, args in (("direct", None), ("flink", cluster.pipeline_args())):
+        estimates[name] = run_stats(
+            [str(tmp_path / name)],
+            str(tmp_path / f"stats_{name}"),
+            replicates=50,
+            seed=7,
+            pipeline_args=args,
+            render=False,
+        )
+    direct_est, flink_est = (canonical_estimates(pq.read_table(estimates[n])) for n in estimates)
+    assert direct_est.num_rows > 0
+    assert flink_est.equals(direct_est)
+
+
+def running_jobs(flink_master: str) -> list[dict]:
+    with urllib.request.urlopen(f"http://{flink_master}/jobs/overview", timeout=5) as r:
+        return [j for j in json.load(r)["jobs"] if j["state"] == "RUNNING"]
+
+
+@pytest.mark.slow
+def test_killed_taskmanager_fails_the_run_loudly_and_publishes_nothing(
+    cluster, config_file, tmp_path
+):
+    """No restart strategy and no spare TaskManager: the job must fail, the CLI must say so in
+    one line and exit non-zero, and the output must carry no ``_SUCCESS``."""
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "cropaudit", "run", str(config_file), "--out", str(out)]
+    run = subprocess.Popen(
+        [*cmd, *cluster.pipeline_args()],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not running_jobs(cluster.flink_master):
+            assert run.poll() is None, run.stderr.read()[-3000:]
+            assert time.monotonic() < deadline, "the job never started on the cluster"
+            time.sleep(0.5)
+        time.sleep(2)  # tasks deployed and SDK workers starting
+        state = flink_local.read_state(cluster.folder)
+        assert flink_local.signal_process(state["processes"]["taskmanager"], signal.SIGKILL)
+        stdout, stderr = run.communicate(timeout=300)
+    finally:
+        if run.poll() is None:
+            run.kill()
+        flink_local.restart_taskmanager(cluster.folder)
+    assert run.returncode == 2, stderr[-3000:]
+    message = [line for line in stderr.splitlines() if line.startswith("cropaudit: error:")]
+    assert len(message) == 1, stderr[-3000:]
+    assert "flink: the job failed on the engine:" in message[0]
+    assert not (out / SUCCESS).exists()
+    assert not (out / "run_summary.json").exists()
+    assert "survival table sha256" not in stdout

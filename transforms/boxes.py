@@ -1,0 +1,119 @@
+"""Run a box cropper in a DoFn (CropBoxes), beside PredictSaliency for saliency models.
+
+The cropper loads once per worker process (Beam's ``Shared`` handle). Images are handed over in
+batches of ``batch_size`` per bundle: a cropper that works on many images at once (an HTTP
+endpoint under a concurrency limit) gets them together, one that works image by image loops.
+A failure, or boxes that are not one per ratio inside the image, dead-letters that composite
+only (stage ``predict``, reason ``cropper_error``, ``bad_crop_box`` or the plugin's own reason,
+e.g. ``timeout``), never the run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import apache_beam as beam
+import numpy as np
+from apache_beam.metrics import Metrics
+from apache_beam.utils import shared
+from apache_beam.utils.windowed_value import WindowedValue
+
+from cropaudit.model.cropper import BoxCropper
+from cropaudit.transforms.infer import _ModelHolder
+from cropaudit.transforms.records import Cropping, DeadLetter, RenderedComposite
+from cropaudit.transforms.render import DEAD_LETTER, composite_record
+
+CROPPED = Metrics.counter("cropaudit", "composites_cropped")
+DEAD_LETTERED = Metrics.counter("cropaudit", "composites_dead_lettered")
+
+
+def crop_batch(model, images: list[np.ndarray], ratios: tuple[float, ...]) -> list:
+    """The cropper's :class:`Cropping` (or the exception it raised) for each image."""
+    many = getattr(model, "crop_many", None)
+    if many is not None:
+        return many(images, ratios)
+    out: list[Cropping | Exception] = []
+    for image in images:
+        try:
+            out.append(model.crop(image, ratios))
+        except Exception as exc:  # noqa: BLE001 - dead-lettered by the caller
+            out.append(exc)
+    return out
+
+
+def checked(result, width: int, height: int) -> tuple[str, str] | None:
+    """None for a usable cropping, else the dead letter's (reason, detail)."""
+    if isinstance(result, Exception):  # a plugin's CropperError carries its own reason
+        return getattr(result, "reason", "cropper_error"), f"{type(result).__name__}: {result}"
+    if not isinstance(result, Cropping):
+        return "cropper_error", f"cropper returned {type(result).__name__}, not a Cropping"
+    try:
+        result.check(width, height)
+    except ValueError as exc:
+        return "bad_crop_box", str(exc)
+    return None
+
+
+class _CropDoFn(beam.DoFn):
+    def __init__(self, cropper: BoxCropper, ratios, batch_size: int, id_suffix: str = ""):
+        self._cropper = cropper
+        self._ratios = tuple(float(r) for r in ratios)
+        self._batch_size = batch_size
+        self._suffix = id_suffix
+        self._shared = shared.Shared()
+
+    def setup(self):
+        key = f"{self._cropper.name}:{self._cropper.content_hash}"
+        self._model = self._shared.acquire(
+            lambda: _ModelHolder(self._cropper.load_model()), tag=key
+        ).model
+
+    def start_bundle(self):
+        self._buffer: list[WindowedValue] = []
+
+    def process(
+        self,
+        rendered: RenderedComposite,
+        window=beam.DoFn.WindowParam,
+        timestamp=beam.DoFn.TimestampParam,
+    ):
+        self._buffer.append(WindowedValue(rendered, timestamp, [window]))
+        if len(self._buffer) >= self._batch_size:
+            yield from self._flush()
+
+    def finish_bundle(self):
+        yield from self._flush()
+
+    def _flush(self):
+        buffer, self._buffer = self._buffer, []
+        if not buffer:
+            return
+        results = crop_batch(self._model, [wv.value.model_input for wv in buffer], self._ratios)
+        for wv, result in zip(buffer, results):
+            r = wv.value
+            problem = checked(result, r.width, r.height)
+            if problem is not None:
+                c = r.composite
+                DEAD_LETTERED.inc()
+                letter = DeadLetter(
+                    "predict", problem[0], c.composite_id + self._suffix, problem[1],
+                    {**composite_record(c), "model_name": self._cropper.name},
+                )  # fmt: skip
+                yield beam.pvalue.TaggedOutput(DEAD_LETTER, wv.with_value(letter))
+                continue
+            CROPPED.inc()
+            slim = dataclasses.replace(r, model_input=np.empty(0, np.uint8))
+            yield wv.with_value((slim, result))
+
+
+class CropBoxes(beam.PTransform):
+    """RenderedComposite -> (RenderedComposite, Cropping) for a box cropper; failures -> dead
+    letters (tag ``dead_letter``). ``id_suffix`` marks dead letters of one cropper among several
+    (``#<model_name>``, as its survival rows are marked)."""
+
+    def __init__(self, cropper: BoxCropper, ratios, batch_size: int = 16, id_suffix: str = ""):
+        super().__init__()
+        self._fn = _CropDoFn(cropper, ratios, batch_size, id_suffix)
+
+    def expand(self, rendered):
+        return rendered | "Crop" >> beam.ParDo(self._fn).with_outputs(DEAD_LETTER, main="predicted")
