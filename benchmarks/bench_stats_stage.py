@@ -36,8 +36,9 @@ CHILD = """
 import json, sys, time
 # The venv's editable install would map cropaudit to this checkout: drop its finder so that
 # PYTHONPATH's tree is the one imported.
-sys.meta_path[:] = [f for f in sys.meta_path if "__editable__" not in getattr(f, "__module__", "")]
-sys.path_hooks[:] = [h for h in sys.path_hooks if "__editable__" not in getattr(h, "__module__", "")]
+ours = lambda f: "__editable__" not in getattr(f, "__module__", "")
+sys.meta_path[:] = [f for f in sys.meta_path if ours(f)]
+sys.path_hooks[:] = [h for h in sys.path_hooks if ours(h)]
 sys.path_importer_cache.clear()
 import cropaudit.pipelines.stats as stage
 from cropaudit.pipelines.stats import read_estimates, run_stats

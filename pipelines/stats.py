@@ -34,6 +34,7 @@ from cropaudit.pipelines.runners import pipeline, pipeline_options
 from cropaudit.schemas.estimates import ESTIMATES_SCHEMA, KEY_FIELDS
 from cropaudit.stats.bootstrap import CORRECTIONS, OUTCOME_CODE, POSITION_CODE, SufficientStats
 from cropaudit.stats.estimates import estimate_stratum
+from cropaudit.stats.mixed import MAX_COMPOSITES, model_check
 from cropaudit.stats.tests_multiple import adjust_rows
 from cropaudit.stats.weights import WeightCache
 
@@ -89,8 +90,11 @@ class StatsOptions:
     criteria: tuple[str, ...] | None = None
     seed: int = 0
     bootstrap_correction: str = "cgm"
+    model_max: int = MAX_COMPOSITES
 
     def __post_init__(self) -> None:
+        if self.model_max < 0:
+            raise UserError("--model-max must be 0 (no model cross-check) or more")
         if self.replicates < 2:
             raise UserError("--replicates must be at least 2")
         if self.bootstrap_correction not in CORRECTIONS:
@@ -249,6 +253,7 @@ class BootstrapCombineFn(beam.CombineFn):
 
     def extract_output(self, acc: SufficientStats) -> dict[str, Any]:
         est = estimate_stratum(acc, self.options.level, self.options.bootstrap_correction)
+        est.update(model_check(acc, est, self.options.level, self.options.model_max))
         for name, column in PROVENANCE.items():
             est[column] = sorted(acc.provenance.get(name, ()))
         return est
@@ -409,6 +414,7 @@ def run_stats(
     bootstrap_correction: str = "cgm",
     overwrite: bool = False,
     trust_modified: bool = False,
+    model_max: int = MAX_COMPOSITES,
 ) -> str:
     """Run the statistics stage; returns the estimates Parquet path.
 
@@ -428,6 +434,7 @@ def run_stats(
         criteria=tuple(criteria) if criteria else None,
         seed=int(seed),
         bootstrap_correction=str(bootstrap_correction),
+        model_max=int(model_max),
     )
     files, modified = resolve_survival(survival_paths, trust_modified)
     available = available_criteria(files)
@@ -503,6 +510,7 @@ def run_stats_table(
     render: bool = True,
     bootstrap_correction: str = "cgm",
     overwrite: bool = False,
+    model_max: int = MAX_COMPOSITES,
 ) -> str:
     """The statistics stage on a plain table (one row per composite) instead of a run: same
     estimator, same outputs. ``columns`` maps a role of :data:`cropaudit.stats.table.ROLES` or an
@@ -513,7 +521,7 @@ def run_stats_table(
     from cropaudit import __version__
     from cropaudit.stats.table import ROLES, estimate_survival
 
-    options = StatsOptions(replicates, level, None, seed, bootstrap_correction)
+    options = StatsOptions(replicates, level, None, seed, bootstrap_correction, model_max)
     columns = dict(columns or {})
     unknown = set(columns) - set(ROLES) - set(KEY_FIELDS)
     if unknown:
@@ -530,7 +538,9 @@ def run_stats_table(
         raise UserError(f"{path} has no column(s) {missing}")
     df = df.rename(columns=keys)
     by = [f for f in KEY_FIELDS if f in df.columns]
-    est = estimate_survival(df, by, columns, replicates, level, seed, bootstrap_correction)
+    est = estimate_survival(
+        df, by, columns, replicates, level, seed, bootstrap_correction, model_max
+    )
     provenance = {
         "config_hashes": ["sha256:" + hashlib.sha256(raw).hexdigest()],
         "survival_seeds": [],

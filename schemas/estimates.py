@@ -18,7 +18,10 @@ distinct subject pairs with a decisive composite.
 its method (``wilson_effective_n``: Wilson score interval on the effective sample size
 ``<statistic>_effective_n`` = p(1-p) / ``<statistic>_cluster_se``^2, with a t quantile on
 ``cluster_df`` degrees of freedom; see cropaudit.stats.effective); it has positive width for any
-stratum with a decisive composite.
+stratum with a decisive composite. ``model_*`` is the crossed random-effects logistic
+cross-check (cropaudit.stats.mixed): population-averaged ratio, its interval, the a- and b-subject
+standard deviations on the logit scale, ``model_status`` (``fitted`` or why not) and
+``model_disagrees`` (its interval and the reported one do not overlap).
 Provenance lists hold every distinct value of the input rows of the stratum.
 """
 
@@ -101,6 +104,11 @@ FLOAT_FIELDS = (
     "p_binomial_bh",
     "p_bootstrap_holm",
     "p_bootstrap_bh",
+    "model_ratio",
+    "model_low",
+    "model_high",
+    "model_sd_a",
+    "model_sd_b",
 )
 
 ESTIMATES_SCHEMA = pa.schema(
@@ -116,5 +124,7 @@ ESTIMATES_SCHEMA = pa.schema(
         *(pa.field(name, pa.int64(), nullable=False) for name in COUNT_FIELDS),
         *(pa.field(name, pa.float64()) for name in FLOAT_FIELDS),
         *(pa.field(f"{stat}_interval_method", pa.string()) for stat in BOOTSTRAPPED),
+        pa.field("model_status", pa.string()),
+        pa.field("model_disagrees", pa.bool_()),
     ]
 )

@@ -51,6 +51,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "composite-level noise three times; none: plain bootstrap (conservative)",
     )
     parser.add_argument(
+        "--model-max",
+        type=int,
+        default=200,
+        metavar="N",
+        help="fit the crossed random-effects logistic cross-check to strata with up to N "
+        "decisive composites (default 200; 0: none); larger strata say why not",
+    )
+    parser.add_argument(
         "--column",
         action="append",
         default=[],
@@ -88,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             bootstrap_correction=args.bootstrap_correction,
             overwrite=args.overwrite,
+            model_max=args.model_max,
         )
         print(path)
         return 0
@@ -105,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
         bootstrap_correction=args.bootstrap_correction,
         overwrite=args.overwrite,
         trust_modified=args.trust_modified,
+        model_max=args.model_max,
         pipeline_args=list(getattr(args, "pipeline_args", None) or []),
     )
     print(path)

@@ -78,6 +78,7 @@ class SufficientStats:
         self.boot = np.zeros((self.replicates, 2, 2), dtype=np.int64)
         self.subject_index: dict[str, int] = {}
         self._cells = np.zeros((16, 2, 2), dtype=np.int64)
+        self._a_count = np.zeros(16, dtype=np.int64)  # decisive composites as face a
         # Pair cells: key lo << 32 | hi of the two subject indices (lo < hi), sorted and unique,
         # with wins [position * 2 + side] (int32: 24 bytes a cell); new rows wait in
         # ``_pending`` until compacted.
@@ -97,6 +98,9 @@ class SufficientStats:
             cells = np.zeros((max(n, 2 * len(self._cells)), 2, 2), dtype=np.int64)
             cells[: len(self._cells)] = self._cells
             self._cells = cells
+            a_count = np.zeros(len(cells), dtype=np.int64)
+            a_count[: len(self._a_count)] = self._a_count
+            self._a_count = a_count
 
     def _indices(self, subject_ids: Sequence[str]) -> np.ndarray:
         index = self.subject_index
@@ -167,6 +171,7 @@ class SufficientStats:
         np.add.at(local, (code_b[~same], cell[~same]), 1)
         idx = self._indices(uniques)
         self._cells[idx] += local.reshape(-1, 2, 2)
+        self._a_count[idx] += np.bincount(code_a, minlength=len(uniques))
         self._add_pairs(idx[code_a], idx[code_b], np.eye(4, dtype=np.int32)[cell])
 
         # Replicate sums: sum_rows w_a[r] * w_b[r] * onehot(cell) = sum_a W[a] * (C W)[cell, a]
@@ -202,7 +207,9 @@ class SufficientStats:
         if other.subject_index:
             ids = list(other.subject_index)
             idx = self._indices(ids)
-            self._cells[idx] += other._cells[np.fromiter(other.subject_index.values(), np.int64)]
+            theirs = np.fromiter(other.subject_index.values(), np.int64)
+            self._cells[idx] += other._cells[theirs]
+            self._a_count[idx] += other._a_count[theirs]
             other._compact()
             keys = other._pair_keys
             self._add_pairs(idx[keys >> 32], idx[keys & 0xFFFFFFFF], other._pair_wins)
@@ -213,6 +220,7 @@ class SufficientStats:
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state["_cells"] = self.subject_cells.copy()
+        state["_a_count"] = self._a_count[: len(self.subject_index)].copy()
         self._compact()
         state.update(_pair_keys=self._pair_keys, _pair_wins=self._pair_wins, _pending=[])
         state["_pending_rows"] = 0
@@ -222,6 +230,7 @@ class SufficientStats:
         self.__dict__.update(state)
         if len(self._cells) == 0:
             self._cells = np.zeros((16, 2, 2), dtype=np.int64)
+            self._a_count = np.zeros(16, dtype=np.int64)
 
     # -- views ------------------------------------------------------------------------------
     @property
@@ -241,6 +250,28 @@ class SufficientStats:
         subj = self.subject_cells.reshape(-1, 4)
         pair = self.pair_cells.reshape(-1, 4).astype(np.int64)
         return subj.T @ subj, pair.T @ pair
+
+    def composites(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        """The decisive composites of distinct subjects rebuilt from the pair cells, as
+        ``(a subject, b subject, a first, a won)``, one entry per composite in key order; None
+        when a cell's sides are ambiguous (a subject seen as face a and as face b)."""
+        n = len(self.subject_index)
+        totals = self.subject_cells.reshape(n, 4).sum(1)
+        a_count = self._a_count[:n]
+        a_only, b_only = a_count == totals, a_count == 0
+        self._compact()
+        lo, hi = self._pair_keys >> 32, self._pair_keys & 0xFFFFFFFF
+        lo_is_a = a_only[lo] & b_only[hi]
+        if not np.all(lo_is_a | (a_only[hi] & b_only[lo])):
+            return None
+        a, b = np.where(lo_is_a, lo, hi), np.where(lo_is_a, hi, lo)
+        counts = self._pair_wins.astype(np.int64)  # [position * 2 + side]
+        cell = np.arange(4)
+        reps = counts.reshape(-1)
+        a_idx = np.repeat(np.repeat(a, 4), reps)
+        b_idx = np.repeat(np.repeat(b, 4), reps)
+        code = np.repeat(np.tile(cell, len(a)), reps)
+        return a_idx, b_idx, code < 2, code % 2 == 0
 
     def jackknife_cells(self) -> np.ndarray:
         """Wins with each subject's composites deleted, shape ``(subjects, 2, 2)``, in subject-id

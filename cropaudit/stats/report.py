@@ -17,7 +17,8 @@ ESTIMATE_COLUMNS = [
     "ratio_low", "ratio_high", "ratio_interval_method", "ratio_effective_n", "ratio_bca_low",
     "ratio_bca_high", "ratio_percentile_low", "ratio_percentile_high",
     "ratio_wilson_low", "ratio_wilson_high", "ratio_twitter_low", "ratio_twitter_high", "effect",
-    "effect_low", "effect_high",
+    "effect_low", "effect_high", "model_ratio", "model_low", "model_high", "model_sd_a",
+    "model_sd_b", "model_status", "model_disagrees",
 ]  # fmt: skip
 POSITION_COLUMNS = [
     "model_name", "layout", "preprocessing", "design", "criterion", "comparison", "group_a",
@@ -72,6 +73,17 @@ def render_html(
         f"src='data:image/png;base64,{base64.b64encode(png).decode()}'/>"
         for c, png in images.items()
     )
+    disagree = (
+        estimates[estimates["model_disagrees"].fillna(False).astype(bool)]
+        if len(estimates) and "model_disagrees" in estimates
+        else estimates.iloc[0:0]
+    )
+    flagged = (
+        f"<p><strong>Methods disagree</strong> in {len(disagree)} strata (model interval and "
+        f"reported interval do not overlap):</p>{_table(disagree, ESTIMATE_COLUMNS)}"
+        if len(disagree)
+        else ""
+    )
     return f"""<!doctype html>
 <html><head><meta charset="utf-8">{ownership.html_mark("stats")}<title>cropaudit statistics</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;font-size:12px}}
@@ -85,7 +97,10 @@ subject-clustered (two-way cluster-robust) variance; it never collapses to a poi
 every composite goes one way. Bootstrap intervals resample subjects (each face appears in many
 composites) and are shown beside it; Wilson and Twitter's p &plusmn;
 2&middot;sqrt(p(1&minus;p)/n) treat composites as independent and are too narrow when faces
-repeat. Effect = ratio &minus; 0.5 with the reported interval.</p>
+repeat. Effect = ratio &minus; 0.5 with the reported interval. model_*: a crossed
+random-effects logistic model (a random effect per face subject on each side, position fixed),
+its population-averaged ratio and interval and the subject standard deviations (logit scale);
+model_disagrees marks strata where its interval and the reported one do not overlap.</p>{flagged}
 <h2>Plots</h2>{figs}
 <h2>Estimates</h2>{_table(estimates, ESTIMATE_COLUMNS)}
 <h2>Position bias</h2><p>first_slot_rate: share of decisive composites won by the face drawn

@@ -20,6 +20,7 @@ import pyarrow as pa
 from cropaudit.errors import UserError
 from cropaudit.stats.bootstrap import OUTCOMES, POSITIONS, SufficientStats
 from cropaudit.stats.estimates import estimate_stratum
+from cropaudit.stats.mixed import MAX_COMPOSITES, model_check
 from cropaudit.stats.tests_multiple import adjust_rows
 from cropaudit.stats.weights import WeightCache
 
@@ -53,13 +54,16 @@ def estimate_survival(
     level: float = 0.95,
     seed: int = 0,
     correction: str = "cgm",
+    model_max: int = MAX_COMPOSITES,
 ) -> pd.DataFrame:
     """Estimates per stratum (``by`` columns; one stratum when empty) of ``table`` (pandas,
     Arrow table or record batch reader), one row each, with the
     ``by`` columns first and then the estimates-table columns of :func:`estimate_stratum`;
     p-values are Holm / BH-adjusted across the returned rows. ``columns`` maps a role of
     ``ROLES`` to the table's column name (defaults: ``ROLES``). Subject ids are compared as
-    strings, so bootstrap weights match the stage's for the same ids and ``seed``."""
+    strings, so bootstrap weights match the stage's for the same ids and ``seed``; strata up to
+    ``model_max`` decisive composites also get the crossed random-effects model
+    (:mod:`cropaudit.stats.mixed`)."""
     if isinstance(table, pa.RecordBatchReader):  # e.g. DuckDB's ``.arrow()``
         table = table.read_all()
     df = table.to_pandas() if isinstance(table, pa.Table) else table
@@ -88,8 +92,8 @@ def estimate_survival(
         stats = SufficientStats(replicates)
         stats.add_batch(a[idx], b[idx], position[idx], outcome[idx], weights)
         key = key if isinstance(key, tuple) else (key,)
-        rows.append(
-            {**dict(zip(by, key, strict=True)), **estimate_stratum(stats, level, correction)}
-        )
+        est = estimate_stratum(stats, level, correction)
+        est.update(model_check(stats, est, level, model_max))
+        rows.append({**dict(zip(by, key, strict=True)), **est})
     adjust_rows(rows)
     return pd.DataFrame(rows)

@@ -69,7 +69,7 @@ def weight_matrix(subject_ids: Iterable[str], replicates: int, seed: int) -> np.
 
 
 def subject_weights(subject_id: str, replicates: int, seed: int) -> np.ndarray:
-    """Weights of one subject for replicates ``0..replicates-1`` (uint8, shape ``(replicates,)``)."""
+    """Weights of one subject for replicates ``0..replicates-1``, uint8 ``(replicates,)``."""
     return weight_matrix([subject_id], replicates, seed)[0]
 
 
