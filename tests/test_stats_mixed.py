@@ -29,7 +29,7 @@ def test_composites_rebuilt_from_the_accumulator():
     data, stats, est = _stats(SimulationDesign(subjects_per_group=12, pairings=60), 1)
     a, b, a_first, a_won = stats.composites()
     assert len(a) == est["decisive"] and int(a_won.sum()) == est["wins_a"]
-    names = np.array(list(stats.subject_index))
+    names = np.array(sorted(stats.subject_index))  # subjects come as ranks in id order
     assert set(names[a]) <= set(data["a_subject"]) and set(names[b]) <= set(data["b_subject"])
     decisive = data["outcome"] < 2
     assert int(a_first.sum()) == int((data["position"][decisive] == 0).sum())
@@ -45,6 +45,18 @@ def test_model_recovers_subject_variance_and_agrees_with_the_ratio():
     assert abs(out["model_ratio"] - est["ratio"]) < 0.03
     assert abs(out["model_ratio"] - truths(design)["ratio"]) < 0.1
     assert out["model_disagrees"] is False
+
+
+def test_model_fit_independent_of_row_order():
+    data, _, _ = _stats(SimulationDesign(subjects_per_group=8, pairings=30), 4)
+    fits = []
+    for order in (np.arange(60), np.random.default_rng(1).permutation(60)):
+        rows = {k: v[order] for k, v in data.items()}
+        stats = SufficientStats(5).add_batch(
+            **rows, weights=PoissonWeights(5, np.random.default_rng(0))
+        )
+        fits.append(model_check(stats, estimate_stratum(stats), 0.95))
+    assert fits[0]["model_status"] == "fitted" and fits[0] == fits[1]
 
 
 def test_model_skips_say_why():

@@ -253,7 +253,8 @@ class SufficientStats:
 
     def composites(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
         """The decisive composites of distinct subjects rebuilt from the pair cells, as
-        ``(a subject, b subject, a first, a won)``, one entry per composite in key order; None
+        ``(a subject, b subject, a first, a won)`` with subjects as ranks in id order, one entry
+        per composite in (a, b) order, independent of row order; None
         when a cell's sides are ambiguous (a subject seen as face a and as face b)."""
         n = len(self.subject_index)
         totals = self.subject_cells.reshape(n, 4).sum(1)
@@ -264,8 +265,16 @@ class SufficientStats:
         lo_is_a = a_only[lo] & b_only[hi]
         if not np.all(lo_is_a | (a_only[hi] & b_only[lo])):
             return None
-        a, b = np.where(lo_is_a, lo, hi), np.where(lo_is_a, hi, lo)
-        counts = self._pair_wins.astype(np.int64)  # [position * 2 + side]
+        # Subjects by their rank in id order, cells sorted by it: the same composites in the same
+        # order whatever order the rows arrived in (the model fit is then reproducible).
+        rank = np.empty(n, dtype=np.int64)
+        rank[np.argsort(np.array(list(self.subject_index), dtype=object), kind="stable")] = (
+            np.arange(n)
+        )
+        a, b = rank[np.where(lo_is_a, lo, hi)], rank[np.where(lo_is_a, hi, lo)]
+        order = np.lexsort((b, a))
+        a, b = a[order], b[order]
+        counts = self._pair_wins.astype(np.int64)[order]  # [position * 2 + side]
         cell = np.arange(4)
         reps = counts.reshape(-1)
         a_idx = np.repeat(np.repeat(a, 4), reps)
