@@ -63,7 +63,7 @@ def test_model_skips_say_why():
     _, stats, est = _stats(SimulationDesign(subjects_per_group=30, pairings=120), 3)
     out = model_check(stats, est, 0.95, max_composites=100)
     assert out["model_status"].startswith("skipped:") and "> 100" in out["model_status"]
-    assert np.isnan(out["model_ratio"]) and out["model_disagrees"] is False
+    assert out["model_ratio"] is None and out["model_disagrees"] is False
     one_way = SufficientStats(5).add_batch(
         np.array(["a1", "a2"] * 8, dtype=object),
         np.array(["b1", "b2", "b3", "b4"] * 4, dtype=object),

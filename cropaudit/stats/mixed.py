@@ -47,12 +47,13 @@ def population_ratio(b0: np.ndarray, b1: np.ndarray, sd: np.ndarray) -> np.ndarr
     return out
 
 
+#: The model's numeric columns (null where it was not fitted).
+MODEL_FLOATS = ("model_ratio", "model_low", "model_high", "model_sd_a", "model_sd_b")
+
+
 def skipped(status: str) -> dict:
-    nan = math.nan
-    return dict(
-        model_ratio=nan, model_low=nan, model_high=nan, model_sd_a=nan, model_sd_b=nan,
-        model_status=status,
-    )  # fmt: skip
+    """Model columns of a stratum without a fit: nulls (not computed) and the reason."""
+    return {**dict.fromkeys(MODEL_FLOATS), "model_status": status}
 
 
 def crossed_logit(
@@ -115,5 +116,6 @@ def model_check(
         else:
             out = crossed_logit(*rows, level)
     lo, hi = estimates["ratio_low"], estimates["ratio_high"]
-    out["model_disagrees"] = bool(out["model_high"] < lo or out["model_low"] > hi)
+    fitted = out["model_status"] == "fitted"
+    out["model_disagrees"] = fitted and bool(out["model_high"] < lo or out["model_low"] > hi)
     return out

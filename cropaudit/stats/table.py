@@ -20,7 +20,7 @@ import pyarrow as pa
 from cropaudit.errors import UserError
 from cropaudit.stats.bootstrap import OUTCOMES, POSITIONS, SufficientStats
 from cropaudit.stats.estimates import estimate_stratum
-from cropaudit.stats.mixed import MAX_COMPOSITES, model_check
+from cropaudit.stats.mixed import MAX_COMPOSITES, MODEL_FLOATS, model_check
 from cropaudit.stats.tests_multiple import adjust_rows
 from cropaudit.stats.weights import WeightCache
 
@@ -96,4 +96,5 @@ def estimate_survival(
         est.update(model_check(stats, est, level, model_max))
         rows.append({**dict(zip(by, key, strict=True)), **est})
     adjust_rows(rows)
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    return out.astype({c: float for c in MODEL_FLOATS})  # not fitted: NaN, as read from Parquet
