@@ -199,6 +199,8 @@ def writing(
 ) -> Iterator[None]:
     """Lock ``folder``, claim it for ``kind``, and remove temporary files however the block
     ends."""
+    if fileio.exists(folder) and not fileio.is_folder(folder):
+        raise UserError(f"{folder} exists and is not a folder; choose an empty or new folder")
     with terminate_raises(), locks.exclusive(folder, command or f"cropaudit {kind.name}"):
         claim(folder, kind, overwrite=overwrite, config_hash=config_hash, rerun=rerun)
         try:

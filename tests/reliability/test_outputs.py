@@ -226,7 +226,7 @@ def test_interrupted_run_removes_its_temporary_files(face_set, tmp_path, capsys,
         assert main(["run", str(cfg), "--out", str(out), "--overwrite", "--quiet"]) == 2
         err = capsys.readouterr().err
         assert f"pid {proc.pid}" in err and "cropaudit run reliability" in err, err
-        assert time.monotonic() - started < 10
+        assert time.monotonic() - started < 30  # not once the first run ends
     assert proc.poll() is None, "the run finished before it could be interrupted"
     proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=120)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from cropaudit import ownership
 from cropaudit.importers import write_manifest
 from cropaudit.model.fastgaze.vxm import VxmError, read_model
 from cropaudit.pipelines.audit import run_audit
@@ -60,6 +61,7 @@ def test_output_paths_never_come_from_manifest_contents(face_set, tmp_path):
     run_audit(tiny_config(manifest), str(out), quiet=True)
     created = {p.relative_to(tmp_path) for p in set(tmp_path.rglob("*")) - before}
     allowed_top = {"_SUCCESS", "config.toml", "run_summary.json", "survival", "dead_letter"}
+    allowed_top.add(ownership.MARKER)
     for p in created:
         parts = p.parts
         assert parts[:2] == ("deep", "out") or parts == ("deep",), p
