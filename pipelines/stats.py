@@ -167,9 +167,10 @@ def prepare(table: pa.Table) -> Iterator[pa.Table]:
     column and read as variant ``base``."""
     if "variant" not in table.column_names:
         table = table.append_column("variant", pa.array(["base"] * table.num_rows, pa.string()))
-    table = table.filter(pc.not_equal(table["design"], "single"))
-    for start in range(0, table.num_rows, SLICE_ROWS):
-        yield table.slice(start, SLICE_ROWS)
+    keep = np.flatnonzero(pc.not_equal(table["design"], "single").to_numpy(zero_copy_only=False))
+    for start in range(0, len(keep), SLICE_ROWS):
+        # ``take`` copies: a zero-copy slice would pickle its whole parent row group.
+        yield table.take(pa.array(keep[start : start + SLICE_ROWS]))
 
 
 def table_groups(table: pa.Table) -> Iterator[tuple[tuple[str, ...], set[str]]]:
