@@ -374,8 +374,8 @@ def read_estimates(out_dir: str) -> pa.Table:
 
 
 AGREEMENT_COLUMNS = (
-    "composite_id", "sample_id", "variant", "design", "group_a", "group_b", "a_subject_id",
-    "b_subject_id", "model_name", "point_winner", "crops",
+    "composite_id", "sample_id", "variant", "design", "group_a", "group_b", "position",
+    "a_subject_id", "b_subject_id", "model_name", "point_winner", "crops",
 )  # fmt: skip
 
 
