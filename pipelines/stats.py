@@ -20,7 +20,9 @@ from typing import Any, NamedTuple
 
 import apache_beam as beam
 import numpy as np
+import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
@@ -32,7 +34,8 @@ from cropaudit.pipelines.runners import pipeline, pipeline_options
 from cropaudit.schemas.estimates import ESTIMATES_SCHEMA, KEY_FIELDS
 from cropaudit.stats.bootstrap import CORRECTIONS, OUTCOME_CODE, POSITION_CODE, SufficientStats
 from cropaudit.stats.estimates import estimate_stratum
-from cropaudit.stats.tests_multiple import benjamini_hochberg, holm
+from cropaudit.stats.mixed import MAX_COMPOSITES, model_check
+from cropaudit.stats.tests_multiple import adjust_rows
 from cropaudit.stats.weights import WeightCache
 
 #: Survival columns the stage reads (projection keeps face attributes etc. on disk).
@@ -87,8 +90,11 @@ class StatsOptions:
     criteria: tuple[str, ...] | None = None
     seed: int = 0
     bootstrap_correction: str = "cgm"
+    model_max: int = MAX_COMPOSITES
 
     def __post_init__(self) -> None:
+        if self.model_max < 0:
+            raise UserError("--model-max must be 0 (no model cross-check) or more")
         if self.replicates < 2:
             raise UserError("--replicates must be at least 2")
         if self.bootstrap_correction not in CORRECTIONS:
@@ -120,60 +126,100 @@ def row_outcomes(row: dict[str, Any]) -> Iterator[tuple[str, str]]:
         yield criterion_name(crop["aspect_ratio"]), crop["winner"]
 
 
-def batch_groups(rows: Sequence[dict[str, Any]]) -> Iterator[tuple[tuple[str, ...], set[str]]]:
-    """(design key, groups seen) of a batch, to find designs with more than two groups."""
-    groups: dict[tuple[str, ...], set[str]] = defaultdict(set)
-    for row in rows:
-        groups[tuple(row[f] for f in DESIGN_FIELDS)].update((row["group_a"], row["group_b"]))
-    yield from groups.items()
+#: Rows per element once read: a survival row group can hold a million rows, and slices are
+#: what the workers share.
+SLICE_ROWS = 1 << 16
 
 
-def key_rows(
-    rows: Sequence[dict[str, Any]],
+def _codes(values: pa.Array | pa.ChunkedArray, names: dict[str, int], column: str) -> np.ndarray:
+    """Integer codes of a string column, ``names`` mapping value -> code; unknown values are a
+    ``UserError`` (a survival table this version cannot read), never a silent drop."""
+    codes = pd.Categorical(values.to_numpy(zero_copy_only=False), categories=list(names)).codes
+    if (codes < 0).any():
+        bad = sorted({str(v) for v in np.asarray(values.to_numpy(zero_copy_only=False))[codes < 0]})
+        raise UserError(f"survival column {column} has unknown values {bad[:5]}")
+    return codes.astype(np.int64)
+
+
+def criterion_outcomes(table: pa.Table) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """(criterion, row indices, outcome codes) of a survival table (the columnar
+    :func:`row_outcomes`): the salient point for the rows that have one (a box-only cropper has
+    none) and each crop aspect ratio for the rows that have it."""
+    point = table["point_winner"]
+    rows = np.flatnonzero(pc.is_valid(point).to_numpy(zero_copy_only=False))
+    if len(rows):
+        yield "point", rows, _codes(point.take(pa.array(rows)), OUTCOME_CODE, "point")
+    crops = pa.concat_arrays(table["crops"].chunks) if table.num_rows else None
+    if crops is None or len(crops) == 0:
+        return
+    flat = pc.list_flatten(crops)
+    parents = pc.list_parent_indices(crops).to_numpy()
+    ratios = flat.field("aspect_ratio").to_numpy(zero_copy_only=False)
+    winners = _codes(flat.field("winner"), OUTCOME_CODE, "crops.winner")
+    for ratio in np.unique(ratios):
+        keep = ratios == ratio
+        yield criterion_name(float(ratio)), parents[keep], winners[keep]
+
+
+def prepare(table: pa.Table) -> Iterator[pa.Table]:
+    """Slices of a survival table (one read row group) without single-face designs (those have
+    no pair: stats.gaze); tables written before sweeps existed (survival/v1) have no ``variant``
+    column and read as variant ``base``."""
+    if "variant" not in table.column_names:
+        table = table.append_column("variant", pa.array(["base"] * table.num_rows, pa.string()))
+    keep = np.flatnonzero(pc.not_equal(table["design"], "single").to_numpy(zero_copy_only=False))
+    for start in range(0, len(keep), SLICE_ROWS):
+        # ``take`` copies: a zero-copy slice would pickle its whole parent row group.
+        yield table.take(pa.array(keep[start : start + SLICE_ROWS]))
+
+
+def table_groups(table: pa.Table) -> Iterator[tuple[tuple[str, ...], set[str]]]:
+    """(design key, groups seen) of a table, to find designs with more than two groups."""
+    sides = [table.select([*DESIGN_FIELDS, f"group_{s}"]).rename_columns([*DESIGN_FIELDS, "g"])
+             for s in ("a", "b")]  # fmt: skip
+    seen = pa.concat_tables(sides).group_by(list(DESIGN_FIELDS)).aggregate([("g", "distinct")])
+    for row in seen.to_pylist():
+        yield tuple(row[f] for f in DESIGN_FIELDS), set(row["g_distinct"])
+
+
+def key_table(
+    table: pa.Table,
     criteria: tuple[str, ...] | None,
     groups: dict[tuple[str, ...], set[str]] | None = None,
 ) -> Iterator[tuple[tuple[str, ...], RowBatch]]:
-    """Columnarise a batch of survival rows into one :class:`RowBatch` per stratum.
+    """Columnarise a survival table into one :class:`RowBatch` per stratum.
 
     Every row goes to its ``pair`` stratum. In designs with more than two groups (per
     ``groups``; all designs when it is None) rows of two different groups also go to one
     ``group_vs_rest`` stratum per group, seen from that group's face.
     """
-    cols: dict[tuple[str, ...], list[list]] = defaultdict(lambda: [[], [], [], [], {}])
-    for row in rows:
-        base = tuple(row[f] for f in DESIGN_FIELDS)
-        ga, gb = row["group_a"], row["group_b"]
-        k_way = groups is None or len(groups.get(base, ())) > 2
-        pos = POSITION_CODE[row["position"]]
-        sa, sb = row["a_subject_id"], row["b_subject_id"]
-        prov = {name: str(row[name]) for name in PROVENANCE}
-        for criterion, winner in row_outcomes(row):
-            if criteria is not None and criterion not in criteria:
-                continue
-            out = OUTCOME_CODE[winner]
-            targets = [(("pair", ga, gb), sa, sb, pos, out)]
-            if k_way and ga != gb:
-                targets.append((("group_vs_rest", ga, "rest"), sa, sb, pos, out))
-                targets.append((("group_vs_rest", gb, "rest"), sb, sa, 1 - pos, SWAP[out]))
-            for comp, s1, s2, p, o in targets:
-                c = cols[(*base, criterion, *comp)]
-                c[0].append(s1)
-                c[1].append(s2)
-                c[2].append(p)
-                c[3].append(o)
-                for name, value in prov.items():
-                    c[4].setdefault(name, set()).add(value)
-    for key, (a, b, p, o, prov) in cols.items():
-        yield (
-            key,
-            RowBatch(
-                np.array(a, dtype=object),
-                np.array(b, dtype=object),
-                np.array(p, dtype=np.int64),
-                np.array(o, dtype=np.int64),
-                prov,
-            ),
-        )
+    if table.num_rows == 0:
+        return
+    fields = [*DESIGN_FIELDS, "group_a", "group_b"]
+    frame = pd.DataFrame({f: table[f].to_numpy(zero_copy_only=False) for f in fields})
+    stratum = frame.groupby(fields, sort=False).ngroup().to_numpy()
+    keys = frame.drop_duplicates(fields).itertuples(index=False, name=None)  # ngroup order
+    keys = list(keys)
+    a_subj = table["a_subject_id"].to_numpy(zero_copy_only=False).astype(object)
+    b_subj = table["b_subject_id"].to_numpy(zero_copy_only=False).astype(object)
+    pos = _codes(table["position"], POSITION_CODE, "position")
+    prov_cols = {name: table[name].to_numpy(zero_copy_only=False) for name in PROVENANCE}
+    for criterion, rows, outcome in criterion_outcomes(table):
+        if criteria is not None and criterion not in criteria:
+            continue
+        order = np.argsort(stratum[rows], kind="stable")
+        rows, outcome = rows[order], outcome[order]
+        bounds = np.flatnonzero(np.diff(stratum[rows])) + 1
+        for r, o in zip(np.split(rows, bounds), np.split(outcome, bounds), strict=True):
+            key = keys[stratum[r[0]]]
+            base, (ga, gb) = key[:-2], key[-2:]
+            prov = {name: {str(v) for v in pd.unique(col[r])} for name, col in prov_cols.items()}
+            sa, sb, p = a_subj[r], b_subj[r], pos[r]
+            yield (*base, criterion, "pair", ga, gb), RowBatch(sa, sb, p, o, prov)
+            if (groups is None or len(groups.get(base, ())) > 2) and ga != gb:
+                yield (*base, criterion, "group_vs_rest", ga, "rest"), RowBatch(sa, sb, p, o, prov)
+                swapped = RowBatch(sb, sa, 1 - p, SWAP[o], prov)
+                yield (*base, criterion, "group_vs_rest", gb, "rest"), swapped
 
 
 class BootstrapCombineFn(beam.CombineFn):
@@ -208,6 +254,7 @@ class BootstrapCombineFn(beam.CombineFn):
 
     def extract_output(self, acc: SufficientStats) -> dict[str, Any]:
         est = estimate_stratum(acc, self.options.level, self.options.bootstrap_correction)
+        est.update(model_check(acc, est, self.options.level, self.options.model_max))
         for name, column in PROVENANCE.items():
             est[column] = sorted(acc.provenance.get(name, ()))
         return est
@@ -234,11 +281,7 @@ def finalise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if r["comparison"] == "pair" or len(groups[tuple(r[f] for f in CRITERION_FIELDS)]) > 2
     ]
     rows.sort(key=lambda r: tuple(r[f] for f in KEY_FIELDS))
-    for test in ("binomial", "bootstrap"):
-        p = [r[f"p_{test}"] for r in rows]
-        for suffix, adjusted in (("holm", holm(p)), ("bh", benjamini_hochberg(p))):
-            for r, value in zip(rows, adjusted, strict=True):
-                r[f"p_{test}_{suffix}"] = float(value)
+    adjust_rows(rows)
     return rows
 
 
@@ -281,18 +324,6 @@ def available_criteria(files: Sequence[str]) -> set[str]:
     return found
 
 
-def _read_survival(pipeline: beam.Pipeline, i: int, path: str):
-    """Rows of one survival file; tables written before sweeps existed (survival/v1) have no
-    ``variant`` column and read as variant ``base``."""
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        present = set(pq.read_schema(f).names)
-    columns = [c for c in COLUMNS if c in present]
-    rows = pipeline | f"Read{i}" >> beam.io.ReadFromParquet(path, columns=columns)
-    if "variant" in present:
-        return rows
-    return rows | f"BaseVariant{i}" >> beam.Map(lambda r: {**r, "variant": "base"})
-
-
 def build_pipeline(
     pipeline: beam.Pipeline,
     files: Sequence[str],
@@ -300,21 +331,24 @@ def build_pipeline(
     options: StatsOptions,
     metadata: dict[str, str] | None = None,
 ) -> None:
-    reads = [_read_survival(pipeline, i, f) for i, f in enumerate(files)]
-    batches = (
-        reads
-        | "Flatten" >> beam.Flatten()
-        | "SkipSingle" >> beam.Filter(lambda r: r["design"] != "single")  # no pair: stats.gaze
-        | "Batch" >> beam.BatchElements(min_batch_size=512, max_batch_size=8192)
-    )
+    """Survival files -> estimates Parquet. Rows travel as Arrow tables (read by row group and
+    sliced), never as one Python dict per row: per-row objects were three quarters of the
+    stage's time."""
+    reads = []
+    for i, path in enumerate(files):
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            present = set(pq.read_schema(f).names)
+        columns = [c for c in COLUMNS if c in present]
+        reads.append(pipeline | f"Read{i}" >> beam.io.ReadFromParquetBatched(path, columns=columns))
+    tables = reads | "Flatten" >> beam.Flatten() | "Prepare" >> beam.FlatMap(prepare)
     groups = (
-        batches
-        | "BatchGroups" >> beam.FlatMap(batch_groups)
+        tables
+        | "TableGroups" >> beam.FlatMap(table_groups)
         | "Groups" >> beam.CombinePerKey(lambda sets: set().union(*sets))
     )
     (
-        batches
-        | "Key" >> beam.FlatMap(key_rows, options.criteria, beam.pvalue.AsDict(groups))
+        tables
+        | "Key" >> beam.FlatMap(key_table, options.criteria, beam.pvalue.AsDict(groups))
         | "Bootstrap" >> beam.CombinePerKey(BootstrapCombineFn(options))
         | "ToRow" >> beam.Map(lambda kv, o: to_row(kv[0], kv[1], o), options)
         | "Gather" >> beam.combiners.ToList()
@@ -381,6 +415,7 @@ def run_stats(
     bootstrap_correction: str = "cgm",
     overwrite: bool = False,
     trust_modified: bool = False,
+    model_max: int = MAX_COMPOSITES,
 ) -> str:
     """Run the statistics stage; returns the estimates Parquet path.
 
@@ -400,6 +435,7 @@ def run_stats(
         criteria=tuple(criteria) if criteria else None,
         seed=int(seed),
         bootstrap_correction=str(bootstrap_correction),
+        model_max=int(model_max),
     )
     files, modified = resolve_survival(survival_paths, trust_modified)
     available = available_criteria(files)
@@ -415,17 +451,110 @@ def run_stats(
     with ownership.writing(out_dir, STATS_OUTPUT, overwrite=overwrite, command="cropaudit stats"):
         with pipeline(runner, beam_options) as p:
             build_pipeline(p, files, prefix, options, metadata)
-        written = fileio.glob(fileio.join(out_dir, "estimates", "*.parquet"))
-        if not written:
-            raise UserError("the statistics pipeline wrote no estimates")
         write_agreement(files, out_dir, options)
-        if render:
-            from cropaudit.stats.report import write_outputs
+        return _finish(out_dir, list(survival_paths), render, modified)
 
-            write_outputs(read_estimates(out_dir), out_dir, unverified=modified)
-        success = {"estimates": written, "inputs": list(survival_paths)}
-        if modified:
-            success["unverified_inputs"] = modified
-        fileio.write_atomic(fileio.join(out_dir, "_SUCCESS"), json.dumps(success).encode())
-        ownership.finish(out_dir, STATS_OUTPUT)
+
+def _finish(
+    out_dir: str, inputs: list[str], render: bool, modified: dict[str, list[str]] | None = None
+) -> str:
+    """Plots and report from the written estimates, then ``_SUCCESS`` and the ownership
+    record (inside :func:`ownership.writing`); the estimates path."""
+    written = fileio.glob(fileio.join(out_dir, "estimates", "*.parquet"))
+    if not written:
+        raise UserError("the statistics pipeline wrote no estimates")
+    if render:
+        from cropaudit.stats.report import write_outputs
+
+        write_outputs(read_estimates(out_dir), out_dir, unverified=modified)
+    success: dict[str, Any] = {"estimates": written, "inputs": inputs}
+    if modified:
+        success["unverified_inputs"] = modified
+    fileio.write_atomic(fileio.join(out_dir, "_SUCCESS"), json.dumps(success).encode())
+    ownership.finish(out_dir, STATS_OUTPUT)
     return written[0]
+
+
+#: Key fields a plain table may leave out, and the value its rows get.
+TABLE_KEY_DEFAULTS = {
+    "model_name": "table",
+    "model_hash": "",
+    "layout": "",
+    "layout_params": "",
+    "preprocessing": "",
+    "variant": "base",
+    "design": "pairs",
+    "criterion": "outcome",
+    "comparison": "pair",
+    "group_a": "a",
+    "group_b": "b",
+}
+
+
+def read_plain_table(path: str) -> pd.DataFrame:
+    """A Parquet or CSV table of composites (every column read as given; CSV as strings)."""
+    data = io.BytesIO(fileio.read_bytes(path))
+    if path.endswith(".parquet"):
+        return pq.read_table(data).to_pandas()
+    if path.endswith(".csv"):
+        return pd.read_csv(data, dtype=str, keep_default_na=False, na_values=[""])
+    raise UserError(f"{path}: a table must end in .parquet or .csv (or give a run directory)")
+
+
+def run_stats_table(
+    path: str,
+    out_dir: str,
+    columns: dict[str, str] | None = None,
+    replicates: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+    render: bool = True,
+    bootstrap_correction: str = "cgm",
+    overwrite: bool = False,
+    model_max: int = MAX_COMPOSITES,
+) -> str:
+    """The statistics stage on a plain table (one row per composite) instead of a run: same
+    estimator, same outputs. ``columns`` maps a role of :data:`cropaudit.stats.table.ROLES` or an
+    estimates key field (``group_a``, ``criterion`` ...) to the table's column; key fields the
+    table has are the strata, the others take :data:`TABLE_KEY_DEFAULTS`. Runs in-process."""
+    import hashlib
+
+    from cropaudit import __version__
+    from cropaudit.stats.table import ROLES, estimate_survival
+
+    options = StatsOptions(replicates, level, None, seed, bootstrap_correction, model_max)
+    columns = dict(columns or {})
+    unknown = set(columns) - set(ROLES) - set(KEY_FIELDS)
+    if unknown:
+        roles, keys = ", ".join(ROLES), ", ".join(KEY_FIELDS)
+        raise UserError(
+            f"--column: unknown names {sorted(unknown)}; expected a role ({roles}) or a key "
+            f"field ({keys})"
+        )
+    raw = fileio.read_bytes(path)
+    df = read_plain_table(path)
+    keys = {columns.pop(f): f for f in KEY_FIELDS if f in columns}
+    missing = [c for c in keys if c not in df.columns]
+    if missing:
+        raise UserError(f"{path} has no column(s) {missing}")
+    df = df.rename(columns=keys)
+    by = [f for f in KEY_FIELDS if f in df.columns]
+    est = estimate_survival(
+        df, by, columns, replicates, level, seed, bootstrap_correction, model_max
+    )
+    provenance = {
+        "config_hashes": ["sha256:" + hashlib.sha256(raw).hexdigest()],
+        "survival_seeds": [],
+        "versions": [f"cropaudit {__version__}"],
+    }
+    rows = []
+    for record in est.to_dict("records"):
+        key = tuple(str(record.pop(f)) if f in by else TABLE_KEY_DEFAULTS[f] for f in KEY_FIELDS)
+        rows.append(to_row(key, {**record, **provenance}, options))
+    rows = finalise(rows)
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(rows, ESTIMATES_SCHEMA), buf, compression="snappy")
+    with ownership.writing(out_dir, STATS_OUTPUT, overwrite=overwrite, command="cropaudit stats"):
+        target = fileio.join(out_dir, "estimates", "estimates-00000-of-00001.parquet")
+        fileio.write_atomic(target, buf.getvalue())
+        return _finish(out_dir, [path], render)

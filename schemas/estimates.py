@@ -14,6 +14,14 @@ rescaled to the two-way cluster-robust variance when ``bootstrap_correction`` is
 (``none``: plain bootstrap); ``<statistic>_boot_shrink`` is the factor lambda applied to its
 replicates (1 without correction; see cropaudit.stats.bootstrap) and ``n_cells`` the number of
 distinct subject pairs with a decisive composite.
+``<statistic>_low/high`` is the interval the report shows and ``<statistic>_interval_method``
+its method (``wilson_effective_n``: Wilson score interval on the effective sample size
+``<statistic>_effective_n`` = p(1-p) / ``<statistic>_cluster_se``^2, with a t quantile on
+``cluster_df`` degrees of freedom; see cropaudit.stats.effective); it has positive width for any
+stratum with a decisive composite. ``model_*`` is the crossed random-effects logistic
+cross-check (cropaudit.stats.mixed): population-averaged ratio, its interval, the a- and b-subject
+standard deviations on the logit scale, ``model_status`` (``fitted`` or why not) and
+``model_disagrees`` (its interval and the reported one do not overlap).
 Provenance lists hold every distinct value of the input rows of the stratum.
 """
 
@@ -73,8 +81,15 @@ FLOAT_FIELDS = (
             "percentile_high",
             "bca_low",
             "bca_high",
+            "cluster_se",
+            "effective_n",
+            "wilson_effective_n_low",
+            "wilson_effective_n_high",
+            "low",
+            "high",
         )
     ),
+    "cluster_df",
     "bca_z0",
     "bca_acceleration",
     "first_slot_wilson_low",
@@ -89,6 +104,11 @@ FLOAT_FIELDS = (
     "p_binomial_bh",
     "p_bootstrap_holm",
     "p_bootstrap_bh",
+    "model_ratio",
+    "model_low",
+    "model_high",
+    "model_sd_a",
+    "model_sd_b",
 )
 
 ESTIMATES_SCHEMA = pa.schema(
@@ -103,5 +123,8 @@ ESTIMATES_SCHEMA = pa.schema(
         pa.field("bootstrap_correction", pa.string(), nullable=False),
         *(pa.field(name, pa.int64(), nullable=False) for name in COUNT_FIELDS),
         *(pa.field(name, pa.float64()) for name in FLOAT_FIELDS),
+        *(pa.field(f"{stat}_interval_method", pa.string()) for stat in BOOTSTRAPPED),
+        pa.field("model_status", pa.string()),
+        pa.field("model_disagrees", pa.bool_()),
     ]
 )

@@ -266,3 +266,84 @@ def test_bootstrap_variance_matches_its_expansion():
     g = gradients(stats.wins)["ratio"]
     expansion = float(g @ (m_subjects + m_pairs) @ g)
     assert np.nanvar(derived(stats.boot)["ratio"]) == pytest.approx(expansion, rel=0.1)
+
+
+def _one_way_rows(a_won: np.ndarray, n_subjects: int, rng) -> dict:
+    n = len(a_won)
+    return {
+        "a_subject": np.array([f"a{i}" for i in rng.integers(0, n_subjects, n)], dtype=object),
+        "b_subject": np.array([f"b{i}" for i in rng.integers(0, n_subjects, n)], dtype=object),
+        "position": np.arange(n) % 2,
+        "outcome": np.where(a_won, 0, 1),
+    }
+
+
+@pytest.mark.parametrize("a_wins", [0, 16])
+def test_zero_of_sixteen_interval_inside_unit_interval_with_positive_width(a_wins):
+    # 16 composites of ~10 subjects, every one won by the same side: the bootstrap collapses.
+    rows = _one_way_rows(np.full(16, a_wins == 16), 5, np.random.default_rng(4))
+    est = estimate_stratum(SufficientStats(200).add_batch(**rows, weights=WeightCache(200, 0)))
+    assert est["wins_a"] == a_wins and est["decisive"] == 16
+    assert est["ratio_percentile_low"] == est["ratio_percentile_high"] == a_wins / 16
+    for stat in ("ratio", "order_adjusted_ratio", "first_slot_rate"):
+        lo, hi = est[f"{stat}_low"], est[f"{stat}_high"]
+        assert 0.0 <= lo <= est[stat] <= hi <= 1.0, stat
+        assert hi - lo > 0.05, stat
+        assert est[f"{stat}_interval_method"] == "wilson_effective_n"
+    # No information on the design effect at the boundary: every subject's composites count as
+    # one block, n* = n^2 / sum n_s^2, wider than the naive Wilson interval on 16 composites.
+    assert est["ratio_effective_n"] < 16
+    naive = intervals.wilson(a_wins, 16)
+    assert est["ratio_high"] - est["ratio_low"] > naive[1] - naive[0]
+
+
+def test_cluster_variance_is_the_two_way_cluster_robust_variance():
+    """The reported interval's variance and the bootstrap correction factor against statsmodels'
+    two-way cluster-robust covariance (Cameron-Gelbach-Miller), computed independently."""
+    import pandas as pd
+    import statsmodels.api as sm
+    from statsmodels.stats.sandwich_covariance import cov_cluster_2groups
+
+    rng = np.random.default_rng(9)
+    n = 900
+    u = rng.normal(0, 1.2, 25)
+    v = rng.normal(0, 1.2, 40)
+    ia, ib = rng.integers(0, 25, n), rng.integers(0, 40, n)
+    position = rng.integers(0, 2, n)
+    p_a = 1 / (1 + np.exp(-(0.3 + u[ia] - v[ib] + 0.4 * (1 - 2 * position))))
+    rows = {
+        "a_subject": np.array([f"a{i}" for i in ia], dtype=object),
+        "b_subject": np.array([f"b{i}" for i in ib], dtype=object),
+        "position": position,
+        "outcome": np.where(rng.random(n) < p_a, 0, 1),
+    }
+    stats = SufficientStats(2000).add_batch(**rows, weights=WeightCache(2000, 5))
+    est = estimate_stratum(stats)
+
+    won = (rows["outcome"] == 0).astype(float)
+    first = np.where(position == 0, won, 1 - won)
+    dummies = np.column_stack([position == 0, position == 1]).astype(float)
+    cases = {
+        "ratio": (won, np.ones((n, 1)), np.array([1.0])),
+        "first_slot_rate": (first, np.ones((n, 1)), np.array([1.0])),
+        "order_adjusted_ratio": (won, dummies, np.array([0.5, 0.5])),
+    }
+    counts = pd.concat([pd.Series(ia).value_counts(), pd.Series(ib).value_counts()])
+    cells = pd.Series(ia * 100 + ib).value_counts()
+    h = (np.sum(counts.to_numpy() ** 2) - np.sum(cells.to_numpy() ** 2)) / n**2
+    for stat, (y, x, c) in cases.items():
+        fit = sm.OLS(y, x).fit()
+        both, cov_a, cov_b = cov_cluster_2groups(fit, ia, ib, use_correction=False)
+        v_two_way = c @ both @ c  # cov_a + cov_b - cov_cells
+        v_cells = c @ (cov_a + cov_b - both) @ c
+        v_cgm = max(v_two_way, v_cells)  # floored at cells as independent clusters
+        assert est[f"{stat}_cluster_se"] ** 2 * (1 - h) == pytest.approx(v_cgm, rel=1e-9), stat
+        # The pigeonhole bootstrap counts the cells three times: V_boot = V_two_way + 2 V_cells;
+        # its replicates are shrunk by sqrt(V_cgm / (1 - h) / V_boot).
+        lam = math.sqrt(v_cgm / (1 - h) / (v_two_way + 2 * v_cells))
+        assert est[f"{stat}_boot_shrink"] == pytest.approx(lam, rel=1e-9), stat
+        # ... which the replicates bear out (2,000 replicates: SE of a variance ~3%).
+        assert est[f"{stat}_boot_se"] ** 2 == pytest.approx(v_cgm / (1 - h), rel=0.12), stat
+    p, se = est["ratio"], est["ratio_cluster_se"]
+    assert est["ratio_effective_n"] == pytest.approx(p * (1 - p) / se**2)
+    assert est["ratio_effective_n"] < 0.5 * n  # strong subject effects: a design effect > 2

@@ -17,7 +17,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "survival_paths",
         nargs="+",
         metavar="SURVIVAL_PATH",
-        help="run directory (or its survival/ folder)",
+        help="run directory (or its survival/ folder), or one plain table of composites "
+        "(.parquet or .csv: a-subject, b-subject, position a_first/b_first, outcome "
+        "a/b/tie/background; analysed in-process, strata = the estimates key fields it has)",
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
     parser.add_argument(
@@ -48,12 +50,60 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "cluster-robust (Cameron-Gelbach-Miller) variance, since with crossed subjects it counts "
         "composite-level noise three times; none: plain bootstrap (conservative)",
     )
+    parser.add_argument(
+        "--model-max",
+        type=int,
+        default=200,
+        metavar="N",
+        help="fit the crossed random-effects logistic cross-check to strata with up to N "
+        "decisive composites (default 200; 0: none); larger strata say why not",
+    )
+    parser.add_argument(
+        "--column",
+        action="append",
+        default=[],
+        metavar="NAME=COLUMN",
+        help="for a plain table: the column holding a role (a_subject, b_subject, position, "
+        "outcome; defaults a_subject_id, b_subject_id, position, outcome) or a key field "
+        "(group_a, group_b, criterion ...); repeat for several",
+    )
     parser.set_defaults(func=run, accepts_pipeline_args=True)
 
 
-def run(args: argparse.Namespace) -> int:
-    from cropaudit.pipelines.stats import run_stats
+def column_map(items: list[str]) -> dict[str, str]:
+    from cropaudit.errors import UserError
 
+    out = {}
+    for item in items:
+        name, sep, column = item.partition("=")
+        if not sep or not name or not column:
+            raise UserError(f"--column {item!r}: expected NAME=COLUMN")
+        out[name.strip()] = column.strip()
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from cropaudit.pipelines.stats import run_stats, run_stats_table
+
+    paths = args.survival_paths
+    if len(paths) == 1 and paths[0].endswith((".parquet", ".csv")):
+        path = run_stats_table(
+            paths[0],
+            args.out,
+            column_map(args.column),
+            replicates=args.replicates,
+            level=args.level,
+            seed=args.seed,
+            bootstrap_correction=args.bootstrap_correction,
+            overwrite=args.overwrite,
+            model_max=args.model_max,
+        )
+        print(path)
+        return 0
+    if args.column:
+        from cropaudit.errors import UserError
+
+        raise UserError("--column applies to a plain .parquet/.csv table, not to run directories")
     path = run_stats(
         args.survival_paths,
         args.out,
@@ -64,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
         bootstrap_correction=args.bootstrap_correction,
         overwrite=args.overwrite,
         trust_modified=args.trust_modified,
+        model_max=args.model_max,
         pipeline_args=list(getattr(args, "pipeline_args", None) or []),
     )
     print(path)

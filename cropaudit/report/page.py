@@ -235,9 +235,11 @@ def survival_section(inputs: RunInputs) -> str:
         note(
             "Survival ratio = wins_a / (wins_a + wins_b), the chance that group a's face survives "
             "when the cropper keeps exactly one face; 0.5 is parity. Lines are "
-            f"{first['level']:.0%} subject-clustered bootstrap intervals (BCa, percentile where "
-            f"BCa is undefined; {int(first['replicates'])} replicates); p-values against "
-            f"parity are Holm-adjusted across all {len(est)} comparisons of the statistics run."
+            f"{first['level']:.0%} subject-clustered intervals (Wilson score on the effective "
+            "number of composites given the two-way cluster-robust variance, never of zero "
+            f"width); p-values against parity ({int(first['replicates'])} bootstrap "
+            "replicates) are "
+            f"Holm-adjusted across all {len(est)} comparisons of the statistics run."
         )
     )
     headers = [

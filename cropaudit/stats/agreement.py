@@ -9,8 +9,8 @@ their survival ratios alone can hide (two croppers can both sit at parity and st
 Intervals: composites share subjects, so the agreement rate gets exactly the machinery of the
 survival ratios: a composite where the two croppers agree counts as a "win" and one where they
 disagree as a "loss" of :class:`cropaudit.stats.bootstrap.SufficientStats`, whose ratio is then
-the agreement rate, with its subject-clustered (multiway) bootstrap rescaled to the two-way
-cluster-robust variance (``cgm``) and BCa intervals (percentile where BCa is undefined), as
+the agreement rate, with its reported interval (a Wilson score interval on the effective sample
+size given the two-way cluster-robust variance, :mod:`cropaudit.stats.effective`), as
 validated for the survival ratios by ``benchmarks/simulate_coverage.py``. The naive Wilson
 interval, which treats composites as independent, is given beside it. Pure functions of the
 survival table.

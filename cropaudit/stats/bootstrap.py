@@ -46,8 +46,10 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from scipy.special import ndtr, ndtri
 
+from cropaudit.stats.effective import cluster_variance
 from cropaudit.stats.weights import WeightCache
 
 POSITIONS = ("a_first", "b_first")
@@ -59,12 +61,12 @@ OUTCOME_CODE = {o: i for i, o in enumerate(OUTCOMES)}
 #: the module docstring); ``none`` keeps the plain pigeonhole bootstrap (conservative).
 CORRECTIONS = ("cgm", "none")
 
+#: a-subjects per block of the replicate-sum product (int32/int64 temporaries of
+#: _BLOCK x replicates: ~50 MB at 1,000 replicates).
+_BLOCK = 4096
+
 #: Pending pair rows kept before they are sorted and summed into the compact pair table.
 _PAIR_BUFFER = 1 << 16
-
-#: Rows per matrix product. float32 sums of <= 4096 products of weights <= 30 stay below 2**24,
-#: hence exact; the product matrix stays ~16 MB at 1,000 replicates.
-_CHUNK = 4096
 
 
 class SufficientStats:
@@ -76,6 +78,7 @@ class SufficientStats:
         self.boot = np.zeros((self.replicates, 2, 2), dtype=np.int64)
         self.subject_index: dict[str, int] = {}
         self._cells = np.zeros((16, 2, 2), dtype=np.int64)
+        self._a_count = np.zeros(16, dtype=np.int64)  # decisive composites as face a
         # Pair cells: key lo << 32 | hi of the two subject indices (lo < hi), sorted and unique,
         # with wins [position * 2 + side] (int32: 24 bytes a cell); new rows wait in
         # ``_pending`` until compacted.
@@ -95,6 +98,9 @@ class SufficientStats:
             cells = np.zeros((max(n, 2 * len(self._cells)), 2, 2), dtype=np.int64)
             cells[: len(self._cells)] = self._cells
             self._cells = cells
+            a_count = np.zeros(len(cells), dtype=np.int64)
+            a_count[: len(self._a_count)] = self._a_count
+            self._a_count = a_count
 
     def _indices(self, subject_ids: Sequence[str]) -> np.ndarray:
         index = self.subject_index
@@ -165,20 +171,31 @@ class SufficientStats:
         np.add.at(local, (code_b[~same], cell[~same]), 1)
         idx = self._indices(uniques)
         self._cells[idx] += local.reshape(-1, 2, 2)
+        self._a_count[idx] += np.bincount(code_a, minlength=len(uniques))
         self._add_pairs(idx[code_a], idx[code_b], np.eye(4, dtype=np.int32)[cell])
 
-        # Replicate sums: sum_rows w_a[r] * w_b[r] * onehot(cell), in exact float32 chunks.
-        w_subject = weights.lookup(uniques).astype(np.float32)
+        # Replicate sums: sum_rows w_a[r] * w_b[r] * onehot(cell) = sum_a W[a] * (C W)[cell, a]
+        # with C[(cell, a), b] the count of rows (a sparse matrix): one sparse-dense product of
+        # exact integers instead of gathering two weight rows per composite.
+        w_subject = weights.lookup(uniques).astype(np.int32)
+        u = len(uniques)
+        pair = ~same
+        counts = sp.csr_matrix(
+            (np.ones(int(pair.sum()), np.int32), (cell[pair] * u + code_a[pair], code_b[pair])),
+            shape=(4 * u, u),
+        )
         total = np.zeros((self.replicates, 4), dtype=np.int64)
-        for start in range(0, n, _CHUNK):
-            sl = slice(start, start + _CHUNK)
-            w = w_subject[code_a[sl]]
-            w_b = w_subject[code_b[sl]]
-            w_b[same[sl]] = 1.0  # one subject drawn twice (same_image): its weight, not squared
-            w *= w_b
-            onehot = np.zeros((len(w), 4), dtype=np.float32)
-            onehot[np.arange(len(w)), cell[sl]] = 1.0
-            total += np.rint(w.T @ onehot).astype(np.int64)
+        for k in range(4):  # blocks of a-subjects keep the products ~_BLOCK x replicates
+            rows = counts[k * u : (k + 1) * u]
+            for start in range(0, u, _BLOCK):
+                part = rows[start : start + _BLOCK] @ w_subject
+                block = w_subject[start : start + _BLOCK]
+                total[:, k] += np.einsum("ur,ur->r", part, block, dtype=np.int64)
+        if same.any():  # one subject drawn twice (same_image): its weight, not squared
+            once = sp.csr_matrix(
+                (np.ones(int(same.sum()), np.int32), (cell[same], code_a[same])), shape=(4, u)
+            )
+            total += (once @ w_subject).T.astype(np.int64)
         self.boot += total.reshape(self.replicates, 2, 2)
         return self
 
@@ -190,7 +207,9 @@ class SufficientStats:
         if other.subject_index:
             ids = list(other.subject_index)
             idx = self._indices(ids)
-            self._cells[idx] += other._cells[np.fromiter(other.subject_index.values(), np.int64)]
+            theirs = np.fromiter(other.subject_index.values(), np.int64)
+            self._cells[idx] += other._cells[theirs]
+            self._a_count[idx] += other._a_count[theirs]
             other._compact()
             keys = other._pair_keys
             self._add_pairs(idx[keys >> 32], idx[keys & 0xFFFFFFFF], other._pair_wins)
@@ -201,6 +220,7 @@ class SufficientStats:
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state["_cells"] = self.subject_cells.copy()
+        state["_a_count"] = self._a_count[: len(self.subject_index)].copy()
         self._compact()
         state.update(_pair_keys=self._pair_keys, _pair_wins=self._pair_wins, _pending=[])
         state["_pending_rows"] = 0
@@ -210,6 +230,7 @@ class SufficientStats:
         self.__dict__.update(state)
         if len(self._cells) == 0:
             self._cells = np.zeros((16, 2, 2), dtype=np.int64)
+            self._a_count = np.zeros(16, dtype=np.int64)
 
     # -- views ------------------------------------------------------------------------------
     @property
@@ -230,6 +251,37 @@ class SufficientStats:
         pair = self.pair_cells.reshape(-1, 4).astype(np.int64)
         return subj.T @ subj, pair.T @ pair
 
+    def composites(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        """The decisive composites of distinct subjects rebuilt from the pair cells, as
+        ``(a subject, b subject, a first, a won)`` with subjects as ranks in id order, one entry
+        per composite in (a, b) order, independent of row order; None
+        when a cell's sides are ambiguous (a subject seen as face a and as face b)."""
+        n = len(self.subject_index)
+        totals = self.subject_cells.reshape(n, 4).sum(1)
+        a_count = self._a_count[:n]
+        a_only, b_only = a_count == totals, a_count == 0
+        self._compact()
+        lo, hi = self._pair_keys >> 32, self._pair_keys & 0xFFFFFFFF
+        lo_is_a = a_only[lo] & b_only[hi]
+        if not np.all(lo_is_a | (a_only[hi] & b_only[lo])):
+            return None
+        # Subjects by their rank in id order, cells sorted by it: the same composites in the same
+        # order whatever order the rows arrived in (the model fit is then reproducible).
+        rank = np.empty(n, dtype=np.int64)
+        rank[np.argsort(np.array(list(self.subject_index), dtype=object), kind="stable")] = (
+            np.arange(n)
+        )
+        a, b = rank[np.where(lo_is_a, lo, hi)], rank[np.where(lo_is_a, hi, lo)]
+        order = np.lexsort((b, a))
+        a, b = a[order], b[order]
+        counts = self._pair_wins.astype(np.int64)[order]  # [position * 2 + side]
+        cell = np.arange(4)
+        reps = counts.reshape(-1)
+        a_idx = np.repeat(np.repeat(a, 4), reps)
+        b_idx = np.repeat(np.repeat(b, 4), reps)
+        code = np.repeat(np.tile(cell, len(a)), reps)
+        return a_idx, b_idx, code < 2, code % 2 == 0
+
     def jackknife_cells(self) -> np.ndarray:
         """Wins with each subject's composites deleted, shape ``(subjects, 2, 2)``, in subject-id
         order so that float sums over it do not depend on the order rows arrived in."""
@@ -247,18 +299,10 @@ def shrink_factor(
     the floor being cells as independent clusters and h = 1'(M_s - M_c)1 / n^2 (capped at 1/2,
     for strata with a handful of subjects) the small-sample factor. 1.0 when the variance is zero
     or undefined (nothing to correct)."""
-    g = np.asarray(gradient, dtype=float).reshape(4)
-    if not np.all(np.isfinite(g)) or n <= 0:
+    v_cgm, v_boot = cluster_variance(gradient, subject_moments, pair_moments, n)
+    if not (math.isfinite(v_boot) and v_boot > 0):
         return 1.0
-    m_subjects = subject_moments.astype(float)
-    m_cells = pair_moments.astype(float)
-    v_subjects = float(g @ m_subjects @ g)
-    v_cells = float(g @ m_cells @ g)
-    v_boot = v_subjects + v_cells
-    if not v_boot > 0:
-        return 1.0
-    h = min(float(m_subjects.sum() - m_cells.sum()) / float(n) ** 2, 0.5)
-    return math.sqrt(max(v_subjects - v_cells, v_cells) / (1.0 - h) / v_boot)
+    return math.sqrt(v_cgm / v_boot)
 
 
 def shrink(replicates: np.ndarray, estimate: float, factor: float) -> np.ndarray:

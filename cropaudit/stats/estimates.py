@@ -22,6 +22,12 @@ towards the estimate by the factor ``<stat>_boot_shrink`` = lambda (below 1 but 
 small-sample allowance), which removes the bootstrap's triple counting of within-cell variance
 (derivation in :mod:`cropaudit.stats.bootstrap`). The bootstrap SE and p-values use the same
 rescaled replicates.
+
+Reported intervals. ``<stat>_low`` / ``<stat>_high`` (method ``<stat>_interval_method``) are
+the intervals the report shows: Wilson score intervals on the design-effect-adjusted effective
+sample size (:mod:`cropaudit.stats.effective`), which never collapse to a point and held
+nominal coverage in every simulated design, where the bootstrap intervals did not; the effect
+interval is the reported ratio interval minus 0.5.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from cropaudit.stats import intervals
+from cropaudit.stats import effective, intervals
 from cropaudit.stats.bootstrap import (
     CORRECTIONS,
     SufficientStats,
@@ -103,12 +109,14 @@ def estimate_stratum(
     point = {k: _f(v) for k, v in derived(wins).items()}
     reps = derived(stats.boot)
     jack = derived(stats.jackknife_cells())
+    m_subjects, m_pairs = stats.moments()
+    grads = gradients(wins)
     factors = {stat: 1.0 for stat in BOOTSTRAPPED}
     if correction == "cgm":
-        m_subjects, m_pairs = stats.moments()
-        grads = gradients(wins)
         factors = {s: shrink_factor(grads[s], m_subjects, m_pairs, decisive) for s in BOOTSTRAPPED}
     reps = {s: shrink(reps[s], point[s], factors[s]) for s in BOOTSTRAPPED}
+    subject_totals = stats.subject_cells.reshape(-1, 4).sum(1)
+    df = effective.effective_subjects(subject_totals) - 1.0
 
     out: dict[str, Any] = {
         "n": int(counts.sum()),
@@ -130,8 +138,18 @@ def estimate_stratum(
     ):
         out[f"ratio_{name}_low"], out[f"ratio_{name}_high"] = lo, hi
 
+    out["cluster_df"] = df
     for stat in BOOTSTRAPPED:
         r = reps[stat]
+        variance, _ = effective.cluster_variance(grads[stat], m_subjects, m_pairs, decisive)
+        n_eff = effective.effective_n(point[stat], variance, decisive, float(m_subjects.sum()))
+        lo, hi = effective.score_interval(point[stat], n_eff, level, df)
+        out[f"{stat}_cluster_se"] = math.sqrt(variance) if math.isfinite(variance) else math.nan
+        out[f"{stat}_effective_n"] = n_eff
+        out[f"{stat}_{effective.METHOD}_low"], out[f"{stat}_{effective.METHOD}_high"] = lo, hi
+        # The reported interval (chosen by the simulation study, see cropaudit.stats.effective).
+        out[f"{stat}_low"], out[f"{stat}_high"] = lo, hi
+        out[f"{stat}_interval_method"] = effective.METHOD if math.isfinite(lo) else "none"
         out[f"{stat}_boot_shrink"] = factors[stat]
         out[f"{stat}_boot_se"] = (
             float(np.nanstd(r, ddof=1)) if np.isfinite(r).sum() > 1 else math.nan
@@ -149,8 +167,8 @@ def estimate_stratum(
         first_wins, decisive, level
     )
     out["effect"] = point["ratio"] - 0.5
-    out["effect_low"] = out["ratio_bca_low"] - 0.5
-    out["effect_high"] = out["ratio_bca_high"] - 0.5
+    out["effect_low"] = out["ratio_low"] - 0.5
+    out["effect_high"] = out["ratio_high"] - 0.5
     out["p_binomial"] = binomial_pvalue(wins_a, decisive)
     out["p_bootstrap"] = bootstrap_pvalue(reps["ratio"], 0.5)
     out["p_first_slot_bootstrap"] = bootstrap_pvalue(reps["first_slot_rate"], 0.5)

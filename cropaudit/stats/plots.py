@@ -47,9 +47,11 @@ def finite(value) -> bool:
 
 
 def interval(row: pd.Series, stat: str = "ratio") -> tuple[float, float]:
-    """``stat``'s BCa interval from an estimates row, or its percentile interval where BCa is
-    undefined."""
-    lo, hi = row.get(f"{stat}_bca_low"), row.get(f"{stat}_bca_high")
+    """``stat``'s reported interval (``<stat>_low/high``) from an estimates row; for tables
+    written before it existed, the BCa interval, or percentile where BCa is undefined."""
+    lo, hi = row.get(f"{stat}_low"), row.get(f"{stat}_high")
+    if not (finite(lo) and finite(hi)):
+        lo, hi = row.get(f"{stat}_bca_low"), row.get(f"{stat}_bca_high")
     if not (finite(lo) and finite(hi)):
         lo, hi = row.get(f"{stat}_percentile_low"), row.get(f"{stat}_percentile_high")
     return lo, hi
@@ -74,7 +76,7 @@ def forest_plot(estimates: pd.DataFrame, criterion: str) -> dict[str, bytes]:
     ax.set_xlim(0, 1)
     ax.set_xlabel("survival ratio of group a, wins_a / (wins_a + wins_b); dashed: parity 0.5")
     level = df["level"].iloc[0] if len(df) else 0.95
-    title = f"{criterion}: survival ratio with {level:.0%} subject-clustered bootstrap CI"
+    title = f"{criterion}: survival ratio with {level:.0%} subject-clustered CI"
     ax.set_title(f"{title}\n{shared_context(df)}" if len(df) else title, fontsize=9)
     fig.tight_layout()
     out = {}

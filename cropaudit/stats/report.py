@@ -14,15 +14,17 @@ from cropaudit.stats.plots import forest_plot
 ESTIMATE_COLUMNS = [
     "model_name", "layout", "preprocessing", "design", "criterion", "comparison", "group_a",
     "group_b", "n", "n_subjects", "wins_a", "wins_b", "ties", "background", "ratio",
-    "ratio_bca_low", "ratio_bca_high", "ratio_percentile_low", "ratio_percentile_high",
+    "ratio_low", "ratio_high", "ratio_interval_method", "ratio_effective_n", "ratio_bca_low",
+    "ratio_bca_high", "ratio_percentile_low", "ratio_percentile_high",
     "ratio_wilson_low", "ratio_wilson_high", "ratio_twitter_low", "ratio_twitter_high", "effect",
-    "effect_low", "effect_high",
+    "effect_low", "effect_high", "model_ratio", "model_low", "model_high", "model_sd_a",
+    "model_sd_b", "model_status", "model_disagrees",
 ]  # fmt: skip
 POSITION_COLUMNS = [
     "model_name", "layout", "preprocessing", "design", "criterion", "comparison", "group_a",
     "group_b", "n_a_first", "n_b_first", "ratio_a_first", "ratio_b_first", "first_slot_rate",
-    "first_slot_rate_bca_low", "first_slot_rate_bca_high", "p_first_slot_bootstrap",
-    "order_adjusted_ratio", "order_adjusted_ratio_bca_low", "order_adjusted_ratio_bca_high",
+    "first_slot_rate_low", "first_slot_rate_high", "p_first_slot_bootstrap",
+    "order_adjusted_ratio", "order_adjusted_ratio_low", "order_adjusted_ratio_high",
 ]  # fmt: skip
 TEST_COLUMNS = [
     "model_name", "layout", "preprocessing", "design", "criterion", "comparison", "group_a",
@@ -71,6 +73,17 @@ def render_html(
         f"src='data:image/png;base64,{base64.b64encode(png).decode()}'/>"
         for c, png in images.items()
     )
+    disagree = (
+        estimates[estimates["model_disagrees"].fillna(False).astype(bool)]
+        if len(estimates) and "model_disagrees" in estimates
+        else estimates.iloc[0:0]
+    )
+    flagged = (
+        f"<p><strong>Methods disagree</strong> in {len(disagree)} strata (model interval and "
+        f"reported interval do not overlap):</p>{_table(disagree, ESTIMATE_COLUMNS)}"
+        if len(disagree)
+        else ""
+    )
     return f"""<!doctype html>
 <html><head><meta charset="utf-8">{ownership.html_mark("stats")}<title>cropaudit statistics</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;font-size:12px}}
@@ -78,9 +91,16 @@ td,th{{border:1px solid #ccc;padding:2px 6px}}img{{max-width:100%}}</style></hea
 <h1>cropaudit: survival statistics</h1>{warning}{meta}
 <p>Survival ratio = wins_a / (wins_a + wins_b): the chance that group a's face survives given the
 crop keeps exactly one face; 0.5 is parity. Ties and background are counted, not in the ratio.
-Bootstrap intervals resample subjects (each face appears in many composites); Wilson and
-Twitter's p &plusmn; 2&middot;sqrt(p(1&minus;p)/n) treat composites as independent and are too
-narrow when faces repeat. Effect = ratio &minus; 0.5 with its BCa interval.</p>
+ratio_low/high is the reported interval (ratio_interval_method): a Wilson score interval on the
+effective sample size ratio_effective_n, the number of independent composites worth the
+subject-clustered (two-way cluster-robust) variance; it never collapses to a point, even when
+every composite goes one way. Bootstrap intervals resample subjects (each face appears in many
+composites) and are shown beside it; Wilson and Twitter's p &plusmn;
+2&middot;sqrt(p(1&minus;p)/n) treat composites as independent and are too narrow when faces
+repeat. Effect = ratio &minus; 0.5 with the reported interval. model_*: a crossed
+random-effects logistic model (a random effect per face subject on each side, position fixed),
+its population-averaged ratio and interval and the subject standard deviations (logit scale);
+model_disagrees marks strata where its interval and the reported one do not overlap.</p>{flagged}
 <h2>Plots</h2>{figs}
 <h2>Estimates</h2>{_table(estimates, ESTIMATE_COLUMNS)}
 <h2>Position bias</h2><p>first_slot_rate: share of decisive composites won by the face drawn

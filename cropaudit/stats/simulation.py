@@ -1,31 +1,45 @@
 """Simulation study of interval coverage, using the pipeline's own estimator code.
 
-Generative model (one experiment): groups A and B with ``subjects_per_group`` faces each. Each
-a-face is paired with ``composites_per_subject / 2`` b-faces (a random regular bipartite design,
-so every face appears in exactly ``composites_per_subject`` composites), and every pairing is
-drawn twice, a first and b first (counterbalanced). A composite is background with probability
-``background_rate``; otherwise face a survives with
+Generative model (one experiment): ``subjects_a`` faces of group A and ``subjects_b`` of group B
+(both ``subjects_per_group`` unless set). ``pairings`` (a-face, b-face) pairings are drawn, each
+shown twice, a first and b first (counterbalanced), so an experiment has 2 x ``pairings``
+composites (default: every face in ``composites_per_subject`` composites). Faces are drawn by
+``sampling``:
 
-    logit P(a) = baseline_logit + u_i - v_j + position_effect * (+1 if a first else -1),
-    u_i, v_j ~ N(0, subject_sd^2)  (subject random effects).
+* ``regular``: every face of a group in the same number of pairings (+-1), paired at random;
+* ``random``: independently and uniformly with replacement (unequal cluster sizes);
+* ``popularity``: with probability proportional to a per-subject photo count drawn from a
+  lognormal(0, ``popularity_sigma``): image-level sampling from a dataset where a few people
+  have hundreds of photos, so the effective number of subjects is far below the number drawn.
 
-Estimand and truth: the population-average survival probability of a group-A face against a
-group-B face, given that exactly one survives, over the *populations* of A and B subjects (not the
-50 drawn in one experiment) and the counterbalanced design,
-theta = 1/2 sum_{s=+1,-1} E[expit(baseline + Z + s * position_effect)], Z = u - v ~ N(0, 2
-subject_sd^2). Background is independent of faces, so it drops out of the ratio. Computed by
-Gauss-Hermite quadrature; the mean estimate over experiments matches it (the plug-in ratio is
-unbiased up to O(1/n)), so coverage is measured against the right number. Because the truth is a
-population quantity, an interval must carry the subject-sampling variance, which is what the
-naive binomial intervals leave out.
+Each subject has ``images_per_subject`` images, one chosen at random per composite. A composite
+is background with probability ``background_rate``; otherwise face a survives with
 
-Every experiment is analysed with the corrected bootstrap (``correction``, default ``cgm``) and,
-from the same replicates, the uncorrected one (``*_uncorrected`` columns), so the study shows
-what the correction does.
+    logit P(a) = baseline_logit + u_i - v_j + e_img(a) - e_img(b)
+                 + (position_effect + g_i if a first else -position_effect - g_j),
+
+u, v ~ subject effects with sd ``subject_sd`` (normal, or Student t with 3 df scaled to that sd
+when ``subject_tails`` is ``t3``: heavy tails), e ~ N(0, ``image_sd``^2) per image (nested in
+subject), g ~ N(0, ``position_sd``^2) a subject's own advantage from the first slot.
+
+Estimands: the population-average survival ratio of an A face against a B face given that
+exactly one survives, over the populations of A and B subjects (and images) and the
+counterbalanced design, theta = 1/2 sum_{s=+1,-1} E[expit(baseline + Z + s * position_effect)],
+Z the sum of all random terms (also the truth of ``order_adjusted_ratio``), and the first-slot
+rate 1/2 (E[expit(b + Z + pe)] + 1 - E[expit(b + Z - pe)]). Background is independent of faces,
+so it drops out. Computed by Gauss-Hermite quadrature when every effect is normal, else by a
+seeded Monte-Carlo integral of 2^22 draws (SE < 3e-4). Because the truth is a population
+quantity, an interval must carry the subject-sampling variance, which the naive binomial
+intervals leave out.
+
+Every experiment is analysed with ``estimate_stratum`` (the pipeline's code) and, from the same
+replicates, the uncorrected bootstrap (``*_uncorrected``), so the study shows what each
+correction does.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,8 +47,10 @@ import pandas as pd
 from scipy.special import expit
 
 from cropaudit.stats.bootstrap import SufficientStats, bca_interval, percentile_interval
-from cropaudit.stats.estimates import derived, estimate_stratum
-from cropaudit.stats.weights import WeightCache
+from cropaudit.stats.estimates import BOOTSTRAPPED, derived, estimate_stratum
+from cropaudit.stats.weights import MAX_WEIGHT
+
+SAMPLINGS = ("regular", "random", "popularity")
 
 
 @dataclass(frozen=True)
@@ -45,45 +61,110 @@ class SimulationDesign:
     subject_sd: float = 1.5
     position_effect: float = 0.5
     background_rate: float = 0.05
+    subjects_a: int | None = None
+    subjects_b: int | None = None
+    pairings: int | None = None
+    sampling: str = "regular"
+    popularity_sigma: float = 1.5
+    subject_tails: str = "normal"
+    position_sd: float = 0.0
+    images_per_subject: int = 1
+    image_sd: float = 0.0
+
+    @property
+    def n_a(self) -> int:
+        return self.subjects_a or self.subjects_per_group
+
+    @property
+    def n_b(self) -> int:
+        return self.subjects_b or self.subjects_per_group
+
+    @property
+    def n_pairings(self) -> int:
+        return self.pairings or self.subjects_per_group * self.composites_per_subject // 2
+
+
+def _subject_effects(design: SimulationDesign, rng: np.random.Generator, n: int) -> np.ndarray:
+    if design.subject_tails == "t3":
+        return rng.standard_t(3, n) * design.subject_sd / np.sqrt(3.0)
+    return rng.normal(0.0, design.subject_sd, n)
+
+
+def truths(design: SimulationDesign) -> dict[str, float]:
+    """True value of each statistic in ``BOOTSTRAPPED`` (module docstring)."""
+    b, pe = design.baseline_logit, design.position_effect
+    var_normal = 2 * design.image_sd**2 + design.position_sd**2
+    if design.subject_tails == "normal":
+        nodes, w = np.polynomial.hermite_e.hermegauss(80)
+        z = nodes * np.sqrt(var_normal + 2 * design.subject_sd**2)
+        w = w / w.sum()
+    else:
+        rng = np.random.default_rng(12345)
+        m = 1 << 22
+        z = _subject_effects(design, rng, m) - _subject_effects(design, rng, m)
+        z += rng.normal(0.0, np.sqrt(var_normal), m)
+        w = np.full(m, 1.0 / m)
+    up, down = float(np.sum(w * expit(b + z + pe))), float(np.sum(w * expit(b + z - pe)))
+    theta = 0.5 * (up + down)
+    return {"ratio": theta, "order_adjusted_ratio": theta, "first_slot_rate": 0.5 * (up + 1 - down)}
 
 
 def true_ratio(design: SimulationDesign) -> float:
-    """theta of the module docstring, by 80-point Gauss-Hermite quadrature."""
-    nodes, w = np.polynomial.hermite_e.hermegauss(80)
-    z = nodes * np.sqrt(2.0) * design.subject_sd
-    w = w / w.sum()
-    return float(
-        0.5
-        * sum(
-            np.sum(w * expit(design.baseline_logit + z + s * design.position_effect))
-            for s in (1.0, -1.0)
-        )
-    )
+    """theta of the module docstring."""
+    return truths(design)["ratio"]
+
+
+def _draw(design: SimulationDesign, rng: np.random.Generator, n: int, k: int) -> np.ndarray:
+    if design.sampling == "regular":
+        return rng.permutation(np.arange(k) % n)
+    if design.sampling == "random":
+        return rng.integers(0, n, k)
+    if design.sampling == "popularity":
+        weight = rng.lognormal(0.0, design.popularity_sigma, n)
+        return rng.choice(n, k, p=weight / weight.sum())
+    raise ValueError(f"unknown sampling {design.sampling!r}; expected {SAMPLINGS}")
 
 
 def simulate_experiment(design: SimulationDesign, rng: np.random.Generator, tag: str) -> dict:
     """One experiment's composites as columns (subject ids prefixed by ``tag``)."""
-    n = design.subjects_per_group
-    k = design.composites_per_subject // 2
-    a_idx = np.tile(np.arange(n), k)
-    b_idx = np.concatenate([rng.permutation(n) for _ in range(k)])
-    u = rng.normal(0.0, design.subject_sd, n)
-    v = rng.normal(0.0, design.subject_sd, n)
-    a_idx = np.concatenate([a_idx, a_idx])
-    b_idx = np.concatenate([b_idx, b_idx])
-    position = np.repeat([0, 1], n * k)  # a_first, b_first
-    sign = np.where(position == 0, 1.0, -1.0)
-    p_a = expit(design.baseline_logit + u[a_idx] - v[b_idx] + design.position_effect * sign)
+    n_a, n_b, k = design.n_a, design.n_b, design.n_pairings
+    a_idx, b_idx = _draw(design, rng, n_a, k), _draw(design, rng, n_b, k)
+    u, v = _subject_effects(design, rng, n_a), _subject_effects(design, rng, n_b)
+    g_a, g_b = rng.normal(0.0, design.position_sd, n_a), rng.normal(0.0, design.position_sd, n_b)
+    m = design.images_per_subject
+    img_a = rng.normal(0.0, design.image_sd, (n_a, m))
+    img_b = rng.normal(0.0, design.image_sd, (n_b, m))
+    a_idx, b_idx = np.r_[a_idx, a_idx], np.r_[b_idx, b_idx]
+    position = np.repeat([0, 1], k)  # a_first, b_first
+    first = position == 0
+    images = img_a[a_idx, rng.integers(0, m, 2 * k)] - img_b[b_idx, rng.integers(0, m, 2 * k)]
+    slot = np.where(
+        first, design.position_effect + g_a[a_idx], -design.position_effect - g_b[b_idx]
+    )
+    p_a = expit(design.baseline_logit + u[a_idx] - v[b_idx] + images + slot)
     outcome = np.where(rng.random(len(p_a)) < p_a, 0, 1)
     outcome[rng.random(len(p_a)) < design.background_rate] = 3
-    ids_a = np.array([f"{tag}-a{i}" for i in range(n)], dtype=object)
-    ids_b = np.array([f"{tag}-b{i}" for i in range(n)], dtype=object)
+    ids_a = np.array([f"{tag}-a{i}" for i in range(n_a)], dtype=object)
+    ids_b = np.array([f"{tag}-b{i}" for i in range(n_b)], dtype=object)
     return {
         "a_subject": ids_a[a_idx],
         "b_subject": ids_b[b_idx],
         "position": position,
         "outcome": outcome,
     }
+
+
+class PoissonWeights:
+    """Independent Poisson(1) bootstrap weights drawn afresh for every lookup: the same law as
+    the counter-based :class:`WeightCache` without a generator per subject id, for experiments
+    whose rows arrive in one batch (each subject looked up once)."""
+
+    def __init__(self, replicates: int, rng: np.random.Generator) -> None:
+        self.replicates, self.rng = replicates, rng
+
+    def lookup(self, subject_ids: Sequence[str]) -> np.ndarray:
+        draws = self.rng.poisson(1.0, (len(subject_ids), self.replicates))
+        return np.minimum(draws, MAX_WEIGHT).astype(np.uint8)
 
 
 def _uncorrected_intervals(stats: SufficientStats, estimate: float, level: float) -> dict:
@@ -97,6 +178,23 @@ def _uncorrected_intervals(stats: SufficientStats, estimate: float, level: float
     return out
 
 
+#: (column prefix in the study, estimates-table method) of the ratio's intervals.
+RATIO_METHODS = (
+    ("reported", ""),
+    ("percentile", "_percentile"),
+    ("bca", "_bca"),
+    ("wilson", "_wilson"),
+    ("clopper_pearson", "_clopper_pearson"),
+    ("twitter", "_twitter"),
+)
+
+
+def _record(row: dict, name: str, lo: float, hi: float, truth: float) -> None:
+    # An undefined interval (NaN, e.g. BCa with every replicate on one side) does not cover.
+    row[f"{name}_covers"] = bool(lo <= truth <= hi)
+    row[f"{name}_width"] = hi - lo if np.isfinite(hi - lo) else 0.0
+
+
 def coverage_study(
     design: SimulationDesign,
     experiments: int,
@@ -106,53 +204,76 @@ def coverage_study(
     correction: str = "cgm",
 ) -> pd.DataFrame:
     """One row per experiment: the estimate, whether each interval covers the truth and its
-    width, and the bootstrap shrink factor lambda of the ratio."""
-    truth = true_ratio(design)
+    width (0 for a point or undefined interval), and the bootstrap shrink factor lambda. Columns
+    ``<method>_covers`` are the ratio's; ``first_slot_rate_reported_covers`` and
+    ``order_adjusted_ratio_reported_covers`` check the other statistics' reported intervals."""
+    truth = truths(design)
     rng = np.random.default_rng(seed)
+    weights = PoissonWeights(replicates, np.random.default_rng([seed, 1]))
     rows = []
     for e in range(experiments):
         data = simulate_experiment(design, rng, tag=f"s{seed}e{e}")
         stats = SufficientStats(replicates)
-        # Fresh cache per experiment: subject ids never repeat across experiments.
-        stats.add_batch(**data, weights=WeightCache(replicates, seed))
+        stats.add_batch(**data, weights=weights)
         est = estimate_stratum(stats, level, correction)
         plain = _uncorrected_intervals(stats, est["ratio"], level)
         row = {
             "experiment": e,
-            "truth": truth,
+            "truth": truth["ratio"],
             "ratio": est["ratio"],
+            "decisive": est["decisive"],
             "shrink": est["ratio_boot_shrink"],
+            "effective_n": est["ratio_effective_n"],
         }
-        for method, source, name in (
-            ("percentile", est, "percentile"),
-            ("bca", est, "bca"),
-            ("percentile", plain, "percentile_uncorrected"),
-            ("bca", plain, "bca_uncorrected"),
-            ("wilson", est, "wilson"),
-            ("clopper_pearson", est, "clopper_pearson"),
-            ("twitter", est, "twitter"),
-        ):
-            lo, hi = source[f"ratio_{method}_low"], source[f"ratio_{method}_high"]
-            row[f"{name}_covers"] = bool(lo <= truth <= hi)
-            row[f"{name}_width"] = hi - lo
+        for name, method in RATIO_METHODS:
+            lo, hi = est[f"ratio{method}_low"], est[f"ratio{method}_high"]
+            _record(row, name, lo, hi, truth["ratio"])
+        for name in ("percentile", "bca"):
+            lo, hi = plain[f"ratio_{name}_low"], plain[f"ratio_{name}_high"]
+            _record(row, f"{name}_uncorrected", lo, hi, truth["ratio"])
+        for stat in BOOTSTRAPPED[1:]:
+            _record(row, f"{stat}_reported", est[f"{stat}_low"], est[f"{stat}_high"], truth[stat])
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def summarise(results: pd.DataFrame) -> pd.DataFrame:
-    """Coverage with its Monte-Carlo standard error, and mean width, per method."""
+    """Per method: coverage with its Monte-Carlo standard error, mean width and the number of
+    zero-width (point or undefined) intervals."""
     n = len(results)
     out = []
     for col in results.columns:
         if col.endswith("_covers"):
             method = col.removesuffix("_covers")
             cov = results[col].mean()
+            width = results[f"{method}_width"]
             out.append(
                 {
                     "method": method,
                     "coverage": cov,
                     "mc_se": float(np.sqrt(cov * (1 - cov) / n)),
-                    "mean_width": results[f"{method}_width"].mean(),
+                    "mean_width": width.mean(),
+                    "zero_width": int((width <= 0).sum()),
                 }
             )
     return pd.DataFrame(out)
+
+
+#: The designs of the coverage study (benchmarks/simulate_coverage.py), by name.
+DESIGNS = {
+    "balanced_50x50": SimulationDesign(),
+    "unbalanced_10x60": SimulationDesign(subjects_a=10, subjects_b=60, pairings=600),
+    "random_draws": SimulationDesign(sampling="random"),
+    "popular_few": SimulationDesign(
+        subjects_a=200, subjects_b=200, sampling="popularity", popularity_sigma=2.0
+    ),
+    "position_by_subject": SimulationDesign(position_sd=1.0),
+    "heavy_tails_t3": SimulationDesign(subject_tails="t3"),
+    "images_per_subject": SimulationDesign(images_per_subject=5, image_sd=1.0, subject_sd=1.0),
+    "ratio_0.85": SimulationDesign(baseline_logit=2.9),
+    "tiny_16": SimulationDesign(subjects_per_group=10, pairings=8, sampling="random"),
+    "tiny_16_ratio_0.85": SimulationDesign(
+        subjects_per_group=10, pairings=8, sampling="random", baseline_logit=2.9
+    ),
+    "small_10x10": SimulationDesign(subjects_per_group=10, composites_per_subject=20),
+}

@@ -38,3 +38,13 @@ def holm(pvalues: np.ndarray | list[float]) -> np.ndarray:
 
 def benjamini_hochberg(pvalues: np.ndarray | list[float]) -> np.ndarray:
     return adjust(pvalues, "fdr_bh")
+
+
+def adjust_rows(rows: list[dict]) -> None:
+    """Add ``p_<test>_holm`` and ``p_<test>_bh`` to every row, adjusting ``p_binomial`` and
+    ``p_bootstrap`` across all ``rows`` (one family: the whole run or table)."""
+    for test in ("binomial", "bootstrap"):
+        p = [r[f"p_{test}"] for r in rows]
+        for suffix, adjusted in (("holm", holm(p)), ("bh", benjamini_hochberg(p))):
+            for r, value in zip(rows, adjusted, strict=True):
+                r[f"p_{test}_{suffix}"] = float(value)
