@@ -27,3 +27,7 @@ if "tensorflow" in sys.modules and "TF_ENABLE_ONEDNN_OPTS" not in os.environ:
         stacklevel=2,
     )
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+
+#: Beam 2.70 (pinned for its Flink runner) brings a grpcio that Google's client libraries warn
+#: about on every import; the notice concerns their 2027 releases, not an audit.
+warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.")

@@ -172,12 +172,15 @@ def remove_debris(folder: str, kind: OutputKind) -> list[str]:
 @contextlib.contextmanager
 def terminate_raises() -> Iterator[None]:
     """Within the block, SIGTERM raises ``SystemExit(143)`` in the main thread (as SIGINT
-    raises ``KeyboardInterrupt``), so ``finally`` clauses run; a no-op off the main thread."""
+    raises ``KeyboardInterrupt``), so ``finally`` clauses run; a no-op off the main thread. The
+    first SIGTERM puts the previous handler back, so a second one ends the process even if the
+    first one's exception was swallowed (Python drops exceptions raised inside a GC callback)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def stop(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
         raise SystemExit(128 + signum)
 
     previous = signal.signal(signal.SIGTERM, stop)
