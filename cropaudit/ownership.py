@@ -232,6 +232,15 @@ def check_replaceable(path: str, mark: str) -> None:
         )
 
 
+def check_new_file(path: str, overwrite: bool) -> None:
+    """``UserError`` unless ``path`` may be written: a file that cannot carry a mark (a CSV
+    manifest, a PNG overlay) is replaced only with ``--overwrite``, and a folder never."""
+    if fileio.is_folder(path):
+        raise UserError(f"{path} is a folder; write the file somewhere else")
+    if fileio.exists(path) and not overwrite:
+        raise UserError(f"{path} exists; pass --overwrite to replace it, or choose another file")
+
+
 def _head(path: str) -> bytes:
     with open(path, "rb") as fh:
         return fh.read(65536)

@@ -17,6 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     imp.add_argument("kind", choices=KINDS, help="dataset kind")
     imp.add_argument("src", help="image folder (cfd, utkface) or label file (fairface, wikidata)")
     imp.add_argument("--out", required=True, help="manifest to write (.parquet .csv .tsv .jsonl)")
+    imp.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     imp.add_argument("--image-root", help="folder the label file's image paths are relative to")
     imp.add_argument("--mapping", help="WikiData Q-id -> label TOML (default: the shipped one)")
     imp.add_argument(
@@ -56,6 +57,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--out", required=True, help="manifest to write (.parquet .csv .tsv .jsonl)"
     )
     detect.add_argument("--attributes", required=True, help="grouping, e.g. race,gender")
+    detect.add_argument(
+        "--overwrite", action="store_true", help="replace existing --out and --dead-letter files"
+    )
     detect.add_argument("--image-root", help="folder relative image_uris resolve against")
     detect.add_argument(
         "--dead-letter", help="CSV of the rows without one face (default: OUT + .dead_letter.csv)"
@@ -65,7 +69,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_import(args: argparse.Namespace) -> int:
     from cropaudit import importers
+    from cropaudit.ownership import check_new_file
 
+    check_new_file(args.out, args.overwrite)
     if args.kind == "cfd":
         result = importers.import_cfd(args.src)
     elif args.kind == "utkface":
@@ -129,10 +135,14 @@ def run_detect(args: argparse.Namespace) -> int:
     from cropaudit import fileio
     from cropaudit.facedetect import HaarFaceDetector, fill_row, miss_rates
     from cropaudit.importers import write_manifest
+    from cropaudit.ownership import check_new_file
     from cropaudit.transforms.images import load_image
     from cropaudit.transforms.manifests import _resolve, read_manifest
 
     attributes = tuple(a.strip() for a in args.attributes.split(",") if a.strip())
+    target = args.dead_letter or f"{args.out}.dead_letter.csv"
+    for path in (args.out, target):
+        check_new_file(path, args.overwrite)
     table = read_manifest(args.manifest)
     base = args.image_root or fileio.dirname(args.manifest)
     detector = HaarFaceDetector()
@@ -145,7 +155,6 @@ def run_detect(args: argparse.Namespace) -> int:
         if detail is not None:
             dead.append((filled["face_detection"], row.get("image_uri") or "", detail))
     write_manifest(rows, args.out)
-    target = args.dead_letter or f"{args.out}.dead_letter.csv"
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerows([("reason", "image_uri", "detail"), *dead])

@@ -36,6 +36,7 @@ def register(subparsers) -> None:
     p.add_argument("--resize", choices=RESIZE_METHODS, default="faithful")
     p.add_argument("--json", action="store_true", help="print one JSON object per image")
     p.add_argument("--overlay", metavar="PNG", help="write an overlay PNG (one image only)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --overlay file")
     p.set_defaults(func=handler)
 
 
@@ -67,6 +68,10 @@ def handler(args: argparse.Namespace) -> int:
 
     if args.overlay and len(args.images) != 1:
         raise UserError("--overlay takes exactly one IMAGE")
+    if args.overlay:
+        from cropaudit.ownership import check_new_file
+
+        check_new_file(args.overlay, args.overwrite)
     model_handler = resolve_handler(args.model, PreprocessOptions(resize=args.resize))
     model = model_handler.load_model()
     failed = 0

@@ -92,6 +92,36 @@ def test_report_replaces_only_its_own_html(clean, tmp_path, capsys):
     assert main([*args, "--out", str(stats / "report.html")]) == 2
 
 
+def test_manifest_files_and_overlays_are_replaced_only_with_overwrite(tmp_path, capsys):
+    """Files that cannot carry a mark (a CSV manifest, a PNG overlay) are never replaced
+    silently: the command refuses before it does any work, and ``--overwrite`` replaces them."""
+    from PIL import Image
+
+    photos = tmp_path / "utk"
+    photos.mkdir()
+    for name in ("30_0_1_2017.jpg", "31_1_0_2017.jpg"):
+        Image.new("RGB", (64, 64), (120, 90, 60)).save(photos / name, format="JPEG")
+    mine = tmp_path / "mine.csv"
+    mine.write_text("my own manifest\n")
+    overlay = tmp_path / "mine.png"
+    overlay.write_bytes(b"not yours")
+    before = tree_digest(tmp_path)
+    imp = ["manifest", "import", "utkface", str(photos), "--out", str(mine)]
+    detect = ["manifest", "detect-faces", str(mine), "--out", str(mine), "--attributes", "race"]
+    image = str(photos / "30_0_1_2017.jpg")
+    draw = ["saliency", image, "--model", "baseline", "--overlay", str(overlay)]
+    for argv in (imp, detect, draw, [*imp[:5], str(tmp_path)]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert "pass --overwrite" in err or "is a folder" in err, err
+    assert tree_digest(tmp_path) == before
+    assert main([*imp, "--overwrite"]) == 0
+    written = mine.read_text().splitlines()
+    assert len(written) == 3 and "31_1_0_2017.jpg" in written[2]  # header + the two photos
+    assert main([*draw, "--overwrite"]) == 0
+    assert overlay.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_run_into_a_folder_with_foreign_files_below(clean, tmp_path, capsys):
     base, summary = clean
     out = tmp_path / "X"
