@@ -232,3 +232,23 @@ def test_a_run_dead_letters_an_endpoint_failures_and_scores_the_rest(server, tmp
     assert server.hits["/ok"] == ok_hits
     rows = read_table(str(tmp_path / "run" / "survival")).to_pandas()
     assert set(rows.model_name) == {"baseline-centre-surround", f"{server.url}/ok"}
+
+
+def test_a_cropper_named_by_an_installed_entry_point(tmp_path, monkeypatch):
+    """``plugin:NAME`` finds a callable that an installed distribution declares in the
+    ``cropaudit.croppers`` entry-point group (here a minimal ``.dist-info`` on ``sys.path``)."""
+    from cropaudit.model.plugin import ENTRY_POINT_GROUP
+
+    info = tmp_path / "acme_croppers-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-croppers\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(
+        f"[{ENTRY_POINT_GROUP}]\nacme-centred = cropper_plugins:centred\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    image = images(1)[0]
+    by_entry_point = load_handler("plugin:acme-centred").load_model()
+    by_module = load_handler("plugin:cropper_plugins:centred").load_model()
+    got = by_entry_point.crop(image, RATIOS).boxes
+    assert got == by_module.crop(image, RATIOS).boxes
+    assert (got[1].w, got[1].h) == (60, 60)  # the 1:1 box of an 80x60 image
