@@ -24,7 +24,9 @@ flink-engine: $(STAMP)
 	$(BIN)/python -m cropaudit.engine.fetch
 
 FLINK_DEMO := cropaudit-demo-flink
-FLINK_LOCAL := $(BIN)/python -m cropaudit.engine.flink_local --dir $(FLINK_DEMO)/cluster
+# the cluster keeps its config, logs and pids beside the demo folder, which the demo owns
+FLINK_CLUSTER := cropaudit-flink-cluster
+FLINK_LOCAL := $(BIN)/python -m cropaudit.engine.flink_local --dir $(FLINK_CLUSTER)
 
 flink-demo: flink-engine
 	@set -e; eval "$$($(FLINK_LOCAL) start)"; trap '$(FLINK_LOCAL) stop' EXIT; \
@@ -45,4 +47,4 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) cropaudit-demo $(FLINK_DEMO) .pytest_cache .ruff_cache
+	rm -rf $(VENV) cropaudit-demo $(FLINK_DEMO) $(FLINK_CLUSTER) .pytest_cache .ruff_cache
