@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cropaudit.errors import UserError
+from cropaudit.model.resize import DEFAULT_OPTIONS, PreprocessOptions, resize_for_model
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,16 @@ class SaliencyModel(abc.ABC):
         return self.predict(np.concatenate([batch, padding]))[:n]
 
 
+def provenance(model) -> dict[str, str]:
+    """The provenance fields every result row records about the model or cropper that made it."""
+    return {
+        "model_name": model.name,
+        "model_hash": model.content_hash,
+        "model_source": model.source,
+        "preprocessing": model.preprocessing,
+    }
+
+
 class SaliencyModelHandler(abc.ABC):
     """Describes a model and does its per-element CPU work; cheap to build and to pickle."""
 
@@ -124,12 +135,7 @@ class SaliencyModelHandler(abc.ABC):
 
     def describe(self) -> dict[str, str]:
         """Provenance fields recorded with every result row."""
-        return {
-            "model_name": self.name,
-            "model_hash": self.content_hash,
-            "model_source": self.source,
-            "preprocessing": self.preprocessing,
-        }
+        return provenance(self)
 
 
 def check_finite_weights(weights, source: str) -> None:
@@ -146,3 +152,26 @@ def variable_weights(obj) -> list[tuple[str, np.ndarray]]:
     """(name, value) of every TensorFlow/Keras variable an object tracks."""
     variables = getattr(obj, "weights", None) or getattr(obj, "variables", None) or ()
     return [(getattr(v, "path", None) or v.name, v.numpy()) for v in variables]
+
+
+class StrideGridHandler(SaliencyModelHandler):
+    """A handler whose model sees the image resized by :class:`PreprocessOptions` and returns
+    one score per ``stride`` x ``stride`` cell (the built-in baseline, the OpenCV croppers)."""
+
+    #: Input pixels per output cell, along each side.
+    stride: int
+
+    def __init__(self, options: PreprocessOptions = DEFAULT_OPTIONS):
+        self._options = options
+
+    @property
+    def preprocessing(self) -> str:
+        return self._options.describe()
+
+    def preprocess(self, image: np.ndarray) -> np.ndarray:
+        return resize_for_model(image, self._options)
+
+    def to_grid(
+        self, scores: np.ndarray, image_hw: tuple[int, int], input_hw: tuple[int, int]
+    ) -> SaliencyGrid:
+        return stride_grid(scores, image_hw, input_hw, self.stride)

@@ -14,8 +14,7 @@ import hashlib
 
 import numpy as np
 
-from cropaudit.model.base import SaliencyGrid, SaliencyModel, SaliencyModelHandler, stride_grid
-from cropaudit.model.resize import DEFAULT_OPTIONS, PreprocessOptions, resize_for_model
+from cropaudit.model.base import SaliencyModel, StrideGridHandler
 
 STRIDE = 16
 CENTRE_SIGMA = 1.0
@@ -66,27 +65,13 @@ class CentreSurroundModel(SaliencyModel):
         return self._predict(self._tf.constant(batch, self._tf.float32)).numpy()
 
 
-class CentreSurroundHandler(SaliencyModelHandler):
+class CentreSurroundHandler(StrideGridHandler):
     name = "baseline-centre-surround"
-
-    def __init__(self, options: PreprocessOptions = DEFAULT_OPTIONS):
-        self._options = options
+    stride = STRIDE
 
     @property
     def content_hash(self) -> str:
         return hashlib.sha256(DEFINITION.encode()).hexdigest()
 
-    @property
-    def preprocessing(self) -> str:
-        return self._options.describe()
-
     def load_model(self) -> SaliencyModel:
         return CentreSurroundModel()
-
-    def preprocess(self, image: np.ndarray) -> np.ndarray:
-        return resize_for_model(image, self._options)
-
-    def to_grid(
-        self, scores: np.ndarray, image_hw: tuple[int, int], input_hw: tuple[int, int]
-    ) -> SaliencyGrid:
-        return stride_grid(scores, image_hw, input_hw, STRIDE)

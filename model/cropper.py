@@ -23,7 +23,7 @@ from typing import Any, Union
 import numpy as np
 
 from cropaudit.errors import UserError
-from cropaudit.model.base import SaliencyModelHandler
+from cropaudit.model.base import SaliencyModelHandler, provenance
 from cropaudit.transforms.records import Cropping
 
 #: The optional extra that installs the third-party croppers.
@@ -106,12 +106,7 @@ class BoxCropper(abc.ABC):
         return image
 
     def describe(self) -> dict[str, str]:
-        return {
-            "model_name": self.name,
-            "model_hash": self.content_hash,
-            "model_source": self.source,
-            "preprocessing": self.preprocessing,
-        }
+        return provenance(self)
 
 
 #: Any cropper the pipeline can run.

@@ -70,3 +70,24 @@ def canonical_estimates(table: pa.Table) -> pa.Table:
 
     table = table.replace_schema_metadata(None)
     return table.sort_by([(k, "ascending") for k in KEY_FIELDS]).combine_chunks()
+
+
+def estimates_by_runner(root: Path, runners: dict[str, list[str] | None]) -> dict[str, pa.Table]:
+    """The statistics stage over ``root/NAME`` (a run) on each runner's Beam options, as
+    canonical estimates: runners that agree give equal tables."""
+    import pyarrow.parquet as pq
+
+    from cropaudit.pipelines.stats import run_stats
+
+    out = {}
+    for name, args in runners.items():
+        path = run_stats(
+            [str(root / name)],
+            str(root / f"stats_{name}"),
+            replicates=50,
+            seed=7,
+            pipeline_args=args,
+            render=False,
+        )
+        out[name] = canonical_estimates(pq.read_table(path))
+    return out

@@ -14,7 +14,6 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
 from cropaudit.engine import cache, fetch, flink_local
@@ -23,7 +22,7 @@ from cropaudit.pipelines.audit import SUCCESS, read_table, run_audit, table_hash
 from cropaudit.pipelines.runners import SDK_WORKER_KEEP_MS, apply_profile, failure_line
 from cropaudit.progress import COUNTER_ORDER
 from cropaudit.synthetic import write_face_set
-from tests.services import canonical_estimates, manifest_class_path, tiny_config
+from tests.services import estimates_by_runner, manifest_class_path, tiny_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -165,7 +164,6 @@ def test_cluster_runs_separate_jobmanager_taskmanager_and_pool(cluster):
 @pytest.mark.slow
 def test_audit_and_stats_on_flink_match_direct(cluster, config_file, tmp_path):
     from cropaudit import config as config_mod
-    from cropaudit.pipelines.stats import run_stats
 
     cfg = config_mod.load(str(config_file))
     direct = run_audit(cfg, str(tmp_path / "direct"), quiet=True)
@@ -184,17 +182,8 @@ def test_audit_and_stats_on_flink_match_direct(cluster, config_file, tmp_path):
     for name in COUNTER_ORDER[:3]:
         assert summary["beam_counters"][name] == direct["beam_counters"][name], name
 
-    estimates = {}
-    for name, args in (("direct", None), ("flink", cluster.pipeline_args())):
-        estimates[name] = run_stats(
-            [str(tmp_path / name)],
-            str(tmp_path / f"stats_{name}"),
-            replicates=50,
-            seed=7,
-            pipeline_args=args,
-            render=False,
-        )
-    direct_est, flink_est = (canonical_estimates(pq.read_table(estimates[n])) for n in estimates)
+    estimates = estimates_by_runner(tmp_path, {"direct": None, "flink": cluster.pipeline_args()})
+    direct_est, flink_est = estimates["direct"], estimates["flink"]
     assert direct_est.num_rows > 0
     assert flink_est.equals(direct_est)
 

@@ -9,7 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
 from cropaudit.errors import UserError
@@ -17,7 +16,7 @@ from cropaudit.pipelines.audit import read_table, run_audit, table_hash
 from cropaudit.pipelines.runners import apply_profile, pipeline_options, split_runner
 from cropaudit.synthetic import write_face_set
 from tests.services import (
-    canonical_estimates,
+    estimates_by_runner,
     free_port,
     stop_group,
     tiny_config,
@@ -157,20 +156,7 @@ def test_audit_on_job_service_with_external_workers_matches_direct(
     assert hashes["portable"] == hashes["direct"] == direct["survival_table_sha256"]
     assert portable["survival_table_sha256"] == direct["survival_table_sha256"]
 
-    from cropaudit.pipelines import stats
-
-    estimates = {}
-    for name, args in (("direct", None), ("portable", portable_args)):
-        estimates[name] = stats.run_stats(
-            [str(tmp_path / name)],
-            str(tmp_path / f"stats_{name}"),
-            replicates=50,
-            seed=7,
-            pipeline_args=args,
-            render=False,
-        )
-    direct_est, portable_est = (
-        canonical_estimates(pq.read_table(estimates[n])) for n in ("direct", "portable")
-    )
+    estimates = estimates_by_runner(tmp_path, {"direct": None, "portable": portable_args})
+    direct_est, portable_est = estimates["direct"], estimates["portable"]
     assert direct_est.num_rows > 0
     assert portable_est.equals(direct_est)

@@ -86,36 +86,28 @@ def run(args: argparse.Namespace) -> int:
     from cropaudit.pipelines.stats import run_stats, run_stats_table
 
     paths = args.survival_paths
+    common = {
+        "replicates": args.replicates,
+        "level": args.level,
+        "seed": args.seed,
+        "bootstrap_correction": args.bootstrap_correction,
+        "overwrite": args.overwrite,
+        "model_max": args.model_max,
+    }
     if len(paths) == 1 and paths[0].endswith((".parquet", ".csv")):
-        path = run_stats_table(
-            paths[0],
-            args.out,
-            column_map(args.column),
-            replicates=args.replicates,
-            level=args.level,
-            seed=args.seed,
-            bootstrap_correction=args.bootstrap_correction,
-            overwrite=args.overwrite,
-            model_max=args.model_max,
-        )
-        print(path)
-        return 0
-    if args.column:
+        path = run_stats_table(paths[0], args.out, column_map(args.column), **common)
+    elif args.column:
         from cropaudit.errors import UserError
 
         raise UserError("--column applies to a plain .parquet/.csv table, not to run directories")
-    path = run_stats(
-        args.survival_paths,
-        args.out,
-        replicates=args.replicates,
-        level=args.level,
-        criteria=args.criteria,
-        seed=args.seed,
-        bootstrap_correction=args.bootstrap_correction,
-        overwrite=args.overwrite,
-        trust_modified=args.trust_modified,
-        model_max=args.model_max,
-        pipeline_args=list(getattr(args, "pipeline_args", None) or []),
-    )
+    else:
+        path = run_stats(
+            paths,
+            args.out,
+            criteria=args.criteria,
+            trust_modified=args.trust_modified,
+            pipeline_args=list(getattr(args, "pipeline_args", None) or []),
+            **common,
+        )
     print(path)
     return 0

@@ -14,9 +14,9 @@ import hashlib
 
 import numpy as np
 
-from cropaudit.model.base import SaliencyGrid, SaliencyModel, SaliencyModelHandler, stride_grid
+from cropaudit.model.base import SaliencyModel, StrideGridHandler
 from cropaudit.model.cropper import package_version, require
-from cropaudit.model.resize import DEFAULT_OPTIONS, PreprocessOptions, resize_for_model
+from cropaudit.model.resize import DEFAULT_OPTIONS, PreprocessOptions
 
 STRIDE = 8
 #: cropaudit name -> OpenCV factory in ``cv2.saliency``.
@@ -56,7 +56,9 @@ class OpenCVSaliencyModel(SaliencyModel):
         return self.predict(batch)
 
 
-class OpenCVSaliencyHandler(SaliencyModelHandler):
+class OpenCVSaliencyHandler(StrideGridHandler):
+    stride = STRIDE
+
     def __init__(self, name: str, options: PreprocessOptions = DEFAULT_OPTIONS) -> None:
         require("cv2", name)
         if not hasattr(__import__("cv2"), "saliency"):
@@ -67,9 +69,9 @@ class OpenCVSaliencyHandler(SaliencyModelHandler):
                 f"{DISTRIBUTION} with: pip install 'cropaudit[croppers]' (and not a second, "
                 "non-contrib opencv package)"
             )
+        super().__init__(options)
         self.name = name
         self._factory = ALGORITHMS[name]
-        self._options = options
 
     @property
     def source(self) -> str:
@@ -80,17 +82,5 @@ class OpenCVSaliencyHandler(SaliencyModelHandler):
         definition = f"{self.name};cv2.saliency.{self._factory};pool=mean{STRIDE};{self.source}"
         return hashlib.sha256(definition.encode()).hexdigest()
 
-    @property
-    def preprocessing(self) -> str:
-        return self._options.describe()
-
     def load_model(self) -> SaliencyModel:
         return OpenCVSaliencyModel(self._factory)
-
-    def preprocess(self, image: np.ndarray) -> np.ndarray:
-        return resize_for_model(image, self._options)
-
-    def to_grid(
-        self, scores: np.ndarray, image_hw: tuple[int, int], input_hw: tuple[int, int]
-    ) -> SaliencyGrid:
-        return stride_grid(scores, image_hw, input_hw, STRIDE)
