@@ -15,7 +15,7 @@ from cropaudit import __version__
 from cropaudit.errors import UserError
 
 #: Command modules, in the order ``--help`` lists them.
-COMMANDS = ("demo", "run", "validate", "stats", "report", "manifest", "model", "saliency")
+COMMANDS = ("demo", "run", "validate", "stats", "plan", "report", "manifest", "model", "saliency")
 
 
 def build_parser() -> argparse.ArgumentParser:
