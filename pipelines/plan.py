@@ -115,8 +115,9 @@ def plan_survival(
     if pairs.empty:
         what = f" for criteria {', '.join(criteria)}" if criteria else ""
         raise UserError(f"the survival table has no pair comparison to plan{what}")
-    return planning.plan_table(pairs, half_width, level).sort_values(list(KEY_FIELDS),
-                                                                     ignore_index=True)
+    return planning.plan_table(pairs, half_width, level).sort_values(
+        list(KEY_FIELDS), ignore_index=True
+    )
 
 
 def write_plan(plan: pd.DataFrame, path: str) -> str:

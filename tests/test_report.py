@@ -31,6 +31,7 @@ SECTIONS = (
     "croppers",
     "position-bias",
     "sensitivity",
+    "planning",
     "face-or-body",
     "face-detector",
     "gallery",
@@ -134,6 +135,8 @@ def test_page_has_sections_plots_and_gallery(report):
     assert "empty_field" in text  # the manifest dead letter, by reason
     assert "baseline-centre-surround" in text and "config hash" in text
     assert "One variant only" in text
+    # Planning: 10 composites are too few to split the variance, and the page says so.
+    assert "too small to plan from" in text and "plan " in text
     assert text.count("re-scored: matches the recorded row") == GALLERY
     assert len(text) < 3_000_000
 

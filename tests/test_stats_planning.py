@@ -16,8 +16,18 @@ from cropaudit.pipelines.stats import run_stats
 from cropaudit.stats import planning
 from cropaudit.stats.bootstrap import SufficientStats
 from cropaudit.stats.estimates import estimate_stratum
-from cropaudit.stats.planning_study import check_naive, check_plan, components_of
-from cropaudit.stats.simulation import DESIGNS, PoissonWeights, SimulationDesign, simulate_experiment
+from cropaudit.stats.planning_study import (
+    check_naive,
+    check_plan,
+    components_of,
+    simulate_pilot,
+)
+from cropaudit.stats.simulation import (
+    DESIGNS,
+    PoissonWeights,
+    SimulationDesign,
+    simulate_experiment,
+)
 from cropaudit.stats.synthetic import synthetic_survival, write_run_dir
 
 
@@ -25,9 +35,9 @@ from cropaudit.stats.synthetic import synthetic_survival, write_run_dir
     "name", ["balanced_50x50", "unbalanced_10x60", "popular_few", "position_by_subject"]
 )
 def test_components_reproduce_the_reported_interval(name):
-    """At the pilot's own design the prediction is the stage's reported half-width: the
-    components are the stage's cluster-robust variance split three ways, and the half-width
-    goes through the same interval functions (a change of method there shows here)."""
+    """The pilot's variance is the stage's, the components split it three ways (they predict
+    it back at the pilot's design), and the half-width goes through the same interval functions
+    as the reported one (a change of method in the stage shows here)."""
     data = simulate_experiment(DESIGNS[name], np.random.default_rng(11), "t")
     stats = SufficientStats(2)
     stats.add_batch(**data, weights=PoissonWeights(2, np.random.default_rng(0)))
@@ -38,6 +48,9 @@ def test_components_reproduce_the_reported_interval(name):
     assert c.composites == est["decisive"] and c.ratio == pytest.approx(est["ratio"])
     reported = (est["ratio_high"] - est["ratio_low"]) / 2.0
     assert planning.pilot_half_width(c) == pytest.approx(reported, rel=1e-9)
+    assert c.variance == pytest.approx(est["ratio_cluster_se"] ** 2, rel=1e-9)
+    if name != "popular_few":  # there the Bernoulli bound on the composite level binds
+        assert planning.pilot_variance(c) == pytest.approx(c.variance, rel=1e-9)
 
 
 def test_components_recover_the_generating_split():
@@ -102,20 +115,24 @@ def test_pilots_too_small_or_one_sided_give_reasons():
 
 
 def test_recommended_designs_reach_the_target_where_independence_does_not():
-    """The fast version of benchmarks/validate_planning.py: a balanced and an unbalanced
-    heavy-tailed pilot, 30 simulated experiments of each recommended design; the median
-    reported half-width is within 10% of the target. Planning as if composites were
-    independent (the plain Wilson interval with the pilot's subjects) misses by far more."""
+    """The fast version of benchmarks/validate_planning.py: from a balanced and an unbalanced
+    heavy-tailed pilot, plan for a half-width of 0.05 and simulate 30 experiments of the
+    recommended design: the median reported half-width is within 10% of the target. Planning
+    as if composites were independent (the plain Wilson interval) for a face set of 50 per
+    group misses by far more, as the planner's floor for those faces says it must."""
+    target = 0.05
     pilots = {
-        "balanced": SimulationDesign(subjects_per_group=120, composites_per_subject=20),
+        "balanced": SimulationDesign(subjects_per_group=150, composites_per_subject=20),
         "unbalanced_t3": SimulationDesign(
-            subjects_a=60, subjects_b=240, pairings=2400, subject_tails="t3"
+            subjects_a=80, subjects_b=320, pairings=3200, subject_tails="t3"
         ),
     }
     for name, pilot in pilots.items():
-        row = check_plan(pilot, 0.05, experiments=30, seed=5)
+        row = check_plan(pilot, target, experiments=30, seed=5)
         assert 0.9 <= row["ratio_to_target"] <= 1.1, (name, row)
-        naive = check_naive(pilot, 0.05, experiments=30, seed=5)
+        c = simulate_pilot(pilot, 5)
+        assert planning.half_width(c, 50, 50, math.inf) > target  # unreachable with 50 faces
+        naive = check_naive(pilot, target, experiments=30, seed=5, subjects=50)
         assert naive["ratio_to_target"] > 1.3, (name, naive)
 
 
@@ -170,6 +187,25 @@ def test_plan_command_on_run_and_stats_folders(pilot_run, tmp_path, capsys):
     assert "--overwrite" in capsys.readouterr().err
     assert main(["plan", str(stats), "--half-width", "0.05", "--overwrite"]) == 0
     assert written.read_bytes() == first
+
+
+def test_report_section_plans_at_the_default_target(pilot_run):
+    """The run report's Planning section: the pilot's pairs with their plan at the default
+    half-width, in an HTML table."""
+    from types import SimpleNamespace
+
+    from cropaudit.pipelines.audit import read_table
+    from cropaudit.pipelines.plan import DEFAULT_HALF_WIDTH, plan_survival
+    from cropaudit.report.planning import planning_section
+
+    table = read_table(str(pilot_run / "run" / "survival"))
+    inputs = SimpleNamespace(estimates=None, survival_table=table, run_dir="RUN")
+    html = planning_section(inputs)
+    plan = plan_survival(table, DEFAULT_HALF_WIDTH)
+    assert f"half-width of {DEFAULT_HALF_WIDTH}" in html and "cropaudit plan RUN" in html
+    assert html.count("<tr>") == len(plan) + 1  # header + one row per pair
+    for n in plan["subjects_per_group"]:
+        assert f"<td class=num>{n}</td>" in html
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,8 @@ however many composites are added: the answer to "how many do I need?" before th
 
 from __future__ import annotations
 
+import pandas as pd
+
 from cropaudit.report.inputs import RunInputs
 
 
@@ -35,4 +37,8 @@ def planning_section(inputs: RunInputs) -> str:
         f"plan {inputs.run_dir} --half-width H."
     )
     columns = [c for c in SHOWN if c in plan]
-    return intro + table([SHOWN[c] for c in columns], plan[columns].itertuples(index=False))
+    rows = [
+        [None if v is pd.NA else v.item() if hasattr(v, "item") else v for v in row]
+        for row in plan[columns].itertuples(index=False)
+    ]  # plain Python numbers: the page right-aligns them
+    return intro + table([SHOWN[c] for c in columns], rows)

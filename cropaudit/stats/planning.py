@@ -16,7 +16,8 @@ var_composite N) / N^2: var_a / n_a + var_b / n_b + var_composite / N when every
 has as many composites. These are the same three sums as the two-way cluster-robust variance of
 the statistics stage (:func:`cropaudit.stats.effective.cluster_variance`: subjects minus cells),
 split by side and divided by the same small-sample factor 1 - h, so at the pilot's own design the
-prediction is exactly the variance behind the pilot's reported interval. That is why planning
+prediction is exactly the variance behind the pilot's reported interval (unless a component
+was clipped at 0, or the composite level at p(1 - p), the most a Bernoulli outcome can vary). That is why planning
 uses this decomposition and not the crossed logistic model's components
 (:mod:`cropaudit.stats.mixed`): those live on the logit scale, need a nonlinear map to the
 ratio's variance, and are fitted only for small strata; the reported interval is a function of
@@ -25,15 +26,23 @@ and cell sum, so it is in no component (a planned design is counterbalanced too)
 
 Half-width. A design's predicted variance goes through the reported interval's own functions
 (:func:`reported_half_width`: effective n, Wilson score interval, t quantile on the effective
-number of subjects, as :func:`cropaudit.stats.estimates.estimate_stratum` composes them), so a
-change of the interval there changes the plan.
+number of subjects, as :func:`cropaudit.stats.estimates.estimate_stratum` composes them); the
+tests check that the pilot's half-width here is the stage's reported one, so the two cannot
+drift apart unnoticed.
 
 Plateau. With the subjects fixed, more composites only shrink var_composite / N: the half-width
 falls towards the floor set by var_a / n_a + var_b / n_b. ``plateau_composites_per_subject`` is
 the fewest composites per subject whose half-width is within ``GAIN`` (5%) of that floor: more
 composites of the same faces buy less than 5%. It does not depend on the number of subjects, so
 the plan takes the fewest subjects per group that reach the target at the plateau, then the
-fewest composites per subject (even: pairings are shown twice) that still reach it.
+fewest composites per subject (even: pairings are shown twice) that still reach it. Plans count
+composites shown; the variance counts decisive ones (the pilot's share of them).
+
+Limits. The components are estimates: their relative error is about sqrt(2 / G*) for G*
+effective subjects, so a plan from a pilot with few effective subjects is as uncertain
+(``benchmarks/validate_planning.py`` shows it). A pilot whose faces are mostly in a single
+pairing cannot tell subject from composite variance and gets no plan (``MIN_REPEATED``), nor
+does one where every decisive composite went one way.
 """
 
 from __future__ import annotations
@@ -73,6 +82,8 @@ class Components:
     sq_sum_b: float
     #: The pilot's effective number of subjects G* (:func:`effective.effective_subjects`).
     effective_subjects: float
+    #: The pilot's cluster-robust variance of the ratio, as the stage computes it.
+    variance: float = math.nan
     #: Share of composites shown that were decisive (ties and background are not in the ratio):
     #: plans count composites shown, the variance counts decisive ones.
     decisive_share: float = 1.0
@@ -88,16 +99,18 @@ def pilot_components(
     a_subject: np.ndarray, b_subject: np.ndarray, a_won: np.ndarray, shown: int | None = None
 ) -> Components:
     """Components of the decisive composites of one pair (subject ids of face a and face b,
-    whether a survived) out of ``shown`` composites (default: all decisive). A subject is on side a or b as in the cluster-robust variance; one seen
-    on both sides counts on the side where it has more composites; composites of one subject
-    against itself add to that subject but form no cell, as in the stage."""
+    whether a survived) out of ``shown`` composites (default: all decisive). A subject seen on
+    both sides counts on the side where it has more composites; composites of one subject
+    against itself add to that subject but form no cell, as in the stage. A pilot without
+    variance or too small to split it gets ``problem`` and NaN components."""
     a_won = np.asarray(a_won, dtype=bool)
     n = len(a_won)
     if n == 0:
         return _empty("no decisive composite")
     ids, codes = np.unique(
-        np.concatenate([np.asarray(a_subject, dtype=object), np.asarray(b_subject, dtype=object)])
-        .astype(str),
+        np.concatenate(
+            [np.asarray(a_subject, dtype=object), np.asarray(b_subject, dtype=object)]
+        ).astype(str),
         return_inverse=True,
     )
     ca, cb = codes[:n], codes[n:]
@@ -115,9 +128,12 @@ def pilot_components(
     q_a, q_b = float((total[side_a] ** 2).sum()), float((total[side_b] ** 2).sum())
     q_c, big_k = float((cell_sum**2).sum()), float((k.astype(float) ** 2).sum())
     s_a, s_b = float((count[side_a] ** 2.0).sum()), float((count[side_b] ** 2.0).sum())
+    # The stage's small-sample factor: h = 1'(M_s - M_c)1 / n^2, capped at 1/2.
+    scale = 1.0 - min((s_a + s_b - big_k) / float(n) ** 2, 0.5)
     sizes = dict(
         ratio=ratio, subjects_a=int(side_a.sum()), subjects_b=int(side_b.sum()), composites=n,
         sq_sum_a=s_a, sq_sum_b=s_b, effective_subjects=effective.effective_subjects(count[used]),
+        variance=max(q_a + q_b - q_c, q_c) / scale / float(n) ** 2,
         decisive_share=n / shown if shown else 1.0,
     )  # fmt: skip
     if ratio in (0.0, 1.0):
@@ -133,17 +149,19 @@ def pilot_components(
         )
         return Components(var_a=math.nan, var_b=math.nan, var_composite=math.nan, problem=problem,
                           **sizes)  # fmt: skip
-    # The stage's small-sample factor: h = 1'(M_s - M_c)1 / n^2, capped at 1/2.
-    scale = 1.0 - min((s_a + s_b - big_k) / float(n) ** 2, 0.5)
     var_a = max((q_a - q_c) / (s_a - big_k), 0.0) / scale
     var_b = max((q_b - q_c) / (s_b - big_k), 0.0) / scale
     var_c = max(q_c / scale - (var_a + var_b) * big_k, 0.0) / n
+    # A composite's outcome is Bernoulli: its variance is at most p(1 - p). The bound binds
+    # only where cells are large (a few popular faces paired again and again), so that cell
+    # sums say little about the composite level and noise in the subject terms lands there.
+    var_c = min(var_c, ratio * (1.0 - ratio))
     return Components(var_a=var_a, var_b=var_b, var_composite=var_c, **sizes)
 
 
 def _empty(problem: str) -> Components:
     nan = math.nan
-    return Components(nan, nan, nan, nan, 0, 0, 0, 0.0, 0.0, nan, 0.0, problem)
+    return Components(nan, nan, nan, nan, 0, 0, 0, 0.0, 0.0, nan, nan, 0.0, problem)
 
 
 def reported_half_width(
@@ -158,13 +176,18 @@ def reported_half_width(
     return (hi - lo) / 2.0
 
 
+def pilot_variance(c: Components) -> float:
+    """The variance the components predict at the pilot's own design: the pilot's
+    cluster-robust variance, unless a component was bounded (module docstring)."""
+    n = float(c.composites)
+    return (c.var_a * c.sq_sum_a + c.var_b * c.sq_sum_b + c.var_composite * n) / n**2
+
+
 def pilot_half_width(c: Components, level: float = 0.95) -> float:
-    """The pilot's own reported half-width, from its components: the prediction at its design
-    (equal to the stage's, the components being its variance split three ways)."""
-    n = c.composites
-    var = (c.var_a * c.sq_sum_a + c.var_b * c.sq_sum_b + c.var_composite * n) / float(n) ** 2
-    return reported_half_width(c.ratio, var, n, c.sq_sum_a + c.sq_sum_b, c.effective_subjects,
-                               level)  # fmt: skip
+    """The pilot's own reported half-width (its cluster-robust variance through the interval
+    functions)."""
+    return reported_half_width(c.ratio, c.variance, c.composites, c.sq_sum_a + c.sq_sum_b,
+                               c.effective_subjects, level)  # fmt: skip
 
 
 def half_width(
@@ -236,9 +259,9 @@ def plan_pair(c: Components, target: float, level: float = 0.95) -> Plan:
     then reach it; the floor (infinitely many composites) for the pilot's own subjects, and
     whether ``target`` is reachable with them (with how many composites)."""
     nan = math.nan
+    pilot = pilot_half_width(c, level) if c.composites else nan
     if c.problem:
-        return Plan(target, nan, None, None, None, nan, None, nan, c.problem)
-    pilot = pilot_half_width(c, level)
+        return Plan(target, pilot, None, None, None, nan, None, nan, c.problem)
     floor = half_width(c, c.subjects_a, c.subjects_b, math.inf, level)
     pilot_n = max(2, round((c.subjects_a + c.subjects_b) / 2))
     m_star = plateau_composites_per_subject(c, pilot_n, level)
@@ -286,6 +309,7 @@ def plan_table(pairs: pd.DataFrame, target: float, level: float = 0.95) -> pd.Da
                 "pilot_subjects_a": c.subjects_a,
                 "pilot_subjects_b": c.subjects_b,
                 "pilot_composites": c.composites,
+                "pilot_effective_subjects": c.effective_subjects,
                 "ratio": c.ratio,
                 "var_a": c.var_a,
                 "var_b": c.var_b,

@@ -108,18 +108,21 @@ def check_plan(
 
 
 def check_naive(
-    pilot: SimulationDesign, target: float, experiments: int, level: float = 0.95, seed: int = 0
+    pilot: SimulationDesign,
+    target: float,
+    experiments: int,
+    level: float = 0.95,
+    seed: int = 0,
+    subjects: int | None = None,
 ) -> dict:
-    """The wrong plan, for contrast: the pilot's subjects per group (the mean of its sides) and
-    as many composites as ``target`` needs if composites were independent (no subject variance:
-    the plain Wilson interval), simulated like :func:`check_plan`."""
+    """The wrong plan, for contrast: ``subjects`` per group (default: the pilot's, the mean of
+    its sides) and as many composites as ``target`` needs if composites were independent (no
+    subject variance: the plain Wilson interval), simulated like :func:`check_plan`."""
     c = simulate_pilot(pilot, seed)
     if c.problem:
         return {"composites_per_subject": None, "ratio_to_target": np.nan}
-    naive = dataclasses.replace(
-        c, var_a=0.0, var_b=0.0, var_composite=c.ratio * (1.0 - c.ratio)
-    )
-    subjects = max(2, round((c.subjects_a + c.subjects_b) / 2))
+    naive = dataclasses.replace(c, var_a=0.0, var_b=0.0, var_composite=c.ratio * (1.0 - c.ratio))
+    subjects = subjects or max(2, round((c.subjects_a + c.subjects_b) / 2))
     m = planning.composites_for(naive, subjects, target, level)
     if m is None:
         return {"composites_per_subject": None, "ratio_to_target": np.nan}
