@@ -72,9 +72,13 @@ def resolve(path: str, trust_modified: bool = False) -> PlanInputs:
 
 
 def _stats_level(stats_dir: str) -> float:
-    from cropaudit.pipelines.stats import read_estimates
-
-    levels = set(read_estimates(stats_dir).column("level").to_pylist())
+    """The level of a statistics output's estimates (only that column is read, so outputs of
+    older versions serve too); 0.95 when it has none or several."""
+    levels: set[float] = set()
+    for f in fileio.glob(fileio.join(stats_dir, "estimates", "*.parquet")):
+        part = pq.read_table(pa.BufferReader(fileio.read_bytes(f)))
+        if "level" in part.column_names:
+            levels.update(part.column("level").to_pylist())
     return float(levels.pop()) if len(levels) == 1 else 0.95
 
 
@@ -140,6 +144,7 @@ def write_plan(plan: pd.DataFrame, path: str) -> str:
 
 #: Columns of the printed table, with their headings.
 SHOWN = {
+    "design": "design",
     "criterion": "criterion",
     "group_a": "a",
     "group_b": "b",
@@ -167,7 +172,7 @@ def format_plan(plan: pd.DataFrame) -> str:
             return "-"
         return f"{v:.4f}" if isinstance(v, float) else str(v)
 
-    return shown.to_string(index=False, formatters={c: cell for c in shown.columns})
+    return shown.astype(object).map(cell).to_string(index=False)
 
 
 def run_plan(
