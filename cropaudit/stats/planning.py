@@ -17,8 +17,8 @@ has as many composites. These are the same three sums as the two-way cluster-rob
 the statistics stage (:func:`cropaudit.stats.effective.cluster_variance`: subjects minus cells),
 split by side and divided by the same small-sample factor 1 - h, so at the pilot's own design the
 prediction is exactly the variance behind the pilot's reported interval (unless a component
-was clipped at 0, or the composite level at p(1 - p), the most a Bernoulli outcome can vary). That is why planning
-uses this decomposition and not the crossed logistic model's components
+was clipped at 0, or the composite level at p(1 - p), the most a Bernoulli outcome can vary).
+That is why planning uses this decomposition and not the crossed logistic model's components
 (:mod:`cropaudit.stats.mixed`): those live on the logit scale, need a nonlinear map to the
 ratio's variance, and are fitted only for small strata; the reported interval is a function of
 the cluster-robust variance alone. Counterbalancing cancels the position effect in every subject
