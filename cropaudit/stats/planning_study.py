@@ -74,24 +74,27 @@ def simulate_pilot(pilot: SimulationDesign, seed: int) -> planning.Components:
     return components_of(simulate_experiment(pilot, np.random.default_rng(seed), "pilot"))
 
 
+def simulated(design: SimulationDesign, target: float, experiments: int, level: float,
+              seed: int) -> dict:  # fmt: skip
+    """The median reported half-width of ``experiments`` runs of ``design`` and its ratio to
+    ``target``."""
+    median = float(np.median(reported_half_widths(design, experiments, level, seed)))
+    return {"median_half_width": median, "ratio_to_target": median / target}
+
+
 def check_plan(
-    pilot: SimulationDesign,
-    target: float,
-    experiments: int,
-    level: float = 0.95,
-    seed: int = 0,
-    components: planning.Components | None = None,
+    pilot: SimulationDesign, target: float, experiments: int, level: float = 0.95, seed: int = 0
 ) -> dict:
-    """Plan from one simulated pilot (or the given ``components``) and simulate the plan: the
-    pilot's components, the plan, and the median reported half-width of the recommended design
-    with its ratio to the target."""
-    components = components or simulate_pilot(pilot, seed)
-    plan = planning.plan_pair(components, target, level)
+    """Plan from one simulated pilot and simulate the plan: the pilot's components, the plan,
+    and the median reported half-width of the recommended design with its ratio to the
+    target."""
+    c = simulate_pilot(pilot, seed)
+    plan = planning.plan_pair(c, target, level)
     row = {
-        "pilot_ratio": components.ratio,
-        "var_a": components.var_a,
-        "var_b": components.var_b,
-        "var_composite": components.var_composite,
+        "pilot_ratio": c.ratio,
+        "var_a": c.var_a,
+        "var_b": c.var_b,
+        "var_composite": c.var_composite,
         "pilot_half_width": plan.pilot_half_width,
         "subjects_per_group": plan.subjects_per_group,
         "composites_per_subject": plan.composites_per_subject,
@@ -102,30 +105,21 @@ def check_plan(
     if plan.subjects_per_group is None:
         return {**row, "median_half_width": np.nan, "ratio_to_target": np.nan}
     design = recommended_design(pilot, plan.subjects_per_group, plan.composites_per_subject)
-    widths = reported_half_widths(design, experiments, level, seed + 1)
-    median = float(np.median(widths))
-    return {**row, "median_half_width": median, "ratio_to_target": median / target}
+    return {**row, **simulated(design, target, experiments, level, seed + 1)}
 
 
 def check_naive(
-    pilot: SimulationDesign,
-    target: float,
-    experiments: int,
-    level: float = 0.95,
-    seed: int = 0,
+    pilot: SimulationDesign, target: float, experiments: int, level: float = 0.95, seed: int = 0,
     subjects: int | None = None,
-) -> dict:
+) -> dict:  # fmt: skip
     """The wrong plan, for contrast: ``subjects`` per group (default: the pilot's, the mean of
     its sides) and as many composites as ``target`` needs if composites were independent (no
     subject variance: the plain Wilson interval), simulated like :func:`check_plan`."""
     c = simulate_pilot(pilot, seed)
-    if c.problem:
-        return {"composites_per_subject": None, "ratio_to_target": np.nan}
-    naive = dataclasses.replace(c, var_a=0.0, var_b=0.0, var_composite=c.ratio * (1.0 - c.ratio))
     subjects = subjects or max(2, round((c.subjects_a + c.subjects_b) / 2))
-    m = planning.composites_for(naive, subjects, target, level)
+    naive = dataclasses.replace(c, var_a=0.0, var_b=0.0, var_composite=c.ratio * (1 - c.ratio))
+    m = None if c.problem else planning.composites_for(naive, subjects, target, level)
     if m is None:
         return {"composites_per_subject": None, "ratio_to_target": np.nan}
-    widths = reported_half_widths(recommended_design(pilot, subjects, m), experiments, level,
-                                  seed + 1)  # fmt: skip
-    return {"composites_per_subject": m, "ratio_to_target": float(np.median(widths)) / target}
+    design = recommended_design(pilot, subjects, m)
+    return {"composites_per_subject": m, **simulated(design, target, experiments, level, seed + 1)}
