@@ -124,20 +124,24 @@ def plan_survival(
     )
 
 
+def _check_format(path: str) -> None:
+    if not path.endswith((".parquet", ".csv")):
+        raise UserError(f"{path}: the plan is written as .parquet or .csv")
+
+
 def write_plan(plan: pd.DataFrame, path: str) -> str:
     """Write ``plan`` to ``path`` (.parquet or .csv; list columns joined by spaces in CSV)."""
+    _check_format(path)
     if path.endswith(".parquet"):
         buf = io.BytesIO()
         pq.write_table(pa.Table.from_pandas(plan, preserve_index=False), buf, compression="snappy")
         data = buf.getvalue()
-    elif path.endswith(".csv"):
+    else:
         flat = plan.copy()
         for col in flat.columns:
             if flat[col].map(lambda v: isinstance(v, (list, np.ndarray))).any():
                 flat[col] = flat[col].map(lambda v: " ".join(map(str, v)))
         data = flat.to_csv(index=False, float_format="%.6g").encode()
-    else:
-        raise UserError(f"{path}: the plan is written as .parquet or .csv")
     fileio.write_atomic(path, data)
     return path
 
@@ -191,6 +195,7 @@ def run_plan(
     inputs = resolve(path, trust_modified)
     target = out or (fileio.join(inputs.stats_dir, "plan.parquet") if inputs.stats_dir else None)
     if target:
+        _check_format(target)
         check_new_file(target, overwrite)
     tables = [pq.read_table(pa.BufferReader(fileio.read_bytes(f))) for f in inputs.survival_files]
     table = pa.concat_tables(tables, promote_options="default")
