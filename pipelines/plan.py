@@ -45,9 +45,8 @@ def resolve(path: str, trust_modified: bool = False) -> PlanInputs:
     path = path.rstrip("/") or "/"
     if not fileio.is_folder(path):
         raise UserError(f"{path} is not a folder; give a run, statistics or demo folder")
-    if fileio.exists(fileio.join(path, "run_summary.json")) or fileio.exists(
-        fileio.join(path, "survival")
-    ):
+    is_run = path.endswith("/survival") or fileio.exists(fileio.join(path, "survival"))
+    if is_run or fileio.exists(fileio.join(path, "run_summary.json")):
         files, _ = resolve_survival([path], trust_modified)
         return PlanInputs(files, None, 0.95)
     if fileio.exists(fileio.join(path, "run")) and fileio.exists(fileio.join(path, "stats")):

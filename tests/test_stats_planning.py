@@ -189,6 +189,18 @@ def test_plan_command_on_run_and_stats_folders(pilot_run, tmp_path, capsys):
     assert written.read_bytes() == first
 
 
+def test_plan_command_on_a_demo_folder_and_a_survival_folder(pilot_run, tmp_path):
+    """A demo folder (run/ and stats/) and a run's survival/ folder give the run's plan."""
+    outs = [tmp_path / "demo.parquet", tmp_path / "survival.parquet", tmp_path / "run.parquet"]
+    pilots = [pilot_run, pilot_run / "run" / "survival", pilot_run / "run"]
+    for pilot, out in zip(pilots, outs, strict=True):
+        assert main(["plan", str(pilot), "--half-width", "0.04", "--out", str(out)]) == 0
+    plans = [pd.read_parquet(out).drop(columns="source") for out in outs]
+    assert len(plans[0]) == 9
+    for other in plans[1:]:
+        pd.testing.assert_frame_equal(plans[0], other)
+
+
 def test_report_section_plans_at_the_default_target(pilot_run):
     """The run report's Planning section: the pilot's pairs with their plan at the default
     half-width, in an HTML table."""
