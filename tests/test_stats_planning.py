@@ -20,7 +20,9 @@ from cropaudit.stats.planning_study import (
     check_naive,
     check_plan,
     components_of,
+    recommended_design,
     simulate_pilot,
+    simulated,
 )
 from cropaudit.stats.simulation import (
     DESIGNS,
@@ -119,7 +121,8 @@ def test_recommended_designs_reach_the_target_where_independence_does_not():
     heavy-tailed pilot, plan for a half-width of 0.05 and simulate 30 experiments of the
     recommended design: the median reported half-width is within 10% of the target. Planning
     as if composites were independent (the plain Wilson interval) for a face set of 50 per
-    group misses by far more, as the planner's floor for those faces says it must."""
+    group misses by far more, as the planner's floor for those faces says it must; so does the
+    planner itself when fed components without subject variance."""
     target = 0.05
     pilots = {
         "balanced": SimulationDesign(subjects_per_group=150, composites_per_subject=20),
@@ -134,6 +137,12 @@ def test_recommended_designs_reach_the_target_where_independence_does_not():
         assert planning.half_width(c, 50, 50, math.inf) > target  # unreachable with 50 faces
         naive = check_naive(pilot, target, experiments=30, seed=5, subjects=50)
         assert naive["ratio_to_target"] > 1.3, (name, naive)
+        # The same planner fed the wrong formula (no subject variance) keeps the pilot's faces
+        # and too few composites: outside the band.
+        wrong = dataclasses.replace(c, var_a=0.0, var_b=0.0, var_composite=c.ratio * (1 - c.ratio))
+        plan = planning.plan_pair(wrong, target)
+        design = recommended_design(pilot, plan.subjects_per_group, plan.composites_per_subject)
+        assert simulated(design, target, 30, 0.95, seed=6)["ratio_to_target"] > 1.2, name
 
 
 # -- the command ------------------------------------------------------------------------------

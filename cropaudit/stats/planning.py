@@ -13,9 +13,12 @@ composites in all, the residual sums r = y - theta over a-subjects, b-subjects a
 
 so the three sums give the three components, and Var(ratio) = (var_a S_a + var_b S_b +
 var_composite N) / N^2: var_a / n_a + var_b / n_b + var_composite / N when every subject of a side
-has as many composites. These are the same three sums as the two-way cluster-robust variance of
-the statistics stage (:func:`cropaudit.stats.effective.cluster_variance`: subjects minus cells),
-split by side and divided by the same small-sample factor 1 - h, so at the pilot's own design the
+has as many composites. The pipeline draws each sample's faces with replacement, so a planned
+design's S_a is the expectation under those draws (:func:`drawn_moments`).
+
+These are the same three sums as the two-way cluster-robust variance of the statistics stage
+(:func:`cropaudit.stats.effective.cluster_variance`: subjects minus cells), split by side and
+divided by the same small-sample factor 1 - h, so at the pilot's own design the
 prediction is exactly the variance behind the pilot's reported interval (unless a component
 was clipped at 0, or the composite level at p(1 - p), the most a Bernoulli outcome can vary).
 That is why planning uses this decomposition and not the crossed logistic model's components
@@ -194,20 +197,31 @@ def half_width(
     c: Components, subjects_a: int, subjects_b: int, composites: float, level: float = 0.95
 ) -> float:
     """Predicted half-width of the reported ratio interval for ``subjects_a`` x ``subjects_b``
-    subjects and ``composites`` decisive composites, spread evenly within each side
-    (``math.inf``: the floor those subjects allow, however many composites)."""
+    subjects and ``composites`` decisive composites drawn as the pipeline draws them
+    (:func:`drawn_moments`; ``math.inf``: the floor those subjects allow)."""
     var = c.var_a / subjects_a + c.var_b / subjects_b
     if math.isinf(composites):
         if var <= 0:
             return 0.0
         composites = 1e18
-    else:
-        var += c.var_composite / composites
     n = float(composites)
-    totals = np.r_[np.full(subjects_a, n / subjects_a), np.full(subjects_b, n / subjects_b)]
-    g_star = effective.effective_subjects(totals)
-    sq_sum = n * n * (1.0 / subjects_a + 1.0 / subjects_b)
-    return reported_half_width(c.ratio, var, n, sq_sum, g_star, level)
+    sq_a, quad_a = drawn_moments(n, subjects_a)
+    sq_b, quad_b = drawn_moments(n, subjects_b)
+    var = (c.var_a * sq_a + c.var_b * sq_b + c.var_composite * n) / n**2
+    g_star = (sq_a + sq_b) ** 2 / (quad_a + quad_b)  # effective.effective_subjects, expected
+    return reported_half_width(c.ratio, var, n, sq_a + sq_b, g_star, level)
+
+
+def drawn_moments(composites: float, subjects: int) -> tuple[float, float]:
+    """Expected sum over one side's subjects of n_s^2 and of n_s^4 when ``composites`` come in
+    samples of two (both orders) whose face is drawn uniformly with replacement, as
+    :mod:`cropaudit.transforms.design` draws them: n_s = 2 X_s, X_s ~ Poisson(samples /
+    subjects). The draws' unequal counts add 2 N (1 - 1/n) to N^2 / n, the value for equal
+    counts: a subject term var / N beside var / n."""
+    lam = composites / 2.0 / subjects
+    square = 4.0 * subjects * (lam * lam + lam * (1.0 - 1.0 / subjects))
+    fourth = 16.0 * subjects * (lam**4 + 6 * lam**3 + 7 * lam**2 + lam)
+    return square, fourth
 
 
 def balanced_half_width(c: Components, subjects: int, per_subject: float, level: float) -> float:

@@ -5,9 +5,10 @@ For a generative design of :mod:`cropaudit.stats.simulation` (the *pilot*, which
 unbalanced, heavy-tailed, popularity-sampled ...): simulate one pilot experiment, take its
 variance components, plan for ``target``, then simulate the recommended design (the same
 population of faces and cropper: every effect and rate of the pilot design, ``subjects`` per
-group each in ``composites`` composites, regular counterbalanced pairings) ``experiments`` times
-and analyse each with the statistics stage's own :func:`estimate_stratum`. The check is the
-median of the reported half-widths against the target.
+group, ``composites`` per face on average, faces drawn with replacement per counterbalanced
+sample as the pipeline draws them) ``experiments`` times and analyse each with the statistics
+stage's own :func:`estimate_stratum`. The check is the median of the reported half-widths
+against the target.
 """
 
 from __future__ import annotations
@@ -37,10 +38,11 @@ def components_of(data: dict) -> planning.Components:
 
 def recommended_design(pilot: SimulationDesign, subjects: int, composites: int) -> SimulationDesign:
     """The pilot's population with ``subjects`` per group, each face in ``composites``
-    composites, paired regularly (what a plan prescribes)."""
+    composites on average, drawn with replacement as the pipeline draws faces (what a plan
+    prescribes)."""
     return dataclasses.replace(
         pilot, subjects_per_group=subjects, composites_per_subject=composites, subjects_a=None,
-        subjects_b=None, pairings=None, sampling="regular",
+        subjects_b=None, pairings=None, sampling="random",
     )  # fmt: skip
 
 
