@@ -34,8 +34,9 @@ def test_runner_names_and_aliases():
     assert split_runner(["--runner", "PortableRunner", "--x=1"]) == ("portable", ["--x=1"])
     assert split_runner(["--runner=DataflowRunner"])[0] == "dataflow"
     assert split_runner(["--runner=flink"])[0] == "flink"
+    assert split_runner(["--runner=SparkRunner"])[0] == "spark"
     with pytest.raises(UserError, match="unknown runner"):
-        split_runner(["--runner=spark"])
+        split_runner(["--runner=samza"])
 
 
 def test_direct_options_pass_through_unchanged():
