@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -46,6 +47,50 @@ def stop_group(proc: subprocess.Popen) -> None:
             proc.wait(timeout=10)
     with contextlib.suppress(*gone):
         os.killpg(proc.pid, signal.SIGKILL)
+
+
+#: Seconds a service started by :func:`services_running` may take to listen.
+START_TIMEOUT_S = 120
+
+
+def worker_pool_command(port: int) -> list[str]:
+    """Beam's SDK worker pool (EXTERNAL environment) on ``port``."""
+    return [
+        sys.executable,
+        "-m",
+        "apache_beam.runners.worker.worker_pool_main",
+        f"--service_port={port}",
+    ]
+
+
+@contextlib.contextmanager
+def services_running(commands: dict[str, tuple[list[str], int]], logs: Path) -> Iterator[None]:
+    """Start each ``name: (command, port)`` as its own process group, logging to
+    ``logs/NAME.log``; yield once every port listens, stop them all afterwards. The SDK worker
+    pool starts workers as ``python`` from PATH: that is made this interpreter."""
+    bindir = str(Path(sys.executable).parent)
+    env = dict(os.environ, PATH=bindir + os.pathsep + os.environ.get("PATH", ""))
+    procs: list[subprocess.Popen] = []
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        for name, (cmd, _) in commands.items():
+            with open(logs / f"{name}.log", "wb") as out:
+                procs.append(
+                    subprocess.Popen(
+                        cmd,
+                        env=env,
+                        cwd=logs,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,  # own process group: killed as a whole
+                    )
+                )
+        for proc, (name, (_, port)) in zip(procs, commands.items()):
+            wait_for_port(port, proc, deadline, logs / f"{name}.log")
+        yield
+    finally:
+        for proc in procs:
+            stop_group(proc)
 
 
 class _FileHandler(http.server.BaseHTTPRequestHandler):

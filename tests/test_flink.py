@@ -4,6 +4,7 @@ FnApiRunner; plus the engine cache, its lock and the ``flink`` profile (fast, no
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -27,10 +28,13 @@ from cropaudit.synthetic import write_face_set
 from tests.conftest import shared_file
 from tests.services import (
     estimates_by_runner,
+    free_port,
     manifest_class_path,
     manifest_headers,
     serve_bytes,
+    services_running,
     tiny_config,
+    worker_pool_command,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -154,16 +158,22 @@ def flink_or_skip() -> None:
         pytest.skip(reason)
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
+@contextlib.contextmanager
+def local_cluster(folder: Path, restart_attempts: int = 0):
     flink_or_skip()
-    folder = tmp_path_factory.mktemp("flink")
-    started = flink_local.start(folder)
+    started = flink_local.start(folder, restart_attempts=restart_attempts)
     try:
         yield started
     finally:
         stopped = flink_local.stop(folder)
         assert set(stopped) <= {"jobmanager", "taskmanager", "workerpool"}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """The module's cluster, without a restart strategy (Flink's default here)."""
+    with local_cluster(tmp_path_factory.mktemp("flink")) as started:
+        yield started
 
 
 #: The catalogue name the cluster tests audit with: FastGaze, fetched from a loopback server.
@@ -269,13 +279,13 @@ def running_jobs(flink_master: str) -> list[dict]:
 
 
 def run_and_kill_taskmanager(
-    cluster, config_file: Path, out: Path, extra: list[str]
+    cluster, config_file: Path, out: Path
 ) -> tuple[subprocess.CompletedProcess, str]:
     """``cropaudit run`` on the cluster; once its job runs there, SIGKILL the TaskManager and
     start a new one. Returns the finished CLI process and the Flink job id."""
     cmd = [sys.executable, "-m", "cropaudit", "run", str(config_file), "--out", str(out)]
     run = subprocess.Popen(
-        [*cmd, *cluster.pipeline_args(), *extra],
+        [*cmd, *cluster.pipeline_args()],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -310,7 +320,7 @@ def test_killed_taskmanager_fails_the_run_loudly_and_publishes_nothing(
     """No restart strategy (the cluster's default): the job must fail, the CLI must say so in
     one line and exit non-zero, and the output must carry no ``_SUCCESS``."""
     out = tmp_path / "killed"
-    done, job_id = run_and_kill_taskmanager(cluster, config_file, out, [])
+    done, job_id = run_and_kill_taskmanager(cluster, config_file, out)
     assert done.returncode == 2, done.stderr[-3000:]
     message = [line for line in done.stderr.splitlines() if line.startswith("cropaudit: error:")]
     assert len(message) == 1, done.stderr[-3000:]
@@ -323,19 +333,22 @@ def test_killed_taskmanager_fails_the_run_loudly_and_publishes_nothing(
 
 @pytest.mark.slow
 def test_killed_taskmanager_with_restarts_recovers_the_clean_table(
-    cluster, config_file, direct_run, tmp_path
+    config_file, direct_run, tmp_path
 ):
-    """With a restart strategy for the job and a new TaskManager, Flink reruns the job after
-    the loss: the published table is the clean run's, no Parquet row lost or written twice by
-    the restarted finalisation, and ``_SUCCESS`` is there."""
+    """With a restart strategy and a new TaskManager, Flink reruns the job after the loss: the
+    published table is the clean run's, no Parquet row lost or written twice by the restarted
+    finalisation, and ``_SUCCESS`` is there. The strategy is the cluster's: Beam 2.70's Flink
+    runner leaves a batch job's ``--number_of_execution_retries`` unapplied (the job failed on
+    the first loss with it), so this test starts its own cluster."""
     direct, direct_out = direct_run
     out = tmp_path / "recovered"
-    retries = ["--number_of_execution_retries=2", "--execution_retry_delay=2000"]
-    done, job_id = run_and_kill_taskmanager(cluster, config_file, out, retries)
+    with local_cluster(tmp_path / "cluster", restart_attempts=2) as cluster:
+        done, job_id = run_and_kill_taskmanager(cluster, config_file, out)
+        history = job_info(cluster.flink_master, job_id, "/exceptions")["exceptionHistory"]
+        state = job_info(cluster.flink_master, job_id)["state"]
     assert done.returncode == 0, done.stderr[-3000:]
-    history = job_info(cluster.flink_master, job_id, "/exceptions")["exceptionHistory"]
     assert history["entries"], "the TaskManager was lost after the job had finished"
-    assert job_info(cluster.flink_master, job_id)["state"] == "FINISHED"
+    assert state == "FINISHED"
 
     assert (out / SUCCESS).exists()
     summary = json.loads((out / "run_summary.json").read_text())
@@ -346,3 +359,50 @@ def test_killed_taskmanager_with_restarts_recovers_the_clean_table(
     assert table_hash(rows) == table_hash(clean)
     # nothing of the lost attempt is left beside the published parts
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in direct_out.iterdir())
+
+
+# -- Spark: Beam's Spark job server with Spark on local[2] (slow) ----------------------------
+
+
+@pytest.fixture(scope="module")
+def spark(tmp_path_factory) -> list[str]:
+    """Beam's Spark job server from the cache (a JVM running Spark in ``local[2]``) and an SDK
+    worker pool: the Beam options that run a job there."""
+    flink_or_skip()
+    logs = tmp_path_factory.mktemp("spark")
+    jar = cache.find_job_server_jar(runner="spark")
+    job_port, pool_port = free_port(), free_port()
+    server = [flink_local.java(), "-jar", str(jar), f"--job-port={job_port}"]
+    server += ["--artifact-port=0", "--expansion-port=0", "--spark-master-url=local[2]"]
+    server += [f"--artifacts-dir={logs / 'artifacts'}"]
+    commands = {
+        "jobserver": (server, job_port),
+        "pool": (worker_pool_command(pool_port), pool_port),
+    }
+    with services_running(commands, logs):
+        yield [
+            "--runner=spark",
+            f"--job_endpoint=localhost:{job_port}",
+            "--environment_type=EXTERNAL",
+            f"--environment_config=localhost:{pool_port}",
+        ]
+
+
+@pytest.mark.slow
+def test_audit_and_stats_on_spark_match_direct(spark, config_file, direct_run, tmp_path):
+    direct, direct_out = direct_run
+    out = tmp_path / "spark"
+    done = cli("run", str(config_file), "--out", str(out), *spark)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"survival table sha256: {direct['survival_table_sha256']}" in done.stdout
+    summary = json.loads((out / "run_summary.json").read_text())
+    assert summary["runner"] == "spark" and (out / SUCCESS).exists()
+    rows = read_table(str(out / "survival"))
+    assert rows.num_rows == direct["composites_expected"]
+    assert table_hash(rows) == direct["survival_table_sha256"]
+    assert set(rows.column("model_hash").to_pylist()) == {BUILTIN["fastgaze"].sha256}
+
+    (tmp_path / "direct").symlink_to(direct_out)
+    estimates = estimates_by_runner(tmp_path, {"direct": None, "spark": spark})
+    assert estimates["direct"].num_rows > 0
+    assert estimates["spark"].equals(estimates["direct"])
