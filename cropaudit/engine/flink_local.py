@@ -111,6 +111,10 @@ def flink_config(slots: int, rpc_port: int, rest_port: int, restart_attempts: in
         "parallelism.default": 1,
         "heartbeat.interval": interval,
         "heartbeat.timeout": timeout,
+        # a lost TaskManager fails every task it ran, each a separate region failure that
+        # counts against the restart budget; restarting the whole job makes one loss one
+        # restart, and reruns Beam's sink finalisation once, after the whole graph
+        "jobmanager.execution.failover-strategy": "full",
         "restart-strategy.type": "fixed-delay" if restart_attempts else "none",
         "restart-strategy.fixed-delay.attempts": restart_attempts,
         "restart-strategy.fixed-delay.delay": "2 s",
