@@ -343,9 +343,9 @@ def test_killed_taskmanager_with_restarts_recovers_the_clean_table(
 ):
     """With a restart strategy and a new TaskManager, Flink reruns the job after the loss: the
     published table is the clean run's, no Parquet row lost or written twice by the restarted
-    finalisation, and ``_SUCCESS`` is there. The strategy is the cluster's: Beam 2.70's Flink
-    runner leaves a batch job's ``--number_of_execution_retries`` unapplied (the job failed on
-    the first loss with it), so this test starts its own cluster."""
+    finalisation, and ``_SUCCESS`` is there. The strategy is the cluster's (Beam 2.70's Flink
+    runner does not pass ``--number_of_execution_retries`` on to a batch job: the JobManager
+    used no restarts with it), so this test starts its own cluster."""
     direct, direct_out = direct_run
     out = tmp_path / "recovered"
     with local_cluster(tmp_path / "cluster", restart_attempts=2) as cluster:
