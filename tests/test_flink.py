@@ -1,6 +1,8 @@
-"""The audit on a real Flink cluster: a standalone JobManager and TaskManager (separate JVMs from
-the fetched engine) with Beam's job server and an EXTERNAL SDK worker pool, against the
-FnApiRunner; plus the engine cache, its lock and the ``flink`` profile (fast, no Java)."""
+"""The audit on real engines, against the FnApiRunner, with a catalogue model served on loopback:
+a standalone Flink cluster (JobManager and TaskManager as separate JVMs from the fetched engine,
+Beam's job server, an EXTERNAL SDK worker pool), a TaskManager killed mid-run with and without a
+restart strategy, and Spark in Beam's Spark job server; plus the engine cache, its lock and the
+``flink``/``spark`` profiles (fast, no Java)."""
 
 from __future__ import annotations
 
@@ -146,7 +148,7 @@ def test_failure_line_keeps_the_engine_error_in_one_line():
 
 
 def flink_or_skip() -> None:
-    """Skip (fail under ``CI``) without Java or the fetched engine."""
+    """Skip (fail under ``CI``) without Java or the fetched engine (Flink and Spark)."""
     reason = cache.missing()
     try:
         flink_local.java()
@@ -154,7 +156,7 @@ def flink_or_skip() -> None:
         reason = str(exc)
     if reason:
         if os.environ.get("CI"):
-            pytest.fail(f"CI must run the Flink tests: {reason}")
+            pytest.fail(f"CI must run the Flink and Spark tests: {reason}")
         pytest.skip(reason)
 
 
