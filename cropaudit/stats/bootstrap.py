@@ -230,9 +230,7 @@ class SufficientStats:
         key = self._pair_keys[cell]
         wins = self._pair_wins[cell, k].astype(np.int32)  # the dense side's type: no upcast copy
         # C[(k, lo), hi] = wins of cell (lo, hi) in cell type k, rows grouped by k.
-        counts = sp.csr_matrix(
-            (wins, (k * n + (key >> 32), key & 0xFFFFFFFF)), shape=(4 * n, n)
-        )
+        counts = sp.csr_matrix((wins, (k * n + (key >> 32), key & 0xFFFFFFFF)), shape=(4 * n, n))
         self_wins = sp.csr_matrix(self._self_wins[:n].T.astype(np.int32))
         step = max(16, min(self.replicates, _BLOCK_ELEMENTS // n))
         for r0 in range(0, self.replicates, step):
