@@ -63,7 +63,7 @@ def cluster_variance(
     v_cells = float(g @ m_cells @ g)
     h = min(float(m_subjects.sum() - m_cells.sum()) / float(n) ** 2, 0.5)
     h_cells = min(float(m_cells.sum()) / float(n) ** 2, 0.5)
-    v_cgm = max((v_subjects - v_cells) / (1.0 - h), v_cells / (1.0 - h_cells))
+    v_cgm = max((v_subjects - v_cells) / (1.0 - h), v_cells / (1.0 - h_cells), 0.0)  # rounding
     return (v_cgm, v_subjects + v_cells)
 
 
