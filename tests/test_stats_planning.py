@@ -72,7 +72,7 @@ def test_components_recover_the_generating_split():
 def _components(**kw) -> planning.Components:
     base = dict(ratio=0.6, var_a=0.03, var_b=0.03, var_composite=0.15, subjects_a=40,
                 subjects_b=40, composites=800, sq_sum_a=40 * 20.0**2, sq_sum_b=40 * 20.0**2,
-                effective_subjects=80.0)  # fmt: skip
+                effective_subjects=80.0, df=78.0)  # fmt: skip
     return planning.Components(**{**base, **kw})
 
 

@@ -74,15 +74,20 @@ def effective_subjects(subject_totals: np.ndarray) -> float:
 
 
 def cluster_df(totals_a: np.ndarray, totals_b: np.ndarray) -> float:
-    """Degrees of freedom of the t quantile (module docstring): Satterthwaite's combination of
-    the a-side's and the b-side's G - 1, G = (sum n_s)^2 / sum n_s^2, weighted by sum n_s^2;
-    ``totals_a``/``totals_b``: decisive composites of each side's subjects. NaN without any."""
-    parts = []
+    """Degrees of freedom of the t quantile (module docstring) from each side's decisive
+    composites per subject, ``totals_a``/``totals_b``. NaN without any."""
+    sides = []
     for totals in (totals_a, totals_b):
         n = np.asarray(totals, dtype=float)
-        sq = float((n**2).sum())
-        if sq > 0:
-            parts.append((sq, float(n.sum()) ** 2 / sq - 1.0))
+        sides.append((float(n.sum()), float((n**2).sum())))
+    return satterthwaite_df(sides)
+
+
+def satterthwaite_df(sides: list[tuple[float, float]]) -> float:
+    """Satterthwaite's combination of the sides' G - 1, G = (sum n_s)^2 / sum n_s^2, weighted by
+    sum n_s^2; ``sides``: each side's (sum n_s, sum n_s^2), observed or expected (planning).
+    NaN without any."""
+    parts = [(sq, total**2 / sq - 1.0) for total, sq in sides if sq > 0]
     if not parts:
         return math.nan
     share = sum(sq for sq, _ in parts)

@@ -14,7 +14,7 @@ composites in all, the residual sums r = y - theta over a-subjects, b-subjects a
 so the three sums give the three components, and Var(ratio) = (var_a S_a + var_b S_b +
 var_composite N) / N^2: var_a / n_a + var_b / n_b + var_composite / N when every subject of a side
 has as many composites. The pipeline draws each sample's faces with replacement, so a planned
-design's S_a is the expectation under those draws (:func:`drawn_moments`).
+design's S_a is the expectation under those draws (:func:`drawn_square_sum`).
 
 These are the same three sums as the two-way cluster-robust variance of the statistics stage
 (:func:`cropaudit.stats.effective.cluster_variance`: subjects minus cells), split by side and
@@ -85,6 +85,8 @@ class Components:
     sq_sum_b: float
     #: The pilot's effective number of subjects G* (:func:`effective.effective_subjects`).
     effective_subjects: float
+    #: The pilot's t degrees of freedom (:func:`effective.cluster_df`), as the stage has them.
+    df: float
     #: The pilot's cluster-robust variance of the ratio, as the stage computes it.
     variance: float = math.nan
     #: Share of composites shown that were decisive (ties and background are not in the ratio):
@@ -133,10 +135,12 @@ def pilot_components(
     s_a, s_b = float((count[side_a] ** 2.0).sum()), float((count[side_b] ** 2.0).sum())
     # The stage's small-sample factor: h = 1'(M_s - M_c)1 / n^2, capped at 1/2.
     scale = 1.0 - min((s_a + s_b - big_k) / float(n) ** 2, 0.5)
+    scale_cells = 1.0 - min(big_k / float(n) ** 2, 0.5)  # the cells floor's own factor
     sizes = dict(
         ratio=ratio, subjects_a=int(side_a.sum()), subjects_b=int(side_b.sum()), composites=n,
         sq_sum_a=s_a, sq_sum_b=s_b, effective_subjects=effective.effective_subjects(count[used]),
-        variance=max(q_a + q_b - q_c, q_c) / scale / float(n) ** 2,
+        df=effective.cluster_df(count[side_a], count[side_b]),
+        variance=max((q_a + q_b - q_c) / scale, q_c / scale_cells, 0.0) / float(n) ** 2,
         decisive_share=n / shown if shown else 1.0,
     )  # fmt: skip
     if ratio in (0.0, 1.0):
@@ -164,18 +168,18 @@ def pilot_components(
 
 def _empty(problem: str) -> Components:
     nan = math.nan
-    return Components(nan, nan, nan, nan, 0, 0, 0, 0.0, 0.0, nan, nan, 0.0, problem)
+    return Components(nan, nan, nan, nan, 0, 0, 0, 0.0, 0.0, nan, nan, nan, 0.0, problem)
 
 
 def reported_half_width(
-    p: float, var: float, n: float, subject_sq_sum: float, subjects: float, level: float
+    p: float, var: float, n: float, subject_sq_sum: float, df: float, level: float
 ) -> float:
     """Half-width of the reported interval of a proportion ``p`` with cluster-robust variance
     ``var`` over ``n`` decisive composites (``subject_sq_sum``: sum of squared composites per
-    subject; ``subjects``: the effective number G*), composed from
-    :mod:`cropaudit.stats.effective` exactly as the estimates are."""
+    subject; ``df``: the t quantile's degrees of freedom, :func:`effective.cluster_df`),
+    composed from :mod:`cropaudit.stats.effective` exactly as the estimates are."""
     n_eff = effective.effective_n(p, var, n, subject_sq_sum)
-    lo, hi = effective.score_interval(p, n_eff, level, subjects - 1.0)
+    lo, hi = effective.score_interval(p, n_eff, level, df)
     return (hi - lo) / 2.0
 
 
@@ -190,7 +194,7 @@ def pilot_half_width(c: Components, level: float = 0.95) -> float:
     """The pilot's own reported half-width (its cluster-robust variance through the interval
     functions)."""
     return reported_half_width(c.ratio, c.variance, c.composites, c.sq_sum_a + c.sq_sum_b,
-                               c.effective_subjects, level)  # fmt: skip
+                               c.df, level)  # fmt: skip
 
 
 def half_width(
@@ -198,30 +202,27 @@ def half_width(
 ) -> float:
     """Predicted half-width of the reported ratio interval for ``subjects_a`` x ``subjects_b``
     subjects and ``composites`` decisive composites drawn as the pipeline draws them
-    (:func:`drawn_moments`; ``math.inf``: the floor those subjects allow)."""
+    (:func:`drawn_square_sum`; ``math.inf``: the floor those subjects allow)."""
     var = c.var_a / subjects_a + c.var_b / subjects_b
     if math.isinf(composites):
         if var <= 0:
             return 0.0
         composites = 1e18
     n = float(composites)
-    sq_a, quad_a = drawn_moments(n, subjects_a)
-    sq_b, quad_b = drawn_moments(n, subjects_b)
+    sq_a, sq_b = drawn_square_sum(n, subjects_a), drawn_square_sum(n, subjects_b)
     var = (c.var_a * sq_a + c.var_b * sq_b + c.var_composite * n) / n**2
-    g_star = (sq_a + sq_b) ** 2 / (quad_a + quad_b)  # effective.effective_subjects, expected
-    return reported_half_width(c.ratio, var, n, sq_a + sq_b, g_star, level)
+    df = effective.satterthwaite_df([(n, sq_a), (n, sq_b)])  # effective.cluster_df, expected
+    return reported_half_width(c.ratio, var, n, sq_a + sq_b, df, level)
 
 
-def drawn_moments(composites: float, subjects: int) -> tuple[float, float]:
-    """Expected sum over one side's subjects of n_s^2 and of n_s^4 when ``composites`` come in
+def drawn_square_sum(composites: float, subjects: int) -> float:
+    """Expected sum over one side's subjects of n_s^2 when ``composites`` come in
     samples of two (both orders) whose face is drawn uniformly with replacement, as
     :mod:`cropaudit.transforms.design` draws them: n_s = 2 X_s, X_s ~ Poisson(samples /
     subjects). The draws' unequal counts add 2 N (1 - 1/n) to N^2 / n, the value for equal
     counts: a subject term var / N beside var / n."""
     lam = composites / 2.0 / subjects
-    square = 4.0 * subjects * (lam * lam + lam * (1.0 - 1.0 / subjects))
-    fourth = 16.0 * subjects * (lam**4 + 6 * lam**3 + 7 * lam**2 + lam)
-    return square, fourth
+    return 4.0 * subjects * (lam * lam + lam * (1.0 - 1.0 / subjects))
 
 
 def balanced_half_width(c: Components, subjects: int, per_subject: float, level: float) -> float:
