@@ -66,6 +66,8 @@ RUN_OUTPUT = ownership.OutputKind(
     ),
     tables=("survival", "dead_letter"),
 )
+#: The run's folder inside an output that holds one (``cropaudit demo``: DIR/run, DIR/stats).
+INNER_RUN = "run"
 #: Stages whose dead letters stand for a whole composite.
 COMPOSITE_STAGES = ("render", "predict")
 
@@ -513,8 +515,20 @@ def format_summary(summary: dict, out_dir: str) -> str:
     return "\n".join(lines)
 
 
+def run_folder(path: str) -> str:
+    """``path``, or the run inside it: a folder with no ``_SUCCESS`` of its own but a ``run/``
+    folder is an output that holds a run (``cropaudit demo``'s), so ``report``, ``stats`` and
+    the rest accept the folder the demo printed."""
+    inner = fileio.join(path, INNER_RUN)
+    if not fileio.exists(fileio.join(path, SUCCESS)) and fileio.is_folder(inner):
+        return inner
+    return path
+
+
 def require_finished(run_dir: str) -> RunPaths:
-    """A finished run's paths, or a clear error for a run that never completed."""
+    """A finished run's paths (of the run inside ``run_dir`` when it holds one: see
+    :func:`run_folder`), or a clear error for a run that never completed."""
+    run_dir = run_folder(run_dir)
     paths = RunPaths(run_dir)
     if not fileio.exists(paths.marker):
         raise UserError(
