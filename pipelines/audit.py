@@ -430,26 +430,26 @@ def run_audit(
     """Validate, run the pipeline, verify its outputs, publish the run; returns its summary.
     The plan is checked first (:func:`check_plan`); ``allow_large_plan`` lets a plan beyond the
     local runner's reach start anyway."""
+    # the cheap checks first (manifest, design, plan, output folder): a run that cannot start
+    # fails before a model is downloaded
     uri = manifest_uri(config, config_dir)
-    handler = handler or load_handler(config.model.spec, preprocess_options(config))
-    croppers = run_croppers(config, handler)
-    for cropper in croppers:  # a model that cannot score (NaN weights) fails here, not on a worker
-        cropper.check()
-    variants = variant_handlers(config, handler)
     faces, manifest_dead = load_faces(uri, config)
     index, cells, expected = design_of(config, faces)
     runner, options = pipeline_options(pipeline_args)
     plan = make_plan(config, expected)
     check_plan(plan, runner, allow_large_plan, groups=sorted(index))
+    command = f"cropaudit run {config.name}"
+    ownership.check_writable(out_dir, RUN_OUTPUT, overwrite=overwrite, command=command)
+    handler = handler or load_handler(config.model.spec, preprocess_options(config))
+    croppers = run_croppers(config, handler)
+    for cropper in croppers:  # a model that cannot score (NaN weights) fails here, not on a worker
+        cropper.check()
+    variants = variant_handlers(config, handler)
     expected_rows = expected * len(croppers)  # one row per composite and cropper
 
     paths = RunPaths(fileio.absolute(out_dir))  # as the workers of a cluster see it
     with ownership.writing(
-        out_dir,
-        RUN_OUTPUT,
-        overwrite=overwrite,
-        config_hash=config.config_hash,
-        command=f"cropaudit run {config.name}",
+        out_dir, RUN_OUTPUT, overwrite=overwrite, config_hash=config.config_hash, command=command
     ):
         started = time.monotonic()
         bar = progress.reporter(
