@@ -323,9 +323,9 @@ def table_hash(table: pa.Table | Iterable[pa.RecordBatch]) -> str:
 def iter_batches(folder: str, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
     """The record batches of every Parquet part under ``folder``, one file in memory at a time."""
     for f in fileio.glob(fileio.join(folder, "*.parquet")):
-        yield from pq.ParquetFile(pa.BufferReader(fileio.read_bytes(f))).iter_batches(
-            batch_size=4096, columns=columns
-        )
+        part = pq.ParquetFile(pa.BufferReader(fileio.read_bytes(f)))
+        if part.num_row_groups:  # a part with no rows (every composite dead-lettered) has none
+            yield from part.iter_batches(batch_size=4096, columns=columns)
 
 
 def composite_ids(folder: str) -> list[str]:

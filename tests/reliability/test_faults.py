@@ -65,6 +65,34 @@ def test_transient_failures_are_retried_without_duplicates(face_set, tmp_path):
     assert table_hash(a) == table_hash(b)
 
 
+class BrokenModel(SaliencyModel):
+    def predict(self, batch):
+        raise RuntimeError("injected permanent failure")
+
+
+class BrokenHandler(CentreSurroundHandler):
+    name = "broken-baseline"
+
+    def load_model(self):
+        return BrokenModel()
+
+    def check(self):  # the run's start-up check would stop it; this fault is for the workers
+        pass
+
+
+def test_a_model_that_always_fails_dead_letters_every_composite(face_set, tmp_path):
+    summary = run_audit(
+        tiny_config(face_set), str(tmp_path / "run"), quiet=True, handler=BrokenHandler()
+    )
+    assert summary["survival_rows"] == 0 and summary["composites_dead_lettered"] == 24
+    assert summary["all_composites_accounted"]
+    assert summary["dead_letters_by_stage_reason"] == {"predict/inference_error": 24}
+    dead = read_table(str(tmp_path / "run" / "dead_letter")).to_pandas()
+    assert len(set(dead.element_id)) == 24
+    assert set(dead.detail) == {"RuntimeError: injected permanent failure"}
+    require_finished(str(tmp_path / "run"))
+
+
 def test_redelivered_rows_collapse_and_conflicting_copies_are_dead_lettered(face_set, tmp_path):
     """A sink that delivered parts twice (identical copies) and a copy that differs: the
     published table keeps one row per composite id, the differing copy becomes a dead letter."""
