@@ -2,53 +2,24 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import apache_beam as beam
 import numpy as np
-from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from cropaudit.model.base import SaliencyModel
 from cropaudit.model.baseline import CentreSurroundHandler
+from cropaudit.pipelines.runners import make_runner
 from cropaudit.transforms.infer import PredictSaliency
 from cropaudit.transforms.records import Box, Composite, Face, RenderedComposite
+from tests.fault_models import FAILED_ONCE, BrokenHandler, FlakyHandler
 
 BATCH = 4
-FAILED_ONCE: set[str] = set()
 
 
-class _FailsOnce(SaliencyModel):
-    """Fails the first time it sees each batch, then answers like the real model."""
-
-    def __init__(self, real):
-        self.real = real
-
-    def predict(self, batch):
-        key = hashlib.sha256(batch.tobytes()).hexdigest()
-        if key not in FAILED_ONCE:
-            FAILED_ONCE.add(key)
-            raise RuntimeError("injected transient failure")
-        return self.real.predict(batch)
-
-
-class _Broken(SaliencyModel):
-    def predict(self, batch):
-        raise RuntimeError("injected permanent failure")
-
-
-class FailsOnceHandler(CentreSurroundHandler):
-    name = "stage-test-fails-once"
-
-    def load_model(self):
-        return _FailsOnce(super().load_model())
-
-
-class BrokenHandler(CentreSurroundHandler):
-    name = "stage-test-broken"
-
-    def load_model(self):
-        return _Broken()
+def local_pipeline() -> test_pipeline.TestPipeline:
+    """A TestPipeline on the pinned local runner (Beam's default first looks for Prism)."""
+    return test_pipeline.TestPipeline(runner=make_runner("direct", PipelineOptions()))
 
 
 def rendered(n: int) -> list[RenderedComposite]:
@@ -76,8 +47,8 @@ def test_predict_retries_a_failure_and_pads_the_short_last_batch():
         grid = handler.to_grid(scores, (r.height, r.width), r.model_input.shape[:2])
         expected.append((r.composite.composite_id, grid.scores.tobytes(), grid.xs.tobytes()))
     FAILED_ONCE.clear()
-    with TestPipeline() as p:
-        out = p | beam.Create(elements) | PredictSaliency(FailsOnceHandler(), batch_size=BATCH)
+    with local_pipeline() as p:
+        out = p | beam.Create(elements) | PredictSaliency(FlakyHandler(), batch_size=BATCH)
         assert_that(
             out.predicted
             | "Key"
@@ -96,7 +67,7 @@ def test_predict_retries_a_failure_and_pads_the_short_last_batch():
 
 def test_predict_dead_letters_every_composite_of_a_model_that_always_fails():
     elements = rendered(BATCH + 1)
-    with TestPipeline() as p:
+    with local_pipeline() as p:
         out = (
             p
             | beam.Create(elements)
