@@ -2,7 +2,8 @@
 #   make demo   creates .venv, installs cropaudit, runs the main job on the embedded default
 #   make test   creates .venv, installs cropaudit with its test tools and the Flink engine, runs
 #               lint and the tests
-#   make flink-engine  fetches Beam's Flink job server (Maven) and Flink (PyPI), sha256-checked
+#   make flink-engine  fetches Beam's Flink and Spark job servers (Maven), Flink and Spark (PyPI),
+#                      sha256-checked
 #   make flink-demo    the demo on a local Flink cluster: start, run, stats, report, stop
 PYTHON ?= python3
 VENV ?= .venv

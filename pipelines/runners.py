@@ -27,6 +27,12 @@ Each profile fills in defaults and checks what it cannot run without, before any
     environments need ``--environment_config`` as for ``portable``; SDK workers are kept for
     later stages (``--environment_cache_millis``, :data:`SDK_WORKER_KEEP_MS`). Tested here on a
     local standalone cluster (:mod:`cropaudit.engine.flink_local`) with an EXTERNAL worker pool.
+``spark``
+    the same through Beam's Spark job server for Spark 3.5 (``--spark_job_server_jar``, else
+    the cache's; or a running one at ``--job_endpoint``). ``--spark_master_url`` defaults to
+    Beam's ``local[4]`` (Spark inside the job server; Beam then picks ``LOOPBACK`` workers) or
+    names a ``spark://HOST:PORT`` master. Tested here with the job server on ``local[2]`` and
+    an EXTERNAL worker pool.
 """
 
 from __future__ import annotations
@@ -47,16 +53,17 @@ from apache_beam.options.pipeline_options import (
     PipelineOptions,
     PortableOptions,
     SetupOptions,
+    SparkRunnerOptions,
     WorkerOptions,
 )
 from apache_beam.runners.runner import PipelineRunner
 
 from cropaudit.errors import JobFailed, UserError
 
-RUNNERS = ("direct", "portable", "dataflow", "flink")
+RUNNERS = ("direct", "portable", "dataflow", "flink", "spark")
 
-#: How long Flink keeps an idle SDK worker for the next stage of the same job. Beam's default, 0,
-#: starts a fresh worker (Python, TensorFlow, the model) for every stage.
+#: How long Flink (Spark) keeps an idle SDK worker for the next stage of the same job. Beam's
+#: default, 0, starts a fresh worker (Python, TensorFlow, the model) for every stage.
 SDK_WORKER_KEEP_MS = 60_000
 
 #: Beam's conventional job-server port (``local_job_service_main``, the Flink job server).
@@ -91,6 +98,10 @@ def make_runner(name: str, options: PipelineOptions) -> PipelineRunner:
         from apache_beam.runners.portability.flink_runner import FlinkRunner
 
         return FlinkRunner()
+    if name == "spark":
+        from apache_beam.runners.portability.spark_runner import SparkRunner
+
+        return SparkRunner()
     raise UserError(f"unknown runner {name!r}; use one of {RUNNERS}")
 
 
@@ -164,12 +175,13 @@ def apply_profile(runner: str, args: list[str], *, build_wheel=None) -> list[str
         if not portable.environment_type:
             args.append("--environment_type=LOOPBACK")
         _check_environment(runner, portable)
-    elif runner == "flink":
+    elif runner in ("flink", "spark"):
         portable = opts.view_as(PortableOptions)
         _check_environment(runner, portable)
-        flink = opts.view_as(FlinkRunnerOptions)
-        if not flink.flink_job_server_jar and not portable.job_endpoint:
-            args.append(f"--flink_job_server_jar={_cached_job_server()}")
+        view = FlinkRunnerOptions if runner == "flink" else SparkRunnerOptions
+        jar_option = f"{runner}_job_server_jar"
+        if not getattr(opts.view_as(view), jar_option) and not portable.job_endpoint:
+            args.append(f"--{jar_option}={_cached_job_server(runner)}")
         if not portable.environment_cache_millis:
             args.append(f"--environment_cache_millis={SDK_WORKER_KEEP_MS}")
     elif runner == "dataflow":
@@ -177,13 +189,13 @@ def apply_profile(runner: str, args: list[str], *, build_wheel=None) -> list[str
     return args
 
 
-def _cached_job_server() -> str:
+def _cached_job_server(runner: str) -> str:
     from cropaudit.engine import cache
 
-    jar = cache.find_job_server_jar()
+    jar = cache.find_job_server_jar(runner=runner)
     if jar is None:
         raise UserError(
-            f"flink: {cache.missing()} (or pass --flink_job_server_jar JAR or "
+            f"{runner}: {cache.missing()} (or pass --{runner}_job_server_jar JAR or "
             "--job_endpoint HOST:PORT); cropaudit never downloads the job server at run time"
         )
     return str(jar)

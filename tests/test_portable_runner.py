@@ -3,10 +3,7 @@ plus an EXTERNAL worker pool (separate SDK-harness processes), against the FnApi
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,13 +15,10 @@ from cropaudit.synthetic import write_face_set
 from tests.services import (
     estimates_by_runner,
     free_port,
-    stop_group,
+    services_running,
     tiny_config,
-    wait_for_port,
+    worker_pool_command,
 )
-
-START_TIMEOUT_S = 90
-
 
 # -- runner profiles (fast) -----------------------------------------------------------------
 
@@ -34,8 +28,9 @@ def test_runner_names_and_aliases():
     assert split_runner(["--runner", "PortableRunner", "--x=1"]) == ("portable", ["--x=1"])
     assert split_runner(["--runner=DataflowRunner"])[0] == "dataflow"
     assert split_runner(["--runner=flink"])[0] == "flink"
+    assert split_runner(["--runner=SparkRunner"])[0] == "spark"
     with pytest.raises(UserError, match="unknown runner"):
-        split_runner(["--runner=spark"])
+        split_runner(["--runner=samza"])
 
 
 def test_direct_options_pass_through_unchanged():
@@ -83,47 +78,14 @@ def test_dataflow_ships_the_project_unless_an_image_or_package_carries_it():
 @pytest.fixture(scope="module")
 def beam_services(tmp_path_factory):
     """(job endpoint, worker-pool address) of a local job service and an EXTERNAL worker pool."""
-    logs = tmp_path_factory.mktemp("beam_services")
-    bindir = str(Path(sys.executable).parent)
-    # the pool starts SDK workers as `python` from PATH: make that the venv's interpreter
-    env = dict(os.environ, PATH=bindir + os.pathsep + os.environ.get("PATH", ""))
     job_port, pool_port = free_port(), free_port()
+    job = [sys.executable, "-m", "apache_beam.runners.portability.local_job_service_main"]
     commands = {
-        "job": [
-            sys.executable,
-            "-m",
-            "apache_beam.runners.portability.local_job_service_main",
-            f"--port={job_port}",
-        ],
-        "pool": [
-            sys.executable,
-            "-m",
-            "apache_beam.runners.worker.worker_pool_main",
-            f"--service_port={pool_port}",
-        ],
+        "job": ([*job, f"--port={job_port}"], job_port),
+        "pool": (worker_pool_command(pool_port), pool_port),
     }
-    procs: list[subprocess.Popen] = []
-    try:
-        for name, cmd in commands.items():
-            log = logs / f"{name}.log"
-            with open(log, "wb") as out:
-                procs.append(
-                    subprocess.Popen(
-                        cmd,
-                        env=env,
-                        cwd=logs,
-                        stdout=out,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,  # own process group: killed as a whole
-                    )
-                )
-        deadline = time.monotonic() + START_TIMEOUT_S
-        wait_for_port(job_port, procs[0], deadline, logs / "job.log")
-        wait_for_port(pool_port, procs[1], deadline, logs / "pool.log")
+    with services_running(commands, tmp_path_factory.mktemp("beam_services")):
         yield f"localhost:{job_port}", f"localhost:{pool_port}"
-    finally:
-        for proc in procs:
-            stop_group(proc)
 
 
 @pytest.fixture(scope="module")

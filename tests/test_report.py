@@ -31,6 +31,7 @@ SECTIONS = (
     "croppers",
     "position-bias",
     "sensitivity",
+    "planning",
     "face-or-body",
     "face-detector",
     "gallery",
@@ -134,6 +135,10 @@ def test_page_has_sections_plots_and_gallery(report):
     assert "empty_field" in text  # the manifest dead letter, by reason
     assert "baseline-centre-surround" in text and "config hash" in text
     assert "One variant only" in text
+    # Planning: 10 composites are too few to plan from, and the page says why.
+    planning = text.split("<section id='planning'>")[1].split("</section>")[0]
+    assert "cropaudit plan" in planning and "<table>" in planning
+    assert "went one way" in planning or "too small to plan from" in planning
     assert text.count("re-scored: matches the recorded row") == GALLERY
     assert len(text) < 3_000_000
 

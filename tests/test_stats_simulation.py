@@ -6,9 +6,12 @@ in test_stats_units.py)."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
+from cropaudit.stats import effective
 from cropaudit.stats.simulation import (
     DESIGNS,
     SimulationDesign,
@@ -50,9 +53,15 @@ def test_designs_have_the_documented_shape():
 @pytest.mark.parametrize(
     ("name", "band"),
     # 400 experiments: Monte-Carlo SE ~1.1 points, so the bands are the 0.935-0.97 target
-    # widened by one SE. Tiny pairs (16 composites of ~11 subjects) are conservative, ~0.98 in
-    # the full study: their band says so instead of hiding it.
-    [("unbalanced_10x60", (0.925, 0.98)), ("tiny_16_ratio_0.85", (0.935, 0.995))],
+    # widened by about one SE. The bands tell intervals apart: where a few subjects carry the
+    # data, the t quantile on the pooled effective subjects covered ~0.99 and a normal quantile
+    # ~0.90 (test_wrong_quantiles_fall_out_of_band); tiny pairs (16 composites of ~11
+    # subjects) are conservative, ~0.977 in the full study, and the band says so.
+    [
+        ("unbalanced_10x60", (0.925, 0.975)),
+        ("popular_few", (0.925, 0.97)),
+        ("tiny_16_ratio_0.85", (0.935, 0.985)),
+    ],
 )
 def test_reported_interval_covers_in_band_with_no_zero_width(name, band):
     experiments = 400
@@ -63,4 +72,24 @@ def test_reported_interval_covers_in_band_with_no_zero_width(name, band):
     assert summary.loc["reported", "zero_width"] == 0
     assert summary.loc["order_adjusted_ratio_reported", "zero_width"] == 0
     assert summary.loc["first_slot_rate_reported", "zero_width"] == 0
+    assert (results["reported_width"] > 0).all()
     assert max(cov["wilson"], cov["twitter"]) < cov["reported"] - 0.05  # naive: too narrow
+
+
+@pytest.mark.parametrize(
+    "wrong_df",
+    [
+        # t on the pooled count G* = (sum n_s^2)^2 / sum n_s^4 (the first method): too wide.
+        lambda a, b: effective.effective_subjects(np.r_[a, b]) - 1.0,
+        # Normal quantile: too narrow with few effective subjects.
+        lambda a, b: math.inf,
+    ],
+    ids=["pooled_count_df", "normal"],
+)
+def test_wrong_quantiles_fall_out_of_band(monkeypatch, wrong_df):
+    """The band of the design where few subjects carry the data rejects the two quantiles the
+    simulation study ruled out, so the fast test can tell a wrong interval from the right one."""
+    monkeypatch.setattr(effective, "cluster_df", wrong_df)
+    results = coverage_study(DESIGNS["popular_few"], 400, replicates=2, seed=3)
+    coverage = summarise(results).set_index("method").loc["reported", "coverage"]
+    assert not 0.925 <= coverage <= 0.97, coverage

@@ -105,7 +105,7 @@ def test_accumulator_merge_equals_single_pass_in_any_order():
             **{k: v[idx] for k, v in rows.items()}, weights=WeightCache(64, 1)
         )
         parts.append(pickle.loads(pickle.dumps(part)))
-    merged = parts[2].merge(parts[0]).merge(parts[1])
+    merged = parts[2].merge(parts[0]).merge(parts[1]).use_weights(cache)
     assert np.array_equal(whole.boot, merged.boot)
     assert np.array_equal(whole.counts, merged.counts)
     assert np.array_equal(whole.jackknife_cells(), merged.jackknife_cells())
@@ -190,6 +190,7 @@ def test_pair_cells_unordered_without_self_pairs_and_exact_merge(monkeypatch):
     merged = pickle.loads(pickle.dumps(parts[4]))
     for part in parts[3::-1]:
         merged.merge(pickle.loads(pickle.dumps(part)))
+    merged.use_weights(WeightCache(8, 0))  # weight caches are never pickled
     for x, y in zip(whole.moments(), merged.moments(), strict=True):
         assert np.array_equal(x, y)
     assert len(whole.pair_cells) == len(merged.pair_cells) <= 600
@@ -214,7 +215,8 @@ def test_shrink_factor_limits():
     zero = np.zeros((4, 4), np.int64)
     # No cell noise: nothing to remove, only the small-sample factor 1 / (1 - h), h = 16 / n^2.
     assert shrink_factor(g, m, zero, 400) == pytest.approx(1 / math.sqrt(1 - 16 / 400**2))
-    assert shrink_factor(g, m, m, 400) == pytest.approx(math.sqrt(0.5))  # floor, h = 0
+    # Floor (cells alone), with the cells' own factor 1 / (1 - h_c), h_c = 16 / n^2.
+    assert shrink_factor(g, m, m, 400) == pytest.approx(math.sqrt(0.5 / (1 - 16 / 400**2)))
     assert shrink_factor(np.full(4, np.nan), m, m, 400) == 1.0
     assert shrink_factor(g, zero, zero, 400) == 1.0
     assert shrink_factor(g, m, zero, 2) == pytest.approx(math.sqrt(2))  # h capped at 1/2
@@ -331,19 +333,29 @@ def test_cluster_variance_is_the_two_way_cluster_robust_variance():
     counts = pd.concat([pd.Series(ia).value_counts(), pd.Series(ib).value_counts()])
     cells = pd.Series(ia * 100 + ib).value_counts()
     h = (np.sum(counts.to_numpy() ** 2) - np.sum(cells.to_numpy() ** 2)) / n**2
+    h_cells = np.sum(cells.to_numpy() ** 2) / n**2
     for stat, (y, x, c) in cases.items():
         fit = sm.OLS(y, x).fit()
         both, cov_a, cov_b = cov_cluster_2groups(fit, ia, ib, use_correction=False)
         v_two_way = c @ both @ c  # cov_a + cov_b - cov_cells
         v_cells = c @ (cov_a + cov_b - both) @ c
-        v_cgm = max(v_two_way, v_cells)  # floored at cells as independent clusters
-        assert est[f"{stat}_cluster_se"] ** 2 * (1 - h) == pytest.approx(v_cgm, rel=1e-9), stat
+        # Small-sample factors: 1 / (1 - h) for the two-way variance, 1 / (1 - h_cells) for its
+        # floor (cells as independent clusters).
+        v_cgm = max(v_two_way / (1 - h), v_cells / (1 - h_cells))
+        assert est[f"{stat}_cluster_se"] ** 2 == pytest.approx(v_cgm, rel=1e-9), stat
         # The pigeonhole bootstrap counts the cells three times: V_boot = V_two_way + 2 V_cells;
-        # its replicates are shrunk by sqrt(V_cgm / (1 - h) / V_boot).
-        lam = math.sqrt(v_cgm / (1 - h) / (v_two_way + 2 * v_cells))
+        # its replicates are shrunk by sqrt(V_cgm / V_boot).
+        lam = math.sqrt(v_cgm / (v_two_way + 2 * v_cells))
         assert est[f"{stat}_boot_shrink"] == pytest.approx(lam, rel=1e-9), stat
         # ... which the replicates bear out (2,000 replicates: SE of a variance ~3%).
-        assert est[f"{stat}_boot_se"] ** 2 == pytest.approx(v_cgm / (1 - h), rel=0.12), stat
+        assert est[f"{stat}_boot_se"] ** 2 == pytest.approx(v_cgm, rel=0.12), stat
+    # t degrees of freedom: each side's G - 1, G = (sum n_s)^2 / sum n_s^2, combined by
+    # Satterthwaite with weights sum n_s^2.
+    sides = [pd.Series(ia).value_counts().to_numpy(), pd.Series(ib).value_counts().to_numpy()]
+    sq = [np.sum(c.astype(float) ** 2) for c in sides]
+    dfs = [np.sum(c) ** 2 / q - 1 for c, q in zip(sides, sq, strict=True)]
+    expected_df = sum(sq) ** 2 / sum(q**2 / d for q, d in zip(sq, dfs, strict=True))
+    assert est["cluster_df"] == pytest.approx(expected_df, rel=1e-12)
     p, se = est["ratio"], est["ratio_cluster_se"]
     assert est["ratio_effective_n"] == pytest.approx(p * (1 - p) / se**2)
     assert est["ratio_effective_n"] < 0.5 * n  # strong subject effects: a design effect > 2

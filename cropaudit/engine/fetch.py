@@ -1,12 +1,16 @@
-"""``python -m cropaudit.engine.fetch`` (``make flink-engine``): fetch the engine once, by exact
+"""``python -m cropaudit.engine.fetch`` (``make flink-engine``): fetch the engines once, by exact
 coordinates, and check every file's sha256 against the committed lock before anything uses it.
 
-- Beam's Flink job server: the Maven closure of ``deploy/engine/flink-job-server.pom.xml``
-  (Maven Central serves the runner, not the ``*-job-server`` jar, at the SDK's version), copied by
-  ``mvn dependency:copy-dependencies``; a manifest-only launcher jar names those jars.
+- Beam's Flink and Spark job servers: the Maven closures of
+  ``deploy/engine/{flink,spark}-job-server.pom.xml`` (Maven Central serves the runners, not the
+  ``*-job-server`` jars, at the SDK's version), copied by ``mvn dependency:copy-dependencies``;
+  a manifest-only launcher jar per job server names those jars.
 - Flink itself: the ``apache-flink-libraries`` source distribution from PyPI (``pip download``;
   its ``deps/lib`` and ``deps/bin`` jars). Never ``pip install apache-flink``: it pins another
   Beam.
+- Spark itself: the ``pyspark`` source distribution (its ``deps/jars``), which the Spark job
+  server runs in-process (``--spark-master-url local[N]``) or as a client of a Spark master.
+  Never ``pip install pyspark`` into the project: only its jars are used.
 
 ``deploy/engine/engine.sha256`` lists ``sha256  path`` for every file (paths relative to the
 cache); a missing, extra or changed file stops the step and no ``READY`` is written.
@@ -22,27 +26,77 @@ import sys
 import tarfile
 import tempfile
 import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from cropaudit.engine.cache import (
     FLINK_VERSION,
-    JOB_SERVER_MAIN,
+    JOB_SERVERS,
     READY,
+    SPARK_VERSION,
     engine_dir,
     flink_home,
     job_server_dir,
     job_server_jar,
     sha256_file,
+    spark_home,
 )
 from cropaudit.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[2]
 ENGINE_SPEC = ROOT / "deploy" / "engine"
-POM = ENGINE_SPEC / "flink-job-server.pom.xml"
 LOCK = ENGINE_SPEC / "engine.sha256"
-FLINK_DIST = f"apache-flink-libraries=={FLINK_VERSION}"
-#: What the cluster needs from the distribution: the runtime jars and the resource calculator.
-FLINK_MEMBERS = ("deps/lib/", "deps/bin/bash-java-utils.jar")
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """An engine's own jars, from a PyPI source archive: the members to keep (``deps/`` is
+    dropped from their names) and the folder they go to."""
+
+    requirement: str
+    archive: str  # glob of the downloaded archive
+    members: tuple[str, ...]
+    home: Callable[[Path], Path]
+
+
+DISTRIBUTIONS = (
+    # the cluster's runtime jars and the TaskManager's resource calculator
+    Distribution(
+        f"apache-flink-libraries=={FLINK_VERSION}",
+        "apache*flink*libraries-*.tar.gz",
+        ("deps/lib/", "deps/bin/bash-java-utils.jar"),
+        flink_home,
+    ),
+    Distribution(f"pyspark=={SPARK_VERSION}", "pyspark-*.tar.gz", ("deps/jars/",), spark_home),
+)
+#: Spark jars the Spark job server's class path leaves out: Spark's Guava 14 would shadow the
+#: Guava 33 that Beam's GCP options need at start-up (NoSuchMethodError in Preconditions).
+SPARK_LEFT_OUT = ("guava-14.0.1.jar",)
+#: Java 17 keeps these JDK packages closed; Spark reaches into them (``java -jar`` reads them
+#: from the launcher's manifest, so no ``--add-opens`` flags are needed).
+SPARK_ADD_OPENS = tuple(
+    f"java.base/{package}"
+    for package in (
+        "java.io",
+        "java.lang",
+        "java.lang.invoke",
+        "java.lang.reflect",
+        "java.net",
+        "java.nio",
+        "java.util",
+        "java.util.concurrent",
+        "java.util.concurrent.atomic",
+        "sun.nio.ch",
+        "sun.nio.cs",
+        "sun.security.action",
+        "sun.util.calendar",
+    )
+)
+
+
+def pom(runner: str) -> Path:
+    return ENGINE_SPEC / f"{runner}-job-server.pom.xml"
 
 
 def run(cmd: list[str], what: str) -> None:
@@ -52,40 +106,41 @@ def run(cmd: list[str], what: str) -> None:
         raise UserError(f"{what} failed ({' '.join(cmd[:3])} ...):\n{tail}")
 
 
-def fetch_job_server(root: Path) -> None:
+def fetch_job_server(root: Path, runner: str) -> None:
     """The job server's jars into ``lib/`` (replaced as a whole)."""
     if shutil.which("mvn") is None:
-        raise UserError("Maven (mvn) is needed to fetch the Flink job server; install it first")
-    lib = job_server_dir(root) / "lib"
+        raise UserError(f"Maven (mvn) is needed to fetch the {runner} job server; install it")
+    lib = job_server_dir(root, runner) / "lib"
     with tempfile.TemporaryDirectory(dir=root) as tmp:
         goal = "dependency:copy-dependencies"
-        cmd = ["mvn", "-B", "-q", "-f", str(POM), goal, "-DincludeScope=runtime"]
+        cmd = ["mvn", "-B", "-q", "-f", str(pom(runner)), goal, "-DincludeScope=runtime"]
         run([*cmd, f"-DoutputDirectory={tmp}/lib"], "Maven")
         shutil.rmtree(lib, ignore_errors=True)
         lib.parent.mkdir(parents=True, exist_ok=True)
         Path(tmp, "lib").rename(lib)
 
 
-def fetch_flink(root: Path) -> None:
-    """The Flink distribution's source archive into ``downloads/``, its jars into Flink home."""
+def fetch_distribution(root: Path, dist: Distribution) -> None:
+    """The source archive into ``downloads/`` (once), its jars into the engine's home."""
     downloads = root / "downloads"
-    if not list(downloads.glob("apache*flink*libraries-*.tar.gz")):
+    if not list(downloads.glob(dist.archive)):
         pip = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(downloads)]
-        run([*pip, FLINK_DIST], "pip download")
-    (archive,) = downloads.glob("apache*flink*libraries-*.tar.gz")
-    home = flink_home(root)
+        run([*pip, "--no-binary", ":all:", dist.requirement], "pip download")
+    (archive,) = downloads.glob(dist.archive)
+    home = dist.home(root)
     shutil.rmtree(home, ignore_errors=True)
     with tarfile.open(archive) as tar:
         for member in tar.getmembers():
             name = member.name.split("/", 1)[-1]  # drop the top folder
-            if member.isfile() and name.startswith(FLINK_MEMBERS):
+            if member.isfile() and name.startswith(dist.members):
                 member.name = name.removeprefix("deps/")
                 tar.extract(member, home, filter="data")
 
 
 def lock_entries(root: Path) -> dict[str, str]:
     """``{path relative to the cache: sha256}`` of everything fetched."""
-    files = [*(job_server_dir(root) / "lib").glob("*.jar"), *(root / "downloads").glob("*")]
+    libs = [job_server_dir(root, runner) / "lib" for runner in JOB_SERVERS]
+    files = [*(jar for lib in libs for jar in lib.glob("*.jar")), *(root / "downloads").glob("*")]
     return {str(f.relative_to(root)): sha256_file(f) for f in sorted(files)}
 
 
@@ -107,16 +162,31 @@ def check(got: dict[str, str], want: dict[str, str]) -> None:
         raise UserError(f"the fetched engine does not match {LOCK.name}: " + "; ".join(problems))
 
 
-def write_launcher(root: Path) -> Path:
-    """A jar holding only a manifest: ``Main-Class`` and a ``Class-Path`` of ``lib/*.jar``."""
-    jar = job_server_jar(root)
-    names = " ".join(f"lib/{p.name}" for p in sorted((jar.parent / "lib").glob("*.jar")))
-    header = f"Class-Path: {names}"  # ASCII: file names from Maven Central
-    # a manifest line holds at most 72 bytes; a continuation line starts with one space
-    lines = [header[:72]] + [" " + header[i : i + 71] for i in range(72, len(header), 71)]
-    manifest = ["Manifest-Version: 1.0", f"Main-Class: {JOB_SERVER_MAIN}", *lines, "", ""]
+def manifest_header(name: str, values: list[str]) -> list[str]:
+    """``name: v1 v2 ...`` as manifest lines: at most 72 bytes each, a continuation line starts
+    with one space (ASCII: file and package names)."""
+    header = f"{name}: {' '.join(values)}"
+    return [header[:72]] + [" " + header[i : i + 71] for i in range(72, len(header), 71)]
+
+
+def write_launcher(root: Path, runner: str = "flink") -> Path:
+    """A jar holding only a manifest: ``Main-Class`` and a ``Class-Path`` of ``lib/*.jar`` (for
+    Spark, then Spark's own jars and the JDK packages it must open)."""
+    jar = job_server_jar(root, runner)
+    class_path = [f"lib/{p.name}" for p in sorted((jar.parent / "lib").glob("*.jar"))]
+    opens = []
+    if runner == "spark":
+        jars = spark_home(root) / "jars"
+        class_path += [
+            f"../{jars.parent.name}/jars/{p.name}"
+            for p in sorted(jars.glob("*.jar"))
+            if p.name not in SPARK_LEFT_OUT
+        ]
+        opens = manifest_header("Add-Opens", list(SPARK_ADD_OPENS))
+    main = f"Main-Class: {JOB_SERVERS[runner].main}"
+    manifest = ["Manifest-Version: 1.0", main, *manifest_header("Class-Path", class_path)]
     with zipfile.ZipFile(jar, "w") as z:
-        z.writestr("META-INF/MANIFEST.MF", "\r\n".join(manifest))
+        z.writestr("META-INF/MANIFEST.MF", "\r\n".join([*manifest, *opens, "", ""]))
     return jar
 
 
@@ -127,15 +197,17 @@ def fetch(root: Path, update_lock: bool = False) -> Path:
         return job_server_jar(root)  # fetched and verified against this very lock
     root.mkdir(parents=True, exist_ok=True)
     ready.unlink(missing_ok=True)
-    fetch_job_server(root)
-    fetch_flink(root)
+    for runner in JOB_SERVERS:
+        fetch_job_server(root, runner)
+    for dist in DISTRIBUTIONS:
+        fetch_distribution(root, dist)
     got = lock_entries(root)
     if update_lock:
         LOCK.write_text("".join(f"{digest}  {name}\n" for name, digest in got.items()))
     check(got, read_lock())
-    jar = write_launcher(root)
+    jars = [write_launcher(root, runner) for runner in JOB_SERVERS]
     ready.write_text(sha256_file(LOCK) + "\n")
-    return jar
+    return jars[0]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,7 +220,11 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"cropaudit: error: {exc}", file=sys.stderr)
         return 2
-    print(f"Flink engine ready: job server {jar}, Flink {flink_home(jar.parents[1])}")
+    root = jar.parents[1]
+    print(f"Flink engine ready: job server {jar}, Flink {flink_home(root)}")
+    print(
+        f"Spark engine ready: job server {job_server_jar(root, 'spark')}, Spark {spark_home(root)}"
+    )
     return 0
 
 

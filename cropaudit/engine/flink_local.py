@@ -111,6 +111,10 @@ def flink_config(slots: int, rpc_port: int, rest_port: int, restart_attempts: in
         "parallelism.default": 1,
         "heartbeat.interval": interval,
         "heartbeat.timeout": timeout,
+        # a lost TaskManager fails every task it ran, each a separate region failure that
+        # counts against the restart budget; restarting the whole job makes one loss one
+        # restart, and reruns Beam's sink finalisation once, after the whole graph
+        "jobmanager.execution.failover-strategy": "full",
         "restart-strategy.type": "fixed-delay" if restart_attempts else "none",
         "restart-strategy.fixed-delay.attempts": restart_attempts,
         "restart-strategy.fixed-delay.delay": "2 s",
@@ -197,15 +201,33 @@ def overview(flink_master: str, timeout: float = 2) -> dict | None:
         return None
 
 
-def _wait_ready(state: dict, slots: int, folder: Path) -> None:
+def taskmanager_ids(flink_master: str) -> set[str]:
+    """The ids of the TaskManagers registered with the JobManager (REST ``/taskmanagers``)."""
+    try:
+        with urllib.request.urlopen(f"http://{flink_master}/taskmanagers", timeout=2) as r:
+            return {tm["id"] for tm in json.load(r)["taskmanagers"]}
+    except OSError:
+        return set()
+
+
+def _wait_ready(state: dict, slots: int, folder: Path, replaced: set[str] | None = None) -> None:
+    """Until one TaskManager with ``slots`` slots is registered (not one of ``replaced``, the
+    ids known before a restart) and the worker pool answers. A fresh cluster also waits for its
+    slots to be free; a restarted TaskManager's slots may already be taken by a recovering
+    job."""
     deadline = time.monotonic() + START_TIMEOUT_S
     pool_port = int(state["worker_pool"].rsplit(":", 1)[1])
     while time.monotonic() < deadline:
         dead = [name for name, proc in state["processes"].items() if not alive(proc)]
         if dead:
             raise UserError(f"Flink cluster: {', '.join(dead)} exited; see {folder / 'log'}")
-        seen = overview(state["flink_master"])
-        if seen and seen.get("taskmanagers") == 1 and seen.get("slots-available") == slots:
+        if replaced is not None:
+            ids = taskmanager_ids(state["flink_master"])
+            ready = len(ids) == 1 and not ids & replaced
+        else:
+            seen = overview(state["flink_master"]) or {}
+            ready = seen.get("taskmanagers") == 1 and seen.get("slots-available") == slots
+        if ready:
             with contextlib.suppress(OSError), socket.create_connection(("localhost", pool_port)):
                 return
         time.sleep(0.5)
@@ -263,16 +285,19 @@ def start(
 
 
 def restart_taskmanager(folder: Path) -> None:
-    """Start a new TaskManager for the cluster in ``folder`` (after one was lost)."""
+    """Start a new TaskManager for the cluster in ``folder`` after one was lost; return once the
+    JobManager has dropped the lost one and registered the new one (its slots may at once go to
+    a job that is waiting to restart)."""
     state = read_state(folder)
     if not state:
         raise UserError(f"no Flink cluster in {folder}")
+    before = taskmanager_ids(state["flink_master"])
     home = flink_home(Path(state["engine"]))
     state["processes"]["taskmanager"] = _spawn(
         "taskmanager", _taskmanager_cmd(home, folder), folder
     )
     _write_state(folder, state)
-    _wait_ready(state, state["slots"], folder)
+    _wait_ready(state, state["slots"], folder, replaced=before)
 
 
 def signal_process(proc: dict, sig: int) -> bool:

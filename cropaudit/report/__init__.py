@@ -2,7 +2,8 @@
 
 Sections: the design (config summary, model, seed, hashes, versions), counts, dead letters by
 reason, survival-ratio interval plots per criterion (:func:`cropaudit.stats.plots.forest_plot`),
-position bias, sensitivity across variants (when the survival table has several), and a gallery
+position bias, sensitivity across variants (when the survival table has several), planning
+(subjects and composites for a target interval half-width, this run as the pilot), and a gallery
 of close-call composites re-rendered and re-scored with the run's own model. Every image is an
 embedded ``data:`` URI, so the page works offline and can be mailed as one file.
 """
@@ -68,6 +69,7 @@ def render_report(
     from cropaudit.report import page
     from cropaudit.report.croppers import croppers_section
     from cropaudit.report.detector import detector_section
+    from cropaudit.report.planning import planning_section
 
     items, problems, intro = gallery_for(inputs, gallery, model_spec)
     sections = {
@@ -78,6 +80,7 @@ def render_report(
         "croppers": croppers_section(inputs),
         "position-bias": page.position_section(inputs),
         "sensitivity": page.sensitivity_section(inputs),
+        "planning": planning_section(inputs),
         "face-or-body": page.gaze_section(inputs),
         "face-detector": detector_section(inputs),
         "gallery": page.gallery_section(items, problems, gallery, intro),

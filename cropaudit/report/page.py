@@ -32,6 +32,7 @@ SECTIONS = (
     ("croppers", "Croppers side by side"),
     ("position-bias", "Position bias"),
     ("sensitivity", "Sensitivity"),
+    ("planning", "Planning"),
     ("face-or-body", "Face or body"),
     ("face-detector", "Face detector"),
     ("gallery", "Gallery"),

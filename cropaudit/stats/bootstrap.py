@@ -31,8 +31,9 @@ h = (sum_s n_s^2 - sum_c m_c^2) / n^2 (n_s, m_c: decisive composites of subject 
 equal clusters h = 1/G_a + 1/G_b - 1/G_cells, and with all composites independent the result is
 exactly p(1-p)/(n-1)), so V_cgm is divided by 1 - h.
 
-``shrink_factor`` turns this into lambda = sqrt(V_cgm / V_boot) (V_cgm floored at sum_c S_c^2,
-cells as independent clusters, since it can go negative), and the estimates move every replicate
+``shrink_factor`` turns this into lambda = sqrt(V_cgm / V_boot) (V_cgm floored at
+sum_c S_c^2 / (1 - sum_c m_c^2 / n^2), cells as independent clusters with their own small-sample
+factor, since it can go negative), and the estimates move every replicate
 towards the point estimate by lambda before taking percentile / BCa intervals: the replicate
 distribution keeps its shape (z0 and the acceleration are unchanged) but has the two-way
 variance. All sums reduce to 4 x 4 integer moment matrices sum x x^T over subjects and over
@@ -61,9 +62,11 @@ OUTCOME_CODE = {o: i for i, o in enumerate(OUTCOMES)}
 #: the module docstring); ``none`` keeps the plain pigeonhole bootstrap (conservative).
 CORRECTIONS = ("cgm", "none")
 
-#: a-subjects per block of the replicate-sum product (int32/int64 temporaries of
-#: _BLOCK x replicates: ~50 MB at 1,000 replicates).
+#: Subjects x replicates per block of the replicate-sum product (an int32 copy of the weights:
+#: 256 MB), and subjects per row block of its sparse product (``_BLOCK`` x replicates int32).
+_BLOCK_ELEMENTS = 1 << 26
 _BLOCK = 4096
+
 
 #: Pending pair rows kept before they are sorted and summed into the compact pair table.
 _PAIR_BUFFER = 1 << 16
@@ -75,10 +78,15 @@ class SufficientStats:
     def __init__(self, replicates: int) -> None:
         self.replicates = int(replicates)
         self.counts = np.zeros((2, 4), dtype=np.int64)
-        self.boot = np.zeros((self.replicates, 2, 2), dtype=np.int64)
+        # Replicate sums are computed once, from the pair table, when first asked for (``boot``)
+        # with the weight source rows were added with (never pickled; see ``use_weights``).
+        self._boot: np.ndarray | None = None
+        self._weights: WeightCache | None = None
         self.subject_index: dict[str, int] = {}
+        self._known: pd.Index | None = None  # the ids of subject_index, for batch lookups
         self._cells = np.zeros((16, 2, 2), dtype=np.int64)
         self._a_count = np.zeros(16, dtype=np.int64)  # decisive composites as face a
+        self._self_wins = np.zeros((16, 4), dtype=np.int64)  # rows of one subject on both sides
         # Pair cells: key lo << 32 | hi of the two subject indices (lo < hi), sorted and unique,
         # with wins [position * 2 + side] (int32: 24 bytes a cell); new rows wait in
         # ``_pending`` until compacted.
@@ -101,15 +109,24 @@ class SufficientStats:
             a_count = np.zeros(len(cells), dtype=np.int64)
             a_count[: len(self._a_count)] = self._a_count
             self._a_count = a_count
+            self_wins = np.zeros((len(cells), 4), dtype=np.int64)
+            self_wins[: len(self._self_wins)] = self._self_wins
+            self._self_wins = self_wins
 
     def _indices(self, subject_ids: Sequence[str]) -> np.ndarray:
+        """Indices of distinct ``subject_ids``, new ones appended in the order given (one hash
+        lookup in C for the batch; the dict is only touched for subjects not seen before)."""
         index = self.subject_index
-        out = np.empty(len(subject_ids), dtype=np.int64)
-        for i, sid in enumerate(subject_ids):
-            j = index.get(sid)
-            if j is None:
-                j = index[sid] = len(index)
-            out[i] = j
+        ids = pd.Index(np.asarray(subject_ids, dtype=object))
+        if self._known is None or len(self._known) != len(index):
+            self._known = pd.Index(np.fromiter(index, dtype=object, count=len(index)))
+        out = self._known.get_indexer(ids).astype(np.int64)
+        new = out < 0
+        if new.any():
+            fresh = ids[new]
+            out[new] = np.arange(len(index), len(index) + len(fresh))
+            index.update(zip(fresh, out[new].tolist()))
+            self._known = self._known.append(fresh)
         self._grow(len(index))
         return out
 
@@ -174,42 +191,74 @@ class SufficientStats:
         self._a_count[idx] += np.bincount(code_a, minlength=len(uniques))
         self._add_pairs(idx[code_a], idx[code_b], np.eye(4, dtype=np.int32)[cell])
 
-        # Replicate sums: sum_rows w_a[r] * w_b[r] * onehot(cell) = sum_a W[a] * (C W)[cell, a]
-        # with C[(cell, a), b] the count of rows (a sparse matrix): one sparse-dense product of
-        # exact integers instead of gathering two weight rows per composite.
-        w_subject = weights.lookup(uniques).astype(np.int32)
-        u = len(uniques)
-        pair = ~same
-        counts = sp.csr_matrix(
-            (np.ones(int(pair.sum()), np.int32), (cell[pair] * u + code_a[pair], code_b[pair])),
-            shape=(4 * u, u),
-        )
-        total = np.zeros((self.replicates, 4), dtype=np.int64)
-        for k in range(4):  # blocks of a-subjects keep the products ~_BLOCK x replicates
-            rows = counts[k * u : (k + 1) * u]
-            for start in range(0, u, _BLOCK):
-                part = rows[start : start + _BLOCK] @ w_subject
-                block = w_subject[start : start + _BLOCK]
-                total[:, k] += np.einsum("ur,ur->r", part, block, dtype=np.int64)
-        if same.any():  # one subject drawn twice (same_image): its weight, not squared
-            once = sp.csr_matrix(
-                (np.ones(int(same.sum()), np.int32), (cell[same], code_a[same])), shape=(4, u)
-            )
-            total += (once @ w_subject).T.astype(np.int64)
-        self.boot += total.reshape(self.replicates, 2, 2)
+        np.add.at(self._self_wins, (idx[code_a[same]], cell[same]), 1)
+        self._boot = None
+        return self.use_weights(weights)
+
+    def use_weights(self, weights: WeightCache) -> SufficientStats:
+        """The weight source of the replicate sums: a pure function of the subject id
+        (:class:`WeightCache`), or one source for all rows of the stratum. An unpickled
+        accumulator has none (weight caches stay on their worker)."""
+        if weights is not self._weights:
+            self._weights, self._boot = weights, None
         return self
+
+    @property
+    def boot(self) -> np.ndarray:
+        """Weighted wins ``[replicate, position, side]`` (int64), computed on first use."""
+        if self._boot is None:
+            self._boot = self._replicate_sums()
+        return self._boot
+
+    def _replicate_sums(self) -> np.ndarray:
+        """sum_rows w_a[r] * w_b[r] * onehot(cell) from the pair table: per cell type k,
+        sum_lo W[lo] * (C_k W)[lo] with C_k[lo, hi] the cell's wins (a sparse matrix), plus a
+        subject's weight (not its square) for each row of one subject on both sides. One product
+        per stratum, O(cells x replicates + subjects x replicates), exact integers, so the sums
+        do not depend on batches, order or sharding."""
+        n = len(self.subject_index)
+        total = np.zeros((self.replicates, 4), dtype=np.int64)
+        if n == 0:
+            return total.reshape(self.replicates, 2, 2)
+        if self._weights is None:
+            raise ValueError("replicate sums need a weight source: call use_weights first")
+        # Lookups in index order (first appearance): a seeded weight source draws as it did
+        # when weights were looked up per batch.
+        w_subject = self._weights.lookup(list(self.subject_index))
+        self._compact()
+        k, cell = np.nonzero(self._pair_wins.T)  # cell types with wins, cell by cell
+        key = self._pair_keys[cell]
+        wins = self._pair_wins[cell, k].astype(np.int32)  # the dense side's type: no upcast copy
+        # C[(k, lo), hi] = wins of cell (lo, hi) in cell type k, rows grouped by k.
+        counts = sp.csr_matrix((wins, (k * n + (key >> 32), key & 0xFFFFFFFF)), shape=(4 * n, n))
+        self_wins = sp.csr_matrix(self._self_wins[:n].T.astype(np.int32))
+        step = max(16, min(self.replicates, _BLOCK_ELEMENTS // n))
+        for r0 in range(0, self.replicates, step):
+            weights = w_subject[:, r0 : r0 + step].astype(np.int32)
+            for t in range(4):
+                for a0 in range(t * n, (t + 1) * n, _BLOCK):
+                    a1 = min(a0 + _BLOCK, (t + 1) * n)
+                    part = counts[a0:a1] @ weights
+                    block = weights[a0 - t * n : a1 - t * n]
+                    total[r0 : r0 + step, t] += np.einsum("ur,ur->r", part, block, dtype=np.int64)
+            if self_wins.nnz:
+                total[r0 : r0 + step] += (self_wins @ weights).T
+        return total.reshape(self.replicates, 2, 2)
 
     def merge(self, other: SufficientStats) -> SufficientStats:
         if other.replicates != self.replicates:
             raise ValueError("cannot merge accumulators with different replicate counts")
         self.counts += other.counts
-        self.boot += other.boot
+        self._boot = None
+        if self._weights is None:
+            self._weights = other._weights
         if other.subject_index:
             ids = list(other.subject_index)
             idx = self._indices(ids)
             theirs = np.fromiter(other.subject_index.values(), np.int64)
             self._cells[idx] += other._cells[theirs]
             self._a_count[idx] += other._a_count[theirs]
+            self._self_wins[idx] += other._self_wins[theirs]
             other._compact()
             keys = other._pair_keys
             self._add_pairs(idx[keys >> 32], idx[keys & 0xFFFFFFFF], other._pair_wins)
@@ -219,8 +268,10 @@ class SufficientStats:
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
+        state.update(_boot=None, _weights=None, _known=None)
         state["_cells"] = self.subject_cells.copy()
         state["_a_count"] = self._a_count[: len(self.subject_index)].copy()
+        state["_self_wins"] = self._self_wins[: len(self.subject_index)].copy()
         self._compact()
         state.update(_pair_keys=self._pair_keys, _pair_wins=self._pair_wins, _pending=[])
         state["_pending_rows"] = 0
@@ -231,8 +282,14 @@ class SufficientStats:
         if len(self._cells) == 0:
             self._cells = np.zeros((16, 2, 2), dtype=np.int64)
             self._a_count = np.zeros(16, dtype=np.int64)
+            self._self_wins = np.zeros((16, 4), dtype=np.int64)
 
     # -- views ------------------------------------------------------------------------------
+    @property
+    def a_counts(self) -> np.ndarray:
+        """Each subject's decisive composites as face a (``subject_cells`` order)."""
+        return self._a_count[: len(self.subject_index)]
+
     @property
     def wins(self) -> np.ndarray:
         """Unweighted wins ``[position, side]`` (side a/b)."""
@@ -295,10 +352,10 @@ def shrink_factor(
 ) -> float:
     """lambda = sqrt(V_cgm / V_boot) for a statistic with influence ``gradient`` (d statistic /
     d wins, flattened as ``[position * 2 + side]``) over ``n`` decisive composites, where, by the
-    module docstring, V_boot = g'(M_s + M_c)g and V_cgm = max(g'M_s g - g'M_c g, g'M_c g) / (1 - h),
-    the floor being cells as independent clusters and h = 1'(M_s - M_c)1 / n^2 (capped at 1/2,
-    for strata with a handful of subjects) the small-sample factor. 1.0 when the variance is zero
-    or undefined (nothing to correct)."""
+    module docstring, V_boot = g'(M_s + M_c)g and V_cgm is
+    :func:`cropaudit.stats.effective.cluster_variance`'s two-way variance (floored at cells as
+    independent clusters, with small-sample factors capped at 1/2 for strata with a handful of
+    subjects). 1.0 when the variance is zero or undefined (nothing to correct)."""
     v_cgm, v_boot = cluster_variance(gradient, subject_moments, pair_moments, n)
     if not (math.isfinite(v_boot) and v_boot > 0):
         return 1.0

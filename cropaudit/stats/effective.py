@@ -12,18 +12,23 @@ same subject and cell moments as the bootstrap correction, :func:`cluster_varian
 effective sample size is n* = p (1 - p) / V: the number of independent composites that would
 give the same variance (Kish's n / design effect). The interval is the Wilson score interval on
 n*, {theta : (p - theta)^2 <= q^2 theta (1 - theta) / n*}, which stays inside [0, 1] and has
-positive width whenever n* is finite, with q the Student-t quantile on ``df`` = G* - 1 degrees
-of freedom, G* = (sum_s n_s^2)^2 / sum_s n_s^4 the effective number of subjects (n_s: a
-subject's decisive composites; G* is the number of subjects when all are used equally and
-falls towards the few that carry the data), the usual few-clusters allowance. n* is not capped
+positive width whenever n* is finite, with q the Student-t quantile on ``df`` degrees of freedom
+(:func:`cluster_df`), the few-clusters allowance: V sums the squared residual totals of the
+a-subjects and of the b-subjects, and each side's sum has about G - 1 degrees of freedom,
+G = (sum_s n_s)^2 / sum_s n_s^2 its effective number of subjects (n_s: a subject's decisive
+composites), so Satterthwaite's rule combines the two with each side weighted by its expected
+share of V, sum_s n_s^2 (subject effects shared by all of a subject's composites). n* is not capped
 at n: the counterbalanced design makes the first-slot rate's design effect genuinely below 1
 (a pairing's two positions cancel its subjects' effects). At p = 0 or 1, V = 0 and the data
 say nothing about the design effect, so n* takes its floor n^2 / sum_s n_s^2, the effective
 sample size when every subject's composites are perfectly correlated: an honest, wide interval.
-The simulation study (``benchmarks/simulate_coverage.py``, eleven designs) chose this method
-over the rescaled percentile and BCa bootstrap intervals, which under-cover in small and
-unbalanced designs; among quantiles, t(G* - 1) kept every design at or above 0.935, where the
-normal quantile fell to 0.91 with 10 subjects on one side.
+The simulation study (``benchmarks/simulate_coverage.py``, eleven tuning designs, then held-out
+designs) chose this method over the rescaled percentile and BCa bootstrap intervals, which
+under-cover in small and unbalanced designs. Among quantiles, the normal one fell to 0.90-0.92
+with 10 subjects on one side or a few subjects carrying the data; a t on the pooled count
+G* = (sum n_s^2)^2 / sum n_s^4 - 1 over-covered (0.98-0.99) where few subjects carry the data and
+in 16-composite pairs, because n_s^4 lets the two largest subjects set the degrees of freedom;
+the per-side Satterthwaite rule kept those designs at 0.94-0.97 and the others unchanged.
 """
 
 from __future__ import annotations
@@ -43,10 +48,12 @@ def cluster_variance(
 ) -> tuple[float, float]:
     """``(V_cgm, V_boot)`` of a statistic with influence ``gradient`` (d statistic / d wins,
     flattened ``[position * 2 + side]``) over ``n`` decisive composites: the two-way
-    cluster-robust variance max(g'M_s g - g'M_c g, g'M_c g) / (1 - h) (subjects and cells as
-    clusters, floored at cells alone; h = 1'(M_s - M_c)1 / n^2 capped at 1/2, the small-sample
-    factor) and the pigeonhole bootstrap's g'(M_s + M_c)g (derivations in
-    :mod:`cropaudit.stats.bootstrap`). NaN when the gradient is undefined."""
+    cluster-robust variance max((g'M_s g - g'M_c g) / (1 - h), g'M_c g / (1 - h_c)) (subjects
+    and cells as clusters, floored at cells alone; h = 1'(M_s - M_c)1 / n^2 and
+    h_c = 1'M_c 1 / n^2, each capped at 1/2, the small-sample factors of the two estimators) and
+    the pigeonhole bootstrap's g'(M_s + M_c)g (derivations in :mod:`cropaudit.stats.bootstrap`).
+    The floor takes its own factor: with the two-way one it made a 16-composite pair's n* half
+    its n. NaN when the gradient is undefined."""
     g = np.asarray(gradient, dtype=float).reshape(4)
     if not np.all(np.isfinite(g)) or n <= 0:
         return (math.nan, math.nan)
@@ -55,13 +62,32 @@ def cluster_variance(
     v_subjects = float(g @ m_subjects @ g)
     v_cells = float(g @ m_cells @ g)
     h = min(float(m_subjects.sum() - m_cells.sum()) / float(n) ** 2, 0.5)
-    return (max(v_subjects - v_cells, v_cells) / (1.0 - h), v_subjects + v_cells)
+    h_cells = min(float(m_cells.sum()) / float(n) ** 2, 0.5)
+    v_cgm = max((v_subjects - v_cells) / (1.0 - h), v_cells / (1.0 - h_cells), 0.0)  # rounding
+    return (v_cgm, v_subjects + v_cells)
 
 
 def effective_subjects(subject_totals: np.ndarray) -> float:
     """G* = (sum n_s^2)^2 / sum n_s^4 over subjects' decisive composites ``subject_totals``."""
     n2 = np.asarray(subject_totals, dtype=float) ** 2
     return float(n2.sum() ** 2 / (n2**2).sum()) if n2.sum() > 0 else math.nan
+
+
+def cluster_df(totals_a: np.ndarray, totals_b: np.ndarray) -> float:
+    """Degrees of freedom of the t quantile (module docstring): Satterthwaite's combination of
+    the a-side's and the b-side's G - 1, G = (sum n_s)^2 / sum n_s^2, weighted by sum n_s^2;
+    ``totals_a``/``totals_b``: decisive composites of each side's subjects. NaN without any."""
+    parts = []
+    for totals in (totals_a, totals_b):
+        n = np.asarray(totals, dtype=float)
+        sq = float((n**2).sum())
+        if sq > 0:
+            parts.append((sq, float(n.sum()) ** 2 / sq - 1.0))
+    if not parts:
+        return math.nan
+    share = sum(sq for sq, _ in parts)
+    spread = sum(sq**2 / df if df > 0 else math.inf for sq, df in parts)
+    return share**2 / spread if spread > 0 else 0.0
 
 
 def effective_n(p: float, variance: float, n: int, subject_sq_sum: float) -> float:

@@ -116,7 +116,9 @@ def estimate_stratum(
         factors = {s: shrink_factor(grads[s], m_subjects, m_pairs, decisive) for s in BOOTSTRAPPED}
     reps = {s: shrink(reps[s], point[s], factors[s]) for s in BOOTSTRAPPED}
     subject_totals = stats.subject_cells.reshape(-1, 4).sum(1)
-    df = effective.effective_subjects(subject_totals) - 1.0
+    # A subject's side: where most of its composites put it (pairs of one group mix them).
+    a_side = 2 * stats.a_counts >= subject_totals
+    df = effective.cluster_df(subject_totals[a_side], subject_totals[~a_side])
 
     out: dict[str, Any] = {
         "n": int(counts.sum()),

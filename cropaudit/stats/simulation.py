@@ -277,3 +277,22 @@ DESIGNS = {
     ),
     "small_10x10": SimulationDesign(subjects_per_group=10, composites_per_subject=20),
 }
+
+#: Designs the interval was not tuned on (chosen after the method, to check it): one group's
+#: faces against the pooled faces of two others (25 vs 75, random draws), a milder popularity
+#: spread (lognormal sigma 1) over 80 faces a side, a true ratio near 0.7 with 30 composites, and
+#: strong position effects that differ by subject with 40 x 20 faces.
+HELD_OUT = {
+    "group_vs_rest_25x75": SimulationDesign(
+        subjects_a=25, subjects_b=75, pairings=700, sampling="random"
+    ),
+    "popular_mild_80": SimulationDesign(
+        subjects_per_group=80, pairings=400, sampling="popularity", popularity_sigma=1.0
+    ),
+    "ratio_0.7_30": SimulationDesign(
+        subjects_per_group=15, pairings=15, sampling="random", baseline_logit=1.2
+    ),
+    "position_strong_40x20": SimulationDesign(
+        subjects_a=40, subjects_b=20, pairings=400, position_effect=1.0, position_sd=1.5
+    ),
+}

@@ -1,0 +1,346 @@
+"""Planning an audit: how many subjects per group and composites per subject reach a target
+half-width of the reported survival-ratio interval, from a pilot's variance components.
+
+Components. Write a decisive composite's outcome (1: face a survived) as
+y = theta + alpha_a + beta_b + e, with an a-subject effect (variance ``var_a``), a b-subject effect
+(``var_b``) and a composite-level rest (``var_composite``), all on the probability scale. For
+n_s composites per subject, cells of k_c composites (a pairing shown a first and b first) and N
+composites in all, the residual sums r = y - theta over a-subjects, b-subjects and cells have
+
+    E sum_a (sum r)^2 = var_a S_a + var_b K + var_composite N,   (S_a = sum over a of n_s^2)
+    E sum_b (sum r)^2 = var_a K + var_b S_b + var_composite N,   (K = sum over cells of k_c^2)
+    E sum_c (sum r)^2 = (var_a + var_b) K + var_composite N,
+
+so the three sums give the three components, and Var(ratio) = (var_a S_a + var_b S_b +
+var_composite N) / N^2: var_a / n_a + var_b / n_b + var_composite / N when every subject of a side
+has as many composites. The pipeline draws each sample's faces with replacement, so a planned
+design's S_a is the expectation under those draws (:func:`drawn_moments`).
+
+These are the same three sums as the two-way cluster-robust variance of the statistics stage
+(:func:`cropaudit.stats.effective.cluster_variance`: subjects minus cells), split by side and
+divided by the same small-sample factor 1 - h, so at the pilot's own design the
+prediction is exactly the variance behind the pilot's reported interval (unless a component
+was clipped at 0, or the composite level at p(1 - p), the most a Bernoulli outcome can vary).
+That is why planning uses this decomposition and not the crossed logistic model's components
+(:mod:`cropaudit.stats.mixed`): those live on the logit scale, need a nonlinear map to the
+ratio's variance, and are fitted only for small strata; the reported interval is a function of
+the cluster-robust variance alone. Counterbalancing cancels the position effect in every subject
+and cell sum, so it is in no component (a planned design is counterbalanced too).
+
+Half-width. A design's predicted variance goes through the reported interval's own functions
+(:func:`reported_half_width`: effective n, Wilson score interval, t quantile on the effective
+number of subjects, as :func:`cropaudit.stats.estimates.estimate_stratum` composes them); the
+tests check that the pilot's half-width here is the stage's reported one, so the two cannot
+drift apart unnoticed.
+
+Plateau. With the subjects fixed, more composites only shrink var_composite / N: the half-width
+falls towards the floor set by var_a / n_a + var_b / n_b. ``plateau_composites_per_subject`` is
+the fewest composites per subject whose half-width is within ``GAIN`` (5%) of that floor: more
+composites of the same faces buy less than 5%. It does not depend on the number of subjects, so
+the plan takes the fewest subjects per group that reach the target at the plateau, then the
+fewest composites per subject (even: pairings are shown twice) that still reach it. Plans count
+composites shown; the variance counts decisive ones (the pilot's share of them).
+
+Limits. The components are estimates: their relative error is about sqrt(2 / G*) for G*
+effective subjects, so a plan from a pilot with few effective subjects is as uncertain
+(``benchmarks/validate_planning.py`` shows it). A pilot whose faces are mostly in a single
+pairing cannot tell subject from composite variance and gets no plan (``MIN_REPEATED``), nor
+does one where every decisive composite went one way.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from cropaudit.stats import effective
+
+#: A plateau is where more composites per subject shrink the half-width by less than this share.
+GAIN = 0.05
+#: Faces per side that must appear in two or more pairings: only they tell a subject's effect
+#: from its composites' noise (below this, a pilot is too small to plan from).
+MIN_REPEATED = 5
+#: Search limits of the plan (subjects per group; composites per subject).
+MAX_SUBJECTS = 1_000_000
+MAX_COMPOSITES_PER_SUBJECT = 100_000
+
+
+@dataclass(frozen=True)
+class Components:
+    """A pilot's variance components of the survival ratio (probability scale; module
+    docstring) and its size: subjects per side and decisive composites."""
+
+    ratio: float
+    var_a: float
+    var_b: float
+    var_composite: float
+    subjects_a: int
+    subjects_b: int
+    composites: int
+    #: Sums of squared decisive composites per subject, side a and side b (S_a, S_b).
+    sq_sum_a: float
+    sq_sum_b: float
+    #: The pilot's effective number of subjects G* (:func:`effective.effective_subjects`).
+    effective_subjects: float
+    #: The pilot's cluster-robust variance of the ratio, as the stage computes it.
+    variance: float = math.nan
+    #: Share of composites shown that were decisive (ties and background are not in the ratio):
+    #: plans count composites shown, the variance counts decisive ones.
+    decisive_share: float = 1.0
+    #: Why no plan can be made from it ("" when one can).
+    problem: str = ""
+
+    @property
+    def var_subjects(self) -> float:
+        return self.var_a + self.var_b
+
+
+def pilot_components(
+    a_subject: np.ndarray, b_subject: np.ndarray, a_won: np.ndarray, shown: int | None = None
+) -> Components:
+    """Components of the decisive composites of one pair (subject ids of face a and face b,
+    whether a survived) out of ``shown`` composites (default: all decisive). A subject seen on
+    both sides counts on the side where it has more composites; composites of one subject
+    against itself add to that subject but form no cell, as in the stage. A pilot without
+    variance or too small to split it gets ``problem`` and NaN components."""
+    a_won = np.asarray(a_won, dtype=bool)
+    n = len(a_won)
+    if n == 0:
+        return _empty("no decisive composite")
+    ids, codes = np.unique(
+        np.concatenate(
+            [np.asarray(a_subject, dtype=object), np.asarray(b_subject, dtype=object)]
+        ).astype(str),
+        return_inverse=True,
+    )
+    ca, cb = codes[:n], codes[n:]
+    same = ca == cb
+    ratio = float(a_won.mean())
+    r = a_won - ratio
+    count = np.bincount(ca, minlength=len(ids)) + np.bincount(cb[~same], minlength=len(ids))
+    total = np.bincount(ca, r, len(ids)) + np.bincount(cb[~same], r[~same], len(ids))
+    on_a = np.bincount(ca, minlength=len(ids)) >= np.bincount(cb, minlength=len(ids))
+    used = count > 0
+    side_a, side_b = used & on_a, used & ~on_a
+    lo, hi = np.minimum(ca, cb)[~same], np.maximum(ca, cb)[~same]
+    keys, cell, k = np.unique(lo * len(ids) + hi, return_inverse=True, return_counts=True)
+    cell_sum = np.bincount(cell, r[~same])
+    q_a, q_b = float((total[side_a] ** 2).sum()), float((total[side_b] ** 2).sum())
+    q_c, big_k = float((cell_sum**2).sum()), float((k.astype(float) ** 2).sum())
+    s_a, s_b = float((count[side_a] ** 2.0).sum()), float((count[side_b] ** 2.0).sum())
+    # The stage's small-sample factor: h = 1'(M_s - M_c)1 / n^2, capped at 1/2.
+    scale = 1.0 - min((s_a + s_b - big_k) / float(n) ** 2, 0.5)
+    sizes = dict(
+        ratio=ratio, subjects_a=int(side_a.sum()), subjects_b=int(side_b.sum()), composites=n,
+        sq_sum_a=s_a, sq_sum_b=s_b, effective_subjects=effective.effective_subjects(count[used]),
+        variance=max(q_a + q_b - q_c, q_c) / scale / float(n) ** 2,
+        decisive_share=n / shown if shown else 1.0,
+    )  # fmt: skip
+    if ratio in (0.0, 1.0):
+        problem = "every decisive composite went one way: the pilot shows no variance to plan from"
+        return Components(var_a=math.nan, var_b=math.nan, var_composite=math.nan, problem=problem,
+                          **sizes)  # fmt: skip
+    cells_per_subject = np.bincount(np.r_[keys // len(ids), keys % len(ids)], minlength=len(ids))
+    repeated = [int((cells_per_subject[side] > 1).sum()) for side in (side_a, side_b)]
+    if min(repeated) < MIN_REPEATED:
+        problem = (
+            f"too small to plan from: {min(repeated)} faces of a side in two or more pairings "
+            f"(needs {MIN_REPEATED}) to tell subject from composite variance"
+        )
+        return Components(var_a=math.nan, var_b=math.nan, var_composite=math.nan, problem=problem,
+                          **sizes)  # fmt: skip
+    var_a = max((q_a - q_c) / (s_a - big_k), 0.0) / scale
+    var_b = max((q_b - q_c) / (s_b - big_k), 0.0) / scale
+    var_c = max(q_c / scale - (var_a + var_b) * big_k, 0.0) / n
+    # A composite's outcome is Bernoulli: its variance is at most p(1 - p). The bound binds
+    # only where cells are large (a few popular faces paired again and again), so that cell
+    # sums say little about the composite level and noise in the subject terms lands there.
+    var_c = min(var_c, ratio * (1.0 - ratio))
+    return Components(var_a=var_a, var_b=var_b, var_composite=var_c, **sizes)
+
+
+def _empty(problem: str) -> Components:
+    nan = math.nan
+    return Components(nan, nan, nan, nan, 0, 0, 0, 0.0, 0.0, nan, nan, 0.0, problem)
+
+
+def reported_half_width(
+    p: float, var: float, n: float, subject_sq_sum: float, subjects: float, level: float
+) -> float:
+    """Half-width of the reported interval of a proportion ``p`` with cluster-robust variance
+    ``var`` over ``n`` decisive composites (``subject_sq_sum``: sum of squared composites per
+    subject; ``subjects``: the effective number G*), composed from
+    :mod:`cropaudit.stats.effective` exactly as the estimates are."""
+    n_eff = effective.effective_n(p, var, n, subject_sq_sum)
+    lo, hi = effective.score_interval(p, n_eff, level, subjects - 1.0)
+    return (hi - lo) / 2.0
+
+
+def pilot_variance(c: Components) -> float:
+    """The variance the components predict at the pilot's own design: the pilot's
+    cluster-robust variance, unless a component was bounded (module docstring)."""
+    n = float(c.composites)
+    return (c.var_a * c.sq_sum_a + c.var_b * c.sq_sum_b + c.var_composite * n) / n**2
+
+
+def pilot_half_width(c: Components, level: float = 0.95) -> float:
+    """The pilot's own reported half-width (its cluster-robust variance through the interval
+    functions)."""
+    return reported_half_width(c.ratio, c.variance, c.composites, c.sq_sum_a + c.sq_sum_b,
+                               c.effective_subjects, level)  # fmt: skip
+
+
+def half_width(
+    c: Components, subjects_a: int, subjects_b: int, composites: float, level: float = 0.95
+) -> float:
+    """Predicted half-width of the reported ratio interval for ``subjects_a`` x ``subjects_b``
+    subjects and ``composites`` decisive composites drawn as the pipeline draws them
+    (:func:`drawn_moments`; ``math.inf``: the floor those subjects allow)."""
+    var = c.var_a / subjects_a + c.var_b / subjects_b
+    if math.isinf(composites):
+        if var <= 0:
+            return 0.0
+        composites = 1e18
+    n = float(composites)
+    sq_a, quad_a = drawn_moments(n, subjects_a)
+    sq_b, quad_b = drawn_moments(n, subjects_b)
+    var = (c.var_a * sq_a + c.var_b * sq_b + c.var_composite * n) / n**2
+    g_star = (sq_a + sq_b) ** 2 / (quad_a + quad_b)  # effective.effective_subjects, expected
+    return reported_half_width(c.ratio, var, n, sq_a + sq_b, g_star, level)
+
+
+def drawn_moments(composites: float, subjects: int) -> tuple[float, float]:
+    """Expected sum over one side's subjects of n_s^2 and of n_s^4 when ``composites`` come in
+    samples of two (both orders) whose face is drawn uniformly with replacement, as
+    :mod:`cropaudit.transforms.design` draws them: n_s = 2 X_s, X_s ~ Poisson(samples /
+    subjects). The draws' unequal counts add 2 N (1 - 1/n) to N^2 / n, the value for equal
+    counts: a subject term var / N beside var / n."""
+    lam = composites / 2.0 / subjects
+    square = 4.0 * subjects * (lam * lam + lam * (1.0 - 1.0 / subjects))
+    fourth = 16.0 * subjects * (lam**4 + 6 * lam**3 + 7 * lam**2 + lam)
+    return square, fourth
+
+
+def balanced_half_width(c: Components, subjects: int, per_subject: float, level: float) -> float:
+    """Half-width for ``subjects`` per group, each face shown in ``per_subject`` composites (of
+    which the pilot's share are decisive)."""
+    return half_width(c, subjects, subjects, subjects * per_subject * c.decisive_share, level)
+
+
+def _first(lo: int, hi: int, ok) -> int | None:
+    """Smallest integer in [lo, hi] where the monotone predicate ``ok`` holds (None: none)."""
+    if not ok(hi):
+        return None
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (mid + 1, hi) if not ok(mid) else (lo, mid)
+    return lo
+
+
+def plateau_composites_per_subject(c: Components, subjects: int, level: float) -> int:
+    """Fewest composites per subject (even) whose half-width is within ``GAIN`` of the floor
+    for ``subjects`` per group (``MAX_COMPOSITES_PER_SUBJECT`` when composites never stop
+    helping, i.e. no subject variance)."""
+    floor = balanced_half_width(c, subjects, math.inf, level)
+    limit = MAX_COMPOSITES_PER_SUBJECT // 2
+    found = _first(
+        1, limit, lambda k: balanced_half_width(c, subjects, 2 * k, level) <= (1 + GAIN) * floor
+    )
+    return 2 * (found or limit)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One pair's plan for ``target`` (see :func:`plan_pair`); NaN / None where not defined."""
+
+    target: float
+    pilot_half_width: float
+    subjects_per_group: int | None
+    composites_per_subject: int | None
+    total_composites: int | None
+    predicted_half_width: float
+    plateau_composites_per_subject: int | None
+    floor_half_width: float
+    status: str
+
+
+def plan_pair(c: Components, target: float, level: float = 0.95) -> Plan:
+    """The plan of one pair: the pilot's predicted (= reported) half-width; the fewest subjects
+    per group reaching ``target`` at the plateau and the fewest composites per subject that
+    then reach it; the floor (infinitely many composites) for the pilot's own subjects, and
+    whether ``target`` is reachable with them (with how many composites)."""
+    nan = math.nan
+    pilot = pilot_half_width(c, level) if c.composites else nan
+    if c.problem:
+        return Plan(target, pilot, None, None, None, nan, None, nan, c.problem)
+    floor = half_width(c, c.subjects_a, c.subjects_b, math.inf, level)
+    pilot_n = max(2, round((c.subjects_a + c.subjects_b) / 2))
+    m_star = plateau_composites_per_subject(c, pilot_n, level)
+    # No subject variance seen: composites never plateau, and the pilot says nothing about
+    # fewer faces than it had, so the plan keeps its subjects.
+    fewest = pilot_n if c.var_subjects <= 0 else 2
+    n = _first(fewest, MAX_SUBJECTS, lambda s: balanced_half_width(c, s, m_star, level) <= target)
+    if n is None:
+        status = f"unreachable: more than {MAX_SUBJECTS} subjects per group"
+        return Plan(target, pilot, None, None, None, nan, m_star, floor, status)
+    m = composites_for(c, n, target, level, m_star) or m_star
+    if floor <= target:
+        limit = MAX_COMPOSITES_PER_SUBJECT * max(c.subjects_a, c.subjects_b)
+        shown = _first(
+            2, limit, lambda k: half_width(c, c.subjects_a, c.subjects_b, k * c.decisive_share,
+                                           level) <= target
+        )  # fmt: skip
+        status = f"reachable with the pilot's subjects: {shown} composites in all"
+    else:
+        status = f"unreachable with these subjects: composites stop at {floor:.4f}"
+    predicted = balanced_half_width(c, n, m, level)
+    return Plan(target, pilot, n, m, n * m, predicted, m_star, floor, status)
+
+
+def composites_for(
+    c: Components, subjects: int, target: float, level: float,
+    limit: int = MAX_COMPOSITES_PER_SUBJECT,
+) -> int | None:  # fmt: skip
+    """Fewest composites per subject (even, at most ``limit``) that bring ``subjects`` per group
+    to ``target``; None when even ``limit`` does not."""
+    k = _first(1, limit // 2, lambda k: balanced_half_width(c, subjects, 2 * k, level) <= target)
+    return None if k is None else 2 * k
+
+
+def plan_table(pairs: pd.DataFrame, target: float, level: float = 0.95) -> pd.DataFrame:
+    """One plan row per row of ``pairs`` (key columns plus a ``components`` column of
+    :class:`Components`): the keys, the pilot's size and components, then the plan."""
+    rows = []
+    for rec in pairs.to_dict("records"):
+        c: Components = rec.pop("components")
+        p = plan_pair(c, target, level)
+        rows.append(
+            {
+                **rec,
+                "pilot_subjects_a": c.subjects_a,
+                "pilot_subjects_b": c.subjects_b,
+                "pilot_composites": c.composites,
+                "pilot_effective_subjects": c.effective_subjects,
+                "ratio": c.ratio,
+                "var_a": c.var_a,
+                "var_b": c.var_b,
+                "var_composite": c.var_composite,
+                "level": level,
+                "target_half_width": target,
+                "pilot_half_width": p.pilot_half_width,
+                "subjects_per_group": p.subjects_per_group,
+                "composites_per_subject": p.composites_per_subject,
+                "total_composites": p.total_composites,
+                "predicted_half_width": p.predicted_half_width,
+                "plateau_composites_per_subject": p.plateau_composites_per_subject,
+                "floor_half_width": p.floor_half_width,
+                "status": p.status,
+            }
+        )
+    out = pd.DataFrame(rows)
+    ints = ("subjects_per_group", "composites_per_subject", "total_composites",
+            "plateau_composites_per_subject")  # fmt: skip
+    return out.astype({c: "Int64" for c in ints if c in out})

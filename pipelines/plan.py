@@ -1,0 +1,205 @@
+"""``cropaudit plan``: the planning table (:mod:`cropaudit.stats.planning`) of a pilot's survival
+table, per pair stratum, with the strata of the statistics stage (:func:`key_table`).
+
+A pilot is a finished run (its survival table), a statistics output whose inputs were runs (its
+``_SUCCESS`` names them; its estimates give the interval level), or a demo folder (``run/`` and
+``stats/``). The variance components are recomputed from the survival rows: the estimates table
+carries the total cluster-robust variance, not its split by side.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from cropaudit import fileio
+from cropaudit.errors import UserError
+from cropaudit.pipelines.stats import PROVENANCE, key_table, prepare, resolve_survival
+from cropaudit.schemas.estimates import KEY_FIELDS
+from cropaudit.stats import planning
+
+#: Target half-width of the report's planning section.
+DEFAULT_HALF_WIDTH = 0.02
+
+
+@dataclass(frozen=True)
+class PlanInputs:
+    """What ``cropaudit plan PATH`` reads: survival files, the statistics folder (if any) where
+    the table goes by default, and the interval level (the estimates', else 0.95)."""
+
+    survival_files: list[str]
+    stats_dir: str | None
+    level: float
+
+
+def resolve(path: str, trust_modified: bool = False) -> PlanInputs:
+    """A run, statistics or demo folder as :class:`PlanInputs` (``UserError`` otherwise)."""
+    path = path.rstrip("/") or "/"
+    if not fileio.is_folder(path):
+        raise UserError(f"{path} is not a folder; give a run, statistics or demo folder")
+    is_run = path.endswith("/survival") or fileio.exists(fileio.join(path, "survival"))
+    if is_run or fileio.exists(fileio.join(path, "run_summary.json")):
+        files, _ = resolve_survival([path], trust_modified)
+        return PlanInputs(files, None, 0.95)
+    if fileio.exists(fileio.join(path, "run")) and fileio.exists(fileio.join(path, "stats")):
+        files, _ = resolve_survival([fileio.join(path, "run")], trust_modified)
+        stats = fileio.join(path, "stats")
+        return PlanInputs(files, stats, _stats_level(stats))
+    if fileio.exists(fileio.join(path, "estimates")):
+        success = fileio.join(path, "_SUCCESS")
+        if not fileio.exists(success):
+            raise UserError(f"{path} is not a finished statistics output (no _SUCCESS)")
+        inputs = json.loads(fileio.read_bytes(success)).get("inputs") or []
+        if any(str(i).endswith((".parquet", ".csv")) for i in inputs):
+            raise UserError(
+                f"{path} was computed from a plain table; plan from a run folder instead"
+            )
+        files, _ = resolve_survival(inputs, trust_modified)
+        return PlanInputs(files, path, _stats_level(path))
+    raise UserError(
+        f"{path} is neither a run folder (survival/), a statistics folder (estimates/) nor a "
+        "demo folder (run/ and stats/)"
+    )
+
+
+def _stats_level(stats_dir: str) -> float:
+    """The level of a statistics output's estimates (only that column is read, so outputs of
+    older versions serve too); 0.95 when it has none or several."""
+    levels: set[float] = set()
+    for f in fileio.glob(fileio.join(stats_dir, "estimates", "*.parquet")):
+        part = pq.read_table(pa.BufferReader(fileio.read_bytes(f)))
+        if "level" in part.column_names:
+            levels.update(part.column("level").to_pylist())
+    return float(levels.pop()) if len(levels) == 1 else 0.95
+
+
+def survival_components(table: pa.Table, criteria: Sequence[str] | None = None) -> pd.DataFrame:
+    """Per pair stratum of a survival table: the key fields and its
+    :class:`planning.Components` (column ``components``), plus the provenance lists."""
+    slices = list(prepare(table))
+    if not slices:
+        return pd.DataFrame(columns=[*KEY_FIELDS, "components"])
+    rows = pa.concat_tables(slices)
+    wanted = tuple(criteria) if criteria else None
+    out = []
+    for key, batch in key_table(rows, wanted, groups={}):
+        if key[KEY_FIELDS.index("comparison")] != "pair":
+            continue
+        decisive = batch.outcome < 2
+        comp = planning.pilot_components(
+            batch.a_subject[decisive], batch.b_subject[decisive], batch.outcome[decisive] == 0,
+            shown=len(batch.outcome),
+        )  # fmt: skip
+        prov = {PROVENANCE[k]: sorted(v) for k, v in batch.provenance.items()}
+        out.append({**dict(zip(KEY_FIELDS, key, strict=True)), "components": comp, **prov})
+    return pd.DataFrame(out)
+
+
+def plan_survival(
+    table: pa.Table,
+    half_width: float,
+    level: float = 0.95,
+    criteria: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """The planning table of a survival table, sorted by key (reruns give identical tables)."""
+    if not (0.0 < half_width < 0.5):
+        raise UserError("--half-width must be between 0 and 0.5 (the ratio lies in [0, 1])")
+    if not 0.0 < level < 1.0:
+        raise UserError("--level must be between 0 and 1")
+    pairs = survival_components(table, criteria)
+    if pairs.empty:
+        what = f" for criteria {', '.join(criteria)}" if criteria else ""
+        raise UserError(f"the survival table has no pair comparison to plan{what}")
+    return planning.plan_table(pairs, half_width, level).sort_values(
+        list(KEY_FIELDS), ignore_index=True
+    )
+
+
+def _check_format(path: str) -> None:
+    if not path.endswith((".parquet", ".csv")):
+        raise UserError(f"{path}: the plan is written as .parquet or .csv")
+
+
+def write_plan(plan: pd.DataFrame, path: str) -> str:
+    """Write ``plan`` to ``path`` (.parquet or .csv; list columns joined by spaces in CSV)."""
+    _check_format(path)
+    if path.endswith(".parquet"):
+        buf = io.BytesIO()
+        pq.write_table(pa.Table.from_pandas(plan, preserve_index=False), buf, compression="snappy")
+        data = buf.getvalue()
+    else:
+        flat = plan.copy()
+        for col in flat.columns:
+            if flat[col].map(lambda v: isinstance(v, (list, np.ndarray))).any():
+                flat[col] = flat[col].map(lambda v: " ".join(map(str, v)))
+        data = flat.to_csv(index=False, float_format="%.6g").encode()
+    fileio.write_atomic(path, data)
+    return path
+
+
+#: Columns of the printed table, with their headings.
+SHOWN = {
+    "design": "design",
+    "criterion": "criterion",
+    "group_a": "a",
+    "group_b": "b",
+    "pilot_subjects_a": "subj a",
+    "pilot_subjects_b": "subj b",
+    "pilot_composites": "decisive",
+    "ratio": "ratio",
+    "pilot_half_width": "pilot hw",
+    "subjects_per_group": "subj/group",
+    "composites_per_subject": "comp/subj",
+    "total_composites": "composites",
+    "predicted_half_width": "planned hw",
+    "plateau_composites_per_subject": "plateau comp/subj",
+    "floor_half_width": "floor hw (pilot subj)",
+    "status": "with the pilot's subjects",
+}
+
+
+def format_plan(plan: pd.DataFrame) -> str:
+    """The printed table (numbers short, missing as '-')."""
+    shown = plan[[c for c in SHOWN if c in plan]].rename(columns=SHOWN)
+
+    def cell(v: object) -> str:
+        if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
+            return "-"
+        return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+    return shown.astype(object).map(cell).to_string(index=False)
+
+
+def run_plan(
+    path: str,
+    half_width: float,
+    out: str | None = None,
+    level: float | None = None,
+    criteria: Sequence[str] | None = None,
+    trust_modified: bool = False,
+    overwrite: bool = False,
+) -> tuple[pd.DataFrame, str | None]:
+    """Plan from the pilot at ``path``; writes ``out`` (else ``STATS/plan.parquet`` when a
+    statistics folder was found); returns the table and where it went."""
+    from cropaudit.ownership import check_new_file
+
+    inputs = resolve(path, trust_modified)
+    target = out or (fileio.join(inputs.stats_dir, "plan.parquet") if inputs.stats_dir else None)
+    if target:
+        _check_format(target)
+        check_new_file(target, overwrite)
+    tables = [pq.read_table(pa.BufferReader(fileio.read_bytes(f))) for f in inputs.survival_files]
+    table = pa.concat_tables(tables, promote_options="default")
+    plan = plan_survival(table, half_width, level or inputs.level, criteria)
+    plan.insert(0, "source", fileio.absolute(path.rstrip("/")))
+    if target:
+        write_plan(plan, target)
+    return plan, target
