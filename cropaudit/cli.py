@@ -11,8 +11,10 @@ import argparse
 import importlib
 import sys
 
-from cropaudit import __version__
+from cropaudit import __version__, startup_logs
 from cropaudit.errors import UserError
+
+VERBOSE_HELP = "also show the libraries' start-up logging (TensorFlow, absl, Beam)"
 
 #: Command modules, in the order ``--help`` lists them.
 COMMANDS = ("demo", "run", "validate", "stats", "plan", "report", "manifest", "model", "saliency")
@@ -24,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Audit saliency-based image cropping for demographic bias.",
     )
     parser.add_argument("--version", action="version", version=f"cropaudit {__version__}")
+    parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
         try:
@@ -33,10 +36,29 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         module.register(sub)
+    _add_verbose(parser)
     return parser
 
 
+def _add_verbose(parser: argparse.ArgumentParser) -> None:
+    """``--verbose`` after any (sub-)command too (``cropaudit demo --verbose``)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in set(action.choices.values()):
+                if "--verbose" not in child._option_string_actions:
+                    child.add_argument(
+                        "--verbose",
+                        action="store_true",
+                        default=argparse.SUPPRESS,
+                        help=VERBOSE_HELP,
+                    )
+                _add_verbose(child)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--verbose" not in argv:  # before the parser: building it imports Beam
+        startup_logs.quiet()
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra and not getattr(args, "accepts_pipeline_args", False):

@@ -103,6 +103,17 @@ def claim(
     or failed run) the files at this kind's names; temporary files everywhere. Every other file
     is kept; in a folder without a marker, a file at one of this kind's names is refused.
     """
+    ours, kept = _claimable(folder, kind, overwrite=overwrite, rerun=rerun)
+    for rel in sorted(ours):
+        fileio.delete_tree(fileio.join(folder, rel))
+    remove_debris(folder, kind)
+    _write_marker(folder, kind, config_hash, finished=False, files=[], kept=kept)
+
+
+def _claimable(
+    folder: str, kind: OutputKind, *, overwrite: bool, rerun: bool
+) -> tuple[set[str], list[str]]:
+    """What :func:`claim` removes and keeps, or its ``UserError``; changes nothing."""
     owner = read_owner(folder)
     if owner and owner["kind"] != kind.name:
         raise UserError(
@@ -139,10 +150,7 @@ def claim(
             f"{fileio.join(folder, strays[0])} was not written by cropaudit {kind.name} and would "
             "be read as part of its table; move it away or choose another folder"
         )
-    for rel in sorted(ours):
-        fileio.delete_tree(fileio.join(folder, rel))
-    remove_debris(folder, kind)
-    _write_marker(folder, kind, config_hash, finished=False, files=[], kept=kept)
+    return ours, kept
 
 
 def finish(folder: str, kind: OutputKind, config_hash: str | None = None) -> list[str]:
@@ -202,14 +210,36 @@ def writing(
 ) -> Iterator[None]:
     """Lock ``folder``, claim it for ``kind``, and remove temporary files however the block
     ends."""
-    if fileio.exists(folder) and not fileio.is_folder(folder):
-        raise UserError(f"{folder} exists and is not a folder; choose an empty or new folder")
+    _require_folder(folder)
     with terminate_raises(), locks.exclusive(folder, command or f"cropaudit {kind.name}"):
         claim(folder, kind, overwrite=overwrite, config_hash=config_hash, rerun=rerun)
         try:
             yield
         finally:
             remove_debris(folder, kind)
+
+
+def check_writable(
+    folder: str,
+    kind: OutputKind,
+    *,
+    overwrite: bool,
+    rerun: bool = False,
+    command: str | None = None,
+) -> None:
+    """Raise now the ``UserError`` :func:`writing` would raise (a file, a folder another command
+    is writing, or one this kind may not claim), changing nothing: a run checks this before it
+    spends minutes downloading a model."""
+    _require_folder(folder)
+    if not fileio.exists(folder):
+        return
+    with locks.exclusive(folder, command or f"cropaudit {kind.name}"):
+        _claimable(folder, kind, overwrite=overwrite, rerun=rerun)
+
+
+def _require_folder(folder: str) -> None:
+    if fileio.exists(folder) and not fileio.is_folder(folder):
+        raise UserError(f"{folder} exists and is not a folder; choose an empty or new folder")
 
 
 def html_mark(kind: str) -> str:

@@ -66,6 +66,8 @@ RUN_OUTPUT = ownership.OutputKind(
     ),
     tables=("survival", "dead_letter"),
 )
+#: The run's folder inside an output that holds one (``cropaudit demo``: DIR/run, DIR/stats).
+INNER_RUN = "run"
 #: Stages whose dead letters stand for a whole composite.
 COMPOSITE_STAGES = ("render", "predict")
 
@@ -321,9 +323,9 @@ def table_hash(table: pa.Table | Iterable[pa.RecordBatch]) -> str:
 def iter_batches(folder: str, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
     """The record batches of every Parquet part under ``folder``, one file in memory at a time."""
     for f in fileio.glob(fileio.join(folder, "*.parquet")):
-        yield from pq.ParquetFile(pa.BufferReader(fileio.read_bytes(f))).iter_batches(
-            batch_size=4096, columns=columns
-        )
+        part = pq.ParquetFile(pa.BufferReader(fileio.read_bytes(f)))
+        if part.num_row_groups:  # a part with no rows (every composite dead-lettered) has none
+            yield from part.iter_batches(batch_size=4096, columns=columns)
 
 
 def composite_ids(folder: str) -> list[str]:
@@ -428,26 +430,26 @@ def run_audit(
     """Validate, run the pipeline, verify its outputs, publish the run; returns its summary.
     The plan is checked first (:func:`check_plan`); ``allow_large_plan`` lets a plan beyond the
     local runner's reach start anyway."""
+    # the cheap checks first (manifest, design, plan, output folder): a run that cannot start
+    # fails before a model is downloaded
     uri = manifest_uri(config, config_dir)
-    handler = handler or load_handler(config.model.spec, preprocess_options(config))
-    croppers = run_croppers(config, handler)
-    for cropper in croppers:  # a model that cannot score (NaN weights) fails here, not on a worker
-        cropper.check()
-    variants = variant_handlers(config, handler)
     faces, manifest_dead = load_faces(uri, config)
     index, cells, expected = design_of(config, faces)
     runner, options = pipeline_options(pipeline_args)
     plan = make_plan(config, expected)
     check_plan(plan, runner, allow_large_plan, groups=sorted(index))
+    command = f"cropaudit run {config.name}"
+    ownership.check_writable(out_dir, RUN_OUTPUT, overwrite=overwrite, command=command)
+    handler = handler or load_handler(config.model.spec, preprocess_options(config))
+    croppers = run_croppers(config, handler)
+    for cropper in croppers:  # a model that cannot score (NaN weights) fails here, not on a worker
+        cropper.check()
+    variants = variant_handlers(config, handler)
     expected_rows = expected * len(croppers)  # one row per composite and cropper
 
     paths = RunPaths(fileio.absolute(out_dir))  # as the workers of a cluster see it
     with ownership.writing(
-        out_dir,
-        RUN_OUTPUT,
-        overwrite=overwrite,
-        config_hash=config.config_hash,
-        command=f"cropaudit run {config.name}",
+        out_dir, RUN_OUTPUT, overwrite=overwrite, config_hash=config.config_hash, command=command
     ):
         started = time.monotonic()
         bar = progress.reporter(
@@ -513,8 +515,20 @@ def format_summary(summary: dict, out_dir: str) -> str:
     return "\n".join(lines)
 
 
+def run_folder(path: str) -> str:
+    """``path``, or the run inside it: a folder with no ``_SUCCESS`` of its own but a ``run/``
+    folder is an output that holds a run (``cropaudit demo``'s), so ``report``, ``stats`` and
+    the rest accept the folder the demo printed."""
+    inner = fileio.join(path, INNER_RUN)
+    if not fileio.exists(fileio.join(path, SUCCESS)) and fileio.is_folder(inner):
+        return inner
+    return path
+
+
 def require_finished(run_dir: str) -> RunPaths:
-    """A finished run's paths, or a clear error for a run that never completed."""
+    """A finished run's paths (of the run inside ``run_dir`` when it holds one: see
+    :func:`run_folder`), or a clear error for a run that never completed."""
+    run_dir = run_folder(run_dir)
     paths = RunPaths(run_dir)
     if not fileio.exists(paths.marker):
         raise UserError(

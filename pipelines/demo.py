@@ -8,7 +8,7 @@ from pathlib import Path
 
 from cropaudit import config as config_mod
 from cropaudit import ownership
-from cropaudit.pipelines.audit import run_audit
+from cropaudit.pipelines.audit import INNER_RUN, run_audit
 from cropaudit.pipelines.stats import run_stats
 from cropaudit.synthetic import write_face_set
 
@@ -50,7 +50,7 @@ def _demo(out: Path, config, pipeline_args, with_stats: bool, show_progress: boo
     write_face_set(out / "faces", seed=config.design.seed)
     summary = run_audit(
         config,
-        str(out / "run"),
+        str(out / INNER_RUN),
         config_dir=str(out),
         pipeline_args=pipeline_args,
         overwrite=True,
@@ -59,7 +59,7 @@ def _demo(out: Path, config, pipeline_args, with_stats: bool, show_progress: boo
     if with_stats:
         stats_dir = out / "stats"
         run_stats(
-            [str(out / "run")],
+            [str(out / INNER_RUN)],
             str(stats_dir),
             replicates=500,
             pipeline_args=pipeline_args,
@@ -68,5 +68,5 @@ def _demo(out: Path, config, pipeline_args, with_stats: bool, show_progress: boo
         print(f"statistics -> {stats_dir}/estimates, plots and report.html")
         from cropaudit.report import build_report
 
-        build_report(str(out / "run"), str(out / "report.html"), stats_dir=str(stats_dir))
+        build_report(str(out / INNER_RUN), str(out / "report.html"), stats_dir=str(stats_dir))
     return summary

@@ -205,6 +205,11 @@ def test_folder_model_is_verified_in_place(tmp_path):
     (folder / "saved_model.pb").write_bytes(b"graph")
     (folder / "variables" / "v.data").write_bytes(b"weights")
     good = content_hash(str(folder))
+    # the recipe written out: sha256 over each file's relative name and sha256, names sorted
+    recipe = hashlib.sha256()
+    for rel, data in (("/saved_model.pb", b"graph"), ("/variables/v.data", b"weights")):
+        recipe.update(rel.encode() + hashlib.sha256(data).digest())
+    assert good == recipe.hexdigest()
     entry = CatalogueEntry(name="msinet", kind="keras", source=str(folder) + "/", sha256=good)
     assert fetch_entry(entry, str(tmp_path / "cache")) == entry.source
     sized = CatalogueEntry(name="msinet", kind="keras", source=str(folder), sha256=good, size=12)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 
 from cropaudit import config as config_mod
 from cropaudit.cli import main
+from cropaudit.model.catalogue import BUILTIN
 from cropaudit.schemas.survival import SURVIVAL_SCHEMA
 from cropaudit.stats.sensitivity import (
     AXIS_FLIP_COLUMNS,
@@ -62,6 +64,41 @@ def test_every_experiment_config_validates_and_documents_its_dataset(path):
     if path.name not in ("demo.toml", "obama_mcconnell.toml"):  # the latter is built by hand
         assert "cropaudit manifest import" in header
     assert len({v.name for v in cfg.variants()}) == cfg.sweep_size()
+
+
+#: How a description may name a catalogue model besides its catalogue name (any case).
+MODEL_ALIASES = {
+    "spectral-residual": "opencv-spectral-residual",
+    "fine-grained": "opencv-fine-grained",
+}
+
+
+def models_named(text: str) -> set[str]:
+    """Catalogue models a description names, longest name first (``opencv-fine-grained`` is
+    not also ``fine-grained``)."""
+    names = {**{n: n for n in BUILTIN}, **MODEL_ALIASES}
+    found, text = set(), text.lower()
+    for name in sorted(names, key=len, reverse=True):
+        pattern = rf"(?<![\w-]){re.escape(name)}(?![\w-])"
+        if re.search(pattern, text):
+            found.add(names[name])
+            text = re.sub(pattern, " ", text)
+    return found
+
+
+def test_models_named_reads_names_and_aliases():
+    assert models_named("FastGaze and opencv-fine-grained, not a spectral-residual") == {
+        "fastgaze",
+        "opencv-fine-grained",
+        "opencv-spectral-residual",
+    }
+    assert models_named("a baseline-free fastgazer") == set()
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_description_names_the_models_the_config_runs(path):
+    cfg = config_mod.load(str(path))
+    assert models_named(cfg.description) == {cfg.model.spec, *cfg.model.compare}, cfg.description
 
 
 def test_validate_command_accepts_every_experiment_config(capsys):

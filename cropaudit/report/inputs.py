@@ -56,8 +56,8 @@ class RunInputs:
 def load_run(run_dir: str, trust_modified: bool = False) -> RunInputs:
     """A finished run's inputs (``UserError`` for a run without ``_SUCCESS``, or whose survival
     table differs from its summary's record unless ``trust_modified``: then a warning)."""
-    run_dir = run_dir.rstrip("/") or "/"
-    paths, modified = verified_run(run_dir, trust_modified)
+    paths, modified = verified_run(run_dir.rstrip("/") or "/", trust_modified)
+    run_dir = paths.root  # a demo folder's run/: its stats/ is then found beside it
     survival_table = read_table(paths.survival)
     warnings: list[str] = []
     if modified:

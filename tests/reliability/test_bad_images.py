@@ -8,7 +8,13 @@ import pytest
 
 from cropaudit.importers import write_manifest
 from cropaudit.pipelines.audit import read_table, run_audit
-from cropaudit.transforms.images import REASONS, ImageError, decode_image, load_image
+from cropaudit.transforms.images import (
+    MAX_FILE_BYTES,
+    REASONS,
+    ImageError,
+    decode_image,
+    load_image,
+)
 from tests.reliability.conftest import bad_image_cases, face_rows, tiny_config
 
 CASES = bad_image_cases()
@@ -41,10 +47,36 @@ def test_conversions_are_the_documented_ones():
     assert rotated.shape == (40, 20, 3)  # EXIF orientation applied
 
 
+def oversized_file(path) -> str:
+    """A sparse file one byte over the image byte limit (no disk space, nothing worth reading)."""
+    with open(path, "wb") as fh:
+        fh.truncate(MAX_FILE_BYTES + 1)
+    return str(path)
+
+
+def test_an_image_file_over_the_byte_limit_is_refused(tmp_path):
+    with pytest.raises(ImageError) as read:
+        load_image(oversized_file(tmp_path / "huge.jpg"))
+    assert read.value.reason == "image_file_too_large" and "limit" in read.value.detail
+    with pytest.raises(ImageError) as decoded:  # bytes that arrived by another way
+        decode_image(bytes(MAX_FILE_BYTES + 1), "huge.jpg")
+    assert decoded.value.reason == "image_file_too_large"
+    assert "image_file_too_large" in REASONS
+
+
 def test_composites_needing_bad_images_are_dead_lettered_and_nothing_is_lost(face_set, tmp_path):
     rows = face_rows(face_set)
     bad_dir = tmp_path / "bad"
     bad_dir.mkdir()
+    rows.append(  # one subject more whose only image is over the byte limit
+        {
+            "image_id": "bad-huge",
+            "image_uri": oversized_file(bad_dir / "huge.jpg"),
+            "subject_id": "bad-huge",
+            "tone": "bad",
+            "hair": "short",
+        }
+    )
     for i, (name, (data, _)) in enumerate(sorted(CASES.items())):
         path = bad_dir / f"{name}.img"
         if data is not None:
@@ -67,7 +99,7 @@ def test_composites_needing_bad_images_are_dead_lettered_and_nothing_is_lost(fac
     summary = run_audit(config, str(tmp_path / "out"), quiet=True)
     dead = read_table(str(tmp_path / "out" / "dead_letter")).to_pandas()
     survival = read_table(str(tmp_path / "out" / "survival")).to_pandas()
-    refused = {reason for _, reason in CASES.values() if reason}
+    refused = {reason for _, reason in CASES.values() if reason} | {"image_file_too_large"}
     assert set(dead[dead.stage == "render"].reason) == refused
     converted = {f"bad-{i:02d}" for i, (n, (_, r)) in enumerate(sorted(CASES.items())) if r is None}
     assert converted <= set(survival.a_image_id)  # converted images made real rows

@@ -4,10 +4,14 @@ bad rows become dead letters while the rest of the run completes."""
 from __future__ import annotations
 
 import csv
+import http.server
+import json
+import threading
 from pathlib import Path
 
 import pytest
 
+from cropaudit.cli import main
 from cropaudit.errors import ManifestError
 from cropaudit.pipelines.audit import read_table, run_audit
 from tests.reliability.conftest import face_rows, tiny_config
@@ -80,3 +84,60 @@ def test_bad_rows_become_dead_letters_and_the_run_completes(face_set, tmp_path):
         "bad_encoding",
     }
     assert summary["survival_rows"] == summary["composites_expected"] == 24
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    """Records every request and answers 404: the model is never meant to arrive."""
+
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        self.server.requests.append(self.path)
+        self.send_error(404)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def model_server(tmp_path, monkeypatch):
+    """A catalogue model ``remote`` served by a loopback HTTP server that records requests."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    httpd.requests = []
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    port = httpd.server_address[1]
+    catalogue = tmp_path / "catalogue.toml"
+    catalogue.write_text(
+        f'[models.remote]\nkind = "fastgaze"\nsource = "http://127.0.0.1:{port}/m.vxm"\n'
+        f'sha256 = "{"0" * 64}"\nsize = 1000\n'
+    )
+    monkeypatch.setenv("CROPAUDIT_CATALOGUE", str(catalogue))
+    monkeypatch.setenv("CROPAUDIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("CROPAUDIT_OFFLINE", raising=False)
+    for var in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("no_proxy", "*")
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_cheap_checks_fail_before_the_model_is_downloaded(face_set, tmp_path, model_server, capsys):
+    def run(manifest: Path, out: Path) -> str:
+        config = tiny_config(manifest).replace(model={"spec": "remote"})
+        path = tmp_path / "config.toml"
+        path.write_text(config.to_toml())
+        assert main(["run", str(path), "--out", str(out), "--no-progress"]) == 2
+        return capsys.readouterr().err
+
+    missing = tmp_path / "no-such-manifest.csv"
+    assert f"manifest not found: {missing}" in run(missing, tmp_path / "a")
+    assert model_server.requests == [] and not (tmp_path / "a").exists()
+
+    taken = tmp_path / "stats-output"
+    taken.mkdir()
+    (taken / ".cropaudit-output.json").write_text(json.dumps({"kind": "stats"}))
+    assert "holds a cropaudit stats output" in run(face_set, taken)
+    assert model_server.requests == []
+
+    # the control: with a good manifest and folder the run does ask for the model
+    assert "HTTP 404" in run(face_set, tmp_path / "b")
+    assert model_server.requests == ["/m.vxm"]

@@ -3,7 +3,6 @@ never leave a table that looks finished."""
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import subprocess
 import sys
@@ -15,8 +14,6 @@ import pytest
 
 from cropaudit.cli import main as cli_main
 from cropaudit.errors import UserError
-from cropaudit.model.base import SaliencyModel
-from cropaudit.model.baseline import CentreSurroundHandler
 from cropaudit.pipelines.audit import (
     RunPaths,
     composite_ids,
@@ -26,30 +23,8 @@ from cropaudit.pipelines.audit import (
     run_audit,
     table_hash,
 )
+from tests.fault_models import FAILED_ONCE, BrokenHandler, FlakyHandler
 from tests.reliability.conftest import tiny_config
-
-FAILED_ONCE: set[str] = set()
-
-
-class FlakyModel(SaliencyModel):
-    """Fails the first time it sees each batch, then answers like the real model."""
-
-    def __init__(self, real):
-        self.real = real
-
-    def predict(self, batch):
-        key = hashlib.sha256(batch.tobytes()).hexdigest()
-        if key not in FAILED_ONCE:
-            FAILED_ONCE.add(key)
-            raise RuntimeError("injected transient failure")
-        return self.real.predict(batch)
-
-
-class FlakyHandler(CentreSurroundHandler):
-    name = "flaky-baseline"
-
-    def load_model(self):
-        return FlakyModel(super().load_model())
 
 
 def test_transient_failures_are_retried_without_duplicates(face_set, tmp_path):
@@ -63,6 +38,19 @@ def test_transient_failures_are_retried_without_duplicates(face_set, tmp_path):
     a = read_table(str(tmp_path / "clean" / "survival")).drop_columns(["model_name"])
     b = read_table(str(tmp_path / "flaky" / "survival")).drop_columns(["model_name"])
     assert table_hash(a) == table_hash(b)
+
+
+def test_a_model_that_always_fails_dead_letters_every_composite(face_set, tmp_path):
+    summary = run_audit(
+        tiny_config(face_set), str(tmp_path / "run"), quiet=True, handler=BrokenHandler()
+    )
+    assert summary["survival_rows"] == 0 and summary["composites_dead_lettered"] == 24
+    assert summary["all_composites_accounted"]
+    assert summary["dead_letters_by_stage_reason"] == {"predict/inference_error": 24}
+    dead = read_table(str(tmp_path / "run" / "dead_letter")).to_pandas()
+    assert len(set(dead.element_id)) == 24
+    assert set(dead.detail) == {"RuntimeError: injected permanent failure"}
+    require_finished(str(tmp_path / "run"))
 
 
 def test_redelivered_rows_collapse_and_conflicting_copies_are_dead_lettered(face_set, tmp_path):
