@@ -326,6 +326,23 @@ def available_criteria(files: Sequence[str]) -> set[str]:
     return found
 
 
+def design_groups(files: Sequence[str]) -> dict[tuple[str, ...], set[str]]:
+    """The groups each design has, read by the driver from the design and group columns alone.
+    As a side input computed in the pipeline, it held every row (pickled) until the last table
+    was read; a static argument lets the rows stream through one fused chain."""
+    found: dict[tuple[str, ...], set[str]] = {}
+    for path in files:
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            parquet = pq.ParquetFile(f)
+            names = set(parquet.schema_arrow.names)
+            columns = [c for c in (*DESIGN_FIELDS, "group_a", "group_b") if c in names]
+            for batch in parquet.iter_batches(batch_size=SLICE_ROWS, columns=columns):
+                for table in prepare(pa.Table.from_batches([batch])):
+                    for key, seen in table_groups(table):
+                        found.setdefault(key, set()).update(seen)
+    return found
+
+
 def build_pipeline(
     pipeline: beam.Pipeline,
     files: Sequence[str],
@@ -342,15 +359,11 @@ def build_pipeline(
             present = set(pq.read_schema(f).names)
         columns = [c for c in COLUMNS if c in present]
         reads.append(pipeline | f"Read{i}" >> beam.io.ReadFromParquetBatched(path, columns=columns))
-    tables = reads | "Flatten" >> beam.Flatten() | "Prepare" >> beam.FlatMap(prepare)
-    groups = (
-        tables
-        | "TableGroups" >> beam.FlatMap(table_groups)
-        | "Groups" >> beam.CombinePerKey(lambda sets: set().union(*sets))
-    )
     (
-        tables
-        | "Key" >> beam.FlatMap(key_table, options.criteria, beam.pvalue.AsDict(groups))
+        reads
+        | "Flatten" >> beam.Flatten()
+        | "Prepare" >> beam.FlatMap(prepare)
+        | "Key" >> beam.FlatMap(key_table, options.criteria, design_groups(files))
         | "Bootstrap" >> beam.CombinePerKey(BootstrapCombineFn(options))
         | "ToRow" >> beam.Map(lambda kv, o: to_row(kv[0], kv[1], o), options)
         | "Gather" >> beam.combiners.ToList()
