@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from cropaudit.commands.options import add_criterion, add_trust_modified
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -29,19 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--level", type=float, help="interval level (default: the estimates' level, else 0.95)"
     )
     parser.add_argument("--out", metavar="FILE", help="write the table here (.parquet or .csv)")
-    parser.add_argument(
-        "--criterion",
-        action="append",
-        dest="criteria",
-        metavar="NAME",
-        help="criterion to plan for (point, crop_0.56 ...); repeat for several; default all",
-    )
+    add_criterion(parser, "plan for")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing table file")
-    parser.add_argument(
-        "--trust-modified",
-        action="store_true",
-        help="use survival tables that differ from their run summary",
-    )
+    add_trust_modified(parser, recorded=False)
     parser.set_defaults(func=run)
 
 

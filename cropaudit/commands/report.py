@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from cropaudit.commands.options import add_trust_modified
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -43,11 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="model for the gallery when the recorded spec is not usable here "
         "(e.g. fastgaze:PATH moved); the recorded hash is checked",
     )
-    parser.add_argument(
-        "--trust-modified",
-        action="store_true",
-        help="use survival tables that differ from their run summary (the outputs record it)",
-    )
+    add_trust_modified(parser)
     parser.add_argument("--quiet", action="store_true", help="print nothing on success")
     parser.set_defaults(func=run)
 

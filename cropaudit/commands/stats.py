@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from cropaudit.commands.options import add_criterion, add_trust_modified
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -27,20 +29,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="replace an earlier statistics output in --out (other files there are kept)",
     )
-    parser.add_argument(
-        "--trust-modified",
-        action="store_true",
-        help="use survival tables that differ from their run summary (the outputs record it)",
-    )
+    add_trust_modified(parser)
     parser.add_argument("--replicates", type=int, default=1000, help="bootstrap replicates")
     parser.add_argument("--level", type=float, default=0.95, help="interval level")
-    parser.add_argument(
-        "--criterion",
-        action="append",
-        dest="criteria",
-        metavar="NAME",
-        help="criterion to analyse (point, crop_0.56 ...); repeat for several; default all",
-    )
+    add_criterion(parser, "analyse")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     parser.add_argument(
         "--bootstrap-correction",
