@@ -22,7 +22,7 @@ demo: $(STAMP)
 	$(BIN)/cropaudit demo --out cropaudit-demo
 
 flink-engine: $(STAMP)
-	$(BIN)/python -m cropaudit.engine.fetch
+	$(BIN)/python -m cropaudit.engine.fetch_engines
 
 FLINK_DEMO := cropaudit-demo-flink
 # the cluster keeps its config, logs and pids beside the demo folder, which the demo owns

@@ -1,6 +1,6 @@
 """Benchmark: subject-clustered bootstrap (1,000 replicates) over a 1,000,000-row survival table.
 
-Writes a synthetic run directory (cropaudit.stats.synthetic; 2 groups, each face in ~20
+Writes a synthetic run directory (cropaudit.stats.synthetic_tables; 2 groups, each face in ~20
 composites, point + one crop criterion), then times either the whole statistics pipeline
 (``--mode pipeline``: DirectRunner in-memory, Parquet in, estimates/plots/report out) or the pure
 streaming core alone (``--mode core``: SufficientStats over the same rows in 100k-row batches).
@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("pipeline_args", nargs="*", help="extra Beam options (after --)")
     args = parser.parse_args()
 
-    from cropaudit.stats.synthetic import synthetic_survival, write_run_dir
+    from cropaudit.stats.synthetic_tables import synthetic_survival, write_run_dir
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_bootstrap_"))
     subjects = max(10, args.rows // 20)  # each face in ~20 composites
@@ -52,7 +52,7 @@ def main() -> None:
     t = time.perf_counter()
     if args.mode == "pipeline":
         del table
-        from cropaudit.pipelines.stats import read_estimates, run_stats
+        from cropaudit.pipelines.stats_pipeline import read_estimates, run_stats
 
         run_stats(
             [str(run)],
@@ -66,7 +66,7 @@ def main() -> None:
         print(df[[*cols, "ratio_boot_shrink", "bootstrap_correction"]].to_string())
     else:
         from cropaudit.stats.bootstrap import OUTCOME_CODE, POSITION_CODE, SufficientStats
-        from cropaudit.stats.estimates import estimate_stratum
+        from cropaudit.stats.stratum import estimate_stratum
         from cropaudit.stats.weights import WeightCache
 
         a = table["a_subject_id"].to_numpy(zero_copy_only=False).astype(object)

@@ -30,8 +30,8 @@ RATIOS = (0.56, 1.0, 1.14, 2.0)
 
 
 def composites(n: int) -> list[np.ndarray]:
-    from cropaudit.pipelines.demo import embedded_config
-    from cropaudit.synthetic import write_face_set
+    from cropaudit.pipelines.demo_pipeline import embedded_config
+    from cropaudit.synthetic_faces import write_face_set
     from cropaudit.transforms.layout import compose
     from cropaudit.transforms.manifests import load_manifest
     from cropaudit.transforms.render import FaceCache

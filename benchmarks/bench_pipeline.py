@@ -54,7 +54,7 @@ TWO_WORKERS = ["--direct_num_workers=2", "--direct_running_mode=multi_processing
 
 
 def face_set(root: Path, subjects_per_group: int) -> Path:
-    from cropaudit.synthetic import write_face_set
+    from cropaudit.synthetic_faces import write_face_set
 
     return write_face_set(root / "faces", seed=11, subjects_per_group=subjects_per_group)
 
@@ -69,7 +69,7 @@ def make_config(
     manifest: Path, n: int, spec: str, layout: dict, box: int | None, batch: int | None = None
 ):
     """The demo config on ``manifest`` with about ``n`` composites (a multiple of 12)."""
-    from cropaudit.pipelines.demo import embedded_config
+    from cropaudit.pipelines.demo_pipeline import embedded_config
 
     model = (
         {"spec": spec} | ({"box": box} if box else {}) | ({"batch_size": batch} if batch else {})
@@ -84,7 +84,7 @@ def make_config(
 
 
 def timed_audit(cfg, out: Path, pipeline_args: list[str] | None = None) -> tuple[float, dict]:
-    from cropaudit.pipelines.audit import run_audit
+    from cropaudit.pipelines.audit_pipeline import run_audit
 
     start = time.perf_counter()
     summary = run_audit(cfg, str(out), pipeline_args=pipeline_args, overwrite=True, quiet=True)
@@ -145,7 +145,7 @@ def bare_model(cfg, repeats: int) -> dict:
     import numpy as np
 
     from cropaudit.model.registry import load_handler
-    from cropaudit.pipelines.audit import preprocess_options
+    from cropaudit.pipelines.audit_pipeline import preprocess_options
     from cropaudit.transforms.design import design_cells, index_groups, sample_composites
     from cropaudit.transforms.manifests import load_manifest
     from cropaudit.transforms.render import FaceCache, render_canvas

@@ -1,10 +1,10 @@
 """Benchmark: the whole Beam statistics stage, a baseline revision against the working tree, side
 by side in one run (the machine is shared and noisy, so runs alternate and medians are quoted).
 
-Writes one synthetic run directory (cropaudit.stats.synthetic: 1,000,000 composites, 2 groups,
-each face in ~20 composites, point + one crop criterion, so 2,000,000 stratum rows), then runs
-``run_stats`` (DirectRunner, 1,000 replicates) on it ``--repeats`` times for each source tree,
-each in a fresh interpreter whose ``cropaudit`` package is laid out from that tree (a
+Writes one synthetic run directory (cropaudit.stats.synthetic_tables: 1,000,000 composites,
+2 groups, each face in ~20 composites, point + one crop criterion, so 2,000,000 stratum rows),
+then runs ``run_stats`` (DirectRunner, 1,000 replicates) on it ``--repeats`` times for each source
+tree, each in a fresh interpreter whose ``cropaudit`` package is laid out from that tree (a
 ``git archive`` of ``--baseline`` for the old code). Prints each run's time inside ``run_stats``
 (imports excluded), the medians, their ratio, and checks both trees wrote the same ratios and
 counts.
@@ -40,8 +40,8 @@ ours = lambda f: "__editable__" not in getattr(f, "__module__", "")
 sys.meta_path[:] = [f for f in sys.meta_path if ours(f)]
 sys.path_hooks[:] = [h for h in sys.path_hooks if ours(h)]
 sys.path_importer_cache.clear()
-import cropaudit.pipelines.stats as stage
-from cropaudit.pipelines.stats import read_estimates, run_stats
+import cropaudit.pipelines.stats_pipeline as stage
+from cropaudit.pipelines.stats_pipeline import read_estimates, run_stats
 run, out, replicates = sys.argv[1], sys.argv[2], int(sys.argv[3])
 t = time.perf_counter()
 run_stats([run], out, replicates=replicates)
@@ -92,7 +92,7 @@ def main() -> None:
     parser.add_argument("--workdir", default=None)
     args = parser.parse_args()
 
-    from cropaudit.stats.synthetic import synthetic_survival, write_run_dir
+    from cropaudit.stats.synthetic_tables import synthetic_survival, write_run_dir
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_stats_stage_"))
     subjects = max(10, args.rows // 20)

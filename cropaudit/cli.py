@@ -1,4 +1,5 @@
-"""The ``cropaudit`` command line: one sub-command per module in :mod:`cropaudit.commands`.
+"""The ``cropaudit`` command line: one sub-command per ``<name>_command`` module in
+:mod:`cropaudit.commands`.
 
 Each command module exposes ``register(subparsers)``, which adds its parser and sets
 ``func(args) -> int``. Heavy imports (Beam, TensorFlow) happen inside the handlers so that
@@ -30,9 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
         try:
-            module = importlib.import_module(f"cropaudit.commands.{name}")
+            module = importlib.import_module(f"cropaudit.commands.{name}_command")
         except ModuleNotFoundError as exc:
-            if exc.name != f"cropaudit.commands.{name}":
+            if exc.name != f"cropaudit.commands.{name}_command":
                 raise
             continue
         module.register(sub)

@@ -13,7 +13,7 @@ import numpy as np
 
 from cropaudit.model.base import SaliencyGrid, SaliencyModel, SaliencyModelHandler
 from cropaudit.model.catalogue import CatalogueEntry
-from cropaudit.model.fetch import fetch_entry
+from cropaudit.model.download import fetch_entry
 
 
 class CatalogueHandler(SaliencyModelHandler):

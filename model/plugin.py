@@ -266,7 +266,7 @@ class HttpCropper(BoxCropper):
         self.url = url
         self.name = url
         self.http = settings
-        from cropaudit.model.fetch import resolve_cache_dir
+        from cropaudit.model.download import resolve_cache_dir
 
         endpoint = hashlib.sha256(url.encode()).hexdigest()[:16]
         self.cache_dir = cache_dir or fileio.join(resolve_cache_dir(), CACHE_FOLDER, endpoint)

@@ -64,7 +64,7 @@ def from_catalogue(
     if entry.kind in LOCAL_KINDS:
         return _local(entry.name, options)
     from cropaudit.model.catalogue_handler import CatalogueHandler
-    from cropaudit.model.fetch import fetch_entry, is_offline, resolve_cache_dir
+    from cropaudit.model.download import fetch_entry, is_offline, resolve_cache_dir
 
     cache_dir, offline = resolve_cache_dir(cache_dir), is_offline(offline)
     path = fetch_entry(entry, cache_dir, offline)

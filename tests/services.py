@@ -122,7 +122,7 @@ def serve_bytes(body: bytes) -> Iterator[http.server.ThreadingHTTPServer]:
 
 def tiny_config(manifest: Path, name: str):
     """The embedded demo cut to one composite per pair and no controls (12 composites)."""
-    from cropaudit.pipelines.demo import embedded_config
+    from cropaudit.pipelines.demo_pipeline import embedded_config
 
     return embedded_config().replace(
         name=name,
@@ -157,7 +157,7 @@ def estimates_by_runner(root: Path, runners: dict[str, list[str] | None]) -> dic
     canonical estimates: runners that agree give equal tables."""
     import pyarrow.parquet as pq
 
-    from cropaudit.pipelines.stats import run_stats
+    from cropaudit.pipelines.stats_pipeline import run_stats
 
     out = {}
     for name, args in runners.items():

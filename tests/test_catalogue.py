@@ -13,7 +13,7 @@ import pytest
 
 from cropaudit.errors import UserError
 from cropaudit.model.catalogue import BUILTIN, CatalogueEntry, catalogue, load_user_catalogue
-from cropaudit.model.fetch import cache_path, fetch, fetch_entry, resolve_cache_dir
+from cropaudit.model.download import cache_path, fetch, fetch_entry, resolve_cache_dir
 from tests.conftest import shared_file
 
 VXM = "data/fastgaze/fastgaze.vxm"
@@ -244,7 +244,7 @@ def test_load_handler_by_name(server, tmp_path):
 
 
 def _cli(args: list[str]) -> int:
-    from cropaudit.commands.model_catalogue import register_catalogue
+    from cropaudit.commands.catalogue_command import register_catalogue
 
     parser = argparse.ArgumentParser()
     register_catalogue(parser.add_subparsers(dest="action", required=True))

@@ -207,10 +207,10 @@ def test_http_cropper_does_not_retry_malformed_answers(server, tmp_path):
 @pytest.mark.slow
 def test_a_run_dead_letters_an_endpoint_failures_and_scores_the_rest(server, tmp_path, monkeypatch):
     """baseline beside a failing HTTP cropper: every composite is accounted for."""
-    from cropaudit.model.fetch import CACHE_ENV
-    from cropaudit.pipelines.audit import read_table, run_audit
-    from cropaudit.pipelines.demo import embedded_config
-    from cropaudit.synthetic import write_face_set
+    from cropaudit.model.download import CACHE_ENV
+    from cropaudit.pipelines.audit_pipeline import read_table, run_audit
+    from cropaudit.pipelines.demo_pipeline import embedded_config
+    from cropaudit.synthetic_faces import write_face_set
 
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
     manifest = write_face_set(tmp_path / "faces", seed=1, subjects_per_group=2)

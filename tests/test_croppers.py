@@ -136,7 +136,7 @@ def test_saliency_command_prints_smartcrop_crops_per_ratio(capsys, tmp_path):
 
 def test_compare_refuses_duplicates_and_sweeps():
     from cropaudit.errors import ConfigError
-    from cropaudit.pipelines.demo import embedded_config
+    from cropaudit.pipelines.demo_pipeline import embedded_config
 
     cfg = embedded_config()
     with pytest.raises(ConfigError, match="repeats a model"):
@@ -163,8 +163,8 @@ def test_croppers_experiment_lists_every_cropper():
 def compared(tmp_path_factory, fastgaze_cache):
     """experiments/croppers.toml on the demo faces: rows, stats and report."""
     from cropaudit import config as config_mod
-    from cropaudit.pipelines.audit import run_audit
-    from cropaudit.synthetic import write_face_set
+    from cropaudit.pipelines.audit_pipeline import run_audit
+    from cropaudit.synthetic_faces import write_face_set
 
     tmp = tmp_path_factory.mktemp("croppers")
     manifest = write_face_set(tmp / "faces", seed=3, subjects_per_group=3)
@@ -176,7 +176,7 @@ def compared(tmp_path_factory, fastgaze_cache):
 
 @pytest.mark.slow
 def test_one_run_scores_every_composite_with_every_cropper(compared):
-    from cropaudit.pipelines.audit import read_table
+    from cropaudit.pipelines.audit_pipeline import read_table
 
     tmp, cfg, summary = compared
     df = read_table(str(tmp / "run" / "survival")).to_pandas()
@@ -204,7 +204,7 @@ def test_one_run_scores_every_composite_with_every_cropper(compared):
 def test_stats_and_report_show_croppers_side_by_side(compared):
     import pandas as pd
 
-    from cropaudit.pipelines.stats import run_stats
+    from cropaudit.pipelines.stats_pipeline import run_stats
     from cropaudit.report import build_report
 
     tmp, _, _ = compared
@@ -236,7 +236,7 @@ def fastgaze_cache(tmp_path_factory):
     from conftest import shared_file
 
     from cropaudit.model.catalogue import BUILTIN
-    from cropaudit.model.fetch import CACHE_ENV, OFFLINE_ENV, cache_path
+    from cropaudit.model.download import CACHE_ENV, OFFLINE_ENV, cache_path
 
     source = shared_file("data/fastgaze/fastgaze.vxm")
     cache = tmp_path_factory.mktemp("model-cache")
@@ -252,7 +252,7 @@ def fastgaze_cache(tmp_path_factory):
 
 @pytest.mark.slow
 def test_demo_compares_the_models_it_is_given(tmp_path):
-    from cropaudit.pipelines.audit import read_table
+    from cropaudit.pipelines.audit_pipeline import read_table
 
     args = ["demo", "--out", str(tmp_path), "--no-stats", "--no-progress"]
     assert main([*args, "--models", "baseline", "opencv-spectral-residual"]) == 0

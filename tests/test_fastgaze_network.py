@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from cropaudit.model.base import stride_grid
-from cropaudit.model.fastgaze.crops import candidate_crops, default_ratios, is_symmetric
 from cropaudit.model.fastgaze.handler import MEANS, FastGazeHandler
 from cropaudit.model.fastgaze.vxm import read_model
 from cropaudit.model.resize import PreprocessOptions, fit_size
+from cropaudit.transforms.candidate_crops import candidate_crops, default_ratios, is_symmetric
 from tests.conftest import shared_file
 from tests.test_fastgaze_vxm import _i32, _tensor, build
 

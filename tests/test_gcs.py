@@ -28,9 +28,15 @@ import pytest
 
 from cropaudit import fileio, locks, ownership
 from cropaudit.errors import UserError
-from cropaudit.pipelines.audit import RUN_OUTPUT, RunPaths, read_table, run_audit, table_hash
-from cropaudit.pipelines.demo import embedded_config
-from cropaudit.synthetic import write_face_set
+from cropaudit.pipelines.audit_pipeline import (
+    RUN_OUTPUT,
+    RunPaths,
+    read_table,
+    run_audit,
+    table_hash,
+)
+from cropaudit.pipelines.demo_pipeline import embedded_config
+from cropaudit.synthetic_faces import write_face_set
 from tests.conftest import SHARED
 from tests.services import canonical_estimates, free_port, stop_group, wait_for_port
 
@@ -296,7 +302,7 @@ def test_audit_and_stats_on_gcs_match_local(uploaded, tmp_path):
         assert table_hash(survival) == local_hash
         assert there["survival_table_sha256"] == here["survival_table_sha256"] == local_hash
 
-        from cropaudit.pipelines.stats import run_stats
+        from cropaudit.pipelines.stats_pipeline import run_stats
 
         stats_out = gs("runs/stats")
         written = run_stats([out], stats_out, replicates=50, seed=7)

@@ -9,7 +9,7 @@ import pytest
 from conftest import shared_file
 from PIL import Image
 
-from cropaudit.commands import manifest as manifest_command
+from cropaudit.commands import manifest_command
 from cropaudit.errors import ManifestError, UserError
 from cropaudit.importers import (
     import_cfd,

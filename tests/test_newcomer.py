@@ -16,7 +16,7 @@ from PIL import Image
 
 from cropaudit import startup_logs
 from cropaudit.errors import UserError
-from cropaudit.pipelines.audit import require_finished
+from cropaudit.pipelines.audit_pipeline import require_finished
 from tests.conftest import REPO
 
 #: A line some library (TensorFlow, absl, Beam, Python logging) wrote, not cropaudit.

@@ -16,10 +16,10 @@ import pytest
 
 from cropaudit import config as config_mod
 from cropaudit.errors import UserError
-from cropaudit.pipelines.audit import read_table, require_finished, run_audit, table_hash
-from cropaudit.pipelines.demo import embedded_config
+from cropaudit.pipelines.audit_pipeline import read_table, require_finished, run_audit, table_hash
+from cropaudit.pipelines.demo_pipeline import embedded_config
 from cropaudit.schemas.survival import DEAD_LETTER_SCHEMA, SURVIVAL_SCHEMA
-from cropaudit.synthetic import write_face_set
+from cropaudit.synthetic_faces import write_face_set
 
 pytestmark = pytest.mark.slow
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from cropaudit.stats.bootstrap import SufficientStats
-from cropaudit.stats.estimates import estimate_stratum
 from cropaudit.stats.mixed import model_check, population_ratio
 from cropaudit.stats.simulation import PoissonWeights, SimulationDesign, simulate_experiment, truths
+from cropaudit.stats.stratum import estimate_stratum
 
 
 def _stats(design, seed):

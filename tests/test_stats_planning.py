@@ -12,10 +12,9 @@ import pandas as pd
 import pytest
 
 from cropaudit.cli import main
-from cropaudit.pipelines.stats import run_stats
+from cropaudit.pipelines.stats_pipeline import run_stats
 from cropaudit.stats import planning
 from cropaudit.stats.bootstrap import SufficientStats
-from cropaudit.stats.estimates import estimate_stratum
 from cropaudit.stats.planning_study import (
     check_naive,
     check_plan,
@@ -30,7 +29,8 @@ from cropaudit.stats.simulation import (
     SimulationDesign,
     simulate_experiment,
 )
-from cropaudit.stats.synthetic import synthetic_survival, write_run_dir
+from cropaudit.stats.stratum import estimate_stratum
+from cropaudit.stats.synthetic_tables import synthetic_survival, write_run_dir
 
 
 @pytest.mark.parametrize(
@@ -215,9 +215,9 @@ def test_report_section_plans_at_the_default_target(pilot_run):
     half-width, in an HTML table."""
     from types import SimpleNamespace
 
-    from cropaudit.pipelines.audit import read_table
-    from cropaudit.pipelines.plan import DEFAULT_HALF_WIDTH, plan_survival
-    from cropaudit.report.planning import planning_section
+    from cropaudit.pipelines.audit_pipeline import read_table
+    from cropaudit.pipelines.plan_pipeline import DEFAULT_HALF_WIDTH, plan_survival
+    from cropaudit.report.plan_section import planning_section
 
     table = read_table(str(pilot_run / "run" / "survival"))
     inputs = SimpleNamespace(estimates=None, survival_table=table, run_dir="RUN")

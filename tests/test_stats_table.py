@@ -12,10 +12,10 @@ import pytest
 
 from cropaudit.cli import main
 from cropaudit.errors import UserError
-from cropaudit.pipelines.stats import read_estimates, run_stats
+from cropaudit.pipelines.stats_pipeline import read_estimates, run_stats
 from cropaudit.schemas.estimates import ESTIMATES_SCHEMA
 from cropaudit.stats import estimate_survival
-from cropaudit.stats.synthetic import synthetic_survival, write_run_dir
+from cropaudit.stats.synthetic_tables import synthetic_survival, write_run_dir
 
 #: Estimates columns compared: every number the stage computes per stratum (the adjusted
 #: p-values depend on the family of comparisons, which the query chooses).

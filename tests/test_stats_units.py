@@ -17,7 +17,7 @@ from cropaudit.stats.bootstrap import (
     percentile_interval,
     shrink_factor,
 )
-from cropaudit.stats.estimates import derived, estimate_stratum, gradients
+from cropaudit.stats.stratum import derived, estimate_stratum, gradients
 from cropaudit.stats.tests_multiple import benjamini_hochberg, binomial_pvalue, holm
 from cropaudit.stats.weights import WeightCache, subject_weights, weight_matrix
 

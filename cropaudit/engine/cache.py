@@ -1,10 +1,10 @@
 """Where the fetched engines (Flink, Spark) live and whether they are complete: read-only,
 never downloads.
 
-``make flink-engine`` (:mod:`cropaudit.engine.fetch`) fills the cache once; runner profiles and
-the local cluster only look here, so nothing reaches the network while a job runs. The folder is
-``$CROPAUDIT_ENGINE_DIR``, else ``~/.cache/cropaudit/engine``; a ``READY`` file, written last,
-holds the sha256 of the lock file every jar was checked against.
+``make flink-engine`` (:mod:`cropaudit.engine.fetch_engines`) fills the cache once; runner
+profiles and the local cluster only look here, so nothing reaches the network while a job runs. The
+folder is ``$CROPAUDIT_ENGINE_DIR``, else ``~/.cache/cropaudit/engine``; a ``READY`` file, written
+last, holds the sha256 of the lock file every jar was checked against.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ DEFAULT_GALLERY = 12
 def gallery_for(inputs: RunInputs, n: int, model_spec: str | None = None):
     """(items, problems, intro) of the gallery: see :mod:`cropaudit.report.gallery`."""
     from cropaudit.model.registry import load_handler
-    from cropaudit.pipelines.audit import load_faces, preprocess_options
+    from cropaudit.pipelines.audit_pipeline import load_faces, preprocess_options
     from cropaudit.report.gallery import build_gallery, pick_rows
 
     intro = (
@@ -67,9 +67,9 @@ def render_report(
 ) -> str:
     """The page for ``inputs`` (estimates already attached) as an HTML string."""
     from cropaudit.report import page
-    from cropaudit.report.croppers import croppers_section
+    from cropaudit.report.cropper_section import croppers_section
     from cropaudit.report.detector import detector_section
-    from cropaudit.report.planning import planning_section
+    from cropaudit.report.plan_section import planning_section
 
     items, problems, intro = gallery_for(inputs, gallery, model_spec)
     sections = {

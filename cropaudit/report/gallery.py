@@ -5,7 +5,7 @@ the two faces' best saliency scores) ascending: close calls are where a small, s
 decides the crop. Each one is re-rendered from the run's config and manifest (rendering is
 deterministic), the run's model is run on it again, and the saliency map, salient point and one
 crop box per aspect ratio are drawn over it with
-:func:`cropaudit.model.fastgaze.overlay.draw_overlay`.
+:func:`cropaudit.transforms.overlay.draw_overlay`.
 The recomputed salient point and winners are checked against the recorded row.
 """
 
@@ -24,9 +24,9 @@ from PIL import Image, ImageDraw
 
 from cropaudit.config import ExperimentConfig
 from cropaudit.model.base import SaliencyModelHandler
-from cropaudit.model.fastgaze.crops import candidate_crops
-from cropaudit.model.fastgaze.overlay import _CROP_COLOURS, draw_overlay
+from cropaudit.transforms.candidate_crops import candidate_crops
 from cropaudit.transforms.crop import simulate_crop
+from cropaudit.transforms.overlay import _CROP_COLOURS, draw_overlay
 from cropaudit.transforms.records import Box, Composite, Face
 from cropaudit.transforms.render import FaceCache, render_canvas
 

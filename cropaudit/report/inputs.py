@@ -2,7 +2,7 @@
 
 Estimates come from ``--stats DIR``, else from a finished statistics output found beside the run
 (``RUN/stats`` or, in the demo layout, ``RUN/../stats``) whose estimates name this run's config
-hash, else they are computed now with :func:`cropaudit.pipelines.stats.run_stats` into a
+hash, else they are computed now with :func:`cropaudit.pipelines.stats_pipeline.run_stats` into a
 temporary folder (the page says which).
 """
 
@@ -19,7 +19,7 @@ import pyarrow as pa
 from cropaudit import config as config_mod
 from cropaudit import fileio
 from cropaudit.errors import UserError
-from cropaudit.pipelines.audit import RunPaths, read_table, verified_run
+from cropaudit.pipelines.audit_pipeline import RunPaths, read_table, verified_run
 
 CONFIG_METADATA_KEY = b"cropaudit.config"
 
@@ -115,7 +115,7 @@ def _for_run(estimates: pd.DataFrame, config_hashes: set[str]) -> pd.DataFrame:
 
 
 def _read_stats(stats_dir: str) -> pd.DataFrame:
-    from cropaudit.pipelines.stats import read_estimates
+    from cropaudit.pipelines.stats_pipeline import read_estimates
 
     return read_estimates(stats_dir).to_pandas()
 
@@ -172,7 +172,7 @@ def attach_estimates(
             f"computing estimates with {replicates} bootstrap replicates",
             file=sys.stderr,
         )
-    from cropaudit.pipelines.stats import run_stats
+    from cropaudit.pipelines.stats_pipeline import run_stats
 
     with tempfile.TemporaryDirectory(prefix="cropaudit-report-stats-") as tmp:
         run_stats(

@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 
 from cropaudit.stats.bootstrap import OUTCOME_CODE, POSITION_CODE, SufficientStats
-from cropaudit.stats.estimates import estimate_stratum
 from cropaudit.stats.plots import interval
+from cropaudit.stats.stratum import estimate_stratum
 from cropaudit.stats.weights import WeightCache
 
 KEY = ("variant", "design", "criterion", "group_a", "group_b")
@@ -44,7 +44,7 @@ COLUMNS = (
 
 
 def _criterion_name(aspect_ratio: float) -> str:
-    from cropaudit.pipelines.stats import criterion_name
+    from cropaudit.pipelines.stats_pipeline import criterion_name
 
     return criterion_name(aspect_ratio)
 

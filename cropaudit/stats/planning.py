@@ -29,7 +29,7 @@ and cell sum, so it is in no component (a planned design is counterbalanced too)
 
 Half-width. A design's predicted variance goes through the reported interval's own functions
 (:func:`reported_half_width`: effective n, Wilson score interval, t quantile on the effective
-number of subjects, as :func:`cropaudit.stats.estimates.estimate_stratum` composes them); the
+number of subjects, as :func:`cropaudit.stats.stratum.estimate_stratum` composes them); the
 tests check that the pilot's half-width here is the stage's reported one, so the two cannot
 drift apart unnoticed.
 

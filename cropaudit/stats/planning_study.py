@@ -19,8 +19,8 @@ import numpy as np
 
 from cropaudit.stats import planning
 from cropaudit.stats.bootstrap import SufficientStats
-from cropaudit.stats.estimates import estimate_stratum
 from cropaudit.stats.simulation import PoissonWeights, SimulationDesign, simulate_experiment
+from cropaudit.stats.stratum import estimate_stratum
 
 #: Bootstrap replicates per simulated experiment: the reported interval does not use them.
 _REPLICATES = 2

@@ -47,7 +47,7 @@ import pandas as pd
 from scipy.special import expit
 
 from cropaudit.stats.bootstrap import SufficientStats, bca_interval, percentile_interval
-from cropaudit.stats.estimates import BOOTSTRAPPED, derived, estimate_stratum
+from cropaudit.stats.stratum import BOOTSTRAPPED, derived, estimate_stratum
 from cropaudit.stats.weights import MAX_WEIGHT
 
 SAMPLINGS = ("regular", "random", "popularity")

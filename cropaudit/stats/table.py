@@ -19,8 +19,8 @@ import pyarrow as pa
 
 from cropaudit.errors import UserError
 from cropaudit.stats.bootstrap import OUTCOMES, POSITIONS, SufficientStats
-from cropaudit.stats.estimates import estimate_stratum
 from cropaudit.stats.mixed import MAX_COMPOSITES, MODEL_FLOATS, model_check
+from cropaudit.stats.stratum import estimate_stratum
 from cropaudit.stats.tests_multiple import adjust_rows
 from cropaudit.stats.weights import WeightCache
 

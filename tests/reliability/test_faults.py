@@ -14,7 +14,7 @@ import pytest
 
 from cropaudit.cli import main as cli_main
 from cropaudit.errors import UserError
-from cropaudit.pipelines.audit import (
+from cropaudit.pipelines.audit_pipeline import (
     RunPaths,
     composite_ids,
     read_table,
@@ -86,7 +86,7 @@ KILLER = textwrap.dedent(
     import os, sys
     from cropaudit.model.base import SaliencyModel
     from cropaudit.model.baseline import CentreSurroundHandler
-    from cropaudit.pipelines.audit import run_audit
+    from cropaudit.pipelines.audit_pipeline import run_audit
     from tests.reliability.conftest import tiny_config
 
     class Dies(SaliencyModel):

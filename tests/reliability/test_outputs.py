@@ -24,8 +24,8 @@ from cropaudit import locks, ownership
 from cropaudit.cli import main
 from cropaudit.errors import UserError
 from cropaudit.model.baseline import CentreSurroundHandler
-from cropaudit.pipelines.audit import read_table, run_audit, table_hash
-from cropaudit.pipelines.stats import UNVERIFIED_KEY, read_estimates
+from cropaudit.pipelines.audit_pipeline import read_table, run_audit, table_hash
+from cropaudit.pipelines.stats_pipeline import UNVERIFIED_KEY, read_estimates
 from tests.reliability.conftest import tiny_config, tree_digest
 from tests.services import canonical_estimates
 

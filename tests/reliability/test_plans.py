@@ -8,8 +8,8 @@ import pytest
 from cropaudit.cli import main
 from cropaudit.errors import ManifestError
 from cropaudit.importers import write_manifest
-from cropaudit.pipelines.audit import read_table, run_audit
-from cropaudit.transforms.plan import PlanError, check_plan, make_plan
+from cropaudit.pipelines.audit_pipeline import read_table, run_audit
+from cropaudit.transforms.run_plan import PlanError, check_plan, make_plan
 from tests.reliability.conftest import face_rows, tiny_config
 from tests.reliability.snapshot import folder_digest
 
@@ -75,7 +75,7 @@ def test_a_manifest_with_one_group_plans_nothing_and_is_refused(face_set, tmp_pa
 
 
 def test_plan_check_is_pure_and_overridable():
-    from cropaudit.pipelines.demo import embedded_config
+    from cropaudit.pipelines.demo_pipeline import embedded_config
 
     config = embedded_config().replace(design={"composites_per_pair": 10**9})
     plan = make_plan(config, 6 * 2 * 10**9)

@@ -48,7 +48,7 @@ def apply_overrides(config, args):
 def main(args) -> int:
     from cropaudit import config as config_mod
     from cropaudit import fileio
-    from cropaudit.pipelines.audit import run_audit
+    from cropaudit.pipelines.audit_pipeline import run_audit
 
     config = apply_overrides(config_mod.load(args.config), args)
     config_dir = None if args.manifest else fileio.dirname(args.config)

@@ -41,8 +41,8 @@ from cropaudit.transforms.design import (
 )
 from cropaudit.transforms.infer import PredictSaliency
 from cropaudit.transforms.manifests import load_manifest
-from cropaudit.transforms.plan import Plan, check_plan, make_plan
 from cropaudit.transforms.render import DEAD_LETTER, RenderComposites, Variants
+from cropaudit.transforms.run_plan import Plan, check_plan, make_plan
 from cropaudit.transforms.write import (
     CODEC,
     WriteDeadLetters,

@@ -14,7 +14,7 @@ from cropaudit.report.inputs import RunInputs
 
 def planning_section(inputs: RunInputs) -> str:
     from cropaudit.errors import UserError
-    from cropaudit.pipelines.plan import DEFAULT_HALF_WIDTH, SHOWN, plan_survival
+    from cropaudit.pipelines.plan_pipeline import DEFAULT_HALF_WIDTH, SHOWN, plan_survival
     from cropaudit.report.page import note, table
 
     est = inputs.estimates

@@ -75,7 +75,7 @@ def column_map(items: list[str]) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cropaudit.pipelines.stats import run_stats, run_stats_table
+    from cropaudit.pipelines.stats_pipeline import run_stats, run_stats_table
 
     paths = args.survival_paths
     common = {

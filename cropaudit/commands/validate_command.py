@@ -18,8 +18,8 @@ def main(args) -> int:
     from cropaudit import config as config_mod
     from cropaudit import fileio
     from cropaudit.errors import ConfigError, UserError
-    from cropaudit.pipelines.audit import plan_config
-    from cropaudit.transforms.plan import check_plan
+    from cropaudit.pipelines.audit_pipeline import plan_config
+    from cropaudit.transforms.run_plan import check_plan
 
     failed = 0
     for path in args.configs:

@@ -64,7 +64,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _fetch(args: argparse.Namespace) -> int:
-    from cropaudit.model.fetch import fetch
+    from cropaudit.model.download import fetch
 
     print(fetch(args.name, args.cache, args.offline, args.catalogue))
     return 0
@@ -107,7 +107,7 @@ def _info(args: argparse.Namespace) -> int:
 def _available_copy(entry, cache: str | None) -> str | None:
     """The entry's file if it is already at hand (cache or path source); never downloads."""
     from cropaudit import fileio
-    from cropaudit.model.fetch import cache_path, resolve_cache_dir
+    from cropaudit.model.download import cache_path, resolve_cache_dir
 
     if entry.kind in LOCAL_KINDS:
         return None

@@ -7,7 +7,7 @@ import io
 import numpy as np
 from PIL import Image, ImageDraw
 
-from cropaudit.model.fastgaze.crops import CandidateCrops
+from cropaudit.transforms.candidate_crops import CandidateCrops
 
 _CROP_COLOURS = ((0, 200, 255), (0, 255, 0), (255, 200, 0), (255, 0, 255), (255, 255, 255))
 

@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cropaudit.pipelines.plan import format_plan, run_plan
+    from cropaudit.pipelines.plan_pipeline import format_plan, run_plan
 
     plan, written = run_plan(
         args.pilot,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from cropaudit.commands.model_catalogue import register_catalogue
+from cropaudit.commands.catalogue_command import register_catalogue
 
 
 def _add_convert(actions) -> None:

@@ -1,5 +1,6 @@
-"""``python -m cropaudit.engine.fetch`` (``make flink-engine``): fetch the engines once, by exact
-coordinates, and check every file's sha256 against the committed lock before anything uses it.
+"""``python -m cropaudit.engine.fetch_engines`` (``make flink-engine``): fetch the engines once,
+by exact coordinates, and check every file's sha256 against the committed lock before anything uses
+it.
 
 - Beam's Flink and Spark job servers: the Maven closures of
   ``deploy/engine/{flink,spark}-job-server.pom.xml`` (Maven Central serves the runners, not the
@@ -211,7 +212,9 @@ def fetch(root: Path, update_lock: bool = False) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cropaudit.engine.fetch", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m cropaudit.engine.fetch_engines", description=__doc__
+    )
     parser.add_argument("--dir", help="engine cache (default $CROPAUDIT_ENGINE_DIR or ~/.cache)")
     parser.add_argument("--update-lock", action="store_true", help="rewrite the sha256 lock")
     args = parser.parse_args(argv)

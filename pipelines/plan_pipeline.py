@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from cropaudit import fileio
 from cropaudit.errors import UserError
-from cropaudit.pipelines.stats import PROVENANCE, key_table, prepare, resolve_survival
+from cropaudit.pipelines.stats_pipeline import PROVENANCE, key_table, prepare, resolve_survival
 from cropaudit.schemas.estimates import KEY_FIELDS
 from cropaudit.stats import planning
 

@@ -96,7 +96,7 @@ def handler(args: argparse.Namespace) -> int:
         if args.overlay:
             import numpy as np
 
-            from cropaudit.model.fastgaze.overlay import draw_overlay
+            from cropaudit.transforms.overlay import draw_overlay
 
             fileio.write_bytes(args.overlay, draw_overlay(image, np.asarray(scores), result))
     return 1 if failed else 0
@@ -104,8 +104,8 @@ def handler(args: argparse.Namespace) -> int:
 
 def _box_crops(path: str, image, cropper, model, args: argparse.Namespace) -> None:
     """A box cropper's crops for one image (no salient point, no grid)."""
-    from cropaudit.model.fastgaze.crops import default_ratios
     from cropaudit.transforms.boxes import checked, crop_batch
+    from cropaudit.transforms.candidate_crops import default_ratios
 
     if args.overlay:
         raise UserError(f"--overlay draws a saliency map; {cropper.name} is a box cropper")
@@ -139,7 +139,7 @@ def _score(path: str, data: bytes, image, model_handler, model, aspect_ratios):
     DCT-domain reduction, as the binary did) once the decoder has accepted them."""
     import numpy as np
 
-    from cropaudit.model.fastgaze.crops import candidate_crops, is_symmetric
+    from cropaudit.transforms.candidate_crops import candidate_crops, is_symmetric
 
     if hasattr(model_handler, "preprocess_jpeg") and data[:3] == b"\xff\xd8\xff":
         hw, x = model_handler.preprocess_jpeg(data)

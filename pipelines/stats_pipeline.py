@@ -29,12 +29,12 @@ from apache_beam.io.filesystems import FileSystems
 
 from cropaudit import fileio, ownership
 from cropaudit.errors import UserError
-from cropaudit.pipelines.audit import verified_run
+from cropaudit.pipelines.audit_pipeline import verified_run
 from cropaudit.pipelines.runners import pipeline, pipeline_options
 from cropaudit.schemas.estimates import ESTIMATES_SCHEMA, KEY_FIELDS
 from cropaudit.stats.bootstrap import CORRECTIONS, OUTCOME_CODE, POSITION_CODE, SufficientStats
-from cropaudit.stats.estimates import estimate_stratum
 from cropaudit.stats.mixed import MAX_COMPOSITES, model_check
+from cropaudit.stats.stratum import estimate_stratum
 from cropaudit.stats.tests_multiple import adjust_rows
 from cropaudit.stats.weights import WeightCache
 

@@ -27,7 +27,7 @@ def register(sub) -> None:
 
 
 def main(args) -> int:
-    from cropaudit.pipelines.demo import run_demo
+    from cropaudit.pipelines.demo_pipeline import run_demo
 
     run_demo(
         args.out,
