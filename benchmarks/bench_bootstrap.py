@@ -52,7 +52,8 @@ def main() -> None:
     t = time.perf_counter()
     if args.mode == "pipeline":
         del table
-        from cropaudit.pipelines.stats_pipeline import read_estimates, run_stats
+        from cropaudit.pipelines.stats_pipeline import run_stats
+        from cropaudit.rundir import StatsDir
 
         run_stats(
             [str(run)],
@@ -61,7 +62,7 @@ def main() -> None:
             pipeline_args=args.pipeline_args,
         )
         elapsed = time.perf_counter() - t
-        df = read_estimates(str(work / "out")).to_pandas()
+        df = StatsDir(str(work / "out")).estimates().to_pandas()
         cols = ["criterion", "n", "n_cells", "ratio", "ratio_bca_low", "ratio_bca_high"]
         print(df[[*cols, "ratio_boot_shrink", "bootstrap_correction"]].to_string())
     else:

@@ -2,9 +2,9 @@
 
 Writes a synthetic run directory (cropaudit.stats.synthetic_tables, ``--parts`` part files),
 then times, side by side and ``--repeat`` times each, (1) the check ``cropaudit stats`` and
-``report`` now run first (:func:`cropaudit.tablecheck.differences`: Parquet footers and the sha256
+``report`` now run first (:meth:`cropaudit.rundir.RunDir.verified`: Parquet footers and the sha256
 of every part's bytes), (2) reading the table with pyarrow (what any reader pays anyway) and (3)
-the run summary's row-level content hash (:func:`cropaudit.pipelines.audit_pipeline.table_hash`).
+the run summary's row-level content hash (:func:`cropaudit.rundir.table_hash`).
 Prints medians and the ratio of the check to the read.
 
     .venv/bin/python benchmarks/bench_tablecheck.py [--rows 500000] [--parts 4] [--repeat 3]
@@ -35,9 +35,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 
-    from cropaudit.pipelines.audit_pipeline import read_table, table_hash
+    from cropaudit.rundir import read_table, table_hash
+    from cropaudit.rundir.tablecheck import describe, differences
     from cropaudit.stats.synthetic_tables import synthetic_survival, write_run_dir
-    from cropaudit.tablecheck import describe, differences
 
     work = Path(tempfile.mkdtemp(prefix="bench_tablecheck_"))
     per_part = args.rows // args.parts

@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"cropaudit: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # SIGINT; SIGTERM exits 143 (cropaudit.ownership)
+    except KeyboardInterrupt:  # SIGINT; SIGTERM exits 143 (cropaudit.rundir.ownership)
         print("cropaudit: interrupted", file=sys.stderr)
         return 130
 

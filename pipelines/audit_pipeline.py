@@ -7,19 +7,14 @@ run summary and, last, the ``_SUCCESS`` marker: a directory without it is not a 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
-from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import apache_beam as beam
-import pyarrow as pa
-import pyarrow.parquet as pq
 from apache_beam.options.pipeline_options import GoogleCloudOptions
 
-from cropaudit import fileio, ownership, progress, tablecheck
+from cropaudit import progress
 from cropaudit.config import ExperimentConfig, LayoutConfig
 from cropaudit.errors import UserError
 from cropaudit.model.base import SaliencyModelHandler
@@ -28,75 +23,20 @@ from cropaudit.model.registry import load_handler
 from cropaudit.model.resize import PreprocessOptions
 from cropaudit.pipelines.runners import pipeline, pipeline_options
 from cropaudit.provenance import versions
-from cropaudit.schemas.survival import DEAD_LETTER_SCHEMA
+from cropaudit.rundir.run_dir import DEAD_LETTER as DEAD_LETTER_TABLE
+from cropaudit.rundir.run_dir import SURVIVAL, RunDir, format_summary
 from cropaudit.transforms.boxes import CropBoxes
 from cropaudit.transforms.crop import SimulateCrops
-from cropaudit.transforms.design import (
-    SampleComposites,
-    check_design,
-    design_cells,
-    expected_composites,
-    group_sizes,
-    index_groups,
-)
+from cropaudit.transforms.design import SampleComposites, group_sizes
 from cropaudit.transforms.infer import PredictSaliency
-from cropaudit.transforms.manifests import load_manifest
 from cropaudit.transforms.render import DEAD_LETTER, RenderComposites, Variants
-from cropaudit.transforms.run_plan import Plan, check_plan, make_plan
+from cropaudit.transforms.run_plan import AuditInputs, check_plan, make_plan, read_inputs
 from cropaudit.transforms.write import (
-    CODEC,
     WriteDeadLetters,
     WriteSurvivalTable,
-    canonical_row,
-    collapse_duplicates,
     survival_row,
     survival_schema,
 )
-
-SUCCESS = "_SUCCESS"
-#: What a run directory consists of: ``--overwrite`` replaces these files and keeps others.
-RUN_OUTPUT = ownership.OutputKind(
-    "run",
-    (
-        SUCCESS,
-        "run_summary.json",
-        "config.toml",
-        "survival/part*.parquet",
-        "dead_letter/part*.parquet",
-    ),
-    tables=("survival", "dead_letter"),
-)
-#: The run's folder inside an output that holds one (``cropaudit demo``: DIR/run, DIR/stats).
-INNER_RUN = "run"
-#: Stages whose dead letters stand for a whole composite.
-COMPOSITE_STAGES = ("render", "predict")
-
-
-@dataclass(frozen=True)
-class RunPaths:
-    """Where a run's outputs live under its output directory."""
-
-    root: str
-
-    @property
-    def survival(self) -> str:
-        return fileio.join(self.root, "survival")
-
-    @property
-    def dead_letter(self) -> str:
-        return fileio.join(self.root, "dead_letter")
-
-    @property
-    def summary(self) -> str:
-        return fileio.join(self.root, "run_summary.json")
-
-    @property
-    def config(self) -> str:
-        return fileio.join(self.root, "config.toml")
-
-    @property
-    def marker(self) -> str:
-        return fileio.join(self.root, SUCCESS)
 
 
 def preprocess_options(config: ExperimentConfig) -> PreprocessOptions:
@@ -123,70 +63,25 @@ def variant_handlers(config: ExperimentConfig, handler: SaliencyModelHandler) ->
     return out
 
 
-def manifest_uri(config: ExperimentConfig, config_dir: str | None) -> str:
-    path = config.manifest.path
-    if not path:
-        raise UserError("the config names no manifest (manifest.path); pass --manifest")
-    if fileio.is_remote(path) or path.startswith("/") or not config_dir:
-        return fileio.absolute(path)
-    return fileio.absolute(fileio.join(config_dir, path))
+class ManifestFaces(beam.PTransform):
+    """The driver's reading of the manifest (:class:`AuditInputs`) -> the group index (main
+    output) and the manifest's dead letters (``dead_letter``): the pipeline starts from what the
+    driver read and checked, and never reads the manifest again."""
 
-
-def load_faces(uri: str, config: ExperimentConfig):
-    """The run's faces and manifest dead letters, read as the pipeline reads them."""
-    labels = {k: set(v) for k, v in config.groups.labels.items()} or None
-    return load_manifest(
-        uri,
-        list(config.groups.attributes),
-        image_root=config.manifest.image_root or None,
-        allowed_labels=labels,
-        face_boxes=config.design.kind == "single",
-        format=config.manifest.format,
-        groups=config.groups,
-    )
-
-
-def design_of(config: ExperimentConfig, faces) -> tuple[dict, list, int]:
-    """The group index, the checked design cells and the planned composites (every variant)."""
-    index = index_groups(faces, config.groups.attributes)
-    cells = design_cells(index, config.design)
-    check_design(index, cells)
-    return index, cells, expected_composites(cells, config.design.order, config.sweep_size())
-
-
-def plan_config(config: ExperimentConfig, config_dir: str | None) -> tuple[Plan, list[str]]:
-    """The plan of ``config`` and the manifest's groups; when the manifest cannot be found
-    (``validate`` on a config whose data is elsewhere) the plan counts no composites."""
-    if not config.manifest.path:
-        return make_plan(config, None), []
-    uri = manifest_uri(config, config_dir)
-    if not fileio.exists(uri):
-        return make_plan(config, None), []
-    index, _, expected = design_of(config, load_faces(uri, config)[0])
-    return make_plan(config, expected), sorted(index)
-
-
-class ReadFaces(beam.PTransform):
-    """Manifest URI -> faces (main output) and manifest dead letters (``dead_letter``)."""
-
-    def __init__(self, uri: str, config: ExperimentConfig):
+    def __init__(self, inputs: AuditInputs):
         super().__init__()
-        self._uri = uri
-        self._config = config
+        self._inputs = inputs
 
     def expand(self, pbegin):
-        config = self._config
-
-        def read(uri):
-            faces, letters = load_faces(uri, config)
-            yield from faces
-            for letter in letters:
+        def emit(_):
+            yield self._inputs.index
+            for letter in self._inputs.dead_letters:
                 yield beam.pvalue.TaggedOutput(DEAD_LETTER, letter)
 
         return (
             pbegin
-            | "ManifestUri" >> beam.Create([self._uri])
-            | "Load" >> beam.FlatMap(read).with_outputs(DEAD_LETTER, main="faces")
+            | "Start" >> beam.Create([None])
+            | "Emit" >> beam.FlatMap(emit).with_outputs(DEAD_LETTER, main="index")
         )
 
 
@@ -194,25 +89,19 @@ def build_audit(
     p: beam.Pipeline,
     config: ExperimentConfig,
     handler: SaliencyModelHandler,
-    uri: str,
-    paths: RunPaths,
-    cells,
+    inputs: AuditInputs,
+    run: RunDir,
     variants: Variants | None = None,
     others: Sequence[Cropper] = (),
 ) -> None:
-    """Lay the audit's stages onto ``p``; ``variants`` (from :func:`variant_handlers`) renders
-    every sampled composite once per sweep variant (default: the base only); ``others`` are
-    further croppers scored on the same rendered composites (``model.compare``)."""
+    """Lay the audit's stages onto ``p``, writing into ``run`` (its root as the workers see
+    it); ``variants`` (from :func:`variant_handlers`) renders every sampled composite once per
+    sweep variant (default: the base only); ``others`` are further croppers scored on the same
+    rendered composites (``model.compare``)."""
     variants = dict(variants or {"base": (config.layout, handler)})
-    attributes = tuple(config.groups.attributes)
-    read = p | "ReadFaces" >> ReadFaces(uri, config)
-    group_index = (
-        read.faces
-        | "AllFaces" >> beam.combiners.ToList()
-        | "IndexGroups" >> beam.Map(lambda faces: index_groups(faces, attributes))
-    )
-    composites = group_index | "SampleComposites" >> SampleComposites(
-        cells, config.design.seed, config.design.order, list(variants)
+    manifest = p | "ManifestFaces" >> ManifestFaces(inputs)
+    composites = manifest.index | "SampleComposites" >> SampleComposites(
+        inputs.cells, config.design.seed, config.design.order, list(variants)
     )
     croppers = (handler, *(others or ()))
     rendered = composites | "RenderComposites" >> RenderComposites(
@@ -245,12 +134,12 @@ def build_audit(
             suffixes[r.model],
         )
     )
-    rows | "WriteSurvivalTable" >> WriteSurvivalTable(fileio.join(paths.survival, "part"), schema)
+    rows | "WriteSurvivalTable" >> WriteSurvivalTable(run.part_prefix(SURVIVAL), schema)
     (
-        (read[DEAD_LETTER], rendered[DEAD_LETTER], predict_dead)
+        (manifest[DEAD_LETTER], rendered[DEAD_LETTER], predict_dead)
         | "AllDeadLetters" >> beam.Flatten()
         | "WriteDeadLetters"
-        >> WriteDeadLetters(fileio.join(paths.dead_letter, "part"), config.config_hash)
+        >> WriteDeadLetters(run.part_prefix(DEAD_LETTER_TABLE), config.config_hash)
     )
 
 
@@ -299,122 +188,6 @@ def run_croppers(config: ExperimentConfig, handler: Cropper) -> list[Cropper]:
     return croppers
 
 
-def read_table(folder: str) -> pa.Table:
-    """All Parquet parts under ``folder`` as one table (empty parts included)."""
-    files = fileio.glob(fileio.join(folder, "*.parquet"))
-    if not files:
-        raise UserError(f"no Parquet files under {folder}")
-    tables = [pq.read_table(pa.BufferReader(fileio.read_bytes(f))) for f in files]
-    return pa.concat_tables(tables).combine_chunks()
-
-
-def table_hash(table: pa.Table | Iterable[pa.RecordBatch]) -> str:
-    """Order- and sharding-independent content hash of a table, metadata ignored: sha256 over
-    the sorted per-row digests, so it streams batch by batch (32 bytes held per row)."""
-    batches = table.to_batches() if isinstance(table, pa.Table) else table
-    digests = [
-        hashlib.sha256(canonical_row(row).encode()).digest()
-        for batch in batches
-        for row in batch.to_pylist()
-    ]
-    return hashlib.sha256(b"".join(sorted(digests))).hexdigest()
-
-
-def iter_batches(folder: str, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
-    """The record batches of every Parquet part under ``folder``, one file in memory at a time."""
-    for f in fileio.glob(fileio.join(folder, "*.parquet")):
-        part = pq.ParquetFile(pa.BufferReader(fileio.read_bytes(f)))
-        if part.num_row_groups:  # a part with no rows (every composite dead-lettered) has none
-            yield from part.iter_batches(batch_size=4096, columns=columns)
-
-
-def composite_ids(folder: str) -> list[str]:
-    """The ``composite_id`` column of a published table, read without the other columns."""
-    return [i for b in iter_batches(folder, ["composite_id"]) for i in b.column(0).to_pylist()]
-
-
-def remove_duplicate_rows(paths: RunPaths, config_hash: str) -> int:
-    """Rows of the published survival table that share a composite id collapse to one, and a
-    copy that differs becomes a dead letter (:func:`collapse_duplicates`); returns the rows
-    removed. Beam discards a failed bundle's output, so copies are rare (an at-least-once sink,
-    a non-deterministic stage): checking after the write reads only the id column and keeps
-    every runner's memory flat, where a GroupByKey over whole rows would hold them all."""
-    ids = composite_ids(paths.survival)
-    if len(ids) == len(set(ids)):
-        return 0
-    table = read_table(paths.survival)
-    by_id: dict[str, list[dict]] = {}
-    for row in table.to_pylist():
-        by_id.setdefault(row["composite_id"], []).append(row)
-    kept, dead = [], []
-    for cid, rows in sorted(by_id.items()):
-        for kind, item in collapse_duplicates(cid, rows):
-            (kept if kind == "row" else dead).append(item)
-    unique = pa.Table.from_pylist(kept, schema=table.schema)
-    old = fileio.glob(fileio.join(paths.survival, "*.parquet"))
-    fileio.write_atomic(fileio.join(paths.survival, "part-deduplicated.parquet"), _parquet(unique))
-    for f in old:
-        fileio.delete_tree(f)
-    if dead:
-        letters = pa.Table.from_pylist(
-            [d.to_row(config_hash) for d in dead], schema=DEAD_LETTER_SCHEMA
-        )
-        name = fileio.join(paths.dead_letter, "part-duplicates.parquet")
-        fileio.write_atomic(name, _parquet(letters))
-    return len(ids) - unique.num_rows
-
-
-def _parquet(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression=CODEC)
-    return sink.getvalue().to_pybytes()
-
-
-def summarize(
-    paths: RunPaths,
-    config: ExperimentConfig,
-    expected: int,
-    suffixes: Sequence[str] = ("",),
-    **extra,
-) -> dict:
-    """What the sinks actually published, checked against the design. ``suffixes``: one per
-    cropper (:func:`row_suffixes`); a composite that failed to render is lost to each of them."""
-    dead = read_table(paths.dead_letter)
-    ids: list[str] = []
-
-    def batches() -> Iterator[pa.RecordBatch]:  # ids and hash from one read of the table
-        for batch in iter_batches(paths.survival):
-            ids.extend(batch.column("composite_id").to_pylist())
-            yield batch
-
-    table_sha256 = table_hash(batches())
-    duplicates = len(ids) - len(set(ids))
-    dead_rows = dead.to_pylist()
-    composite_dead = {
-        d["element_id"] + s
-        for d in dead_rows
-        if d["stage"] in COMPOSITE_STAGES
-        for s in (suffixes if d["stage"] == "render" else ("",))
-    }
-    return {
-        "config_name": config.name,
-        "config_hash": config.config_hash,
-        "composites_expected": expected,
-        "survival_rows": len(ids),
-        "duplicate_composite_ids": duplicates,
-        "composites_dead_lettered": len(composite_dead),
-        "all_composites_accounted": len(set(ids)) + len(composite_dead) == expected
-        and not composite_dead & set(ids),
-        "dead_letters_by_stage_reason": dict(
-            sorted(Counter(f"{d['stage']}/{d['reason']}" for d in dead_rows).items())
-        ),
-        "survival_table_sha256": table_sha256,
-        "survival_table": tablecheck.describe(paths.survival),
-        "versions": versions(),
-        **extra,
-    }
-
-
 def run_audit(
     config: ExperimentConfig,
     out_dir: str,
@@ -432,48 +205,43 @@ def run_audit(
     local runner's reach start anyway."""
     # the cheap checks first (manifest, design, plan, output folder): a run that cannot start
     # fails before a model is downloaded
-    uri = manifest_uri(config, config_dir)
-    faces, manifest_dead = load_faces(uri, config)
-    index, cells, expected = design_of(config, faces)
+    inputs = read_inputs(config, config_dir)
     runner, options = pipeline_options(pipeline_args)
-    plan = make_plan(config, expected)
-    check_plan(plan, runner, allow_large_plan, groups=sorted(index))
+    plan = make_plan(config, inputs.expected)
+    check_plan(plan, runner, allow_large_plan, groups=inputs.groups)
     command = f"cropaudit run {config.name}"
-    ownership.check_writable(out_dir, RUN_OUTPUT, overwrite=overwrite, command=command)
+    run = RunDir(out_dir)
+    run.check_writable(overwrite=overwrite, command=command)
     handler = handler or load_handler(config.model.spec, preprocess_options(config))
     croppers = run_croppers(config, handler)
     for cropper in croppers:  # a model that cannot score (NaN weights) fails here, not on a worker
         cropper.check()
     variants = variant_handlers(config, handler)
-    expected_rows = expected * len(croppers)  # one row per composite and cropper
+    expected_rows = inputs.expected * len(croppers)  # one row per composite and cropper
 
-    paths = RunPaths(fileio.absolute(out_dir))  # as the workers of a cluster see it
-    with ownership.writing(
-        out_dir, RUN_OUTPUT, overwrite=overwrite, config_hash=config.config_hash, command=command
-    ):
+    with run.writing(overwrite=overwrite, config_hash=config.config_hash, command=command):
         started = time.monotonic()
         bar = progress.reporter(
             expected_rows, enabled=show_progress and not quiet and runner == "direct"
         )
         with bar, pipeline(runner, options) as p:
-            build_audit(p, config, handler, uri, paths, cells, variants, croppers[1:])
+            build_audit(p, config, handler, inputs, run.absolute(), variants, croppers[1:])
         template = options.view_as(GoogleCloudOptions).template_location
         if template:  # Dataflow template creation: the job was built and staged, nothing ran
             if not quiet:
                 print(f"Dataflow template -> {template} (staged, not run; nothing published)")
             return {"runner": runner, "template_location": template}
         seconds = time.monotonic() - started
-        removed = remove_duplicate_rows(paths, config.config_hash)
+        removed = run.remove_duplicate_rows(config.config_hash)
 
-        summary = summarize(
-            paths,
+        summary = run.summarize(
             config,
             expected_rows,
             row_suffixes(croppers),
-            manifest=uri,
-            manifest_faces=len(faces),
-            manifest_dead_lettered=len(manifest_dead),
-            groups=group_sizes(index),
+            manifest=inputs.uri,
+            manifest_faces=len(inputs.faces),
+            manifest_dead_lettered=len(inputs.dead_letters),
+            groups=group_sizes(inputs.index),
             model=handler.describe(),
             models=[c.describe() for c in croppers],
             variants=list(variants),
@@ -485,71 +253,7 @@ def run_audit(
         )
         if summary["duplicate_composite_ids"] or not summary["all_composites_accounted"]:
             raise RuntimeError(f"published tables do not match the design: {summary}")
-        fileio.write_atomic(paths.config, config.to_toml().encode())
-        fileio.write_atomic(paths.summary, json.dumps(summary, indent=2, sort_keys=True).encode())
-        fileio.write_atomic(paths.marker, b"")
-        ownership.finish(out_dir, RUN_OUTPUT, config.config_hash)
+        run.publish(config, summary)
     if not quiet:
         print(format_summary(summary, out_dir))
     return summary
-
-
-def format_summary(summary: dict, out_dir: str) -> str:
-    lines = [
-        f"run {summary['config_name']} ({summary['config_hash'][:12]}) -> {out_dir}",
-        f"  composites: {summary['composites_expected']} planned, "
-        f"{summary['survival_rows']} in the survival table, "
-        f"{summary['composites_dead_lettered']} dead-lettered",
-        f"  plan: {summary.get('plan', '?')}",
-        f"  manifest: {summary['manifest_faces']} faces, "
-        f"{summary['manifest_dead_lettered']} rows dead-lettered",
-    ]
-    for reason, n in summary["dead_letters_by_stage_reason"].items():
-        lines.append(f"    dead letter {reason}: {n}")
-    for m in summary.get("models") or [summary["model"]]:
-        lines.append(f"  model: {m['model_name']} {m['model_hash'][:12]}")
-    lines.append(f"  survival table sha256: {summary['survival_table_sha256']}")
-    if summary.get("beam_counters"):
-        lines.append(f"  Beam counters: {progress.format_counters(summary['beam_counters'])}")
-    lines.append(f"  {summary['seconds']} s on {summary['runner']}")
-    return "\n".join(lines)
-
-
-def run_folder(path: str) -> str:
-    """``path``, or the run inside it: a folder with no ``_SUCCESS`` of its own but a ``run/``
-    folder is an output that holds a run (``cropaudit demo``'s), so ``report``, ``stats`` and
-    the rest accept the folder the demo printed."""
-    inner = fileio.join(path, INNER_RUN)
-    if not fileio.exists(fileio.join(path, SUCCESS)) and fileio.is_folder(inner):
-        return inner
-    return path
-
-
-def require_finished(run_dir: str) -> RunPaths:
-    """A finished run's paths (of the run inside ``run_dir`` when it holds one: see
-    :func:`run_folder`), or a clear error for a run that never completed."""
-    run_dir = run_folder(run_dir)
-    paths = RunPaths(run_dir)
-    if not fileio.exists(paths.marker):
-        raise UserError(
-            f"{run_dir} is not a finished run (no {SUCCESS} marker); its tables may be partial: "
-            "wait for the run to complete or rerun it"
-        )
-    return paths
-
-
-def verified_run(run_dir: str, trust_modified: bool = False) -> tuple[RunPaths, list[str]]:
-    """A finished run whose survival table matches its summary's record, and the differences
-    (``UserError`` naming them, unless ``trust_modified``: the caller records them)."""
-    paths = require_finished(run_dir)
-    try:
-        summary = json.loads(fileio.read_bytes(paths.summary))
-    except (FileNotFoundError, ValueError):
-        summary = {}
-    found = tablecheck.differences(paths.survival, summary.get("survival_table"))
-    if found and not trust_modified:
-        raise UserError(
-            f"the survival table of {run_dir} does not match its run_summary.json: "
-            f"{'; '.join(found)}; pass --trust-modified to use it anyway (outputs record it)"
-        )
-    return paths, found

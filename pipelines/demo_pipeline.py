@@ -7,15 +7,15 @@ from importlib import resources
 from pathlib import Path
 
 from cropaudit import config as config_mod
-from cropaudit import ownership
-from cropaudit.pipelines.audit_pipeline import INNER_RUN, run_audit
+from cropaudit.pipelines.audit_pipeline import run_audit
 from cropaudit.pipelines.stats_pipeline import run_stats
+from cropaudit.rundir import ownership
+from cropaudit.rundir.run_dir import INNER_RUN
+from cropaudit.rundir.stats_dir import INNER_STATS, REPORT
 from cropaudit.synthetic_faces import write_face_set
 
 #: The demo folder's own files; ``run/`` and ``stats/`` are outputs of their own inside it.
-DEMO_OUTPUT = ownership.OutputKind(
-    "demo", ("report.html", "faces/manifest.csv", "faces/images/*.jpg")
-)
+DEMO_OUTPUT = ownership.OutputKind("demo", (REPORT, "faces/manifest.csv", "faces/images/*.jpg"))
 
 
 def embedded_config(name: str = "demo") -> config_mod.ExperimentConfig:
@@ -57,7 +57,7 @@ def _demo(out: Path, config, pipeline_args, with_stats: bool, show_progress: boo
         show_progress=show_progress,
     )
     if with_stats:
-        stats_dir = out / "stats"
+        stats_dir = out / INNER_STATS
         run_stats(
             [str(out / INNER_RUN)],
             str(stats_dir),
@@ -65,8 +65,8 @@ def _demo(out: Path, config, pipeline_args, with_stats: bool, show_progress: boo
             pipeline_args=pipeline_args,
             overwrite=True,
         )
-        print(f"statistics -> {stats_dir}/estimates, plots and report.html")
+        print(f"statistics -> {stats_dir}/estimates, plots and {REPORT}")
         from cropaudit.report import build_report
 
-        build_report(str(out / INNER_RUN), str(out / "report.html"), stats_dir=str(stats_dir))
+        build_report(str(out / INNER_RUN), str(out / REPORT), stats_dir=str(stats_dir))
     return summary

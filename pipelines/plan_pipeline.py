@@ -10,7 +10,6 @@ carries the total cluster-robust variance, not its split by side.
 from __future__ import annotations
 
 import io
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +22,9 @@ import pyarrow.parquet as pq
 from cropaudit import fileio
 from cropaudit.errors import UserError
 from cropaudit.pipelines.stats_pipeline import PROVENANCE, key_table, prepare, resolve_survival
+from cropaudit.rundir.ownership import check_new_file
+from cropaudit.rundir.run_dir import SURVIVAL, RunDir
+from cropaudit.rundir.stats_dir import DEFAULT_LEVEL, INNER_STATS, StatsDir
 from cropaudit.schemas.estimates import KEY_FIELDS
 from cropaudit.stats import planning
 
@@ -45,40 +47,26 @@ def resolve(path: str, trust_modified: bool = False) -> PlanInputs:
     path = path.rstrip("/") or "/"
     if not fileio.is_folder(path):
         raise UserError(f"{path} is not a folder; give a run, statistics or demo folder")
-    is_run = path.endswith("/survival") or fileio.exists(fileio.join(path, "survival"))
-    if is_run or fileio.exists(fileio.join(path, "run_summary.json")):
-        files, _ = resolve_survival([path], trust_modified)
-        return PlanInputs(files, None, 0.95)
-    if fileio.exists(fileio.join(path, "run")) and fileio.exists(fileio.join(path, "stats")):
-        files, _ = resolve_survival([fileio.join(path, "run")], trust_modified)
-        stats = fileio.join(path, "stats")
-        return PlanInputs(files, stats, _stats_level(stats))
-    if fileio.exists(fileio.join(path, "estimates")):
-        success = fileio.join(path, "_SUCCESS")
-        if not fileio.exists(success):
-            raise UserError(f"{path} is not a finished statistics output (no _SUCCESS)")
-        inputs = json.loads(fileio.read_bytes(success)).get("inputs") or []
+    run = RunDir.open(path)
+    if fileio.exists(run.folder(SURVIVAL)) or fileio.exists(run.summary_path):
+        files, _ = resolve_survival([run.root], trust_modified)
+        beside = StatsDir(fileio.join(path, INNER_STATS))
+        if run.root == path or not fileio.exists(beside.root):
+            return PlanInputs(files, None, DEFAULT_LEVEL)
+        return PlanInputs(files, beside.root, beside.level())  # a demo folder
+    stats = StatsDir(path)
+    if fileio.exists(stats.estimates_folder):
+        inputs = stats.success().get("inputs") or []
         if any(str(i).endswith((".parquet", ".csv")) for i in inputs):
             raise UserError(
                 f"{path} was computed from a plain table; plan from a run folder instead"
             )
         files, _ = resolve_survival(inputs, trust_modified)
-        return PlanInputs(files, path, _stats_level(path))
+        return PlanInputs(files, path, stats.level())
     raise UserError(
         f"{path} is neither a run folder (survival/), a statistics folder (estimates/) nor a "
         "demo folder (run/ and stats/)"
     )
-
-
-def _stats_level(stats_dir: str) -> float:
-    """The level of a statistics output's estimates (only that column is read, so outputs of
-    older versions serve too); 0.95 when it has none or several."""
-    levels: set[float] = set()
-    for f in fileio.glob(fileio.join(stats_dir, "estimates", "*.parquet")):
-        part = pq.read_table(pa.BufferReader(fileio.read_bytes(f)))
-        if "level" in part.column_names:
-            levels.update(part.column("level").to_pylist())
-    return float(levels.pop()) if len(levels) == 1 else 0.95
 
 
 def survival_components(table: pa.Table, criteria: Sequence[str] | None = None) -> pd.DataFrame:
@@ -189,10 +177,8 @@ def run_plan(
 ) -> tuple[pd.DataFrame, str | None]:
     """Plan from the pilot at ``path``; writes ``out`` (else ``STATS/plan.parquet`` when a
     statistics folder was found); returns the table and where it went."""
-    from cropaudit.ownership import check_new_file
-
     inputs = resolve(path, trust_modified)
-    target = out or (fileio.join(inputs.stats_dir, "plan.parquet") if inputs.stats_dir else None)
+    target = out or (StatsDir(inputs.stats_dir).plan if inputs.stats_dir else None)
     if target:
         _check_format(target)
         check_new_file(target, overwrite)

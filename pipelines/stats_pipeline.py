@@ -27,10 +27,11 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from cropaudit import fileio, ownership
+from cropaudit import fileio
 from cropaudit.errors import UserError
-from cropaudit.pipelines.audit_pipeline import verified_run
 from cropaudit.pipelines.runners import pipeline, pipeline_options
+from cropaudit.rundir.run_dir import SURVIVAL, RunDir
+from cropaudit.rundir.stats_dir import StatsDir
 from cropaudit.schemas.estimates import ESTIMATES_SCHEMA, KEY_FIELDS
 from cropaudit.stats.bootstrap import CORRECTIONS, OUTCOME_CODE, POSITION_CODE, SufficientStats
 from cropaudit.stats.mixed import MAX_COMPOSITES, model_check
@@ -63,19 +64,6 @@ PROVENANCE = {"config_hash": "config_hashes", "seed": "survival_seeds", "version
 #: Key prefixes: up to ``design`` (a design's strata) and up to ``criterion``.
 DESIGN_FIELDS = KEY_FIELDS[: KEY_FIELDS.index("design") + 1]
 CRITERION_FIELDS = KEY_FIELDS[: KEY_FIELDS.index("criterion") + 1]
-#: What a statistics output folder consists of (see :mod:`cropaudit.ownership`).
-STATS_OUTPUT = ownership.OutputKind(
-    "stats",
-    (
-        "_SUCCESS",
-        "report.html",
-        "agreement.parquet",
-        "estimates/*.parquet",
-        "plots/*.png",
-        "plots/*.svg",
-    ),
-    tables=("estimates",),
-)
 #: Estimates file metadata: the survival tables used although they differ from their run
 #: summaries (``--trust-modified``), run -> what differs.
 UNVERIFIED_KEY = "cropaudit.unverified_inputs"
@@ -299,15 +287,13 @@ def resolve_survival(
     files: list[str] = []
     modified: dict[str, list[str]] = {}
     for path in paths:
-        run = fileio.absolute(path.rstrip("/"))  # as the workers of a cluster see it
-        if run.endswith("/survival") or run.endswith("\\survival"):
-            run = fileio.dirname(run)
-        run_paths, differences = verified_run(run, trust_modified)
+        run = RunDir.open(fileio.absolute(path.rstrip("/")))  # as the workers of a cluster see it
+        differences = run.verified(trust_modified)
         if differences:
-            modified[run] = differences
-        found = fileio.glob(fileio.join(run_paths.survival, "*.parquet"))
+            modified[run.root] = differences
+        found = run.table_files(SURVIVAL)
         if not found:
-            raise UserError(f"{run} has no survival/*.parquet files")
+            raise UserError(f"{run.root} has no {SURVIVAL}/*.parquet files")
         files.extend(found)
     return files, modified
 
@@ -380,14 +366,6 @@ def build_pipeline(
     )
 
 
-def read_estimates(out_dir: str) -> pa.Table:
-    files = fileio.glob(fileio.join(out_dir, "estimates", "*.parquet"))
-    tables = [pq.read_table(io.BytesIO(fileio.read_bytes(f))) for f in files]
-    if not tables:
-        return ESTIMATES_SCHEMA.empty_table()
-    return pa.concat_tables(tables).cast(ESTIMATES_SCHEMA)
-
-
 AGREEMENT_COLUMNS = (
     "composite_id", "sample_id", "variant", "design", "group_a", "group_b", "position",
     "a_subject_id", "b_subject_id", "model_name", "point_winner", "crops",
@@ -402,7 +380,7 @@ def write_agreement(files: Sequence[str], out_dir: str, options: StatsOptions) -
 
     from cropaudit.stats.agreement import agreement
 
-    target = fileio.join(out_dir, "agreement.parquet")
+    target = StatsDir(out_dir).agreement
     fileio.delete_tree(target)
     data = [fileio.read_bytes(f) for f in files]
     models = set()
@@ -466,33 +444,29 @@ def run_stats(
             f"{', '.join(sorted(available))})"
         )
     runner, beam_options = pipeline_options(pipeline_args)
-    prefix = fileio.join(fileio.absolute(out_dir), "estimates", "estimates")
+    stats = StatsDir(out_dir)
     metadata = {UNVERIFIED_KEY: json.dumps(modified, sort_keys=True)} if modified else None
-    with ownership.writing(out_dir, STATS_OUTPUT, overwrite=overwrite, command="cropaudit stats"):
+    with stats.writing(overwrite=overwrite):
         with pipeline(runner, beam_options) as p:
-            build_pipeline(p, files, prefix, options, metadata)
+            build_pipeline(p, files, stats.estimates_prefix, options, metadata)
         write_agreement(files, out_dir, options)
-        return _finish(out_dir, list(survival_paths), render, modified)
+        return _finish(stats, list(survival_paths), render, modified)
 
 
 def _finish(
-    out_dir: str, inputs: list[str], render: bool, modified: dict[str, list[str]] | None = None
+    stats: StatsDir,
+    inputs: list[str],
+    render: bool,
+    modified: dict[str, list[str]] | None = None,
 ) -> str:
     """Plots and report from the written estimates, then ``_SUCCESS`` and the ownership
-    record (inside :func:`ownership.writing`); the estimates path."""
-    written = fileio.glob(fileio.join(out_dir, "estimates", "*.parquet"))
-    if not written:
-        raise UserError("the statistics pipeline wrote no estimates")
+    record (inside :meth:`StatsDir.writing`); the estimates path."""
+    stats.require_estimates()
     if render:
         from cropaudit.stats.report import write_outputs
 
-        write_outputs(read_estimates(out_dir), out_dir, unverified=modified)
-    success: dict[str, Any] = {"estimates": written, "inputs": inputs}
-    if modified:
-        success["unverified_inputs"] = modified
-    fileio.write_atomic(fileio.join(out_dir, "_SUCCESS"), json.dumps(success).encode())
-    ownership.finish(out_dir, STATS_OUTPUT)
-    return written[0]
+        write_outputs(stats.estimates(), stats.root, unverified=modified)
+    return stats.publish(inputs, modified)
 
 
 #: Key fields a plain table may leave out, and the value its rows get.
@@ -574,7 +548,7 @@ def run_stats_table(
     rows = finalise(rows)
     buf = io.BytesIO()
     pq.write_table(pa.Table.from_pylist(rows, ESTIMATES_SCHEMA), buf, compression="snappy")
-    with ownership.writing(out_dir, STATS_OUTPUT, overwrite=overwrite, command="cropaudit stats"):
-        target = fileio.join(out_dir, "estimates", "estimates-00000-of-00001.parquet")
-        fileio.write_atomic(target, buf.getvalue())
-        return _finish(out_dir, [path], render)
+    stats = StatsDir(out_dir)
+    with stats.writing(overwrite=overwrite):
+        fileio.write_atomic(stats.estimates_file, buf.getvalue())
+        return _finish(stats, [path], render)

@@ -208,8 +208,9 @@ def test_http_cropper_does_not_retry_malformed_answers(server, tmp_path):
 def test_a_run_dead_letters_an_endpoint_failures_and_scores_the_rest(server, tmp_path, monkeypatch):
     """baseline beside a failing HTTP cropper: every composite is accounted for."""
     from cropaudit.model.download import CACHE_ENV
-    from cropaudit.pipelines.audit_pipeline import read_table, run_audit
+    from cropaudit.pipelines.audit_pipeline import run_audit
     from cropaudit.pipelines.demo_pipeline import embedded_config
+    from cropaudit.rundir import read_table
     from cropaudit.synthetic_faces import write_face_set
 
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))

@@ -176,7 +176,7 @@ def compared(tmp_path_factory, fastgaze_cache):
 
 @pytest.mark.slow
 def test_one_run_scores_every_composite_with_every_cropper(compared):
-    from cropaudit.pipelines.audit_pipeline import read_table
+    from cropaudit.rundir import read_table
 
     tmp, cfg, summary = compared
     df = read_table(str(tmp / "run" / "survival")).to_pandas()
@@ -252,7 +252,7 @@ def fastgaze_cache(tmp_path_factory):
 
 @pytest.mark.slow
 def test_demo_compares_the_models_it_is_given(tmp_path):
-    from cropaudit.pipelines.audit_pipeline import read_table
+    from cropaudit.rundir import read_table
 
     args = ["demo", "--out", str(tmp_path), "--no-stats", "--no-progress"]
     assert main([*args, "--models", "baseline", "opencv-spectral-residual"]) == 0

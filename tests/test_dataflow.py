@@ -16,7 +16,7 @@ from tests.services import tiny_config
 from tests.test_gcs import DEADLINE_S, LOOPBACK, PROJECT, _deadline, gcs, gs  # noqa: F401
 
 STAGES = (
-    "ReadFaces",
+    "ManifestFaces",
     "SampleComposites",
     "RenderComposites",
     "PredictSaliency",

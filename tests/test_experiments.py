@@ -291,8 +291,9 @@ def test_sensitivity_reads_tables_without_variant_columns():
 
 @pytest.mark.slow
 def test_sensitivity_sweep_runs_end_to_end_on_synthetic_faces(tmp_path):
-    from cropaudit.pipelines.audit_pipeline import read_table, run_audit
-    from cropaudit.pipelines.stats_pipeline import read_estimates, run_stats
+    from cropaudit.pipelines.audit_pipeline import run_audit
+    from cropaudit.pipelines.stats_pipeline import run_stats
+    from cropaudit.rundir import StatsDir, read_table
     from cropaudit.synthetic_faces import write_face_set
 
     faces = write_face_set(tmp_path / "faces", seed=3, subjects_per_group=2)
@@ -326,7 +327,7 @@ def test_sensitivity_sweep_runs_end_to_end_on_synthetic_faces(tmp_path):
     assert len(set(df.model_hash)) == 1  # one model; only the pre-processing differs
 
     run_stats([str(tmp_path / "run")], str(tmp_path / "stats"), replicates=20, render=False)
-    est = read_estimates(str(tmp_path / "stats")).to_pandas()
+    est = StatsDir(str(tmp_path / "stats")).estimates().to_pandas()
     for criterion in ("point", "crop_0.56"):
         rows = est[
             (est.design == "pairs") & (est.criterion == criterion) & (est.comparison == "pair")

@@ -23,9 +23,10 @@ from cropaudit.engine import cache, fetch, flink_local
 from cropaudit.errors import UserError
 from cropaudit.model.catalogue import BUILTIN, CATALOGUE_ENV
 from cropaudit.model.download import CACHE_ENV, OFFLINE_ENV
-from cropaudit.pipelines.audit_pipeline import SUCCESS, read_table, run_audit, table_hash
+from cropaudit.pipelines.audit_pipeline import run_audit
 from cropaudit.pipelines.runners import SDK_WORKER_KEEP_MS, apply_profile, failure_line
 from cropaudit.progress import COUNTER_ORDER
+from cropaudit.rundir import SUCCESS, read_table, table_hash
 from cropaudit.synthetic_faces import write_face_set
 from tests.conftest import shared_file
 from tests.services import (

@@ -26,16 +26,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from cropaudit import fileio, locks, ownership
+from cropaudit import fileio
 from cropaudit.errors import UserError
-from cropaudit.pipelines.audit_pipeline import (
-    RUN_OUTPUT,
-    RunPaths,
-    read_table,
-    run_audit,
-    table_hash,
-)
+from cropaudit.pipelines.audit_pipeline import run_audit
 from cropaudit.pipelines.demo_pipeline import embedded_config
+from cropaudit.rundir import RUN_OUTPUT, RunDir, locks, ownership, read_table, table_hash
 from cropaudit.synthetic_faces import write_face_set
 from tests.conftest import SHARED
 from tests.services import canonical_estimates, free_port, stop_group, wait_for_port
@@ -203,14 +198,14 @@ def test_claim_sees_nested_objects_on_gcs_and_keeps_foreign_ones(gcs):
     """A gs:// folder holding only a killed run's objects (none at its top) is not empty; with
     overwrite the run's part goes, a foreign object below stays, Beam's temp objects go."""
     with _deadline(DEADLINE_S):
-        paths = RunPaths(gs("partial"))
-        notes = fileio.join(paths.survival, "notes.txt")
+        paths = RunDir(gs("partial"))
+        notes = fileio.join(paths.folder("survival"), "notes.txt")
         fileio.write_bytes(notes, b"keep")
         with pytest.raises(UserError, match="not empty"):
             ownership.claim(paths.root, RUN_OUTPUT, overwrite=False)
         ownership.claim(paths.root, RUN_OUTPUT, overwrite=True)  # then the run is killed:
-        part = fileio.join(paths.survival, "part-00000-of-00002.parquet")
-        temp = fileio.join(paths.survival, "beam-temp-part-1234", "shard")
+        part = fileio.join(paths.folder("survival"), "part-00000-of-00002.parquet")
+        temp = fileio.join(paths.folder("survival"), "beam-temp-part-1234", "shard")
         for uri in (part, temp):
             fileio.write_bytes(uri, b"x")
         with pytest.raises(UserError, match="already holds a run output"):

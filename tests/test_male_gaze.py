@@ -310,7 +310,8 @@ def _person(path, face_loud: bool, rng: np.random.Generator) -> tuple[int, int, 
 
 @pytest.mark.slow
 def test_single_design_runs_end_to_end(tmp_path):
-    from cropaudit.pipelines.audit_pipeline import read_table, run_audit
+    from cropaudit.pipelines.audit_pipeline import run_audit
+    from cropaudit.rundir import read_table
     from cropaudit.schemas.survival import SURVIVAL_SCHEMA
 
     rng = np.random.default_rng(0)
@@ -375,10 +376,11 @@ def test_single_design_runs_end_to_end(tmp_path):
     for criterion in ("crop_0.56", "crop_1.00"):
         assert face_rates(table, criterion=criterion).n.sum() == 4
 
-    from cropaudit.pipelines.stats_pipeline import read_estimates, run_stats
+    from cropaudit.pipelines.stats_pipeline import run_stats
+    from cropaudit.rundir import StatsDir
 
     run_stats([str(tmp_path / "run")], str(tmp_path / "stats"), replicates=5, render=False)
-    assert read_estimates(str(tmp_path / "stats")).num_rows == 0  # no pairs to compare
+    assert StatsDir(str(tmp_path / "stats")).estimates().num_rows == 0  # no pairs to compare
 
     from cropaudit.report import build_report
 

@@ -16,7 +16,7 @@ from PIL import Image
 
 from cropaudit import startup_logs
 from cropaudit.errors import UserError
-from cropaudit.pipelines.audit_pipeline import require_finished
+from cropaudit.rundir import RunDir
 from tests.conftest import REPO
 
 #: A line some library (TensorFlow, absl, Beam, Python logging) wrote, not cropaudit.
@@ -93,7 +93,7 @@ def test_stats_and_report_accept_the_demo_folder(demo):
 def test_an_unfinished_run_inside_a_folder_is_named(tmp_path):
     (tmp_path / "run").mkdir()
     with pytest.raises(UserError, match=f"{tmp_path / 'run'} is not a finished run"):
-        require_finished(str(tmp_path))
+        RunDir.open(str(tmp_path)).require_finished()
 
 
 def test_captured_stderr_keeps_everything_but_start_up_notices(capfd):

@@ -16,8 +16,9 @@ import pytest
 
 from cropaudit import config as config_mod
 from cropaudit.errors import UserError
-from cropaudit.pipelines.audit_pipeline import read_table, require_finished, run_audit, table_hash
+from cropaudit.pipelines.audit_pipeline import run_audit
 from cropaudit.pipelines.demo_pipeline import embedded_config
+from cropaudit.rundir import RunDir, read_table, table_hash
 from cropaudit.schemas.survival import DEAD_LETTER_SCHEMA, SURVIVAL_SCHEMA
 from cropaudit.synthetic_faces import write_face_set
 
@@ -46,16 +47,16 @@ def run_dir(faces, tmp_path_factory) -> Path:
 
 
 def test_run_publishes_tables_summary_and_marker(run_dir):
-    paths = require_finished(str(run_dir))
-    summary = json.loads(Path(paths.summary).read_text())
+    run = RunDir.open(str(run_dir)).require_finished()
+    summary = json.loads(Path(run.summary_path).read_text())
     # 6 pairs x 2 samples x 2 orders + (same_group + same_image) x 4 groups x 1 x 2 orders
     assert summary["composites_expected"] == 24 + 16
     assert summary["survival_rows"] == 40
     assert summary["all_composites_accounted"] is True
     assert summary["duplicate_composite_ids"] == 0
-    table = read_table(paths.survival)
+    table = run.survival_table()
     assert table.schema.remove_metadata() == SURVIVAL_SCHEMA.remove_metadata()
-    assert read_table(paths.dead_letter).schema.remove_metadata() == DEAD_LETTER_SCHEMA
+    assert run.dead_letters().schema.remove_metadata() == DEAD_LETTER_SCHEMA
 
 
 def test_survival_rows_carry_provenance_and_geometry(run_dir):
@@ -185,7 +186,7 @@ def test_bad_rows_and_unreadable_images_are_dead_lettered_while_the_rest_complet
 def test_unfinished_run_is_refused(tmp_path):
     (tmp_path / "survival").mkdir()
     with pytest.raises(UserError, match="not a finished run"):
-        require_finished(str(tmp_path))
+        RunDir.open(str(tmp_path)).require_finished()
 
 
 def test_existing_output_needs_overwrite(faces, run_dir):

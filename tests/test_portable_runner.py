@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from cropaudit.errors import UserError
-from cropaudit.pipelines.audit_pipeline import read_table, run_audit, table_hash
+from cropaudit.pipelines.audit_pipeline import run_audit
 from cropaudit.pipelines.runners import apply_profile, pipeline_options, split_runner
+from cropaudit.rundir import read_table, table_hash
 from cropaudit.synthetic_faces import write_face_set
 from tests.services import (
     estimates_by_runner,

@@ -8,7 +8,8 @@ import pytest
 
 from cropaudit.cli import main
 from cropaudit.errors import UserError
-from cropaudit.pipelines.stats_pipeline import read_estimates, run_stats
+from cropaudit.pipelines.stats_pipeline import run_stats
+from cropaudit.rundir import StatsDir
 from cropaudit.schemas.estimates import ESTIMATES_SCHEMA
 from cropaudit.stats.synthetic_tables import synthetic_survival, write_run_dir
 
@@ -30,7 +31,7 @@ def test_outputs_and_counts(run_dir, tmp_path):
     run, tables = run_dir
     path = run_stats([run], str(tmp_path / "out"), replicates=50, seed=1)
     assert pq.ParquetFile(path).metadata.row_group(0).column(0).compression != "UNCOMPRESSED"
-    est = read_estimates(str(tmp_path / "out"))
+    est = StatsDir(str(tmp_path / "out")).estimates()
     assert est.schema.equals(ESTIMATES_SCHEMA)
     df = est.to_pandas()
     # 3 pairs + 3 group-vs-rest for each of point, crop_0.56, crop_1.00.
@@ -60,10 +61,10 @@ def test_same_seed_identical_in_memory_and_multiprocess(run_dir, tmp_path):
         pipeline_args=["--direct_num_workers=2", "--direct_running_mode=multi_processing"],
         **kw,
     )
-    a, b = read_estimates(str(tmp_path / "a")), read_estimates(str(tmp_path / "b"))
+    a, b = StatsDir(str(tmp_path / "a")).estimates(), StatsDir(str(tmp_path / "b")).estimates()
     assert a.num_rows == 12 and a.equals(b)
     run_stats([run], str(tmp_path / "c"), **{**kw, "seed": 8})
-    assert not a.equals(read_estimates(str(tmp_path / "c")))
+    assert not a.equals(StatsDir(str(tmp_path / "c")).estimates())
 
 
 def test_cli(run_dir, tmp_path, capsys):
@@ -82,6 +83,6 @@ def test_cli(run_dir, tmp_path, capsys):
         ]
     )
     assert rc == 0
-    df = read_estimates(str(tmp_path / "o")).to_pandas()
+    df = StatsDir(str(tmp_path / "o")).estimates().to_pandas()
     assert set(df["criterion"]) == {"point"}
     assert main(["stats", str(tmp_path / "missing"), "--out", str(tmp_path / "x")]) == 2

@@ -215,9 +215,9 @@ def test_report_section_plans_at_the_default_target(pilot_run):
     half-width, in an HTML table."""
     from types import SimpleNamespace
 
-    from cropaudit.pipelines.audit_pipeline import read_table
     from cropaudit.pipelines.plan_pipeline import DEFAULT_HALF_WIDTH, plan_survival
     from cropaudit.report.plan_section import planning_section
+    from cropaudit.rundir import read_table
 
     table = read_table(str(pilot_run / "run" / "survival"))
     inputs = SimpleNamespace(estimates=None, survival_table=table, run_dir="RUN")

@@ -12,7 +12,8 @@ import pytest
 
 from cropaudit.cli import main
 from cropaudit.errors import UserError
-from cropaudit.pipelines.stats_pipeline import read_estimates, run_stats
+from cropaudit.pipelines.stats_pipeline import run_stats
+from cropaudit.rundir import StatsDir
 from cropaudit.schemas.estimates import ESTIMATES_SCHEMA
 from cropaudit.stats import estimate_survival
 from cropaudit.stats.synthetic_tables import synthetic_survival, write_run_dir
@@ -32,7 +33,7 @@ def test_duckdb_query_result_equals_the_stats_stage(tmp_path):
     tables = [synthetic_survival(700, groups=("A", "B"), seed=s) for s in (3, 4)]
     run = write_run_dir(tables, tmp_path / "run")
     run_stats([str(run)], str(tmp_path / "out"), replicates=60, seed=5, render=False)
-    stage = read_estimates(str(tmp_path / "out")).to_pandas()
+    stage = StatsDir(str(tmp_path / "out")).estimates().to_pandas()
     stage = stage[(stage.criterion == "point") & (stage.comparison == "pair")]
     query = f"""
         SELECT group_a, group_b, a_subject_id, b_subject_id, position, point_winner AS outcome
@@ -76,7 +77,7 @@ def test_cli_reads_a_plain_csv_with_a_column_map(tmp_path):
     mapping += ["group_a=race_a", "group_b=race_b"]
     args = ["stats", str(csv), "--out", str(tmp_path / "o"), "--replicates", "40", "--seed", "2"]
     assert main(args + [x for m in mapping for x in ("--column", m)]) == 0
-    est = read_estimates(str(tmp_path / "o"))
+    est = StatsDir(str(tmp_path / "o")).estimates()
     assert est.schema.equals(ESTIMATES_SCHEMA)
     got = est.to_pandas().set_index("group_a")
     assert list(got.index) == ["X", "Y"] and set(got["model_name"]) == {"table"}

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cropaudit import fileio
-from cropaudit.config import GroupsConfig
+from cropaudit.config import ExperimentConfig, GroupsConfig
 from cropaudit.errors import ManifestError, UserError
 from cropaudit.schemas.manifest import (
     DETECTOR_MISSES,
@@ -338,6 +338,31 @@ def load_manifest(
         manifest_uri=uri,
         face_boxes=face_boxes,
         groups=groups,
+    )
+
+
+def config_manifest_uri(config: ExperimentConfig, config_dir: str | None) -> str:
+    """The manifest a config names, absolute (relative paths are relative to the config's
+    folder)."""
+    path = config.manifest.path
+    if not path:
+        raise UserError("the config names no manifest (manifest.path); pass --manifest")
+    if fileio.is_remote(path) or path.startswith("/") or not config_dir:
+        return fileio.absolute(path)
+    return fileio.absolute(fileio.join(config_dir, path))
+
+
+def load_faces(uri: str, config: ExperimentConfig) -> tuple[list[Face], list[DeadLetter]]:
+    """A run's faces and manifest dead letters, as ``config`` says to read them."""
+    labels = {k: set(v) for k, v in config.groups.labels.items()} or None
+    return load_manifest(
+        uri,
+        list(config.groups.attributes),
+        image_root=config.manifest.image_root or None,
+        allowed_labels=labels,
+        face_boxes=config.design.kind == "single",
+        format=config.manifest.format,
+        groups=config.groups,
     )
 
 

@@ -15,11 +15,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from cropaudit import fileio
 from cropaudit.config import ExperimentConfig, LayoutConfig
 from cropaudit.errors import UserError
 from cropaudit.model.resize import fit_size
+from cropaudit.transforms.design import (
+    DesignCell,
+    GroupIndex,
+    check_design,
+    design_cells,
+    expected_composites,
+    index_groups,
+)
 from cropaudit.transforms.images import MIN_SIDE
 from cropaudit.transforms.layout import MAX_CANVAS_PIXELS, face_height, face_slot
+from cropaudit.transforms.manifests import config_manifest_uri, load_faces
+from cropaudit.transforms.records import DeadLetter, Face
 
 #: Rough cost of one composite on the local (direct) runner: seconds per composite plus seconds
 #: per canvas megapixel (from the demo on 2 cores: 160 composites of 1.75 MP in about 17 s).
@@ -178,3 +189,45 @@ def check_plan(
             f"{_duration(MAX_LOCAL_SECONDS)}); use a cluster runner, or pass "
             "--allow-large-plan to run it anyway"
         )
+
+
+@dataclass(frozen=True)
+class AuditInputs:
+    """What the driver learns from the manifest before anything starts. The manifest is read
+    once, here: the pipeline gets the group index and the manifest's dead letters from it, the
+    run summary its counts."""
+
+    uri: str
+    faces: list[Face]
+    dead_letters: list[DeadLetter]
+    index: GroupIndex
+    cells: list[DesignCell]
+    #: Planned composites, every sweep variant counted.
+    expected: int
+
+    @property
+    def groups(self) -> list[str]:
+        return sorted(self.index)
+
+
+def read_inputs(config: ExperimentConfig, config_dir: str | None) -> AuditInputs:
+    """Read ``config``'s manifest and check its design (``UserError`` for one that cannot
+    run)."""
+    uri = config_manifest_uri(config, config_dir)
+    faces, dead = load_faces(uri, config)
+    index = index_groups(faces, config.groups.attributes)
+    cells = design_cells(index, config.design)
+    check_design(index, cells)
+    expected = expected_composites(cells, config.design.order, config.sweep_size())
+    return AuditInputs(uri, faces, dead, index, cells, expected)
+
+
+def plan_config(config: ExperimentConfig, config_dir: str | None) -> tuple[Plan, list[str]]:
+    """The plan of ``config`` and the manifest's groups; when the manifest cannot be found
+    (``validate`` on a config whose data is elsewhere) the plan counts no composites."""
+    if not config.manifest.path:
+        return make_plan(config, None), []
+    if not fileio.exists(config_manifest_uri(config, config_dir)):
+        return make_plan(config, None), []
+    inputs = read_inputs(config, config_dir)
+    return make_plan(config, inputs.expected), inputs.groups

@@ -69,7 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_import(args: argparse.Namespace) -> int:
     from cropaudit import importers
-    from cropaudit.ownership import check_new_file
+    from cropaudit.rundir.ownership import check_new_file
 
     check_new_file(args.out, args.overwrite)
     if args.kind == "cfd":
@@ -135,7 +135,7 @@ def run_detect(args: argparse.Namespace) -> int:
     from cropaudit import fileio
     from cropaudit.facedetect import HaarFaceDetector, fill_row, miss_rates
     from cropaudit.importers import write_manifest
-    from cropaudit.ownership import check_new_file
+    from cropaudit.rundir.ownership import check_new_file
     from cropaudit.transforms.images import load_image
     from cropaudit.transforms.manifests import _resolve, read_manifest
 

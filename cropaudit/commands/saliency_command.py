@@ -69,7 +69,7 @@ def handler(args: argparse.Namespace) -> int:
     if args.overlay and len(args.images) != 1:
         raise UserError("--overlay takes exactly one IMAGE")
     if args.overlay:
-        from cropaudit.ownership import check_new_file
+        from cropaudit.rundir.ownership import check_new_file
 
         check_new_file(args.overlay, args.overwrite)
     model_handler = resolve_handler(args.model, PreprocessOptions(resize=args.resize))

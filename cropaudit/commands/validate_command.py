@@ -18,8 +18,7 @@ def main(args) -> int:
     from cropaudit import config as config_mod
     from cropaudit import fileio
     from cropaudit.errors import ConfigError, UserError
-    from cropaudit.pipelines.audit_pipeline import plan_config
-    from cropaudit.transforms.run_plan import check_plan
+    from cropaudit.transforms.run_plan import check_plan, plan_config
 
     failed = 0
     for path in args.configs:

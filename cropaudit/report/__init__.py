@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 import sys
 
-from cropaudit import ownership
 from cropaudit.report.inputs import RunInputs, attach_estimates, load_run
+from cropaudit.rundir import ownership
 
 __all__ = ["RunInputs", "build_report", "gallery_for", "load_run", "render_report"]
 
@@ -24,8 +24,9 @@ DEFAULT_GALLERY = 12
 def gallery_for(inputs: RunInputs, n: int, model_spec: str | None = None):
     """(items, problems, intro) of the gallery: see :mod:`cropaudit.report.gallery`."""
     from cropaudit.model.registry import load_handler
-    from cropaudit.pipelines.audit_pipeline import load_faces, preprocess_options
+    from cropaudit.pipelines.audit_pipeline import preprocess_options
     from cropaudit.report.gallery import build_gallery, pick_rows
+    from cropaudit.transforms.manifests import load_faces
 
     intro = (
         f"The {n} composites with the smallest |margin| (a_max − b_max, the gap between the "

@@ -8,7 +8,6 @@ temporary folder (the page says which).
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -17,9 +16,9 @@ import pandas as pd
 import pyarrow as pa
 
 from cropaudit import config as config_mod
-from cropaudit import fileio
 from cropaudit.errors import UserError
-from cropaudit.pipelines.audit_pipeline import RunPaths, read_table, verified_run
+from cropaudit.rundir.run_dir import DEAD_LETTER, SUCCESS, SUMMARY, RunDir
+from cropaudit.rundir.stats_dir import StatsDir
 
 CONFIG_METADATA_KEY = b"cropaudit.config"
 
@@ -27,7 +26,7 @@ CONFIG_METADATA_KEY = b"cropaudit.config"
 @dataclass
 class RunInputs:
     run_dir: str
-    paths: RunPaths
+    run: RunDir
     config: config_mod.ExperimentConfig
     config_toml: str
     summary: dict
@@ -56,9 +55,10 @@ class RunInputs:
 def load_run(run_dir: str, trust_modified: bool = False) -> RunInputs:
     """A finished run's inputs (``UserError`` for a run without ``_SUCCESS``, or whose survival
     table differs from its summary's record unless ``trust_modified``: then a warning)."""
-    paths, modified = verified_run(run_dir.rstrip("/") or "/", trust_modified)
-    run_dir = paths.root  # a demo folder's run/: its stats/ is then found beside it
-    survival_table = read_table(paths.survival)
+    run = RunDir.open(run_dir)
+    modified = run.verified(trust_modified)
+    run_dir = run.root  # a demo folder's run/: its stats/ is then found beside it
+    survival_table = run.survival_table()
     warnings: list[str] = []
     if modified:
         warnings.append(
@@ -66,11 +66,11 @@ def load_run(run_dir: str, trust_modified: bool = False) -> RunInputs:
             + "; ".join(modified)
         )
     try:
-        summary = json.loads(fileio.read_bytes(paths.summary))
+        summary = run.read_summary()
     except (FileNotFoundError, ValueError) as exc:
         summary = {}
-        warnings.append(f"run_summary.json unreadable ({exc})")
-    config_toml = _config_text(paths, survival_table)
+        warnings.append(f"{SUMMARY} unreadable ({exc})")
+    config_toml = _config_text(run, survival_table)
     config = config_mod.loads(config_toml)
     recorded = summary.get("config_hash")
     if recorded and recorded != config.config_hash:
@@ -80,12 +80,12 @@ def load_run(run_dir: str, trust_modified: bool = False) -> RunInputs:
             "the gallery's re-rendering is checked against the recorded rows."
         )
     try:
-        dead = read_table(paths.dead_letter).to_pandas()
+        dead = run.table(DEAD_LETTER).to_pandas()
     except UserError:
         dead = pd.DataFrame(columns=["stage", "reason", "element_id", "detail", "record"])
     return RunInputs(
         run_dir=run_dir,
-        paths=paths,
+        run=run,
         config=config,
         config_toml=config_toml,
         summary=summary,
@@ -96,14 +96,15 @@ def load_run(run_dir: str, trust_modified: bool = False) -> RunInputs:
     )
 
 
-def _config_text(paths: RunPaths, survival: pa.Table) -> str:
+def _config_text(run: RunDir, survival: pa.Table) -> str:
     """The run's config: ``config.toml`` in the run directory, else the Parquet metadata."""
-    if fileio.exists(paths.config):
-        return fileio.read_bytes(paths.config).decode("utf-8")
+    text = run.config_text()
+    if text is not None:
+        return text
     meta = survival.schema.metadata or {}
     if CONFIG_METADATA_KEY in meta:
         return meta[CONFIG_METADATA_KEY].decode("utf-8")
-    raise UserError(f"{paths.root} has neither config.toml nor a config in its Parquet metadata")
+    raise UserError(f"{run.root} has neither config.toml nor a config in its Parquet metadata")
 
 
 def _for_run(estimates: pd.DataFrame, config_hashes: set[str]) -> pd.DataFrame:
@@ -115,13 +116,11 @@ def _for_run(estimates: pd.DataFrame, config_hashes: set[str]) -> pd.DataFrame:
 
 
 def _read_stats(stats_dir: str) -> pd.DataFrame:
-    from cropaudit.pipelines.stats_pipeline import read_estimates
-
-    return read_estimates(stats_dir).to_pandas()
+    return StatsDir(stats_dir).estimates().to_pandas()
 
 
 def candidate_stats_dirs(run_dir: str) -> list[str]:
-    return [fileio.join(run_dir, "stats"), fileio.join(fileio.dirname(run_dir), "stats")]
+    return [s.root for s in StatsDir.beside(run_dir)]
 
 
 def attach_estimates(
@@ -136,9 +135,9 @@ def attach_estimates(
     """Fill ``inputs.estimates`` and ``inputs.stats_source`` (see the module docstring)."""
     config_hash = inputs.config_hashes
     if stats_dir:
-        if not fileio.exists(fileio.join(stats_dir, "_SUCCESS")):
+        if not StatsDir(stats_dir).finished:
             raise UserError(
-                f"{stats_dir} is not a finished statistics output (no _SUCCESS); "
+                f"{stats_dir} is not a finished statistics output (no {SUCCESS}); "
                 f"run `cropaudit stats {inputs.run_dir} --out {stats_dir}`"
             )
         estimates = _for_run(_read_stats(stats_dir), config_hash)
@@ -151,7 +150,7 @@ def attach_estimates(
         inputs.stats_source = f"Estimates from {stats_dir} (--stats)."
         return
     for candidate in candidate_stats_dirs(inputs.run_dir):
-        if not fileio.exists(fileio.join(candidate, "_SUCCESS")):
+        if not StatsDir(candidate).finished:
             continue
         estimates = _for_run(_read_stats(candidate), config_hash)
         if not estimates.empty:

@@ -11,11 +11,11 @@ from typing import Any
 
 import pandas as pd
 
-from cropaudit.ownership import html_mark
 from cropaudit.pipelines.stats_pipeline import criterion_name
 from cropaudit.report.figures import data_uri, interval_plot
 from cropaudit.report.gallery import FACE_COLOURS, GalleryItem, crop_colours
 from cropaudit.report.inputs import RunInputs
+from cropaudit.rundir.ownership import html_mark
 from cropaudit.stats.plots import (
     comparison_label,
     finite,

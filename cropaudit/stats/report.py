@@ -8,7 +8,9 @@ import html
 import pandas as pd
 import pyarrow as pa
 
-from cropaudit import fileio, ownership
+from cropaudit import fileio
+from cropaudit.rundir import ownership
+from cropaudit.rundir.stats_dir import StatsDir
 from cropaudit.stats.plots import forest_plot
 
 ESTIMATE_COLUMNS = [
@@ -119,12 +121,12 @@ def write_outputs(
     """Write ``plots/<criterion>.png|svg`` and ``report.html`` under ``out_dir``; returns the
     report path."""
     df = estimates.to_pandas()
+    stats = StatsDir(out_dir)
     images = {}
     for criterion in sorted(df["criterion"].unique()) if len(df) else []:
         figs = forest_plot(df, criterion)
         for fmt, data in figs.items():
-            fileio.write_atomic(fileio.join(out_dir, "plots", f"{criterion}.{fmt}"), data)
+            fileio.write_atomic(stats.plot(criterion, fmt), data)
         images[criterion] = figs["png"]
-    path = fileio.join(out_dir, "report.html")
-    fileio.write_atomic(path, render_html(df, images, unverified).encode("utf-8"))
-    return path
+    fileio.write_atomic(stats.report, render_html(df, images, unverified).encode("utf-8"))
+    return stats.report

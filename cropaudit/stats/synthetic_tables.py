@@ -17,8 +17,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from scipy.special import expit
 
+from cropaudit.rundir.tablecheck import describe
 from cropaudit.schemas.survival import BOX, CROP, SURVIVAL_SCHEMA
-from cropaudit.tablecheck import describe
 
 WINNER_NAMES = np.array(["a", "b", "tie", "background"], dtype=object)
 

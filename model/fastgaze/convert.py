@@ -12,9 +12,10 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from cropaudit import fileio, ownership
+from cropaudit import fileio
 from cropaudit.model.fastgaze.handler import METADATA_FILE, FastGazeHandler
 from cropaudit.model.fastgaze.vxm import read_model
+from cropaudit.rundir import ownership
 
 #: A converted model's folder: written only when missing, empty or an earlier conversion's.
 MODEL_OUTPUT = ownership.OutputKind(

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from cropaudit.importers import write_manifest
-from cropaudit.pipelines.audit_pipeline import read_table, run_audit
+from cropaudit.pipelines.audit_pipeline import run_audit
+from cropaudit.rundir import read_table
 from cropaudit.transforms.images import (
     MAX_FILE_BYTES,
     REASONS,

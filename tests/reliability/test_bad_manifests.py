@@ -13,7 +13,8 @@ import pytest
 
 from cropaudit.cli import main
 from cropaudit.errors import ManifestError
-from cropaudit.pipelines.audit_pipeline import read_table, run_audit
+from cropaudit.pipelines.audit_pipeline import run_audit
+from cropaudit.rundir import read_table
 from tests.reliability.conftest import face_rows, tiny_config
 
 

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from cropaudit import config as config_mod
 from cropaudit.importers import write_manifest
-from cropaudit.pipelines.audit_pipeline import read_table, run_audit
+from cropaudit.pipelines.audit_pipeline import run_audit
+from cropaudit.rundir import read_table
 from cropaudit.transforms.design import DesignCell, composite_id
 from tests.reliability.conftest import face_rows, tiny_config
 from tests.reliability.snapshot import folder_digest

@@ -14,15 +14,8 @@ import pytest
 
 from cropaudit.cli import main as cli_main
 from cropaudit.errors import UserError
-from cropaudit.pipelines.audit_pipeline import (
-    RunPaths,
-    composite_ids,
-    read_table,
-    remove_duplicate_rows,
-    require_finished,
-    run_audit,
-    table_hash,
-)
+from cropaudit.pipelines.audit_pipeline import run_audit
+from cropaudit.rundir import RunDir, read_table, table_hash
 from tests.fault_models import FAILED_ONCE, BrokenHandler, FlakyHandler
 from tests.reliability.conftest import tiny_config
 
@@ -50,7 +43,7 @@ def test_a_model_that_always_fails_dead_letters_every_composite(face_set, tmp_pa
     dead = read_table(str(tmp_path / "run" / "dead_letter")).to_pandas()
     assert len(set(dead.element_id)) == 24
     assert set(dead.detail) == {"RuntimeError: injected permanent failure"}
-    require_finished(str(tmp_path / "run"))
+    RunDir.open(str(tmp_path / "run")).require_finished()
 
 
 def test_redelivered_rows_collapse_and_conflicting_copies_are_dead_lettered(face_set, tmp_path):
@@ -58,8 +51,8 @@ def test_redelivered_rows_collapse_and_conflicting_copies_are_dead_lettered(face
     published table keeps one row per composite id, the differing copy becomes a dead letter."""
     run = tmp_path / "run"
     run_audit(tiny_config(face_set), str(run), quiet=True)
-    paths = RunPaths(str(run))
-    original = read_table(paths.survival)
+    paths = RunDir(str(run))
+    original = paths.survival_table()
     part = next((run / "survival").glob("*.parquet"))
     shutil.copy(part, run / "survival" / "part-redelivered.parquet")  # identical copies
     copied_rows = pq.read_metadata(part).num_rows
@@ -68,17 +61,15 @@ def test_redelivered_rows_collapse_and_conflicting_copies_are_dead_lettered(face
     changed = pa.Table.from_pylist([{**rows[0], "point_winner": flipped}], schema=original.schema)
     pq.write_table(changed, run / "survival" / "part-conflict.parquet")
 
-    removed = remove_duplicate_rows(paths, "cfg")
+    removed = paths.remove_duplicate_rows("cfg")
     assert removed == copied_rows + 1  # the copied part's rows and the conflicting copy
-    repaired = read_table(paths.survival)
-    assert sorted(composite_ids(paths.survival)) == sorted(
-        original.column("composite_id").to_pylist()
-    )
+    repaired = paths.survival_table()
+    assert sorted(paths.composite_ids()) == sorted(original.column("composite_id").to_pylist())
     assert repaired.num_rows == original.num_rows
-    dead = read_table(paths.dead_letter).to_pandas()
+    dead = paths.dead_letters().to_pandas()
     conflict = dead[dead.reason == "nondeterministic_duplicate"]
     assert list(conflict.element_id) == [rows[0]["composite_id"]]
-    assert remove_duplicate_rows(paths, "cfg") == 0  # idempotent
+    assert paths.remove_duplicate_rows("cfg") == 0  # idempotent
 
 
 KILLER = textwrap.dedent(
@@ -125,11 +116,11 @@ def test_killed_run_leaves_nothing_that_looks_finished_and_rerun_matches(face_se
     assert proc.returncode == 137, proc.stderr[-2000:]
     assert not (out / "_SUCCESS").exists() and not (out / "run_summary.json").exists()
     with pytest.raises(UserError, match="not a finished run"):
-        require_finished(str(out))
+        RunDir.open(str(out)).require_finished()
     assert cli_main(["stats", str(out), "--out", str(tmp_path / "stats")]) == 2
     # a rerun over the debris with the same config and seed gives the clean run's table
     config = tiny_config(face_set)
     rerun = run_audit(config.replace(model={"batch_size": 4}), str(out), quiet=True, overwrite=True)
     clean = run_audit(config.replace(model={"batch_size": 4}), str(tmp_path / "clean"), quiet=True)
     assert rerun["survival_table_sha256"] == clean["survival_table_sha256"]
-    require_finished(str(out))
+    RunDir.open(str(out)).require_finished()

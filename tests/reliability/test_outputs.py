@@ -20,12 +20,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from cropaudit import locks, ownership
 from cropaudit.cli import main
 from cropaudit.errors import UserError
 from cropaudit.model.baseline import CentreSurroundHandler
-from cropaudit.pipelines.audit_pipeline import read_table, run_audit, table_hash
-from cropaudit.pipelines.stats_pipeline import UNVERIFIED_KEY, read_estimates
+from cropaudit.pipelines.audit_pipeline import run_audit
+from cropaudit.pipelines.stats_pipeline import UNVERIFIED_KEY
+from cropaudit.rundir import StatsDir, locks, ownership, read_table, table_hash
 from tests.reliability.conftest import tiny_config, tree_digest
 from tests.services import canonical_estimates
 
@@ -188,7 +188,7 @@ def test_stats_does_not_replace_an_output_without_overwrite(clean, tmp_path, cap
     after = tree_digest(tmp_path)
     for name in ("plots/my-figure.png", "notes.txt"):
         assert after[f"stats/{name}"] == before[f"stats/{name}"]
-    fresh, earlier = read_estimates(str(out)), read_estimates(str(base / "stats"))
+    fresh, earlier = StatsDir(str(out)).estimates(), StatsDir(str(base / "stats")).estimates()
     assert canonical_estimates(fresh).equals(canonical_estimates(earlier))
 
 
@@ -367,8 +367,8 @@ def test_trust_modified_proceeds_and_the_outputs_record_it(clean, tmp_path, caps
         in json.loads((stats / "_SUCCESS").read_text())["unverified_inputs"][str(run)][0]
     )
     assert "--trust-modified" in (stats / "report.html").read_text()
-    est = read_estimates(str(stats)).to_pandas()
-    clean_est = read_estimates(str(clean[0] / "stats")).to_pandas()
+    est = StatsDir(str(stats)).estimates().to_pandas()
+    clean_est = StatsDir(str(clean[0] / "stats")).estimates().to_pandas()
     assert (est["n"].to_numpy() == 2 * clean_est["n"].to_numpy()).all()  # the copy counts twice
     out = tmp_path / "report.html"
     args = ["report", str(run), "--stats", str(stats), "--out", str(out), "--gallery", "0"]

@@ -8,7 +8,8 @@ import pytest
 from cropaudit.cli import main
 from cropaudit.errors import ManifestError
 from cropaudit.importers import write_manifest
-from cropaudit.pipelines.audit_pipeline import read_table, run_audit
+from cropaudit.pipelines.audit_pipeline import run_audit
+from cropaudit.rundir import read_table
 from cropaudit.transforms.run_plan import PlanError, check_plan, make_plan
 from tests.reliability.conftest import face_rows, tiny_config
 from tests.reliability.snapshot import folder_digest

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from cropaudit import ownership
 from cropaudit.importers import write_manifest
 from cropaudit.model.fastgaze.vxm import VxmError, read_model
 from cropaudit.pipelines.audit_pipeline import run_audit
+from cropaudit.rundir import ownership
 from tests.reliability.conftest import face_rows, tiny_config
 
 REPO = Path(__file__).resolve().parents[2]

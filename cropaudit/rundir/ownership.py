@@ -8,10 +8,10 @@ foreign file anywhere below is kept. A folder another kind of output owns is nev
 (``stats --out RUN`` would mix two outputs). Single files (an HTML report) are replaced only
 when they carry the command's mark.
 
-:func:`writing` wraps a command's writes: the folder's exclusive lock (:mod:`cropaudit.locks`),
-the claim, and removal of temporary files (Beam's ``beam-temp-*`` folders, half-written
-:func:`cropaudit.fileio.write_atomic` temps, 0-byte table parts) on every exit path, SIGINT and
-SIGTERM included.
+:func:`writing` wraps a command's writes: the folder's exclusive lock
+(:mod:`cropaudit.rundir.locks`), the claim, and removal of temporary files (Beam's
+``beam-temp-*`` folders, half-written :func:`cropaudit.fileio.write_atomic` temps, 0-byte table
+parts) on every exit path, SIGINT and SIGTERM included.
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from cropaudit import __version__, fileio, locks
+from cropaudit import __version__, fileio
 from cropaudit.errors import UserError
+from cropaudit.rundir import locks
 
 MARKER = ".cropaudit-output.json"
 BEAM_TEMP = "beam-temp-"
