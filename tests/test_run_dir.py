@@ -157,3 +157,20 @@ def test_the_audit_driver_reads_the_manifest_once(tmp_path, monkeypatch):
     assert summary["manifest_faces"] == len(real(str(faces)).rows)
     assert run.survival_table().num_rows == summary["composites_expected"] > 0
     assert read_table(run.folder(SURVIVAL)).num_rows == summary["survival_rows"]
+
+
+def test_the_readme_example_runs_on_a_demo_folder(tmp_path):
+    """The README's Python example, as written, on a demo-shaped folder."""
+    import re
+
+    from tests.conftest import REPO
+
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    (code,) = [b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "RunDir" in b]
+    table = synthetic_survival(30, seed=6)
+    run = _run(tmp_path / "demo", table)
+    summary = {**run.summary, "survival_table_sha256": table_hash(table)}
+    (tmp_path / "demo" / "run" / SUMMARY).write_text(json.dumps(summary))
+    namespace: dict = {}
+    exec(code.replace("cropaudit-demo", str(tmp_path / "demo")), namespace)  # noqa: S102
+    assert namespace["survival"].num_rows == 30 and namespace["estimates"].num_rows == 0
