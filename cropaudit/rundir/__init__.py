@@ -14,8 +14,9 @@ Pipelines build stages and hand their outputs to these objects; commands and the
 runs and statistics only through them.
 """
 
+from cropaudit.rundir.ownership import SUCCESS
 from cropaudit.rundir.parquet_folder import iter_batches, read_table, table_hash
-from cropaudit.rundir.run_dir import INNER_RUN, RUN_OUTPUT, SUCCESS, RunDir, format_summary
+from cropaudit.rundir.run_dir import INNER_RUN, RUN_OUTPUT, RunDir, format_summary
 from cropaudit.rundir.stats_dir import STATS_OUTPUT, StatsDir
 
 __all__ = [

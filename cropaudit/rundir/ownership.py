@@ -30,6 +30,9 @@ from cropaudit.errors import UserError
 from cropaudit.rundir import locks
 
 MARKER = ".cropaudit-output.json"
+#: The file a finished output (a run, a statistics output) writes last: readers refuse a folder
+#: without it.
+SUCCESS = "_SUCCESS"
 BEAM_TEMP = "beam-temp-"
 #: Files of every folder that are bookkeeping, not content.
 BOOKKEEPING = (MARKER, locks.LOCK_NAME)

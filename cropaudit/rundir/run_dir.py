@@ -22,6 +22,7 @@ from cropaudit.config import ExperimentConfig
 from cropaudit.errors import UserError
 from cropaudit.provenance import versions
 from cropaudit.rundir import ownership, tablecheck
+from cropaudit.rundir.ownership import SUCCESS
 from cropaudit.rundir.parquet_folder import (
     column_values,
     iter_batches,
@@ -33,8 +34,6 @@ from cropaudit.rundir.parquet_folder import (
 from cropaudit.schemas.survival import DEAD_LETTER_SCHEMA
 from cropaudit.transforms.write import collapse_duplicates
 
-#: The marker a finished output (run or statistics) writes last.
-SUCCESS = "_SUCCESS"
 SUMMARY = "run_summary.json"
 CONFIG = "config.toml"
 #: The run's tables: each a folder of Parquet part files.

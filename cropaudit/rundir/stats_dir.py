@@ -14,8 +14,8 @@ import pyarrow.parquet as pq
 from cropaudit import fileio
 from cropaudit.errors import UserError
 from cropaudit.rundir import ownership
+from cropaudit.rundir.ownership import SUCCESS
 from cropaudit.rundir.parquet_folder import part_files, read_table
-from cropaudit.rundir.run_dir import SUCCESS
 from cropaudit.schemas.estimates import ESTIMATES_SCHEMA
 
 ESTIMATES = "estimates"

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from scipy.special import expit
 
+from cropaudit.rundir.run_dir import DEAD_LETTER, SUCCESS, SUMMARY, SURVIVAL
 from cropaudit.rundir.tablecheck import describe
 from cropaudit.schemas.survival import BOX, CROP, SURVIVAL_SCHEMA
 
@@ -156,14 +157,14 @@ def write_run_dir(
 ) -> Path:
     """A finished-looking run directory: ``survival/part-N.parquet`` per table, ``_SUCCESS``."""
     run = Path(run_dir)
-    (run / "survival").mkdir(parents=True, exist_ok=True)
-    (run / "dead_letter").mkdir(exist_ok=True)
+    (run / SURVIVAL).mkdir(parents=True, exist_ok=True)
+    (run / DEAD_LETTER).mkdir(exist_ok=True)
     if isinstance(tables, pa.Table):
         tables = [tables]
     for i, table in enumerate(tables):
-        pq.write_table(table, run / "survival" / f"part-{i:05d}.parquet", compression="zstd")
-    summary = {"survival_table": describe(str(run / "survival"))}
-    (run / "run_summary.json").write_text(json.dumps(summary))
+        pq.write_table(table, run / SURVIVAL / f"part-{i:05d}.parquet", compression="zstd")
+    summary = {"survival_table": describe(str(run / SURVIVAL))}
+    (run / SUMMARY).write_text(json.dumps(summary))
     if success:
-        (run / "_SUCCESS").write_text("")
+        (run / SUCCESS).write_text("")
     return run
