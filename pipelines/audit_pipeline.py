@@ -25,6 +25,7 @@ from cropaudit.pipelines.runners import pipeline, pipeline_options
 from cropaudit.provenance import versions
 from cropaudit.rundir.run_dir import DEAD_LETTER as DEAD_LETTER_TABLE
 from cropaudit.rundir.run_dir import SURVIVAL, RunDir, format_summary
+from cropaudit.schemas.variants import BASE_VARIANT
 from cropaudit.transforms.boxes import CropBoxes
 from cropaudit.transforms.crop import SimulateCrops
 from cropaudit.transforms.design import SampleComposites, group_sizes
@@ -98,7 +99,7 @@ def build_audit(
     it); ``variants`` (from :func:`variant_handlers`) renders every sampled composite once per
     sweep variant (default: the base only); ``others`` are further croppers scored on the same
     rendered composites (``model.compare``)."""
-    variants = dict(variants or {"base": (config.layout, handler)})
+    variants = dict(variants or {BASE_VARIANT: (config.layout, handler)})
     manifest = p | "ManifestFaces" >> ManifestFaces(inputs)
     composites = manifest.index | "SampleComposites" >> SampleComposites(
         inputs.cells, config.design.seed, config.design.order, list(variants)
@@ -122,7 +123,7 @@ def build_audit(
         for name, (layout, h) in variants.items()
     }
     if len(croppers) > 1:  # one model per run has exactly one variant (config checks)
-        base = provenance.pop("base")
+        base = provenance.pop(BASE_VARIANT)
         provenance = {i: {**base, **c.describe()} for i, c in enumerate(croppers)}
     suffixes = row_suffixes(croppers)
     schema = survival_schema(config.to_toml(), config.config_hash, run_versions)

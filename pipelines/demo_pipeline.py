@@ -12,7 +12,7 @@ from cropaudit.pipelines.stats_pipeline import run_stats
 from cropaudit.rundir import ownership
 from cropaudit.rundir.run_dir import INNER_RUN
 from cropaudit.rundir.stats_dir import INNER_STATS, REPORT
-from cropaudit.synthetic_faces import write_face_set
+from cropaudit.synthetic import write_face_set
 
 #: The demo folder's own files; ``run/`` and ``stats/`` are outputs of their own inside it.
 DEMO_OUTPUT = ownership.OutputKind("demo", (REPORT, "faces/manifest.csv", "faces/images/*.jpg"))

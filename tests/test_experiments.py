@@ -294,7 +294,7 @@ def test_sensitivity_sweep_runs_end_to_end_on_synthetic_faces(tmp_path):
     from cropaudit.pipelines.audit_pipeline import run_audit
     from cropaudit.pipelines.stats_pipeline import run_stats
     from cropaudit.rundir import StatsDir, read_table
-    from cropaudit.synthetic_faces import write_face_set
+    from cropaudit.synthetic import write_face_set
 
     faces = write_face_set(tmp_path / "faces", seed=3, subjects_per_group=2)
     cfg = config_mod.load(str(SWEEP)).replace(

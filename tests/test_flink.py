@@ -27,7 +27,7 @@ from cropaudit.pipelines.audit_pipeline import run_audit
 from cropaudit.pipelines.runners import SDK_WORKER_KEEP_MS, apply_profile, failure_line
 from cropaudit.progress import COUNTER_ORDER
 from cropaudit.rundir import SUCCESS, read_table, table_hash
-from cropaudit.synthetic_faces import write_face_set
+from cropaudit.synthetic import write_face_set
 from tests.conftest import shared_file
 from tests.services import (
     estimates_by_runner,

@@ -31,7 +31,7 @@ from cropaudit.errors import UserError
 from cropaudit.pipelines.audit_pipeline import run_audit
 from cropaudit.pipelines.demo_pipeline import embedded_config
 from cropaudit.rundir import RUN_OUTPUT, RunDir, locks, ownership, read_table, table_hash
-from cropaudit.synthetic_faces import write_face_set
+from cropaudit.synthetic import write_face_set
 from tests.conftest import SHARED
 from tests.services import canonical_estimates, free_port, stop_group, wait_for_port
 

@@ -20,7 +20,7 @@ from cropaudit.pipelines.audit_pipeline import run_audit
 from cropaudit.pipelines.demo_pipeline import embedded_config
 from cropaudit.rundir import RunDir, read_table, table_hash
 from cropaudit.schemas.survival import DEAD_LETTER_SCHEMA, SURVIVAL_SCHEMA
-from cropaudit.synthetic_faces import write_face_set
+from cropaudit.synthetic import write_face_set
 
 pytestmark = pytest.mark.slow
 

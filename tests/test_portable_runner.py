@@ -12,7 +12,7 @@ from cropaudit.errors import UserError
 from cropaudit.pipelines.audit_pipeline import run_audit
 from cropaudit.pipelines.runners import apply_profile, pipeline_options, split_runner
 from cropaudit.rundir import read_table, table_hash
-from cropaudit.synthetic_faces import write_face_set
+from cropaudit.synthetic import write_face_set
 from tests.services import (
     estimates_by_runner,
     free_port,

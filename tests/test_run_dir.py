@@ -137,7 +137,7 @@ def test_the_audit_driver_reads_the_manifest_once(tmp_path, monkeypatch):
     """The driver reads and checks the manifest; the pipeline starts from what it learnt."""
     from cropaudit.pipelines.audit_pipeline import run_audit
     from cropaudit.pipelines.demo_pipeline import embedded_config
-    from cropaudit.synthetic_faces import write_face_set
+    from cropaudit.synthetic import write_face_set
     from cropaudit.transforms import manifests
 
     faces = write_face_set(tmp_path / "faces", seed=5, subjects_per_group=2)

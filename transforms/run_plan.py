@@ -19,6 +19,7 @@ from cropaudit import fileio
 from cropaudit.config import ExperimentConfig, LayoutConfig
 from cropaudit.errors import UserError
 from cropaudit.model.resize import fit_size
+from cropaudit.schemas.variants import BASE_VARIANT
 from cropaudit.transforms.design import (
     DesignCell,
     GroupIndex,
@@ -156,7 +157,7 @@ def check_plan(
     the local runner's reach through (for a cluster). ``groups`` names the manifest's groups in
     the message for an empty plan."""
     for v in plan.variants:
-        where = "" if v.name == "base" else f" (sweep variant {v.name})"
+        where = "" if v.name == BASE_VARIANT else f" (sweep variant {v.name})"
         if v.canvas_pixels is not None and v.canvas_pixels > MAX_CANVAS_PIXELS:
             raise PlanError(
                 f"the composite canvas{where} is {v.canvas[0]}x{v.canvas[1]} = "
