@@ -1,7 +1,9 @@
 """The audit pipeline: manifest -> design -> render -> infer -> crop -> survival table.
 
-``run_audit`` validates everything it can before any worker starts (config, manifest columns,
-group sizes), runs the Beam pipeline, then checks what the sinks actually published, writes the
+``run_audit`` reads the manifest once and checks the design, the plan and the output folder
+before any worker starts (:func:`cropaudit.transforms.run_plan.read_inputs`), lays the stages
+onto a pipeline that starts from what it read (:class:`ManifestFaces`), runs it, then has the
+run folder (:class:`cropaudit.rundir.RunDir`) check what the sinks actually published, write the
 run summary and, last, the ``_SUCCESS`` marker: a directory without it is not a finished run.
 """
 
@@ -74,9 +76,11 @@ class ManifestFaces(beam.PTransform):
         self._inputs = inputs
 
     def expand(self, pbegin):
+        index, letters = self._inputs.index, self._inputs.dead_letters  # not the faces twice
+
         def emit(_):
-            yield self._inputs.index
-            for letter in self._inputs.dead_letters:
+            yield index
+            for letter in letters:
                 yield beam.pvalue.TaggedOutput(DEAD_LETTER, letter)
 
         return (
