@@ -17,8 +17,8 @@ import pyarrow as pa
 
 from cropaudit import config as config_mod
 from cropaudit.errors import UserError
-from cropaudit.rundir.run_dir import DEAD_LETTER, SUCCESS, SUMMARY, RunDir
-from cropaudit.rundir.stats_dir import StatsDir
+from cropaudit.rundir import SUCCESS, RunDir, StatsDir
+from cropaudit.rundir.run_dir import DEAD_LETTER, SUMMARY
 
 CONFIG_METADATA_KEY = b"cropaudit.config"
 
