@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from cropaudit.engine import cache, fetch, flink_local
+from cropaudit.engine import cache, flink_local
+from cropaudit.engine import fetch_engines as fetch
 from cropaudit.errors import UserError
 from cropaudit.model.catalogue import BUILTIN, CATALOGUE_ENV
 from cropaudit.model.download import CACHE_ENV, OFFLINE_ENV
