@@ -25,7 +25,6 @@ from cropaudit.errors import UserError
 from cropaudit.model.base import SaliencyModelHandler
 from cropaudit.model.cropper import BoxCropper, Cropper
 from cropaudit.model.registry import load_handler
-from cropaudit.model.resize import PreprocessOptions
 from cropaudit.pipelines.runners import pipeline, pipeline_options
 from cropaudit.provenance import versions
 from cropaudit.schemas.survival import DEAD_LETTER_SCHEMA
@@ -40,7 +39,7 @@ from cropaudit.transforms.design import (
     index_groups,
 )
 from cropaudit.transforms.infer import PredictSaliency
-from cropaudit.transforms.manifests import load_manifest
+from cropaudit.transforms.manifests import load_faces
 from cropaudit.transforms.render import DEAD_LETTER, RenderComposites, Variants
 from cropaudit.transforms.run_plan import Plan, check_plan, make_plan
 from cropaudit.transforms.write import (
@@ -99,19 +98,14 @@ class RunPaths:
         return fileio.join(self.root, SUCCESS)
 
 
-def preprocess_options(config: ExperimentConfig) -> PreprocessOptions:
-    m = config.model
-    return PreprocessOptions(m.resize, m.box, m.jpeg_quality or None)
-
-
 def variant_handlers(config: ExperimentConfig, handler: SaliencyModelHandler) -> Variants:
     """Sweep variant name -> (layout, handler) it renders with; ``base`` first. Variants that
     change the pre-processing (resize, JPEG round trip) get a handler for ``model.spec`` with
     their options: the same model (checked by name and hash), loaded once by PredictSaliency."""
-    base_options = preprocess_options(config)
+    base_options = config.model.preprocess_options()
     out: dict[str, tuple[LayoutConfig, SaliencyModelHandler]] = {}
     for variant in config.variants():
-        options = preprocess_options(variant.config)
+        options = variant.config.model.preprocess_options()
         h = handler if options == base_options else load_handler(config.model.spec, options)
         if (h.name, h.content_hash) != (handler.name, handler.content_hash):
             raise UserError(
@@ -130,20 +124,6 @@ def manifest_uri(config: ExperimentConfig, config_dir: str | None) -> str:
     if fileio.is_remote(path) or path.startswith("/") or not config_dir:
         return fileio.absolute(path)
     return fileio.absolute(fileio.join(config_dir, path))
-
-
-def load_faces(uri: str, config: ExperimentConfig):
-    """The run's faces and manifest dead letters, read as the pipeline reads them."""
-    labels = {k: set(v) for k, v in config.groups.labels.items()} or None
-    return load_manifest(
-        uri,
-        list(config.groups.attributes),
-        image_root=config.manifest.image_root or None,
-        allowed_labels=labels,
-        face_boxes=config.design.kind == "single",
-        format=config.manifest.format,
-        groups=config.groups,
-    )
 
 
 def design_of(config: ExperimentConfig, faces) -> tuple[dict, list, int]:
@@ -291,7 +271,7 @@ def run_croppers(config: ExperimentConfig, handler: Cropper) -> list[Cropper]:
     """The run's croppers: ``handler`` (for ``model.spec``) then one per ``model.compare``;
     names must differ, since rows are told apart by ``model_name``."""
     croppers = [handler] + [
-        load_handler(spec, preprocess_options(config)) for spec in config.model.compare
+        load_handler(spec, config.model.preprocess_options()) for spec in config.model.compare
     ]
     names = [c.name for c in croppers]
     if len(set(names)) != len(names):
@@ -440,7 +420,7 @@ def run_audit(
     check_plan(plan, runner, allow_large_plan, groups=sorted(index))
     command = f"cropaudit run {config.name}"
     ownership.check_writable(out_dir, RUN_OUTPUT, overwrite=overwrite, command=command)
-    handler = handler or load_handler(config.model.spec, preprocess_options(config))
+    handler = handler or load_handler(config.model.spec, config.model.preprocess_options())
     croppers = run_croppers(config, handler)
     for cropper in croppers:  # a model that cannot score (NaN weights) fails here, not on a worker
         cropper.check()

@@ -31,7 +31,7 @@ from cropaudit import fileio, ownership
 from cropaudit.errors import UserError
 from cropaudit.pipelines.audit_pipeline import verified_run
 from cropaudit.pipelines.runners import pipeline, pipeline_options
-from cropaudit.schemas.estimates import ESTIMATES_SCHEMA, KEY_FIELDS
+from cropaudit.schemas.estimates import ESTIMATES_SCHEMA, KEY_FIELDS, criterion_name
 from cropaudit.stats.bootstrap import CORRECTIONS, OUTCOME_CODE, POSITION_CODE, SufficientStats
 from cropaudit.stats.mixed import MAX_COMPOSITES, model_check
 from cropaudit.stats.stratum import estimate_stratum
@@ -111,10 +111,6 @@ class RowBatch(NamedTuple):
     position: np.ndarray
     outcome: np.ndarray
     provenance: dict[str, set[str]]
-
-
-def criterion_name(aspect_ratio: float) -> str:
-    return f"crop_{aspect_ratio:.2f}"
 
 
 def row_outcomes(row: dict[str, Any]) -> Iterator[tuple[str, str]]:
@@ -484,7 +480,7 @@ def _finish(
     if not written:
         raise UserError("the statistics pipeline wrote no estimates")
     if render:
-        from cropaudit.stats.report import write_outputs
+        from cropaudit.report.stats_page import write_outputs
 
         write_outputs(read_estimates(out_dir), out_dir, unverified=modified)
     success: dict[str, Any] = {"estimates": written, "inputs": inputs}

@@ -23,8 +23,9 @@ import itertools
 import numpy as np
 import pandas as pd
 
+from cropaudit.schemas.estimates import criterion_name
 from cropaudit.stats.bootstrap import OUTCOME_CODE, POSITION_CODE, SufficientStats
-from cropaudit.stats.plots import interval
+from cropaudit.stats.intervals import reported_interval
 from cropaudit.stats.stratum import estimate_stratum
 from cropaudit.stats.weights import WeightCache
 
@@ -41,12 +42,6 @@ COLUMNS = (
     "agreement_wilson_low",
     "agreement_wilson_high",
 )
-
-
-def _criterion_name(aspect_ratio: float) -> str:
-    from cropaudit.pipelines.stats_pipeline import criterion_name
-
-    return criterion_name(aspect_ratio)
 
 
 def winners_long(survival: pd.DataFrame) -> pd.DataFrame:
@@ -69,7 +64,7 @@ def winners_long(survival: pd.DataFrame) -> pd.DataFrame:
         if r.get("point_winner") is not None:
             rows.append({**base, "criterion": "point", "winner": r["point_winner"]})
         for crop in r["crops"] if r["crops"] is not None else ():
-            criterion = _criterion_name(crop["aspect_ratio"])
+            criterion = criterion_name(crop["aspect_ratio"])
             rows.append({**base, "criterion": criterion, "winner": crop["winner"]})
     return pd.DataFrame(rows)
 
@@ -125,7 +120,7 @@ def agreement(
                 weights,
                 level,
             )
-            lo, hi = interval(est)
+            lo, hi = reported_interval(est)
             wlo, whi = est["ratio_wilson_low"], est["ratio_wilson_high"]
             out.append([*key, m1, m2, n, k, k / n, float(lo), float(hi), wlo, whi])
     return pd.DataFrame(out, columns=list(COLUMNS))
