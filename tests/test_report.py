@@ -222,8 +222,16 @@ def test_three_groups_get_group_vs_rest_as_the_stage_keys_them():
             "versions": "v1"}  # fmt: skip
     table = pa.Table.from_pylist(
         [
-            {**keys, "group_a": ga, "group_b": gb, "a_subject_id": sa, "b_subject_id": sb,
-             "position": pos, "point_winner": w, "crops": []}
+            {
+                **keys,
+                "group_a": ga,
+                "group_b": gb,
+                "a_subject_id": sa,
+                "b_subject_id": sb,
+                "position": pos,
+                "point_winner": w,
+                "crops": [],
+            }
             for ga, gb, sa, sb, pos, w in rows
         ]  # fmt: skip
     )
