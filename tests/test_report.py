@@ -247,6 +247,33 @@ def test_three_groups_get_group_vs_rest_as_the_stage_keys_them():
     assert est["config_hashes"].map(list).tolist() == [["c"]] * len(est)
 
 
+def test_both_pages_come_from_one_kit(run, report, tmp_path):
+    """The statistics page and the run report: the same stylesheet and skeleton, navigation
+    from each page's one section list, an embedded forest plot per criterion on both."""
+    from cropaudit.pipelines.stats_pipeline import read_estimates
+    from cropaudit.report import stats_page
+    from cropaudit.report.pagekit import CSS
+
+    base, _ = run
+    path = stats_page.write_outputs(read_estimates(str(base / "stats")), str(tmp_path))
+    pages = {"stats": Path(path).read_text(), "report": report.read_text()}
+    sections = {"stats": stats_page.SECTIONS, "report": page_sections}
+    for name, text in pages.items():
+        parsed = parse(text)
+        ids = [s.id for s in sections[name]]
+        assert f"<style>{CSS}</style>" in text, name
+        assert f'content="cropaudit {name}"' in text  # each page's ownership mark
+        assert set(ids) <= parsed.ids and len(set(ids)) == len(ids)
+        assert [link for link in parsed.links if link.startswith("#")] == [f"#{i}" for i in ids]
+        assert text.count("<section id=") == len(ids)
+        plotted = {i.get("data-criterion") for i in parsed.images if i.get("class") == "plot"}
+        assert set(CRITERIA) <= plotted, name
+    stats_text = pages["stats"]
+    assert "Tests against parity" in stats_text and "p_bootstrap_holm" in stats_text
+    for criterion in CRITERIA:
+        assert (tmp_path / "plots" / f"{criterion}.svg").read_bytes().lstrip().startswith(b"<?xml")
+
+
 def test_refuses_unfinished_run(run, tmp_path, capsys):
     base, _ = run
     unfinished = tmp_path / "unfinished"
