@@ -18,13 +18,13 @@ from cropaudit.report.inputs import RunInputs
 from cropaudit.report.pagekit import (
     Section,
     esc,
+    html_page,
     img,
     kv_table,
     note,
     render_sections,
     table,
 )
-from cropaudit.report.pagekit import render_page as page_skeleton
 from cropaudit.report.plan_section import planning_section
 from cropaudit.report.plotkit import (
     comparison_label,
@@ -470,7 +470,7 @@ def render_page(page: RunPage) -> str:
         f"<p class='note'>Run {esc(inputs.run_dir)} · config {esc(inputs.config_hash[:12])} · "
         f"model {esc(model)}. Self-contained page: every figure is embedded.</p>"
     )
-    return page_skeleton(
+    return html_page(
         kind="report",
         title=f"cropaudit report: {c.name}",
         heading=f"cropaudit report: {c.name}",

@@ -117,7 +117,7 @@ def render_sections(sections: Sequence[Section[Context]], context: Context) -> d
     return {s.id: s.render(context) for s in sections}
 
 
-def render_page(
+def html_page(
     *,
     kind: str,
     title: str,

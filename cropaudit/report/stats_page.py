@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 
 from cropaudit import fileio
-from cropaudit.report.pagekit import Section, frame_table, img, note, render_page, render_sections
+from cropaudit.report.pagekit import Section, frame_table, html_page, img, note, render_sections
 from cropaudit.report.plotkit import criteria_order, forest_plot
 
 ESTIMATE_COLUMNS = [
@@ -145,7 +145,7 @@ def render_html(
     (run -> what differs) puts a warning at the top."""
     page = StatsPage(estimates, images, unverified)
     warning = unverified_note(unverified)
-    return render_page(
+    return html_page(
         kind="stats",
         title="cropaudit statistics",
         heading="cropaudit: survival statistics",
