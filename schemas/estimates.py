@@ -128,8 +128,3 @@ ESTIMATES_SCHEMA = pa.schema(
         pa.field("model_disagrees", pa.bool_()),
     ]
 )
-
-
-def criterion_name(aspect_ratio: float) -> str:
-    """The ``criterion`` of a crop aspect ratio (h/w), e.g. ``crop_0.56``."""
-    return f"crop_{aspect_ratio:.2f}"

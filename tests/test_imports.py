@@ -74,8 +74,6 @@ PENDING = {
     ("cropaudit.model.cropper", "cropaudit.transforms.records"): "records move to schemas",
     ("cropaudit.model.croppers.smartcrop", "cropaudit.transforms.records"): "records move",
     ("cropaudit.model.plugin", "cropaudit.transforms.records"): "records move to schemas",
-    # variant names and sweep axes get one source below config (item 4, helper `design`)
-    ("cropaudit.stats.sensitivity", "cropaudit.config"): "variant constants leave config",
     # run-directory code leaves pipelines/ for the run-directory library (item 3, `rundir`)
     ("cropaudit.report.inputs", "cropaudit.pipelines.audit_pipeline"): "RunPaths, read_table",
     ("cropaudit.report.inputs", "cropaudit.pipelines.stats_pipeline"): "read_estimates",
@@ -114,9 +112,7 @@ def imports(path: Path, name: str, modules: dict[str, Path]) -> set[str]:
                 base = f"{anchor}.{base}" if base else anchor
             found.add(base)
             found.update(
-                f"{base}.{alias.name}"
-                for alias in node.names
-                if f"{base}.{alias.name}" in modules
+                f"{base}.{alias.name}" for alias in node.names if f"{base}.{alias.name}" in modules
             )
     return found
 

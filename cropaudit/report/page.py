@@ -33,7 +33,7 @@ from cropaudit.report.plotkit import (
     interval_plot,
     varying_context,
 )
-from cropaudit.schemas.estimates import criterion_name
+from cropaudit.schemas.criteria import POINT, criterion_name
 from cropaudit.stats.intervals import finite, reported_interval
 
 
@@ -208,7 +208,7 @@ def position_section(inputs: RunInputs) -> str:
     if est is None or est.empty:
         return intro + raw_position_table(inputs.survival)
     parts = [intro]
-    point = est[est["criterion"] == "point"].reset_index(drop=True)
+    point = est[est["criterion"] == POINT].reset_index(drop=True)
     if len(point):
         cis = [reported_interval(r, "first_slot_rate") for _, r in point.iterrows()]
         png = interval_plot(
@@ -271,7 +271,7 @@ def gaze_section(inputs: RunInputs) -> str:
             "box rather than the body, per group, with Wilson intervals (images independent)."
         )
     ]
-    criteria = ["point"] + [criterion_name(c) for c in inputs.config.crop.aspect_ratios]
+    criteria = [POINT] + [criterion_name(c) for c in inputs.config.crop.aspect_ratios]
     for criterion in criteria:
         rates = face_rates(inputs.survival_table, criterion=criterion)
         if rates.empty:
@@ -293,7 +293,7 @@ def gaze_section(inputs: RunInputs) -> str:
     return "".join(parts)
 
 
-def sensitivity_section(inputs: RunInputs, criterion: str = "point") -> str:
+def sensitivity_section(inputs: RunInputs, criterion: str = POINT) -> str:
     df = inputs.survival
     if "variant" not in df.columns or df["variant"].nunique() < 2:
         return note(

@@ -18,6 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from cropaudit.schemas.criteria import POINT  # noqa: E402
 from cropaudit.stats.intervals import finite, reported_interval  # noqa: E402
 
 #: Context columns a label names only when they vary across the plotted rows.
@@ -34,7 +35,7 @@ def comparison_label(row: pd.Series, context: tuple[str, ...] = CONTEXT) -> str:
 
 def criteria_order(criteria: Iterable[str]) -> list[str]:
     """Criteria as both pages list them: ``point`` first, then the crops by name."""
-    return sorted(set(criteria), key=lambda c: (c != "point", c))
+    return sorted(set(criteria), key=lambda c: (c != POINT, c))
 
 
 def varying_context(df: pd.DataFrame) -> tuple[str, ...]:

@@ -15,7 +15,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from cropaudit.schemas.estimates import KEY_FIELDS, criterion_name
+from cropaudit.schemas.criteria import POINT, criterion_name
+from cropaudit.schemas.estimates import KEY_FIELDS
+from cropaudit.schemas.variants import BASE_VARIANT
 from cropaudit.stats.mixed import MAX_COMPOSITES
 from cropaudit.stats.table import estimate_survival
 
@@ -30,7 +32,7 @@ def criterion_rows(survival: pd.DataFrame) -> pd.DataFrame:
     """One row per survival row and criterion with a winner: the survival columns plus
     ``criterion`` and ``outcome`` (a box-only cropper has no ``point``)."""
     point = survival[survival["point_winner"].notna()].assign(
-        criterion="point", outcome=lambda d: d["point_winner"]
+        criterion=POINT, outcome=lambda d: d["point_winner"]
     )
     crops = survival[["crops"]].explode("crops").dropna()
     crops = survival.loc[crops.index].assign(
@@ -80,7 +82,7 @@ def run_estimates(
     of a survival table's pair designs; single-image rows have no pair and are left out."""
     df = survival.to_pandas()
     if "variant" not in df:  # survival/v1, before sweeps
-        df["variant"] = "base"
+        df["variant"] = BASE_VARIANT
     df = df[df["design"] != "single"]
     rows = keyed_rows(criterion_rows(df))
     if rows.empty:
