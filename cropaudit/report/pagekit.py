@@ -128,9 +128,9 @@ def html_page(
     warnings: Sequence[str] = (),
 ) -> str:
     """The page skeleton: ownership mark (``kind``, see :mod:`cropaudit.ownership`), the one
-    stylesheet, a heading, ``header`` (HTML: what the page is about), a navigation bar, the
-    ``warnings`` (plain text) and one ``<section id=...>`` per entry of ``sections`` with its
-    body from ``bodies``."""
+    stylesheet, a heading, the ``warnings`` (plain text, first), ``header`` (HTML: what the
+    page is about), a navigation bar and one ``<section id=...>`` per entry of ``sections``
+    with its body from ``bodies``."""
     nav = "".join(f"<a href='#{s.id}'>{esc(s.title)}</a>" for s in sections)
     warned = "".join(note(w, "warn") for w in warnings)
     body = "".join(
@@ -142,6 +142,6 @@ def html_page(
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{esc(title)}</title><style>{CSS}</style></head><body>
 <h1>{esc(heading)}</h1>
-{header}<nav>{nav}</nav>{warned}{body}
+{warned}{header}<nav>{nav}</nav>{body}
 </body></html>
 """
