@@ -274,6 +274,31 @@ def test_both_pages_come_from_one_kit(run, report, tmp_path):
         assert (tmp_path / "plots" / f"{criterion}.svg").read_bytes().lstrip().startswith(b"<?xml")
 
 
+def test_one_table_helper_formats_every_cell_kind():
+    """The kit's table: numbers (numpy's too) right-aligned and short, missing values as a
+    dash, text escaped; a repeated section id is refused."""
+    import numpy as np
+
+    from cropaudit.report.pagekit import Section, frame_table, render_sections
+
+    df = pd.DataFrame(
+        {
+            "name": ["<a>", None],
+            "n": np.array([3, 40000], dtype=np.int64),
+            "ratio": [0.123456, float("nan")],
+            "flag": [True, None],
+        }
+    )
+    html = frame_table(df, ["name", "n", "ratio", "flag"])
+    assert "<th>name</th><th>n</th><th>ratio</th><th>flag</th>" in html
+    assert "<td>&lt;a&gt;</td><td class=num>3</td><td class=num>0.1235</td><td>True</td>" in html
+    assert "<td class=num>40000</td><td class=num>–</td><td>–</td></tr>" in html  # ints in full
+    assert html.count("–") == 3 and "nan" not in html.lower() and "None" not in html
+    twice = (Section("a", "A", str), Section("a", "B", str))
+    with pytest.raises(ValueError, match="repeat"):
+        render_sections(twice, 1)
+
+
 def test_refuses_unfinished_run(run, tmp_path, capsys):
     base, _ = run
     unfinished = tmp_path / "unfinished"
