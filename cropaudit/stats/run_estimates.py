@@ -80,19 +80,28 @@ def run_estimates(
 ) -> pd.DataFrame:
     """The estimates-table rows (:data:`cropaudit.schemas.estimates.ESTIMATES_SCHEMA` columns)
     of a survival table's pair designs; single-image rows have no pair and are left out."""
-    df = survival.to_pandas()
+    wanted = {*KEY_FIELDS, *SIDES, *PROVENANCE, "group_a", "group_b", "point_winner", "crops"}
+    df = survival.select([c for c in survival.column_names if c in wanted]).to_pandas()
     if "variant" not in df:  # survival/v1, before sweeps
         df["variant"] = BASE_VARIANT
     df = df[df["design"] != "single"]
     rows = keyed_rows(criterion_rows(df))
     if rows.empty:
         return pd.DataFrame(columns=[*KEY_FIELDS])
+    keys = list(KEY_FIELDS)
+    rows[keys] = rows[keys].astype("category")  # strings factorised once, for both groupings
     est = estimate_survival(rows, KEY_FIELDS, None, replicates, level, seed, correction, model_max)
-    key = pd.MultiIndex.from_frame(rows[list(KEY_FIELDS)])
+    est[keys] = est[keys].astype(object)
+    strata = rows.groupby(keys, sort=False, dropna=False, observed=True).ngroup().to_numpy()
+    first = np.unique(strata, return_index=True)[1]
+    lists = rows.iloc[first][list(KEY_FIELDS)].assign(stratum=strata[first])
     for column, listed in PROVENANCE.items():
-        values = rows[column].astype(str).groupby(key, sort=True, dropna=False)
-        found = values.agg(lambda v: sorted(set(v)))
-        est[listed] = list(found.reindex(pd.MultiIndex.from_frame(est[list(KEY_FIELDS)])))
+        distinct = pd.DataFrame({"stratum": strata, "v": rows[column].astype(str).to_numpy()})
+        distinct = distinct.drop_duplicates().sort_values(["stratum", "v"])
+        found = distinct.groupby("stratum", sort=True)["v"].agg(list)
+        lists[listed] = lists["stratum"].map(found)
+    lists[keys] = lists[keys].astype(object)
+    est = est.merge(lists.drop(columns="stratum"), on=keys, how="left")
     return est.assign(
         replicates=replicates, level=level, seed=seed, bootstrap_correction=correction
     ).astype({"replicates": np.int64, "seed": np.int64})
