@@ -17,6 +17,7 @@ from cropaudit import config as config_mod
 from cropaudit.config import DesignConfig, LayoutConfig
 from cropaudit.errors import ConfigError, ManifestError
 from cropaudit.model.base import SaliencyGrid
+from cropaudit.schemas.records import Box, Face
 from cropaudit.stats.gaze import FACE_RATE_COLUMNS, face_rates
 from cropaudit.transforms.crop import simulate_crop, single_crop_winner, single_point_owner
 from cropaudit.transforms.design import (
@@ -30,7 +31,6 @@ from cropaudit.transforms.design import (
 from cropaudit.transforms.images import decode_image
 from cropaudit.transforms.layout import compose_single, face_box_inside, scale_box
 from cropaudit.transforms.manifests import check_columns, parse_manifest
-from cropaudit.transforms.records import Box, Face
 from tests.conftest import REPO
 
 SINGLE = {"design": {"kind": "single"}, "layout": {"kind": "single"}}

@@ -32,7 +32,7 @@ from cropaudit.schemas.manifest import (
     REQUIRED_COLUMNS,
     ROW_ERROR_KEY,
 )
-from cropaudit.transforms.records import DeadLetter, Face
+from cropaudit.schemas.records import DeadLetter, Face
 
 STAGE = "manifest"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")

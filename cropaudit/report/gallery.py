@@ -24,10 +24,10 @@ from PIL import Image, ImageDraw
 
 from cropaudit.config import ExperimentConfig
 from cropaudit.model.base import SaliencyModelHandler
+from cropaudit.schemas.records import Box, Composite, Face
 from cropaudit.transforms.candidate_crops import candidate_crops
 from cropaudit.transforms.crop import simulate_crop
 from cropaudit.transforms.overlay import _CROP_COLOURS, draw_overlay
-from cropaudit.transforms.records import Box, Composite, Face
 from cropaudit.transforms.render import FaceCache, render_canvas
 
 #: Face outline colours in the gallery: face a, face b.

@@ -1,0 +1,85 @@
+"""Schema of the single-image survival table (``single_survival/v1``): one row per image.
+
+The single-image design (design kind ``single``, the "male gaze" check of Twitter's 2021
+analysis) shows one full-body image of one person alone and asks whether the cropper keeps the
+face or the body. Its rows say so in their own words, with none of the pair table's ``a``/``b``:
+
+- the person: ``image_id``, ``subject_id``, ``group`` (the run's group of the image),
+  ``attributes``;
+- where things lie on the canvas: ``face_box`` (the manifest's face box, scaled and moved with
+  the image) and ``image_box`` (the whole image; padding around it is background);
+- ``point_on``: where the salient point fell, one of :data:`OUTCOMES` (``face``: in the face box;
+  ``body``: elsewhere on the image, since in a full-body image everything but the face is body;
+  ``background``: off the image), null for a box-only cropper;
+- ``crops``: per aspect ratio the box, the visible ``face_area``, the visible rest of the image
+  ``body_area`` and what the crop ``kept``: ``face`` when more than half of the face box is
+  visible, else ``body`` when any of the image is, else ``background``;
+- ``face_max``/``face_mean``: the saliency inside the face box (NaN without a grid);
+- ids, variants, croppers and provenance as in the pair table (:mod:`cropaudit.schemas.survival`:
+  ``sample_id``, ``variant``, ``composite_id`` with ``@<variant>`` and ``#<model_name>``).
+
+Tables written before this one existed (survival/v3, v4) hold such rows in the pair table with
+``design = "single"``; they are read as before (the statistics stage leaves them out).
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from cropaudit.schemas.survival import BOX
+
+#: The design kind, its folder in a run directory and the version its files record.
+SINGLE = "single"
+TABLE = "single_survival"
+VERSION = "single_survival/v1"
+#: Where the salient point fell and what a crop kept, in this order.
+FACE, BODY, BACKGROUND = OUTCOMES = ("face", "body", "background")
+
+SINGLE_CROP = pa.struct(
+    [
+        ("aspect_ratio", pa.float64()),
+        ("x", pa.int32()),
+        ("y", pa.int32()),
+        ("w", pa.int32()),
+        ("h", pa.int32()),
+        ("face_area", pa.int64()),
+        ("body_area", pa.int64()),
+        ("kept", pa.string()),
+    ]
+)
+
+SINGLE_SURVIVAL_SCHEMA = pa.schema(
+    [
+        pa.field("composite_id", pa.string(), nullable=False),
+        pa.field("sample_id", pa.string(), nullable=False),
+        pa.field("group", pa.string(), nullable=False),
+        pa.field("sample_index", pa.int32(), nullable=False),
+        pa.field("variant", pa.string(), nullable=False),
+        pa.field("image_id", pa.string(), nullable=False),
+        pa.field("subject_id", pa.string(), nullable=False),
+        pa.field("attributes", pa.map_(pa.string(), pa.string())),
+        pa.field("face_box", BOX, nullable=False),
+        pa.field("image_box", BOX, nullable=False),
+        pa.field("face_max", pa.float32()),
+        pa.field("face_mean", pa.float32()),
+        pa.field("layout", pa.string(), nullable=False),
+        pa.field("layout_params", pa.string(), nullable=False),
+        pa.field("width", pa.int32(), nullable=False),
+        pa.field("height", pa.int32(), nullable=False),
+        pa.field("model_name", pa.string(), nullable=False),
+        pa.field("model_hash", pa.string(), nullable=False),
+        pa.field("model_source", pa.string(), nullable=False),
+        pa.field("preprocessing", pa.string(), nullable=False),
+        # null for a box-only cropper: it has no grid nor salient point
+        pa.field("grid_rows", pa.int32()),
+        pa.field("grid_cols", pa.int32()),
+        pa.field("salient_x", pa.int32()),
+        pa.field("salient_y", pa.int32()),
+        pa.field("salient_score", pa.float32()),
+        pa.field("point_on", pa.string()),
+        pa.field("crops", pa.list_(SINGLE_CROP), nullable=False),
+        pa.field("seed", pa.int64(), nullable=False),
+        pa.field("config_hash", pa.string(), nullable=False),
+        pa.field("versions", pa.string(), nullable=False),
+    ]
+)
