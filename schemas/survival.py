@@ -39,7 +39,7 @@ VERSION = "survival/v4"
 #: The design kind whose rows this table holds, and the designs of its rows: the pairs under
 #: audit and the controls (same group, same image) a pair design may add.
 PAIRS = "pairs"
-CONTROLS = ("same_group", "same_image")
+SAME_GROUP, SAME_IMAGE = CONTROLS = ("same_group", "same_image")
 DESIGNS = (PAIRS, *CONTROLS)
 #: Where face ``a`` was drawn (first: top or left).
 A_FIRST, B_FIRST = POSITIONS = ("a_first", "b_first")

@@ -86,7 +86,7 @@ class PairDesign:
         return cells
 
     def check_cell(self, cell: DesignCell, index: GroupIndex) -> None:
-        if cell.design == "same_group" and len(index[cell.group_a]) < 2:
+        if cell.design == survival.SAME_GROUP and len(index[cell.group_a]) < 2:
             raise ManifestError(
                 f"group {cell.group_a!r} has {len(index[cell.group_a])} subject(s); the "
                 "same_group control needs at least 2"
@@ -104,13 +104,13 @@ class PairDesign:
         if cell.design == survival.PAIRS:
             face_a = _draw_face(rng, groups[cell.group_a])
             face_b = _draw_face(rng, groups[cell.group_b])
-        elif cell.design == "same_group":
+        elif cell.design == survival.SAME_GROUP:
             subjects = groups[cell.group_a]
             ids = list(subjects)
             i, j = rng.choice(len(ids), size=2, replace=False)
             face_a = _draw_face(rng, {ids[i]: subjects[ids[i]]})
             face_b = _draw_face(rng, {ids[j]: subjects[ids[j]]})
-        elif cell.design == "same_image":
+        elif cell.design == survival.SAME_IMAGE:
             face_a = face_b = _draw_face(rng, groups[cell.group_a])
         else:
             raise ValueError(f"unknown design {cell.design!r}")

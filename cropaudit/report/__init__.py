@@ -49,7 +49,8 @@ def gallery_for(inputs: RunInputs, n: int, model_spec: str | None = None):
     except Exception as exc:  # noqa: BLE001
         return [], [f"manifest {uri} could not be read: {exc}"], intro
     by_id = {f.image_id: f for f in faces}
-    recorded = set(inputs.survival.get("model_hash", []))
+    table = inputs.survival if inputs.single is None else inputs.single.to_pandas()
+    recorded = set(table.get("model_hash", []))
     problems = []
     if recorded and handler.content_hash not in recorded:
         problems.append(
@@ -57,7 +58,7 @@ def gallery_for(inputs: RunInputs, n: int, model_spec: str | None = None):
             "recorded; the drawings below may not match the survival table"
         )
     layout = json.dumps(config.layout.params(), sort_keys=True)
-    rows = pick_rows(inputs.survival, n, handler, layout)
+    rows = pick_rows(table, n, handler, layout)
     items, failed = build_gallery(rows, config, by_id, handler)
     return items, problems + failed, intro
 
