@@ -402,6 +402,26 @@ def test_single_design_runs_end_to_end(tmp_path):
     point = stored[stored.criterion == "point"].drop(columns="criterion").reset_index(drop=True)
     assert point.equals(rates)
 
+    # a pair run on the same people beside it: one stats run reads both kinds of table
+    pairs = config_mod.ExperimentConfig().replace(
+        name="pairs-beside",
+        manifest={"path": str(manifest)},
+        groups={"attributes": ["gender"]},
+        model={"spec": "baseline"},
+        design={"composites_per_pair": 2},
+        layout={"kind": "horizontal", "height": 96},
+    )
+    pair_summary = run_audit(pairs, str(tmp_path / "pairs"), quiet=True)
+    assert pair_summary["survival_rows"] == 4 and "survival_table_name" not in pair_summary
+    assert not (tmp_path / "pairs" / "single_survival").exists()
+    both = str(tmp_path / "both")
+    run_stats([str(tmp_path / "pairs"), str(tmp_path / "run")], both, replicates=5, render=False)
+    estimates = read_estimates(both).to_pandas()
+    assert set(estimates.design) == {"pairs"} and len(estimates) == 5  # point + 4 crops
+    assert {h for hs in estimates.config_hashes for h in hs} == {pairs.config_hash}
+    together = pq.read_table(tmp_path / "both" / "face_rates.parquet").to_pandas()
+    assert together.equals(stored)
+
     from cropaudit.report import build_report
 
     page = build_report(str(tmp_path / "run"), str(tmp_path / "report.html"), gallery=2, quiet=True)
@@ -409,3 +429,4 @@ def test_single_design_runs_end_to_end(tmp_path):
     assert html.count("data-criterion='gaze-") == 1 + len(cfg.crop.aspect_ratios)
     assert html.count("class='gallery-image'") == 2, "gallery drew nothing"
     assert "keeps the face box rather than the body" in html
+    assert html.count("re-scored: matches the recorded row") == 2

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pyarrow as pa
@@ -22,6 +22,7 @@ from cropaudit.transforms.sampling import DesignCell, GroupIndex
 from cropaudit.transforms.single_design import SingleDesign
 
 
+@runtime_checkable
 class DesignKind(Protocol):
     #: ``[design] kind`` of the config; the ``design`` values of its cells and records.
     name: str
