@@ -26,7 +26,13 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from cropaudit.schemas.survival import BOX
+from cropaudit.schemas.survival import (
+    BOX,
+    CANVAS_FIELDS,
+    CROPPER_FIELDS,
+    POINT_FIELDS,
+    RUN_FIELDS,
+)
 
 #: The design kind, its folder in a run directory and the version its files record.
 SINGLE = "single"
@@ -62,24 +68,11 @@ SINGLE_SURVIVAL_SCHEMA = pa.schema(
         pa.field("image_box", BOX, nullable=False),
         pa.field("face_max", pa.float32()),
         pa.field("face_mean", pa.float32()),
-        pa.field("layout", pa.string(), nullable=False),
-        pa.field("layout_params", pa.string(), nullable=False),
-        pa.field("width", pa.int32(), nullable=False),
-        pa.field("height", pa.int32(), nullable=False),
-        pa.field("model_name", pa.string(), nullable=False),
-        pa.field("model_hash", pa.string(), nullable=False),
-        pa.field("model_source", pa.string(), nullable=False),
-        pa.field("preprocessing", pa.string(), nullable=False),
-        # null for a box-only cropper: it has no grid nor salient point
-        pa.field("grid_rows", pa.int32()),
-        pa.field("grid_cols", pa.int32()),
-        pa.field("salient_x", pa.int32()),
-        pa.field("salient_y", pa.int32()),
-        pa.field("salient_score", pa.float32()),
+        *CANVAS_FIELDS,
+        *CROPPER_FIELDS,
+        *POINT_FIELDS,
         pa.field("point_on", pa.string()),
         pa.field("crops", pa.list_(SINGLE_CROP), nullable=False),
-        pa.field("seed", pa.int64(), nullable=False),
-        pa.field("config_hash", pa.string(), nullable=False),
-        pa.field("versions", pa.string(), nullable=False),
+        *RUN_FIELDS,
     ]
 )

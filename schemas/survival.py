@@ -75,6 +75,33 @@ def _face_fields(side: str, nullable: bool = False) -> list[pa.Field]:
     ]
 
 
+#: Columns every survival table has, in this order, around its design's own: the canvas, the
+#: cropper, its salient point (null for a box-only cropper, survival/v4) and the run.
+CANVAS_FIELDS = [
+    pa.field("layout", pa.string(), nullable=False),
+    pa.field("layout_params", pa.string(), nullable=False),
+    pa.field("width", pa.int32(), nullable=False),
+    pa.field("height", pa.int32(), nullable=False),
+]
+CROPPER_FIELDS = [
+    pa.field("model_name", pa.string(), nullable=False),
+    pa.field("model_hash", pa.string(), nullable=False),
+    pa.field("model_source", pa.string(), nullable=False),
+    pa.field("preprocessing", pa.string(), nullable=False),
+]
+POINT_FIELDS = [
+    pa.field("grid_rows", pa.int32()),
+    pa.field("grid_cols", pa.int32()),
+    pa.field("salient_x", pa.int32()),
+    pa.field("salient_y", pa.int32()),
+    pa.field("salient_score", pa.float32()),
+]
+RUN_FIELDS = [
+    pa.field("seed", pa.int64(), nullable=False),
+    pa.field("config_hash", pa.string(), nullable=False),
+    pa.field("versions", pa.string(), nullable=False),
+]
+
 SURVIVAL_SCHEMA = pa.schema(
     [
         pa.field("composite_id", pa.string(), nullable=False),
@@ -88,27 +115,14 @@ SURVIVAL_SCHEMA = pa.schema(
         pa.field("variant", pa.string(), nullable=False),
         *_face_fields("a"),
         *_face_fields("b", nullable=True),
-        pa.field("layout", pa.string(), nullable=False),
-        pa.field("layout_params", pa.string(), nullable=False),
-        pa.field("width", pa.int32(), nullable=False),
-        pa.field("height", pa.int32(), nullable=False),
-        pa.field("image_box", BOX),  # single design only: the image on the canvas
-        pa.field("model_name", pa.string(), nullable=False),
-        pa.field("model_hash", pa.string(), nullable=False),
-        pa.field("model_source", pa.string(), nullable=False),
-        pa.field("preprocessing", pa.string(), nullable=False),
-        # null for a box-only cropper (survival/v4): it has no grid nor salient point
-        pa.field("grid_rows", pa.int32()),
-        pa.field("grid_cols", pa.int32()),
-        pa.field("salient_x", pa.int32()),
-        pa.field("salient_y", pa.int32()),
-        pa.field("salient_score", pa.float32()),
+        *CANVAS_FIELDS,
+        pa.field("image_box", BOX),  # survival/v3's single rows only: the image on the canvas
+        *CROPPER_FIELDS,
+        *POINT_FIELDS,
         pa.field("point_winner", pa.string()),
         pa.field("margin", pa.float32()),
         pa.field("crops", pa.list_(CROP), nullable=False),
-        pa.field("seed", pa.int64(), nullable=False),
-        pa.field("config_hash", pa.string(), nullable=False),
-        pa.field("versions", pa.string(), nullable=False),
+        *RUN_FIELDS,
     ]
 )
 

@@ -35,6 +35,7 @@ from cropaudit.transforms.sampling import (
     composite_id,
     generator,
 )
+from cropaudit.transforms.write import point_columns
 
 
 def _draw_face(rng: np.random.Generator, subjects: Mapping[str, tuple[Face, ...]]) -> Face:
@@ -184,14 +185,8 @@ class PairDesign:
             **_face_columns(
                 "b", c.face_b, c.group_b, rendered.box_b, outcome.b_max, outcome.b_mean
             ),
-            "width": rendered.width,
-            "height": rendered.height,
+            **point_columns(rendered, outcome),
             "image_box": None,  # survival/v3's single rows only
-            "grid_rows": outcome.grid_rows,
-            "grid_cols": outcome.grid_cols,
-            "salient_x": outcome.salient_x,
-            "salient_y": outcome.salient_y,
-            "salient_score": outcome.salient_score,
             "point_winner": outcome.point_winner,
             "margin": outcome.margin,
             "crops": [

@@ -43,6 +43,7 @@ from cropaudit.transforms.sampling import (
     generator,
     group_sizes,
 )
+from cropaudit.transforms.write import point_columns
 
 
 def point_on(x: int, y: int, face: Box, image: Box) -> str:
@@ -213,13 +214,7 @@ class SingleDesign:
             "image_box": rendered.image_box.to_dict(),
             "face_max": outcome.face_max,
             "face_mean": outcome.face_mean,
-            "width": rendered.width,
-            "height": rendered.height,
-            "grid_rows": outcome.grid_rows,
-            "grid_cols": outcome.grid_cols,
-            "salient_x": outcome.salient_x,
-            "salient_y": outcome.salient_y,
-            "salient_score": outcome.salient_score,
+            **point_columns(rendered, outcome),
             "point_on": outcome.point_on,
             "crops": [
                 {

@@ -20,6 +20,21 @@ CODEC = "zstd"
 ROW_GROUP_BYTES = 8 << 20
 
 
+def point_columns(rendered, outcome) -> dict:
+    """The columns of a row that every design kind fills alike from its rendered record and
+    outcome: the canvas size, the grid's shape and the salient point (``schemas.survival``'s
+    ``CANVAS_FIELDS`` and ``POINT_FIELDS``; layout and cropper come with the provenance)."""
+    return {
+        "width": rendered.width,
+        "height": rendered.height,
+        "grid_rows": outcome.grid_rows,
+        "grid_cols": outcome.grid_cols,
+        "salient_x": outcome.salient_x,
+        "salient_y": outcome.salient_y,
+        "salient_score": outcome.salient_score,
+    }
+
+
 def survival_schema(
     schema: pa.Schema, version: str, config_toml: str, config_hash: str, versions: str
 ) -> pa.Schema:
