@@ -454,20 +454,37 @@ def write_agreement(files: Sequence[str], out_dir: str, options: StatsOptions) -
     return target
 
 
-def write_face_rates(files: Sequence[str], out_dir: str, options: StatsOptions) -> str | None:
+def write_face_rates(
+    files: Sequence[str], out_dir: str, options: StatsOptions, pair_files: Sequence[str] = ()
+) -> str | None:
     """``OUT/face_rates.parquet``: the face/body rates of the single-image tables per criterion
-    (:func:`cropaudit.stats.gaze.face_rates`, plus a ``criterion`` column); None (and no file)
-    without such tables."""
+    (:func:`cropaudit.stats.gaze.face_rates`, plus a ``criterion`` column), with the single-image
+    rows that survival/v3-v4 ``pair_files`` hold; None (and no file) without such rows."""
     from cropaudit.stats.gaze import face_rates
 
     target = fileio.join(out_dir, "face_rates.parquet")
     fileio.delete_tree(target)
-    if not files:
-        return None
     tables = [pq.read_table(pa.BufferReader(fileio.read_bytes(f))) for f in files]
-    single = pa.concat_tables(tables, promote_options="default")
+    for f in pair_files:  # the design column first: most pair tables hold no single rows
+        raw = fileio.read_bytes(f)
+        if "design" not in pq.read_schema(pa.BufferReader(raw)).names:
+            continue
+        design = pq.read_table(pa.BufferReader(raw), columns=["design"])["design"]
+        if pc.any(pc.equal(design, single_survival.SINGLE)).as_py():
+            old = single_survival.from_survival_v3(pq.read_table(pa.BufferReader(raw)))
+            tables.append(old)
+    if not tables:
+        return None
+    single = pa.concat_tables(
+        [t.select(tables[0].column_names) for t in tables], promote_options="default"
+    )
+    criteria = set()
+    for row in (r for t in tables for r in t.slice(0, 1).to_pylist()):  # as available_criteria
+        if row["point_on"] is not None:
+            criteria.add("point")
+        criteria.update(criterion_name(c["aspect_ratio"]) for c in row["crops"] or ())
     frames = []
-    for criterion in sorted(available_criteria(files, point="point_on")):
+    for criterion in sorted(criteria):
         if options.criteria is None or criterion in options.criteria:
             rates = face_rates(single, criterion, options.level)
             frames.append(rates.assign(criterion=criterion))
@@ -540,7 +557,7 @@ def run_stats(
         else:
             write_no_estimates(prefix, metadata)
         write_agreement(files, out_dir, options)
-        write_face_rates(single, out_dir, options)
+        write_face_rates(single, out_dir, options, files)
         return _finish(out_dir, list(survival_paths), render, modified)
 
 

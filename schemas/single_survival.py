@@ -25,6 +25,7 @@ Tables written before this one existed (survival/v3, v4) hold such rows in the p
 from __future__ import annotations
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from cropaudit.schemas.survival import (
     BOX,
@@ -76,3 +77,49 @@ SINGLE_SURVIVAL_SCHEMA = pa.schema(
         *RUN_FIELDS,
     ]
 )
+
+#: single_survival column -> the survival/v3 column that held it (the others keep their name).
+FROM_V3 = {
+    "group": "group_a",
+    "image_id": "a_image_id",
+    "subject_id": "a_subject_id",
+    "attributes": "a_attributes",
+    "face_box": "a_box",
+    "face_max": "a_max",
+    "face_mean": "a_mean",
+    "point_on": "point_winner",
+}
+
+
+def from_survival_v3(table: pa.Table) -> pa.Table:
+    """The single-image rows (``design = "single"``) of a survival/v3 or v4 table, in this
+    table's words: ``a_*`` become the image's columns, ``point_winner`` ``point_on``, and per crop
+    ``a_area``/``b_area``/``winner`` ``face_area``/``body_area``/``kept``. Columns an old table
+    lacks are empty strings (text) or nulls."""
+    if "design" not in table.column_names:
+        return SINGLE_SURVIVAL_SCHEMA.empty_table()
+    rows = table.filter(pc.equal(table["design"], SINGLE))
+    crops = [
+        [
+            {
+                **{k: c[k] for k in ("aspect_ratio", "x", "y", "w", "h")},
+                "face_area": c["a_area"],
+                "body_area": c["b_area"],
+                "kept": c["winner"],
+            }
+            for c in cs or ()
+        ]
+        for cs in rows["crops"].to_pylist()
+    ]
+    arrays = []
+    for field in SINGLE_SURVIVAL_SCHEMA:
+        source = FROM_V3.get(field.name, field.name)
+        if field.name == "crops":
+            arrays.append(pa.array(crops, field.type))
+        elif source in rows.column_names:
+            arrays.append(rows[source].combine_chunks().cast(field.type))
+        elif pa.types.is_string(field.type):
+            arrays.append(pa.array([""] * rows.num_rows, field.type))
+        else:
+            arrays.append(pa.nulls(rows.num_rows, field.type))
+    return pa.Table.from_arrays(arrays, schema=SINGLE_SURVIVAL_SCHEMA)

@@ -430,3 +430,37 @@ def test_single_design_runs_end_to_end(tmp_path):
     assert html.count("class='gallery-image'") == 2, "gallery drew nothing"
     assert "keeps the face box rather than the body" in html
     assert html.count("re-scored: matches the recorded row") == 2
+
+
+def test_survival_v3_single_rows_read_in_the_new_words():
+    """A run written before single_survival existed (its single rows in the pair table, with
+    a_* for the image, point_winner and crop winners) reads as the new table."""
+    from cropaudit.schemas.single_survival import SINGLE_SURVIVAL_SCHEMA, from_survival_v3
+    from cropaudit.schemas.survival import SURVIVAL_SCHEMA
+
+    box = {"x": 1, "y": 2, "w": 3, "h": 4}
+    row = {f.name: None for f in SURVIVAL_SCHEMA}
+    row.update(
+        composite_id="single:k:000000:a_first", sample_id="single:k:000000:a_first",
+        design="single", pair_id="f", group_a="f", group_b="f", sample_index=0,
+        position="a_first", variant="base", a_image_id="img", a_subject_id="subj",
+        a_group="f", a_attributes=[("gender", "f")], a_box=box, a_max=0.5, a_mean=0.25,
+        layout="single", layout_params="{}", width=10, height=20,
+        image_box={"x": 0, "y": 0, "w": 10, "h": 20}, model_name="m", model_hash="h",
+        model_source="s", preprocessing="{}", salient_x=2, salient_y=3, salient_score=0.9,
+        point_winner="face",
+        crops=[{"aspect_ratio": 1.0, "x": 0, "y": 0, "w": 10, "h": 10, "a_area": 12,
+                "b_area": 88, "winner": "face"}],
+        seed=1, config_hash="c", versions="v",
+    )  # fmt: skip
+    pair = {**row, "design": "pairs", "composite_id": "pairs:k:0:a_first", "point_winner": "a"}
+    old = pa.Table.from_pylist([row, pair], schema=SURVIVAL_SCHEMA)
+    new = from_survival_v3(old)
+    assert new.schema == SINGLE_SURVIVAL_SCHEMA and new.num_rows == 1
+    got = new.to_pylist()[0]
+    assert (got["group"], got["image_id"], got["subject_id"]) == ("f", "img", "subj")
+    assert got["face_box"] == box and got["point_on"] == "face" and got["face_max"] == 0.5
+    assert got["crops"] == [{"aspect_ratio": 1.0, "x": 0, "y": 0, "w": 10, "h": 10,
+                             "face_area": 12, "body_area": 88, "kept": "face"}]  # fmt: skip
+    assert face_rates(new).n.tolist() == [1] and face_rates(new).on_face.tolist() == [1]
+    assert from_survival_v3(old.drop_columns(["design"])).num_rows == 0

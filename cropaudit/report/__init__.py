@@ -33,6 +33,11 @@ def gallery_for(inputs: RunInputs, n: int, model_spec: str | None = None):
         "decides the crop. Each is re-rendered from the run's config and manifest and re-scored "
         "with the run's model."
     )
+    if inputs.single is not None:
+        intro = (
+            f"The first {n} single images by id, re-rendered from the run's config and manifest "
+            "and re-scored with the run's model: face box, saliency map, salient point and crops."
+        )
     if n <= 0:
         return [], [], intro
     config = inputs.config

@@ -69,6 +69,8 @@ def load_run(run_dir: str, trust_modified: bool = False) -> RunInputs:
     survival_table = table
     if folder == paths.table(single_survival.TABLE):
         single, survival_table = table, SURVIVAL_SCHEMA.empty_table()
+    elif (old := single_survival.from_survival_v3(table)).num_rows:
+        single = old  # a survival/v3-v4 run of single images: its rows in today's words
     warnings: list[str] = []
     if modified:
         warnings.append(
