@@ -36,7 +36,9 @@ from cropaudit.errors import UserError
 from cropaudit.pipelines.audit_pipeline import SURVIVAL_TABLES, survival_folder, verified_run
 from cropaudit.pipelines.runners import pipeline, pipeline_options
 from cropaudit.schemas import single_survival, survival
+from cropaudit.schemas.criteria import POINT, criterion_name
 from cropaudit.schemas.estimates import ESTIMATES_SCHEMA, KEY_FIELDS
+from cropaudit.schemas.variants import BASE_VARIANT
 from cropaudit.stats.bootstrap import CORRECTIONS, OUTCOME_CODE, POSITION_CODE, SufficientStats
 from cropaudit.stats.mixed import MAX_COMPOSITES, model_check
 from cropaudit.stats.stratum import estimate_stratum
@@ -119,15 +121,11 @@ class RowBatch(NamedTuple):
     provenance: dict[str, set[str]]
 
 
-def criterion_name(aspect_ratio: float) -> str:
-    return f"crop_{aspect_ratio:.2f}"
-
-
 def row_outcomes(row: dict[str, Any]) -> Iterator[tuple[str, str]]:
     """(criterion, winner) pairs of one survival row: the salient point (none for a box-only
     cropper) and every crop."""
     if row["point_winner"] is not None:
-        yield "point", row["point_winner"]
+        yield POINT, row["point_winner"]
     for crop in row["crops"] or ():
         yield criterion_name(crop["aspect_ratio"]), crop["winner"]
 
@@ -155,7 +153,7 @@ def criterion_outcomes(table: pa.Table) -> Iterator[tuple[str, np.ndarray, np.nd
     point = table["point_winner"]
     rows = np.flatnonzero(pc.is_valid(point).to_numpy(zero_copy_only=False))
     if len(rows):
-        yield "point", rows, _codes(point.take(pa.array(rows)), OUTCOME_CODE, "point")
+        yield POINT, rows, _codes(point.take(pa.array(rows)), OUTCOME_CODE, "point")
     crops = pa.concat_arrays(table["crops"].chunks) if table.num_rows else None
     if crops is None or len(crops) == 0:
         return
@@ -174,7 +172,9 @@ def prepare(table: pa.Table) -> Iterator[pa.Table]:
     tables written before sweeps existed (survival/v1) have no ``variant`` column and read as
     variant ``base``."""
     if "variant" not in table.column_names:
-        table = table.append_column("variant", pa.array(["base"] * table.num_rows, pa.string()))
+        table = table.append_column(
+            "variant", pa.array([BASE_VARIANT] * table.num_rows, pa.string())
+        )
     single = pc.not_equal(table["design"], single_survival.SINGLE)
     keep = np.flatnonzero(single.to_numpy(zero_copy_only=False))
     for start in range(0, len(keep), SLICE_ROWS):
@@ -351,7 +351,7 @@ def available_criteria(files: Sequence[str], point: str = "point_winner") -> set
                 if batch.num_rows:
                     row = batch.to_pylist()[0]
                     if row[point] is not None:
-                        found.add("point")
+                        found.add(POINT)
                     found.update(criterion_name(c["aspect_ratio"]) for c in row["crops"] or ())
                     break
     return found
@@ -481,7 +481,7 @@ def write_face_rates(
     criteria = set()
     for row in (r for t in tables for r in t.slice(0, 1).to_pylist()):  # as available_criteria
         if row["point_on"] is not None:
-            criteria.add("point")
+            criteria.add(POINT)
         criteria.update(criterion_name(c["aspect_ratio"]) for c in row["crops"] or ())
     frames = []
     for criterion in sorted(criteria):
@@ -588,7 +588,7 @@ TABLE_KEY_DEFAULTS = {
     "layout": "",
     "layout_params": "",
     "preprocessing": "",
-    "variant": "base",
+    "variant": BASE_VARIANT,
     "design": survival.PAIRS,
     "criterion": "outcome",
     "comparison": "pair",

@@ -20,6 +20,7 @@ import numpy as np
 
 from cropaudit.schemas.single_survival import SINGLE
 from cropaudit.schemas.survival import A_FIRST
+from cropaudit.schemas.variants import BASE_VARIANT
 
 
 @dataclass(frozen=True, order=True)
@@ -103,7 +104,7 @@ class Composite:
     position: str  # a_first | b_first
     face_a: Face
     face_b: Face
-    variant: str = "base"
+    variant: str = BASE_VARIANT
 
     @property
     def sample_id(self) -> str:
@@ -131,7 +132,7 @@ class Composite:
 
 
 def _sample_id(composite_id: str, variant: str) -> str:
-    if variant == "base":
+    if variant == BASE_VARIANT:
         return composite_id
     return composite_id[: -len(variant) - 1]
 
@@ -145,7 +146,7 @@ class SingleImage:
     group: str
     sample_index: int
     face: Face
-    variant: str = "base"
+    variant: str = BASE_VARIANT
     design: ClassVar[str] = SINGLE
 
     @property

@@ -16,12 +16,11 @@ import numpy as np
 
 from cropaudit.model.base import SaliencyGrid
 from cropaudit.model.resize import round_half_away
+from cropaudit.schemas.criteria import TWITTER_ASPECT_RATIOS
 from cropaudit.schemas.records import Box, CropOutcome, Cropping, CropResult
 from cropaudit.schemas.survival import WINNERS
 
 A, B, TIE, BACKGROUND = WINNERS
-
-DEFAULT_ASPECT_RATIOS = (0.56, 1.0, 1.14, 2.0)
 
 
 def crop_box(salient_x: int, salient_y: int, width: int, height: int, aspect_ratio: float) -> Box:
@@ -76,7 +75,7 @@ def grid_cropping(
     grid: SaliencyGrid,
     width: int,
     height: int,
-    aspect_ratios: tuple[float, ...] = DEFAULT_ASPECT_RATIOS,
+    aspect_ratios: tuple[float, ...] = TWITTER_ASPECT_RATIOS,
     centre_x: bool = False,
 ) -> Cropping:
     """A saliency model as a cropper: Twitter's crop around the grid's salient point for each
@@ -128,7 +127,7 @@ def simulate_crop(
     height: int,
     box_a: Box,
     box_b: Box,
-    aspect_ratios: tuple[float, ...] = DEFAULT_ASPECT_RATIOS,
+    aspect_ratios: tuple[float, ...] = TWITTER_ASPECT_RATIOS,
 ) -> CropOutcome:
     """A saliency model's outcome for one pair composite: :func:`grid_cropping` then
     :func:`score_cropping`."""
@@ -140,7 +139,7 @@ class SimulateCrops(beam.PTransform):
     cropped by the crop rule, a box cropper's :class:`Cropping` is scored as it is; ``score`` is
     the design kind's (``DesignKind.score``; default: pairs)."""
 
-    def __init__(self, aspect_ratios: tuple[float, ...] = DEFAULT_ASPECT_RATIOS, score=None):
+    def __init__(self, aspect_ratios: tuple[float, ...] = TWITTER_ASPECT_RATIOS, score=None):
         super().__init__()
         self._ratios = tuple(aspect_ratios)
         self._score = score or score_rendered
@@ -157,7 +156,7 @@ class SimulateCrops(beam.PTransform):
 
 
 __all__ = [
-    "DEFAULT_ASPECT_RATIOS",
+    "TWITTER_ASPECT_RATIOS",
     "SimulateCrops",
     "crop_box",
     "grid_cropping",

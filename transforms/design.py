@@ -17,6 +17,7 @@ import apache_beam as beam
 
 from cropaudit.config import DesignConfig
 from cropaudit.errors import ManifestError
+from cropaudit.schemas.variants import BASE_VARIANT
 from cropaudit.transforms.design_kind import design_kind, kind_of
 from cropaudit.transforms.sampling import (
     DesignCell,
@@ -86,7 +87,9 @@ def with_variants(composite: Any, variants: Sequence[str]) -> list[Any]:
     return [
         dataclasses.replace(
             composite,
-            composite_id=composite.composite_id if v == "base" else f"{composite.composite_id}@{v}",
+            composite_id=composite.composite_id
+            if v == BASE_VARIANT
+            else f"{composite.composite_id}@{v}",
             variant=v,
         )
         for v in variants
@@ -100,7 +103,7 @@ WorkUnit = tuple  # (DesignCell, first sample index, stop index, variant)
 
 
 def work_units(
-    cell: DesignCell, variants: Sequence[str] = ("base",), size: int = UNIT_SAMPLES
+    cell: DesignCell, variants: Sequence[str] = (BASE_VARIANT,), size: int = UNIT_SAMPLES
 ) -> Iterator[WorkUnit]:
     """The cell's sample indices in ranges of ``size``, once per variant."""
     for variant in variants:
@@ -118,7 +121,7 @@ class SampleComposites(beam.PTransform):
         cells: Sequence[DesignCell],
         seed: int,
         order: str,
-        variants: Sequence[str] = ("base",),
+        variants: Sequence[str] = (BASE_VARIANT,),
     ):
         super().__init__()
         self._cells = list(cells)

@@ -18,6 +18,7 @@ from apache_beam.metrics import Metrics
 from cropaudit.config import LayoutConfig
 from cropaudit.model.base import SaliencyModelHandler
 from cropaudit.schemas.records import Box, DeadLetter, Face
+from cropaudit.schemas.variants import BASE_VARIANT
 from cropaudit.transforms.design_kind import kind_of
 from cropaudit.transforms.images import ImageError, load_image
 from cropaudit.transforms.layout import face_key, prepare_face
@@ -80,7 +81,7 @@ class _RenderDoFn(beam.DoFn):
         others: Sequence = (),
     ):
         # a composite of a variant not listed here (``base``) renders with layout and handler
-        self._variants = {"base": (layout, handler), **(variants or {})}
+        self._variants = {BASE_VARIANT: (layout, handler), **(variants or {})}
         self._others = tuple(others)
 
     def setup(self):
@@ -92,7 +93,9 @@ class _RenderDoFn(beam.DoFn):
             self._by_variant[name] = (layout, handler, cache)
 
     def process(self, composite):
-        layout, handler, cache = self._by_variant.get(composite.variant, self._by_variant["base"])
+        layout, handler, cache = self._by_variant.get(
+            composite.variant, self._by_variant[BASE_VARIANT]
+        )
         kind = kind_of(composite.design)
         try:
             canvas, boxes = kind.render(composite, layout, cache)

@@ -26,6 +26,7 @@ from cropaudit.config import ExperimentConfig
 from cropaudit.model.base import SaliencyModelHandler
 from cropaudit.schemas.records import Box, Face
 from cropaudit.schemas.survival import PAIRS
+from cropaudit.schemas.variants import BASE_VARIANT
 from cropaudit.transforms.candidate_crops import candidate_crops
 from cropaudit.transforms.crop import grid_cropping
 from cropaudit.transforms.design_kind import DesignKind, design_kind
@@ -71,7 +72,7 @@ def pick_rows(
     if n <= 0 or survival.empty:
         return survival.iloc[0:0]
     df = survival
-    wanted: dict[str, str] = {"variant": "base"}
+    wanted: dict[str, str] = {"variant": BASE_VARIANT}
     if handler is not None:
         wanted.update(model_hash=handler.content_hash, preprocessing=handler.preprocessing)
     if layout_params is not None:
