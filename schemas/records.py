@@ -86,6 +86,11 @@ class Box:
     def to_dict(self) -> dict[str, int]:
         return {"x": self.x, "y": self.y, "w": self.w, "h": self.h}
 
+    @classmethod
+    def from_dict(cls, value: Any) -> Box:
+        """A box column's value (``schemas.survival.BOX``) as a :class:`Box`."""
+        return cls(int(value["x"]), int(value["y"]), int(value["w"]), int(value["h"]))
+
 
 @dataclass(frozen=True)
 class Composite:

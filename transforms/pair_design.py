@@ -57,10 +57,6 @@ def _face_columns(side: str, face: Face, group: str, box: Box, fmax: float, fmea
     }
 
 
-def _box(value: Mapping[str, Any]) -> Box:
-    return Box(int(value["x"]), int(value["y"]), int(value["w"]), int(value["h"]))
-
-
 class PairDesign:
     """Design kind ``pairs`` (see the module docstring); rows go to the ``survival`` table."""
 
@@ -225,6 +221,6 @@ class PairDesign:
             row["salient_y"],
             row["point_winner"],
             [c["winner"] for c in row["crops"]],
-            _box(row["a_box"]),
-            _box(row["b_box"]),
+            Box.from_dict(row["a_box"]),
+            Box.from_dict(row["b_box"]),
         )

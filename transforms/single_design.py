@@ -113,10 +113,6 @@ def _group_images(groups: GroupIndex, group: str) -> tuple[Face, ...]:
     return hit[1]
 
 
-def _box(value: Mapping[str, Any]) -> Box:
-    return Box(int(value["x"]), int(value["y"]), int(value["w"]), int(value["h"]))
-
-
 class SingleDesign:
     """Design kind ``single`` (see the module docstring); rows go to ``single_survival``."""
 
@@ -247,6 +243,6 @@ class SingleDesign:
             row["salient_y"],
             row["point_on"],
             [c["kept"] for c in row["crops"]],
-            _box(row["face_box"]),
-            _box(row["image_box"]),
+            Box.from_dict(row["face_box"]),
+            Box.from_dict(row["image_box"]),
         )
