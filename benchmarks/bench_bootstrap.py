@@ -37,7 +37,8 @@ def main() -> None:
     parser.add_argument("pipeline_args", nargs="*", help="extra Beam options (after --)")
     args = parser.parse_args()
 
-    from cropaudit.stats.synthetic_tables import synthetic_survival, write_run_dir
+    from cropaudit.rundir.run_dir import write_run_dir
+    from cropaudit.stats.synthetic_tables import synthetic_survival
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_bootstrap_"))
     subjects = max(10, args.rows // 20)  # each face in ~20 composites

@@ -36,8 +36,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from cropaudit.rundir import read_table, table_hash
+    from cropaudit.rundir.run_dir import write_run_dir
     from cropaudit.rundir.tablecheck import describe, differences
-    from cropaudit.stats.synthetic_tables import synthetic_survival, write_run_dir
+    from cropaudit.stats.synthetic_tables import synthetic_survival
 
     work = Path(tempfile.mkdtemp(prefix="bench_tablecheck_"))
     per_part = args.rows // args.parts

@@ -22,39 +22,33 @@ from cropaudit.errors import UserError
 from cropaudit.model.base import SaliencyModelHandler
 from cropaudit.model.cropper import BoxCropper, Cropper
 from cropaudit.model.registry import load_handler
-from cropaudit.model.resize import PreprocessOptions
 from cropaudit.pipelines.runners import pipeline, pipeline_options
 from cropaudit.provenance import versions
 from cropaudit.rundir.run_dir import DEAD_LETTER as DEAD_LETTER_TABLE
-from cropaudit.rundir.run_dir import SURVIVAL, RunDir, format_summary
+from cropaudit.rundir.run_dir import RunDir, format_summary
 from cropaudit.schemas.variants import BASE_VARIANT
 from cropaudit.transforms.boxes import CropBoxes
 from cropaudit.transforms.crop import SimulateCrops
 from cropaudit.transforms.design import SampleComposites, group_sizes
+from cropaudit.transforms.design_kind import DesignKind, design_kind
 from cropaudit.transforms.infer import PredictSaliency
 from cropaudit.transforms.render import DEAD_LETTER, RenderComposites, Variants
 from cropaudit.transforms.run_plan import AuditInputs, check_plan, make_plan, read_inputs
 from cropaudit.transforms.write import (
     WriteDeadLetters,
     WriteSurvivalTable,
-    survival_row,
     survival_schema,
 )
-
-
-def preprocess_options(config: ExperimentConfig) -> PreprocessOptions:
-    m = config.model
-    return PreprocessOptions(m.resize, m.box, m.jpeg_quality or None)
 
 
 def variant_handlers(config: ExperimentConfig, handler: SaliencyModelHandler) -> Variants:
     """Sweep variant name -> (layout, handler) it renders with; ``base`` first. Variants that
     change the pre-processing (resize, JPEG round trip) get a handler for ``model.spec`` with
     their options: the same model (checked by name and hash), loaded once by PredictSaliency."""
-    base_options = preprocess_options(config)
+    base_options = config.model.preprocess_options()
     out: dict[str, tuple[LayoutConfig, SaliencyModelHandler]] = {}
     for variant in config.variants():
-        options = preprocess_options(variant.config)
+        options = variant.config.model.preprocess_options()
         h = handler if options == base_options else load_handler(config.model.spec, options)
         if (h.name, h.content_hash) != (handler.name, handler.content_hash):
             raise UserError(
@@ -104,6 +98,7 @@ def build_audit(
     sweep variant (default: the base only); ``others`` are further croppers scored on the same
     rendered composites (``model.compare``)."""
     variants = dict(variants or {BASE_VARIANT: (config.layout, handler)})
+    kind = design_kind(config.design.kind)
     manifest = p | "ManifestFaces" >> ManifestFaces(inputs)
     composites = manifest.index | "SampleComposites" >> SampleComposites(
         inputs.cells, config.design.seed, config.design.order, list(variants)
@@ -112,7 +107,7 @@ def build_audit(
     rendered = composites | "RenderComposites" >> RenderComposites(
         handler, config.layout, variants, croppers[1:]
     )
-    outcomes, predict_dead = score_composites(rendered.rendered, croppers, config)
+    outcomes, predict_dead = score_composites(rendered.rendered, croppers, config, kind)
     progress.track(outcomes, rendered[DEAD_LETTER], predict_dead)  # local progress bar
     run_versions = versions()
     provenance = {  # per variant: its actual layout parameters and pre-processing
@@ -130,16 +125,18 @@ def build_audit(
         base = provenance.pop(BASE_VARIANT)
         provenance = {i: {**base, **c.describe()} for i, c in enumerate(croppers)}
     suffixes = row_suffixes(croppers)
-    schema = survival_schema(config.to_toml(), config.config_hash, run_versions)
+    schema = survival_schema(
+        kind.schema, kind.version, config.to_toml(), config.config_hash, run_versions
+    )
     rows = outcomes | "ToSurvivalRows" >> beam.MapTuple(
-        lambda r, o: survival_row(
+        lambda r, o: kind.row(
             r,
             o,
             provenance[r.model if len(croppers) > 1 else r.composite.variant],
             suffixes[r.model],
         )
     )
-    rows | "WriteSurvivalTable" >> WriteSurvivalTable(run.part_prefix(SURVIVAL), schema)
+    rows | "WriteSurvivalTable" >> WriteSurvivalTable(run.part_prefix(kind.table), schema)
     (
         (manifest[DEAD_LETTER], rendered[DEAD_LETTER], predict_dead)
         | "AllDeadLetters" >> beam.Flatten()
@@ -156,9 +153,12 @@ def row_suffixes(croppers: Sequence[Cropper]) -> list[str]:
     return [f"#{c.name}" for c in croppers]
 
 
-def score_composites(rendered, croppers: Sequence[Cropper], config: ExperimentConfig):
+def score_composites(
+    rendered, croppers: Sequence[Cropper], config: ExperimentConfig, kind: DesignKind
+):
     """Rendered composites -> (outcomes, predict-stage dead letters): each composite goes to the
-    cropper its ``model`` index names; saliency models predict a grid, box croppers crop."""
+    cropper its ``model`` index names; saliency models predict a grid, box croppers crop, and
+    the design ``kind`` scores the result."""
     ratios = config.crop.aspect_ratios
     batch = config.model.batch_size
     parts = [rendered]
@@ -171,7 +171,9 @@ def score_composites(rendered, croppers: Sequence[Cropper], config: ExperimentCo
             decided = parts[i] | f"CropBoxes{tag}" >> CropBoxes(cropper, ratios, batch, suffix)
         else:
             decided = parts[i] | f"PredictSaliency{tag}" >> PredictSaliency(cropper, batch, suffix)
-        outcomes.append(decided.predicted | f"SimulateCrops{tag}" >> SimulateCrops(ratios))
+        outcomes.append(
+            decided.predicted | f"SimulateCrops{tag}" >> SimulateCrops(ratios, kind.score)
+        )
         dead.append(decided[DEAD_LETTER])
     if len(croppers) == 1:
         return outcomes[0], dead[0]
@@ -185,7 +187,7 @@ def run_croppers(config: ExperimentConfig, handler: Cropper) -> list[Cropper]:
     """The run's croppers: ``handler`` (for ``model.spec``) then one per ``model.compare``;
     names must differ, since rows are told apart by ``model_name``."""
     croppers = [handler] + [
-        load_handler(spec, preprocess_options(config)) for spec in config.model.compare
+        load_handler(spec, config.model.preprocess_options()) for spec in config.model.compare
     ]
     names = [c.name for c in croppers]
     if len(set(names)) != len(names):
@@ -217,7 +219,7 @@ def run_audit(
     command = f"cropaudit run {config.name}"
     run = RunDir(out_dir)
     run.check_writable(overwrite=overwrite, command=command)
-    handler = handler or load_handler(config.model.spec, preprocess_options(config))
+    handler = handler or load_handler(config.model.spec, config.model.preprocess_options())
     croppers = run_croppers(config, handler)
     for cropper in croppers:  # a model that cannot score (NaN weights) fails here, not on a worker
         cropper.check()
@@ -237,12 +239,14 @@ def run_audit(
                 print(f"Dataflow template -> {template} (staged, not run; nothing published)")
             return {"runner": runner, "template_location": template}
         seconds = time.monotonic() - started
-        removed = run.remove_duplicate_rows(config.config_hash)
+        table = design_kind(config.design.kind).table
+        removed = run.remove_duplicate_rows(config.config_hash, table)
 
         summary = run.summarize(
             config,
             expected_rows,
             row_suffixes(croppers),
+            table=table,
             manifest=inputs.uri,
             manifest_faces=len(inputs.faces),
             manifest_dead_lettered=len(inputs.dead_letters),

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from cropaudit.model.base import stride_grid
+from cropaudit.schemas.records import Box
 from cropaudit.transforms.crop import crop_box, simulate_crop, visible_winner
-from cropaudit.transforms.records import Box
 from tests.conftest import shared_file
 
 

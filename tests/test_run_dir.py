@@ -14,9 +14,9 @@ import pytest
 from cropaudit import config as config_mod
 from cropaudit.errors import UserError
 from cropaudit.rundir import RUN_OUTPUT, RunDir, ownership, read_table, table_hash
-from cropaudit.rundir.run_dir import DEAD_LETTER, SUMMARY, SURVIVAL, TABLES
+from cropaudit.rundir.run_dir import DEAD_LETTER, SUMMARY, SURVIVAL, TABLES, write_run_dir
 from cropaudit.schemas.survival import DEAD_LETTER_SCHEMA
-from cropaudit.stats.synthetic_tables import synthetic_survival, write_run_dir
+from cropaudit.stats.synthetic_tables import synthetic_survival
 
 
 def _run(tmp_path, tables, name="run"):

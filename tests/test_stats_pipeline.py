@@ -10,8 +10,9 @@ from cropaudit.cli import main
 from cropaudit.errors import UserError
 from cropaudit.pipelines.stats_pipeline import run_stats
 from cropaudit.rundir import StatsDir
+from cropaudit.rundir.run_dir import write_run_dir
 from cropaudit.schemas.estimates import ESTIMATES_SCHEMA
-from cropaudit.stats.synthetic_tables import synthetic_survival, write_run_dir
+from cropaudit.stats.synthetic_tables import synthetic_survival
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ import pytest
 
 from cropaudit.cli import main
 from cropaudit.pipelines.stats_pipeline import run_stats
+from cropaudit.rundir.run_dir import write_run_dir
 from cropaudit.stats import planning
 from cropaudit.stats.bootstrap import SufficientStats
 from cropaudit.stats.planning_study import (
@@ -30,7 +31,7 @@ from cropaudit.stats.simulation import (
     simulate_experiment,
 )
 from cropaudit.stats.stratum import estimate_stratum
-from cropaudit.stats.synthetic_tables import synthetic_survival, write_run_dir
+from cropaudit.stats.synthetic_tables import synthetic_survival
 
 
 @pytest.mark.parametrize(

@@ -14,9 +14,10 @@ from cropaudit.cli import main
 from cropaudit.errors import UserError
 from cropaudit.pipelines.stats_pipeline import run_stats
 from cropaudit.rundir import StatsDir
+from cropaudit.rundir.run_dir import write_run_dir
 from cropaudit.schemas.estimates import ESTIMATES_SCHEMA
 from cropaudit.stats import estimate_survival
-from cropaudit.stats.synthetic_tables import synthetic_survival, write_run_dir
+from cropaudit.stats.synthetic_tables import synthetic_survival
 
 #: Estimates columns compared: every number the stage computes per stratum (the adjusted
 #: p-values depend on the family of comparisons, which the query chooses).

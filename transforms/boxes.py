@@ -19,8 +19,8 @@ from apache_beam.utils import shared
 from apache_beam.utils.windowed_value import WindowedValue
 
 from cropaudit.model.cropper import BoxCropper
+from cropaudit.schemas.records import Cropping, DeadLetter, RenderedComposite
 from cropaudit.transforms.infer import _ModelHolder
-from cropaudit.transforms.records import Cropping, DeadLetter, RenderedComposite
 from cropaudit.transforms.render import DEAD_LETTER, composite_record
 
 CROPPED = Metrics.counter("cropaudit", "composites_cropped")

@@ -23,7 +23,7 @@ from apache_beam.utils import shared
 from apache_beam.utils.windowed_value import WindowedValue
 
 from cropaudit.model.base import SaliencyModelHandler
-from cropaudit.transforms.records import DeadLetter, RenderedComposite
+from cropaudit.schemas.records import DeadLetter, RenderedComposite
 from cropaudit.transforms.render import DEAD_LETTER, composite_record
 
 PREDICTED = Metrics.counter("cropaudit", "composites_predicted")

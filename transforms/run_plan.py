@@ -19,6 +19,7 @@ from cropaudit import fileio
 from cropaudit.config import ExperimentConfig, LayoutConfig
 from cropaudit.errors import UserError
 from cropaudit.model.resize import fit_size
+from cropaudit.schemas.single_survival import SINGLE
 from cropaudit.schemas.variants import BASE_VARIANT
 from cropaudit.transforms.design import (
     DesignCell,
@@ -126,7 +127,7 @@ def layout_geometry(layout: LayoutConfig) -> tuple[tuple[int, int], tuple[int, i
     if layout.height == 0:
         return None
     side = face_height(layout, layout.height)
-    if layout.kind == "single":
+    if layout.kind == SINGLE:
         return (side + layout.pad, side + layout.pad), (side, side)
     return (2 * side + layout.gap + layout.pad, side + layout.pad), (side, side)
 

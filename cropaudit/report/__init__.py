@@ -1,7 +1,7 @@
 """``cropaudit report RUN_DIR``: one self-contained HTML page about a finished run.
 
 Sections: the design (config summary, model, seed, hashes, versions), counts, dead letters by
-reason, survival-ratio interval plots per criterion (:func:`cropaudit.stats.plots.forest_plot`),
+reason, survival-ratio interval plots per criterion (:func:`cropaudit.report.plotkit.forest_plot`),
 position bias, sensitivity across variants (when the survival table has several), planning
 (subjects and composites for a target interval half-width, this run as the pilot), and a gallery
 of close-call composites re-rendered and re-scored with the run's own model. Every image is an
@@ -24,7 +24,6 @@ DEFAULT_GALLERY = 12
 def gallery_for(inputs: RunInputs, n: int, model_spec: str | None = None):
     """(items, problems, intro) of the gallery: see :mod:`cropaudit.report.gallery`."""
     from cropaudit.model.registry import load_handler
-    from cropaudit.pipelines.audit_pipeline import preprocess_options
     from cropaudit.report.gallery import build_gallery, pick_rows
     from cropaudit.transforms.manifests import load_faces
 
@@ -34,12 +33,17 @@ def gallery_for(inputs: RunInputs, n: int, model_spec: str | None = None):
         "decides the crop. Each is re-rendered from the run's config and manifest and re-scored "
         "with the run's model."
     )
+    if inputs.single is not None:
+        intro = (
+            f"The first {n} single images by id, re-rendered from the run's config and manifest "
+            "and re-scored with the run's model: face box, saliency map, salient point and crops."
+        )
     if n <= 0:
         return [], [], intro
     config = inputs.config
     spec = model_spec or config.model.spec
     try:
-        handler = load_handler(spec, preprocess_options(config))
+        handler = load_handler(spec, config.model.preprocess_options())
     except Exception as exc:  # noqa: BLE001 - no model here: report the rest
         return [], [f"model {spec!r} could not be loaded: {exc} (pass --model SPEC)"], intro
     if not hasattr(handler, "to_grid"):
@@ -50,7 +54,8 @@ def gallery_for(inputs: RunInputs, n: int, model_spec: str | None = None):
     except Exception as exc:  # noqa: BLE001
         return [], [f"manifest {uri} could not be read: {exc}"], intro
     by_id = {f.image_id: f for f in faces}
-    recorded = set(inputs.survival.get("model_hash", []))
+    table = inputs.survival if inputs.single is None else inputs.single.to_pandas()
+    recorded = set(table.get("model_hash", []))
     problems = []
     if recorded and handler.content_hash not in recorded:
         problems.append(
@@ -58,7 +63,7 @@ def gallery_for(inputs: RunInputs, n: int, model_spec: str | None = None):
             "recorded; the drawings below may not match the survival table"
         )
     layout = json.dumps(config.layout.params(), sort_keys=True)
-    rows = pick_rows(inputs.survival, n, handler, layout)
+    rows = pick_rows(table, n, handler, layout)
     items, failed = build_gallery(rows, config, by_id, handler)
     return items, problems + failed, intro
 
@@ -68,25 +73,9 @@ def render_report(
 ) -> str:
     """The page for ``inputs`` (estimates already attached) as an HTML string."""
     from cropaudit.report import page
-    from cropaudit.report.cropper_section import croppers_section
-    from cropaudit.report.detector import detector_section
-    from cropaudit.report.plan_section import planning_section
 
     items, problems, intro = gallery_for(inputs, gallery, model_spec)
-    sections = {
-        "design": page.design_section(inputs),
-        "counts": page.counts_section(inputs),
-        "dead-letters": page.dead_letter_section(inputs),
-        "survival-ratios": page.survival_section(inputs),
-        "croppers": croppers_section(inputs),
-        "position-bias": page.position_section(inputs),
-        "sensitivity": page.sensitivity_section(inputs),
-        "planning": planning_section(inputs),
-        "face-or-body": page.gaze_section(inputs),
-        "face-detector": detector_section(inputs),
-        "gallery": page.gallery_section(items, problems, gallery, intro),
-    }
-    return page.render_page(inputs, sections)
+    return page.render_page(page.RunPage(inputs, page.Gallery(items, problems, gallery, intro)))
 
 
 def build_report(
@@ -106,7 +95,8 @@ def build_report(
     Refuses a run without ``_SUCCESS`` or with a modified survival table (unless
     ``trust_modified``), and an ``out`` that is a folder or a file this command did not write.
     Estimates come from ``stats_dir``, else a statistics output beside the run, else
-    (``compute_stats``) a fresh ``run_stats`` into a temporary folder.
+    (``compute_stats``) computed in-process and not kept
+    (:func:`cropaudit.stats.run_estimates.run_estimates`).
     """
     mark = ownership.html_mark("report")
     ownership.check_replaceable(out, mark)  # before the work, and again when writing
@@ -117,7 +107,6 @@ def build_report(
         compute=compute_stats,
         replicates=replicates,
         quiet=quiet,
-        trust_modified=trust_modified,
     )
     text = render_report(inputs, gallery, model_spec)
     ownership.replace_own_file(out, text.encode("utf-8"), mark)

@@ -2,14 +2,14 @@
 
 Estimates come from ``--stats DIR``, else from a finished statistics output found beside the run
 (``RUN/stats`` or, in the demo layout, ``RUN/../stats``) whose estimates name this run's config
-hash, else they are computed now with :func:`cropaudit.pipelines.stats_pipeline.run_stats` into a
-temporary folder (the page says which).
+hash, else they are computed now, in-process and not kept, with
+:func:`cropaudit.stats.run_estimates.run_estimates` (the page says which). The report reads tables;
+it never runs a pipeline.
 """
 
 from __future__ import annotations
 
 import sys
-import tempfile
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -19,6 +19,8 @@ from cropaudit import config as config_mod
 from cropaudit.errors import UserError
 from cropaudit.rundir import SUCCESS, RunDir, StatsDir
 from cropaudit.rundir.run_dir import DEAD_LETTER, SUMMARY
+from cropaudit.schemas import single_survival
+from cropaudit.schemas.survival import SURVIVAL_SCHEMA
 
 CONFIG_METADATA_KEY = b"cropaudit.config"
 
@@ -35,6 +37,9 @@ class RunInputs:
     estimates: pd.DataFrame | None = None
     #: The survival table as read (Arrow), beside its pandas form ``survival``.
     survival_table: pa.Table | None = None
+    #: A single-image run's table (``single_survival``); its pair table ``survival`` is then
+    #: empty, and a pair run's ``single`` is None.
+    single: pa.Table | None = None
     #: One sentence on where the estimates came from (or why there are none).
     stats_source: str = ""
     warnings: list[str] = field(default_factory=list)
@@ -58,7 +63,13 @@ def load_run(run_dir: str, trust_modified: bool = False) -> RunInputs:
     run = RunDir.open(run_dir)
     modified = run.verified(trust_modified)
     run_dir = run.root  # a demo folder's run/: its stats/ is then found beside it
-    survival_table = run.survival_table()
+    table = run.survival_table()
+    single = None
+    survival_table = table
+    if run.survival_name == single_survival.TABLE:
+        single, survival_table = table, SURVIVAL_SCHEMA.empty_table()
+    elif (old := single_survival.from_survival_v3(table)).num_rows:
+        single = old  # a survival/v3-v4 run of single images: its rows in today's words
     warnings: list[str] = []
     if modified:
         warnings.append(
@@ -70,7 +81,7 @@ def load_run(run_dir: str, trust_modified: bool = False) -> RunInputs:
     except (FileNotFoundError, ValueError) as exc:
         summary = {}
         warnings.append(f"{SUMMARY} unreadable ({exc})")
-    config_toml = _config_text(run, survival_table)
+    config_toml = _config_text(run, table)
     config = config_mod.loads(config_toml)
     recorded = summary.get("config_hash")
     if recorded and recorded != config.config_hash:
@@ -91,6 +102,7 @@ def load_run(run_dir: str, trust_modified: bool = False) -> RunInputs:
         summary=summary,
         survival=survival_table.to_pandas(),
         survival_table=survival_table,
+        single=single,
         dead=dead,
         warnings=warnings,
     )
@@ -130,7 +142,6 @@ def attach_estimates(
     compute: bool = True,
     replicates: int = 1000,
     quiet: bool = False,
-    trust_modified: bool = False,
 ) -> None:
     """Fill ``inputs.estimates`` and ``inputs.stats_source`` (see the module docstring)."""
     config_hash = inputs.config_hashes
@@ -171,17 +182,9 @@ def attach_estimates(
             f"computing estimates with {replicates} bootstrap replicates",
             file=sys.stderr,
         )
-    from cropaudit.pipelines.stats_pipeline import run_stats
+    from cropaudit.stats.run_estimates import run_estimates
 
-    with tempfile.TemporaryDirectory(prefix="cropaudit-report-stats-") as tmp:
-        run_stats(
-            [inputs.run_dir],
-            tmp,
-            replicates=replicates,
-            render=False,
-            trust_modified=trust_modified,
-        )
-        inputs.estimates = _for_run(_read_stats(tmp), config_hash)
+    inputs.estimates = _for_run(run_estimates(inputs.survival_table, replicates), config_hash)
     inputs.stats_source = (
         f"No statistics output was found for this run (looked in {looked}), so the estimates "
         f"below were computed for this report ({replicates} bootstrap replicates, seed 0) and "

@@ -14,8 +14,10 @@ import json
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from cropaudit import fileio, progress
 from cropaudit.config import ExperimentConfig
@@ -31,15 +33,19 @@ from cropaudit.rundir.parquet_folder import (
     read_table,
     table_hash,
 )
+from cropaudit.schemas import single_survival, survival
 from cropaudit.schemas.survival import DEAD_LETTER_SCHEMA
 from cropaudit.transforms.write import collapse_duplicates
 
 SUMMARY = "run_summary.json"
 CONFIG = "config.toml"
-#: The run's tables: each a folder of Parquet part files.
-SURVIVAL = "survival"
+#: The run's tables: each a folder of Parquet part files. A run writes the survival table of its
+#: design kind (pairs: ``survival``, single images: ``single_survival``) and the dead letters.
+SURVIVAL = survival.TABLE
+SINGLE_SURVIVAL = single_survival.TABLE
+SURVIVAL_TABLES = (SURVIVAL, SINGLE_SURVIVAL)
 DEAD_LETTER = "dead_letter"
-TABLES = (SURVIVAL, DEAD_LETTER)
+TABLES = (*SURVIVAL_TABLES, DEAD_LETTER)
 #: What a run folder consists of: ``--overwrite`` replaces these files and keeps others.
 RUN_OUTPUT = ownership.OutputKind(
     "run",
@@ -62,10 +68,10 @@ class RunDir:
     def open(cls, path: str) -> RunDir:
         """The run at ``path``, or the run inside it: a folder with no ``_SUCCESS`` of its own
         but a ``run/`` folder is an output that holds a run (``cropaudit demo``'s), so ``report``,
-        ``stats`` and the rest accept the folder the demo printed. A path to a run's
-        ``survival/`` folder names its run."""
+        ``stats`` and the rest accept the folder the demo printed. A path to one of a run's
+        survival folders names its run."""
         path = path.rstrip("/") or "/"
-        if path.endswith(f"/{SURVIVAL}") or path.endswith(f"\\{SURVIVAL}"):
+        if any(path.endswith((f"/{name}", f"\\{name}")) for name in SURVIVAL_TABLES):
             path = fileio.dirname(path)
         inner = fileio.join(path, INNER_RUN)
         if not fileio.exists(fileio.join(path, SUCCESS)) and fileio.is_folder(inner):
@@ -104,8 +110,14 @@ class RunDir:
         """One of the run's tables, whole (``UserError`` when it has no part files)."""
         return read_table(self.folder(name))
 
+    @property
+    def survival_name(self) -> str:
+        """The survival table this run wrote: the one its summary names
+        (``survival_table_name``: single-image runs), else the pair table."""
+        return self.summary.get("survival_table_name") or SURVIVAL
+
     def survival_table(self) -> pa.Table:
-        return self.table(SURVIVAL)
+        return self.table(self.survival_name)
 
     def dead_letters(self) -> pa.Table:
         return self.table(DEAD_LETTER)
@@ -158,7 +170,8 @@ class RunDir:
         ``UserError`` naming the differences, unless ``trust_modified`` (the caller records
         them); empty when it matches."""
         self.require_finished()
-        found = tablecheck.differences(self.folder(SURVIVAL), self.summary.get("survival_table"))
+        recorded = self.summary.get("survival_table")
+        found = tablecheck.differences(self.folder(self.survival_name), recorded)
         if found and not trust_modified:
             raise UserError(
                 f"the survival table of {self.root} does not match its {SUMMARY}: "
@@ -179,17 +192,17 @@ class RunDir:
             self.root, RUN_OUTPUT, overwrite=overwrite, config_hash=config_hash, command=command
         )
 
-    def remove_duplicate_rows(self, config_hash: str) -> int:
-        """Rows of the published survival table that share a composite id collapse to one, and
-        a copy that differs becomes a dead letter (:func:`collapse_duplicates`); returns the
-        rows removed. Beam discards a failed bundle's output, so copies are rare (an
-        at-least-once sink, a non-deterministic stage): checking after the write reads only the
-        id column and keeps every runner's memory flat, where a GroupByKey over whole rows would
-        hold them all."""
-        ids = self.composite_ids()
+    def remove_duplicate_rows(self, config_hash: str, table_name: str = SURVIVAL) -> int:
+        """Rows of the published survival table ``table_name`` that share a composite id
+        collapse to one, and a copy that differs becomes a dead letter
+        (:func:`collapse_duplicates`); returns the rows removed. Beam discards a failed bundle's
+        output, so copies are rare (an at-least-once sink, a non-deterministic stage): checking
+        after the write reads only the id column and keeps every runner's memory flat, where a
+        GroupByKey over whole rows would hold them all."""
+        ids = self.composite_ids(table_name)
         if len(ids) == len(set(ids)):
             return 0
-        table = self.survival_table()
+        table = self.table(table_name)
         by_id: dict[str, list[dict]] = {}
         for row in table.to_pylist():
             by_id.setdefault(row["composite_id"], []).append(row)
@@ -198,8 +211,8 @@ class RunDir:
             for kind, item in collapse_duplicates(cid, rows):
                 (kept if kind == "row" else dead).append(item)
         unique = pa.Table.from_pylist(kept, schema=table.schema)
-        old = self.table_files(SURVIVAL)
-        target = fileio.join(self.folder(SURVIVAL), "part-deduplicated.parquet")
+        old = self.table_files(table_name)
+        target = fileio.join(self.folder(table_name), "part-deduplicated.parquet")
         fileio.write_atomic(target, parquet_bytes(unique))
         for f in old:
             fileio.delete_tree(f)
@@ -216,16 +229,18 @@ class RunDir:
         config: ExperimentConfig,
         expected: int,
         suffixes: Sequence[str] = ("",),
+        table: str = SURVIVAL,
         **extra,
     ) -> dict:
         """What the sinks actually published, checked against the design. ``suffixes``: what
         each cropper appends to composite ids (one per cropper); a composite that failed to
-        render is lost to each of them."""
+        render is lost to each of them. ``table``: the design kind's survival table; a
+        single-image run's summary names it (``survival_table_name``)."""
         dead_rows = self.dead_letters().to_pylist()
         ids: list[str] = []
 
         def batches() -> Iterator[pa.RecordBatch]:  # ids and hash from one read of the table
-            for batch in self.batches(SURVIVAL):
+            for batch in self.batches(table):
                 ids.extend(batch.column("composite_id").to_pylist())
                 yield batch
 
@@ -250,7 +265,8 @@ class RunDir:
                 sorted(Counter(f"{d['stage']}/{d['reason']}" for d in dead_rows).items())
             ),
             "survival_table_sha256": table_sha256,
-            "survival_table": tablecheck.describe(self.folder(SURVIVAL)),
+            "survival_table": tablecheck.describe(self.folder(table)),
+            **({} if table == SURVIVAL else {"survival_table_name": table}),
             "versions": versions(),
             **extra,
         }
@@ -286,3 +302,22 @@ def format_summary(summary: dict, out_dir: str) -> str:
         lines.append(f"  Beam counters: {progress.format_counters(summary['beam_counters'])}")
     lines.append(f"  {summary['seconds']} s on {summary['runner']}")
     return "\n".join(lines)
+
+
+def write_run_dir(
+    tables: pa.Table | Sequence[pa.Table], run_dir: str | Path, success: bool = True
+) -> Path:
+    """A finished-looking run directory: ``survival/part-N.parquet`` per table,
+    ``_SUCCESS`` (for tests and benchmarks of readers: synthetic tables written as a run would)."""
+    run = Path(run_dir)
+    (run / SURVIVAL).mkdir(parents=True, exist_ok=True)
+    (run / DEAD_LETTER).mkdir(exist_ok=True)
+    if isinstance(tables, pa.Table):
+        tables = [tables]
+    for i, table in enumerate(tables):
+        pq.write_table(table, run / SURVIVAL / f"part-{i:05d}.parquet", compression="zstd")
+    summary = {"survival_table": tablecheck.describe(str(run / SURVIVAL))}
+    (run / SUMMARY).write_text(json.dumps(summary))
+    if success:
+        (run / SUCCESS).write_text("")
+    return run

@@ -22,6 +22,8 @@ ESTIMATES = "estimates"
 PLOTS = "plots"
 REPORT = "report.html"
 AGREEMENT = "agreement.parquet"
+#: Face/body rates of single-image runs (:mod:`cropaudit.stats.gaze`).
+FACE_RATES = "face_rates.parquet"
 #: ``cropaudit plan``'s default table in a statistics folder (not the stage's own file: kept on
 #: ``--overwrite``).
 PLAN = "plan.parquet"
@@ -33,6 +35,7 @@ STATS_OUTPUT = ownership.OutputKind(
         SUCCESS,
         REPORT,
         AGREEMENT,
+        FACE_RATES,
         f"{ESTIMATES}/*.parquet",
         *(f"{PLOTS}/*.{fmt}" for fmt in PLOT_FORMATS),
     ),
@@ -82,6 +85,10 @@ class StatsDir:
     @property
     def agreement(self) -> str:
         return fileio.join(self.root, AGREEMENT)
+
+    @property
+    def face_rates(self) -> str:
+        return fileio.join(self.root, FACE_RATES)
 
     @property
     def plan(self) -> str:
