@@ -9,11 +9,12 @@ carries the total cluster-robust variance, not its split by side.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -33,11 +34,13 @@ DEFAULT_HALF_WIDTH = 0.02
 @dataclass(frozen=True)
 class PlanInputs:
     """What ``cropaudit plan PATH`` reads: survival files, the statistics folder (if any) where
-    the table goes by default, and the interval level (the estimates', else 0.95)."""
+    the table goes by default, the interval level (the estimates', else 0.95), and per run how
+    its survival table differs from its summary (used with ``--trust-modified``)."""
 
     survival_files: list[str]
     stats_dir: str | None
     level: float
+    unverified: dict[str, list[str]] = field(default_factory=dict)
 
 
 def resolve(path: str, trust_modified: bool = False) -> PlanInputs:
@@ -47,12 +50,12 @@ def resolve(path: str, trust_modified: bool = False) -> PlanInputs:
         raise UserError(f"{path} is not a folder; give a run, statistics or demo folder")
     is_run = path.endswith("/survival") or fileio.exists(fileio.join(path, "survival"))
     if is_run or fileio.exists(fileio.join(path, "run_summary.json")):
-        files, _ = resolve_survival([path], trust_modified)
-        return PlanInputs(files, None, 0.95)
+        files, modified = resolve_survival([path], trust_modified)
+        return PlanInputs(files, None, 0.95, modified)
     if fileio.exists(fileio.join(path, "run")) and fileio.exists(fileio.join(path, "stats")):
-        files, _ = resolve_survival([fileio.join(path, "run")], trust_modified)
+        files, modified = resolve_survival([fileio.join(path, "run")], trust_modified)
         stats = fileio.join(path, "stats")
-        return PlanInputs(files, stats, _stats_level(stats))
+        return PlanInputs(files, stats, _stats_level(stats), modified)
     if fileio.exists(fileio.join(path, "estimates")):
         success = fileio.join(path, "_SUCCESS")
         if not fileio.exists(success):
@@ -62,8 +65,8 @@ def resolve(path: str, trust_modified: bool = False) -> PlanInputs:
             raise UserError(
                 f"{path} was computed from a plain table; plan from a run folder instead"
             )
-        files, _ = resolve_survival(inputs, trust_modified)
-        return PlanInputs(files, path, _stats_level(path))
+        files, modified = resolve_survival(inputs, trust_modified)
+        return PlanInputs(files, path, _stats_level(path), modified)
     raise UserError(
         f"{path} is neither a run folder (survival/), a statistics folder (estimates/) nor a "
         "demo folder (run/ and stats/)"
@@ -196,10 +199,19 @@ def run_plan(
     if target:
         _check_format(target)
         check_new_file(target, overwrite)
-    tables = [pq.read_table(pa.BufferReader(fileio.read_bytes(f))) for f in inputs.survival_files]
+    raw = [fileio.read_bytes(f) for f in inputs.survival_files]
+    tables = [pq.read_table(pa.BufferReader(data)) for data in raw]
     table = pa.concat_tables(tables, promote_options="default")
     plan = plan_survival(table, half_width, level or inputs.level, criteria)
+    # Provenance on every row: what was read, byte for byte, and whether tables that differ
+    # from their run summaries were let in (what differs, per run, as JSON).
     plan.insert(0, "source", fileio.absolute(path.rstrip("/")))
+    plan["survival_files"] = [list(inputs.survival_files)] * len(plan)
+    plan["survival_sha256"] = [[hashlib.sha256(d).hexdigest() for d in raw]] * len(plan)
+    plan["trust_modified"] = bool(trust_modified)
+    plan["unverified_inputs"] = (
+        json.dumps(inputs.unverified, sort_keys=True) if inputs.unverified else ""
+    )
     if target:
         write_plan(plan, target)
     return plan, target

@@ -472,21 +472,29 @@ def run_stats(
         with pipeline(runner, beam_options) as p:
             build_pipeline(p, files, prefix, options, metadata)
         write_agreement(files, out_dir, options)
-        return _finish(out_dir, list(survival_paths), render, modified)
+        return _finish(out_dir, list(survival_paths), render, modified, files)
 
 
 def _finish(
-    out_dir: str, inputs: list[str], render: bool, modified: dict[str, list[str]] | None = None
+    out_dir: str,
+    inputs: list[str],
+    render: bool,
+    modified: dict[str, list[str]] | None = None,
+    survival_files: Sequence[str] = (),
 ) -> str:
-    """Plots and report from the written estimates, then ``_SUCCESS`` and the ownership
-    record (inside :func:`ownership.writing`); the estimates path."""
+    """Plots and report from the written estimates (with the planning section of the runs'
+    ``survival_files``, if any), then ``_SUCCESS`` and the ownership record (inside
+    :func:`ownership.writing`); the estimates path."""
     written = fileio.glob(fileio.join(out_dir, "estimates", "*.parquet"))
     if not written:
         raise UserError("the statistics pipeline wrote no estimates")
     if render:
+        from cropaudit.report.plan_section import stats_planning_section
         from cropaudit.stats.report import write_outputs
 
-        write_outputs(read_estimates(out_dir), out_dir, unverified=modified)
+        estimates = read_estimates(out_dir)
+        plan = stats_planning_section(survival_files, estimates.to_pandas(), out_dir)
+        write_outputs(estimates, out_dir, unverified=modified, sections=plan)
     success: dict[str, Any] = {"estimates": written, "inputs": inputs}
     if modified:
         success["unverified_inputs"] = modified

@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", metavar="FILE", help="write the table here (.parquet or .csv)")
     add_criterion(parser, "plan for")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing table file")
-    add_trust_modified(parser, recorded=False)
+    add_trust_modified(parser)
     parser.set_defaults(func=run)
 
 

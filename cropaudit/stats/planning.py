@@ -17,8 +17,12 @@ has as many composites. The pipeline draws each sample's faces with replacement,
 design's S_a is the expectation under those draws (:func:`drawn_square_sum`).
 
 These are the same three sums as the two-way cluster-robust variance of the statistics stage
-(:func:`cropaudit.stats.effective.cluster_variance`: subjects minus cells), split by side and
-divided by the same small-sample factor 1 - h, so at the pilot's own design the
+(:func:`cropaudit.stats.effective.cluster_variance`: subjects minus cells), split by side
+(:func:`cropaudit.stats.effective.components`) and divided by the same small-sample factor
+(:func:`cropaudit.stats.effective.small_sample_factor`, which allows for the pilot's unequal
+cluster sizes: where a few faces carry the data, centring shrinks their sums, and the factor
+1 - h of equal clusters left the components, and so the plans, too small), so at the pilot's
+own design the
 prediction is exactly the variance behind the pilot's reported interval (unless a component
 was clipped at 0, or the composite level at p(1 - p), the most a Bernoulli outcome can vary).
 That is why planning uses this decomposition and not the crossed logistic model's components
@@ -133,8 +137,10 @@ def pilot_components(
     q_a, q_b = float((total[side_a] ** 2).sum()), float((total[side_b] ** 2).sum())
     q_c, big_k = float((cell_sum**2).sum()), float((k.astype(float) ** 2).sum())
     s_a, s_b = float((count[side_a] ** 2.0).sum()), float((count[side_b] ** 2.0).sum())
-    # The stage's small-sample factor: h = 1'(M_s - M_c)1 / n^2, capped at 1/2.
-    scale = 1.0 - min((s_a + s_b - big_k) / float(n) ** 2, 0.5)
+    # The stage's small-sample factor (effective.small_sample_factor: centring on a mean the
+    # big subjects dominate), and the cells floor's own.
+    sizes = effective.ClusterSizes.of(count, side_a, keys // len(ids), keys % len(ids), k)
+    scale = effective.small_sample_factor(q_a, q_b, q_c, sizes, float(n))
     scale_cells = 1.0 - min(big_k / float(n) ** 2, 0.5)  # the cells floor's own factor
     sizes = dict(
         ratio=ratio, subjects_a=int(side_a.sum()), subjects_b=int(side_b.sum()), composites=n,
@@ -156,9 +162,7 @@ def pilot_components(
         )
         return Components(var_a=math.nan, var_b=math.nan, var_composite=math.nan, problem=problem,
                           **sizes)  # fmt: skip
-    var_a = max((q_a - q_c) / (s_a - big_k), 0.0) / scale
-    var_b = max((q_b - q_c) / (s_b - big_k), 0.0) / scale
-    var_c = max(q_c / scale - (var_a + var_b) * big_k, 0.0) / n
+    var_a, var_b, var_c = (v / scale for v in effective.components(q_a, q_b, q_c, sizes, n))
     # A composite's outcome is Bernoulli: its variance is at most p(1 - p). The bound binds
     # only where cells are large (a few popular faces paired again and again), so that cell
     # sums say little about the composite level and noise in the subject terms lands there.

@@ -52,9 +52,10 @@ def render_html(
     estimates: pd.DataFrame,
     images: dict[str, bytes],
     unverified: dict[str, list[str]] | None = None,
+    sections: str = "",
 ) -> str:
     """The report as one HTML string; ``images`` maps criterion -> PNG bytes; ``unverified``
-    (run -> what differs) puts a warning at the top."""
+    (run -> what differs) puts a warning at the top; ``sections`` (HTML) goes at the end."""
     warning = unverified_note(unverified)
     warning = f"<p><strong>Warning:</strong> {html.escape(warning)}</p>" if warning else ""
     first = estimates.iloc[0] if len(estimates) else None
@@ -109,15 +110,18 @@ first (top/left). order_adjusted_ratio: mean of the two position-conditional rat
 <h2>Tests against parity</h2><p>Adjusted across all {len(estimates)} comparisons of the run
 (Holm: family-wise error; BH: false discovery rate). The exact binomial test ignores subject
 clustering; the bootstrap test does not.</p>{_table(estimates, TEST_COLUMNS)}
-</body></html>
+{sections}</body></html>
 """
 
 
 def write_outputs(
-    estimates: pa.Table, out_dir: str, unverified: dict[str, list[str]] | None = None
+    estimates: pa.Table,
+    out_dir: str,
+    unverified: dict[str, list[str]] | None = None,
+    sections: str = "",
 ) -> str:
-    """Write ``plots/<criterion>.png|svg`` and ``report.html`` under ``out_dir``; returns the
-    report path."""
+    """Write ``plots/<criterion>.png|svg`` and ``report.html`` under ``out_dir`` (``sections``:
+    HTML appended to the page); returns the report path."""
     df = estimates.to_pandas()
     images = {}
     for criterion in sorted(df["criterion"].unique()) if len(df) else []:
@@ -126,5 +130,5 @@ def write_outputs(
             fileio.write_atomic(fileio.join(out_dir, "plots", f"{criterion}.{fmt}"), data)
         images[criterion] = figs["png"]
     path = fileio.join(out_dir, "report.html")
-    fileio.write_atomic(path, render_html(df, images, unverified).encode("utf-8"))
+    fileio.write_atomic(path, render_html(df, images, unverified, sections).encode("utf-8"))
     return path
