@@ -111,17 +111,20 @@ def plan_survival(
     half_width: float,
     level: float = 0.95,
     criteria: Sequence[str] | None = None,
+    assurance: float = planning.ASSURANCE,
 ) -> pd.DataFrame:
     """The planning table of a survival table, sorted by key (reruns give identical tables)."""
     if not (0.0 < half_width < 0.5):
         raise UserError("--half-width must be between 0 and 0.5 (the ratio lies in [0, 1])")
     if not 0.0 < level < 1.0:
         raise UserError("--level must be between 0 and 1")
+    if not 0.5 <= assurance < 1.0:
+        raise UserError("--assurance must be at least 0.5 and below 1")
     pairs = survival_components(table, criteria)
     if pairs.empty:
         what = f" for criteria {', '.join(criteria)}" if criteria else ""
         raise UserError(f"the survival table has no pair comparison to plan{what}")
-    return planning.plan_table(pairs, half_width, level).sort_values(
+    return planning.plan_table(pairs, half_width, level, assurance).sort_values(
         list(KEY_FIELDS), ignore_index=True
     )
 
@@ -166,6 +169,8 @@ SHOWN = {
     "plateau_composites_per_subject": "plateau comp/subj",
     "floor_half_width": "floor hw (pilot subj)",
     "status": "with the pilot's subjects",
+    "assured_subjects_per_group": "assured subj/group",
+    "assured_composites_per_subject": "assured comp/subj",
 }
 
 
@@ -189,6 +194,7 @@ def run_plan(
     criteria: Sequence[str] | None = None,
     trust_modified: bool = False,
     overwrite: bool = False,
+    assurance: float | None = None,
 ) -> tuple[pd.DataFrame, str | None]:
     """Plan from the pilot at ``path``; writes ``out`` (else ``STATS/plan.parquet`` when a
     statistics folder was found); returns the table and where it went."""
@@ -202,7 +208,8 @@ def run_plan(
     raw = [fileio.read_bytes(f) for f in inputs.survival_files]
     tables = [pq.read_table(pa.BufferReader(data)) for data in raw]
     table = pa.concat_tables(tables, promote_options="default")
-    plan = plan_survival(table, half_width, level or inputs.level, criteria)
+    sure = planning.ASSURANCE if assurance is None else assurance
+    plan = plan_survival(table, half_width, level or inputs.level, criteria, sure)
     # Provenance on every row: what was read, byte for byte, and whether tables that differ
     # from their run summaries were let in (what differs, per run, as JSON).
     plan.insert(0, "source", fileio.absolute(path.rstrip("/")))

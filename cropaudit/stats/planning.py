@@ -55,7 +55,7 @@ does one where every decisive composite went one way.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -98,6 +98,9 @@ class Components:
     decisive_share: float = 1.0
     #: Why no plan can be made from it ("" when one can).
     problem: str = ""
+    #: Degrees of freedom of ``var_a`` and ``var_b`` (their sampling error; :func:`assured`).
+    df_a: float = math.nan
+    df_b: float = math.nan
 
     @property
     def var_subjects(self) -> float:
@@ -139,8 +142,8 @@ def pilot_components(
     s_a, s_b = float((count[side_a] ** 2.0).sum()), float((count[side_b] ** 2.0).sum())
     # The stage's small-sample factor (effective.small_sample_factor: centring on a mean the
     # big subjects dominate), and the cells floor's own.
-    sizes = effective.ClusterSizes.of(count, side_a, keys // len(ids), keys % len(ids), k)
-    scale = effective.small_sample_factor(q_a, q_b, q_c, sizes, float(n))
+    clusters = effective.ClusterSizes.of(count, side_a, keys // len(ids), keys % len(ids), k)
+    scale = effective.small_sample_factor(q_a, q_b, q_c, clusters, float(n))
     scale_cells = 1.0 - min(big_k / float(n) ** 2, 0.5)  # the cells floor's own factor
     sizes = dict(
         ratio=ratio, subjects_a=int(side_a.sum()), subjects_b=int(side_b.sum()), composites=n,
@@ -162,12 +165,43 @@ def pilot_components(
         )
         return Components(var_a=math.nan, var_b=math.nan, var_composite=math.nan, problem=problem,
                           **sizes)  # fmt: skip
-    var_a, var_b, var_c = (v / scale for v in effective.components(q_a, q_b, q_c, sizes, n))
+    var_a, var_b, var_c = (v / scale for v in effective.components(q_a, q_b, q_c, clusters, n))
     # A composite's outcome is Bernoulli: its variance is at most p(1 - p). The bound binds
     # only where cells are large (a few popular faces paired again and again), so that cell
     # sums say little about the composite level and noise in the subject terms lands there.
     var_c = min(var_c, ratio * (1.0 - ratio))
-    return Components(var_a=var_a, var_b=var_b, var_composite=var_c, **sizes)
+    # Degrees of freedom of each subject component (Satterthwaite): var (S - K) is estimated by
+    # q_side - q_c, sums over the side's subjects and over cells whose terms have variance
+    # about 2 w^2, w their expected squares (var n_s^2 + var_c n_s; (var_a + var_b) k_c^2 +
+    # var_c k_c): few faces, or composite noise that swamps the subject terms, leave few.
+    cell_w = (var_a + var_b) * k.astype(float) ** 2 + var_c * k
+    dfs = [
+        _component_df(count[side].astype(float), v, var_c, cell_w, big_k)
+        for side, v in ((side_a, var_a), (side_b, var_b))
+    ]
+    return Components(var_a=var_a, var_b=var_b, var_composite=var_c, **sizes, df_a=dfs[0],
+                      df_b=dfs[1])  # fmt: skip
+
+
+def _component_df(totals: np.ndarray, var: float, var_c: float, cell_w: np.ndarray,
+                  big_k: float) -> float:  # fmt: skip
+    w = var * totals**2 + var_c * totals
+    spread = float((w**2).sum() + (cell_w**2).sum())
+    return (var * (float((totals**2).sum()) - big_k)) ** 2 / spread if spread > 0 else math.nan
+
+
+def assured(c: Components, assurance: float) -> Components:
+    """``c`` with each subject component at its one-sided ``assurance`` upper confidence bound,
+    var df / chi2_{1 - assurance}(df) (df: :attr:`Components.df_a`, ``df_b``): a plan from it
+    reaches its target with about that probability over the pilot's sampling error (checked
+    by ``benchmarks/validate_planning.py``). The composite level, estimated from every
+    composite, is kept."""
+    from scipy.stats import chi2
+
+    def bound(var: float, df: float) -> float:
+        return var * df / float(chi2.ppf(1.0 - assurance, df)) if var > 0 and df > 0 else var
+
+    return replace(c, var_a=bound(c.var_a, c.df_a), var_b=bound(c.var_b, c.df_b))
 
 
 def _empty(problem: str) -> Components:
@@ -315,13 +349,22 @@ def composites_for(
     return None if k is None else 2 * k
 
 
-def plan_table(pairs: pd.DataFrame, target: float, level: float = 0.95) -> pd.DataFrame:
+#: Default probability that an assured plan reaches its target (:func:`assured`).
+ASSURANCE = 0.8
+
+
+def plan_table(
+    pairs: pd.DataFrame, target: float, level: float = 0.95, assurance: float = ASSURANCE
+) -> pd.DataFrame:
     """One plan row per row of ``pairs`` (key columns plus a ``components`` column of
-    :class:`Components`): the keys, the pilot's size and components, then the plan."""
+    :class:`Components`): the keys, the pilot's size and components, then the plan from the
+    components as estimated (reaches the target about half the time) and the ``assured`` plan
+    from their upper bounds (reaches it with probability ``assurance``)."""
     rows = []
     for rec in pairs.to_dict("records"):
         c: Components = rec.pop("components")
         p = plan_pair(c, target, level)
+        sure = plan_pair(assured(c, assurance), target, level) if not c.problem else p
         rows.append(
             {
                 **rec,
@@ -343,9 +386,14 @@ def plan_table(pairs: pd.DataFrame, target: float, level: float = 0.95) -> pd.Da
                 "plateau_composites_per_subject": p.plateau_composites_per_subject,
                 "floor_half_width": p.floor_half_width,
                 "status": p.status,
+                "assurance": assurance,
+                "assured_subjects_per_group": sure.subjects_per_group,
+                "assured_composites_per_subject": sure.composites_per_subject,
+                "assured_total_composites": sure.total_composites,
             }
         )
     out = pd.DataFrame(rows)
     ints = ("subjects_per_group", "composites_per_subject", "total_composites",
-            "plateau_composites_per_subject")  # fmt: skip
+            "plateau_composites_per_subject", "assured_subjects_per_group",
+            "assured_composites_per_subject", "assured_total_composites")  # fmt: skip
     return out.astype({c: "Int64" for c in ints if c in out})
