@@ -199,7 +199,10 @@ def assured(c: Components, assurance: float) -> Components:
     from scipy.stats import chi2
 
     def bound(var: float, df: float) -> float:
-        return var * df / float(chi2.ppf(1.0 - assurance, df)) if var > 0 and df > 0 else var
+        if not (var > 0 and df > 0):
+            return var
+        quantile = float(chi2.ppf(1.0 - assurance, df))
+        return var * df / quantile if quantile > 0 else math.inf  # no bound: no assured plan
 
     return replace(c, var_a=bound(c.var_a, c.df_a), var_b=bound(c.var_b, c.df_b))
 
