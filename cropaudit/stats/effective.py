@@ -8,7 +8,10 @@ cluster-robust variance they are rescaled to is itself estimated from few cluste
 
 The interval. For a statistic p in [0, 1] (a proportion of decisive composites, or the mean of
 two) with two-way cluster-robust variance V (Cameron, Gelbach & Miller 2011; computed from the
-same subject and cell moments as the bootstrap correction, :func:`cluster_variance`), the
+same subject and cell moments as the bootstrap correction, :func:`cluster_variance`, divided by
+:func:`small_sample_factor`, the expectation of its centred sums under the stratum's variance
+components, which is the CGM factor 1 - h for equal clusters and smaller where a few subjects
+carry the data: with 1 - h both popularity-weighted designs of the study covered 0.933), the
 effective sample size is n* = p (1 - p) / V: the number of independent composites that would
 give the same variance (Kish's n / design effect). The interval is the Wilson score interval on
 n*, {theta : (p - theta)^2 <= q^2 theta (1 - theta) / n*}, which stays inside [0, 1] and has
