@@ -50,9 +50,9 @@ effective subjects, so a plan from a pilot with few effective subjects is as unc
 (``benchmarks/validate_planning.py`` shows it), and the central plan reaches its target about
 half the time. :func:`assured` plans from one-sided upper confidence bounds of the subject
 components instead, each on its Satterthwaite degrees of freedom (few where few faces carry the
-pilot or composite noise swamps the subject terms), to reach it with a stated probability. A pilot whose faces are mostly in a single
-pairing cannot tell subject from composite variance and gets no plan (``MIN_REPEATED``), nor
-does one where every decisive composite went one way.
+pilot or composite noise swamps the subject terms), to reach it with a stated probability. A
+pilot whose faces are mostly in a single pairing cannot tell subject from composite variance
+and gets no plan (``MIN_REPEATED``), nor does one where every decisive composite went one way.
 """
 
 from __future__ import annotations
