@@ -252,7 +252,12 @@ def test_assured_plans_need_more_subjects():
     assert sizes[0] <= central.subjects_per_group * 1.05 and sizes[0] < sizes[1] < sizes[2]
     few = planning.plan_pair(planning.assured(_components(df_a=4.0, df_b=4.0), 0.8), 0.03)
     assert few.subjects_per_group > plans[1].subjects_per_group
-    assert planning.assured(c, 0.8).var_composite == c.var_composite
+    assert planning.assured(c, 0.8).var_composite == c.var_composite  # no pilot variance given
+    # The ratio moves to its one-sided bound towards 1/2 (SE 0.02 here), the components with it.
+    sure = planning.assured(_components(df_a=20.0, df_b=20.0, variance=0.02**2), 0.8)
+    assert sure.ratio == pytest.approx(0.6 - 0.8416 * 0.02, abs=1e-4)
+    scale = sure.ratio * (1 - sure.ratio) / 0.24
+    assert sure.var_composite == pytest.approx(0.15 * scale)
 
 
 def test_statistics_page_has_the_planning_section(pilot_run):

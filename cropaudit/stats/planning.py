@@ -50,9 +50,10 @@ effective subjects, so a plan from a pilot with few effective subjects is as unc
 (``benchmarks/validate_planning.py`` shows it), and the central plan reaches its target about
 half the time. :func:`assured` plans from one-sided upper confidence bounds of the subject
 components instead, each on its Satterthwaite degrees of freedom (few where few faces carry the
-pilot or composite noise swamps the subject terms), to reach it with a stated probability. A
-pilot whose faces are mostly in a single pairing cannot tell subject from composite variance
-and gets no plan (``MIN_REPEATED``), nor does one where every decisive composite went one way.
+pilot or composite noise swamps the subject terms), and from the ratio's one-sided bound towards
+1/2 (every component scales with p(1 - p)), to reach it with a stated probability. A pilot
+whose faces are mostly in a single pairing cannot tell subject from composite variance and gets
+no plan (``MIN_REPEATED``), nor does one where every decisive composite went one way.
 """
 
 from __future__ import annotations
@@ -198,8 +199,9 @@ def assured(c: Components, assurance: float) -> Components:
     var df / chi2_{1 - assurance}(df) (df: :attr:`Components.df_a`, ``df_b``): a plan from it
     reaches its target with about that probability over the pilot's sampling error (checked
     by ``benchmarks/validate_planning.py``). The composite level, estimated from every
-    composite, is kept."""
-    from scipy.stats import chi2
+    composite, is not bounded; every component is rescaled to the ratio's own one-sided bound
+    towards 1/2 (p(1 - p) for the composite level, its square for the subject terms)."""
+    from scipy.stats import chi2, norm
 
     def bound(var: float, df: float) -> float:
         if not (var > 0 and df > 0):
@@ -207,7 +209,17 @@ def assured(c: Components, assurance: float) -> Components:
         quantile = float(chi2.ppf(1.0 - assurance, df))
         return var * df / quantile if quantile > 0 else math.inf  # no bound: no assured plan
 
-    return replace(c, var_a=bound(c.var_a, c.df_a), var_b=bound(c.var_b, c.df_b))
+    # The ratio itself: every component scales with p(1 - p) (the subject terms, effects on
+    # the logit scale, with its square), so the ratio moves towards 1/2 by its one-sided
+    # bound (the pilot's variance), where a design needs the most.
+    p = c.ratio
+    shift = float(norm.ppf(assurance)) * math.sqrt(c.variance) if c.variance > 0 else 0.0
+    moved = p + math.copysign(min(shift, abs(0.5 - p)), 0.5 - p)
+    scale = moved * (1.0 - moved) / (p * (1.0 - p)) if 0.0 < p < 1.0 else 1.0
+    return replace(
+        c, ratio=moved, var_a=bound(c.var_a, c.df_a) * scale**2,
+        var_b=bound(c.var_b, c.df_b) * scale**2, var_composite=c.var_composite * scale,
+    )  # fmt: skip
 
 
 def _empty(problem: str) -> Components:
