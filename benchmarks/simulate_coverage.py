@@ -69,7 +69,9 @@ def main() -> None:
         ok = BAND[0] <= rep["coverage"] <= BAND[1] and rep["zero_width"] == 0
         tag = " (held out)" if name in HELD_OUT else ""
         verdicts.append(
-            f"{name + tag:33s} reported {rep['coverage']:.3f} +- {rep['mc_se']:.3f}, "
+            f"{name + tag:33s} reported {rep['coverage']:.3f} +- {rep['mc_se']:.3f} (misses: "
+            f"truth above {results['reported_truth_above'].mean():.3f}, below "
+            f"{results['reported_truth_below'].mean():.3f}), "
             f"zero-width {int(rep['zero_width'])}: {'in band' if ok else 'OUT OF BAND'}; "
             + ", ".join(
                 f"{stat} {summary.set_index('method').loc[f'{stat}_reported', 'coverage']:.3f}"

@@ -9,10 +9,12 @@ carries the total cluster-robust variance, not its split by side.
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -35,11 +37,13 @@ DEFAULT_HALF_WIDTH = 0.02
 @dataclass(frozen=True)
 class PlanInputs:
     """What ``cropaudit plan PATH`` reads: survival files, the statistics folder (if any) where
-    the table goes by default, and the interval level (the estimates', else 0.95)."""
+    the table goes by default, the interval level (the estimates', else 0.95), and per run how
+    its survival table differs from its summary (used with ``--trust-modified``)."""
 
     survival_files: list[str]
     stats_dir: str | None
     level: float
+    unverified: dict[str, list[str]] = field(default_factory=dict)
 
 
 def resolve(path: str, trust_modified: bool = False) -> PlanInputs:
@@ -49,11 +53,11 @@ def resolve(path: str, trust_modified: bool = False) -> PlanInputs:
         raise UserError(f"{path} is not a folder; give a run, statistics or demo folder")
     run = RunDir.open(path)
     if fileio.exists(run.folder(SURVIVAL)) or fileio.exists(run.summary_path):
-        files, _ = resolve_survival([run.root], trust_modified)
+        files, modified = resolve_survival([run.root], trust_modified)
         beside = StatsDir(fileio.join(path, INNER_STATS))
         if run.root == path or not fileio.exists(beside.root):
-            return PlanInputs(files, None, DEFAULT_LEVEL)
-        return PlanInputs(files, beside.root, beside.level())  # a demo folder
+            return PlanInputs(files, None, DEFAULT_LEVEL, modified)
+        return PlanInputs(files, beside.root, beside.level(), modified)  # a demo folder
     stats = StatsDir(path)
     if fileio.exists(stats.estimates_folder):
         inputs = stats.success().get("inputs") or []
@@ -61,8 +65,8 @@ def resolve(path: str, trust_modified: bool = False) -> PlanInputs:
             raise UserError(
                 f"{path} was computed from a plain table; plan from a run folder instead"
             )
-        files, _ = resolve_survival(inputs, trust_modified)
-        return PlanInputs(files, path, stats.level())
+        files, modified = resolve_survival(inputs, trust_modified)
+        return PlanInputs(files, path, stats.level(), modified)
     raise UserError(
         f"{path} is neither a run folder (survival/), a statistics folder (estimates/) nor a "
         "demo folder (run/ and stats/)"
@@ -96,17 +100,20 @@ def plan_survival(
     half_width: float,
     level: float = 0.95,
     criteria: Sequence[str] | None = None,
+    assurance: float = planning.ASSURANCE,
 ) -> pd.DataFrame:
     """The planning table of a survival table, sorted by key (reruns give identical tables)."""
     if not (0.0 < half_width < 0.5):
         raise UserError("--half-width must be between 0 and 0.5 (the ratio lies in [0, 1])")
     if not 0.0 < level < 1.0:
         raise UserError("--level must be between 0 and 1")
+    if not 0.5 <= assurance < 1.0:
+        raise UserError("--assurance must be at least 0.5 and below 1")
     pairs = survival_components(table, criteria)
     if pairs.empty:
         what = f" for criteria {', '.join(criteria)}" if criteria else ""
         raise UserError(f"the survival table has no pair comparison to plan{what}")
-    return planning.plan_table(pairs, half_width, level).sort_values(
+    return planning.plan_table(pairs, half_width, level, assurance).sort_values(
         list(KEY_FIELDS), ignore_index=True
     )
 
@@ -151,6 +158,8 @@ SHOWN = {
     "plateau_composites_per_subject": "plateau comp/subj",
     "floor_half_width": "floor hw (pilot subj)",
     "status": "with the pilot's subjects",
+    "assured_subjects_per_group": "assured subj/group",
+    "assured_composites_per_subject": "assured comp/subj",
 }
 
 
@@ -174,6 +183,7 @@ def run_plan(
     criteria: Sequence[str] | None = None,
     trust_modified: bool = False,
     overwrite: bool = False,
+    assurance: float | None = None,
 ) -> tuple[pd.DataFrame, str | None]:
     """Plan from the pilot at ``path``; writes ``out`` (else ``STATS/plan.parquet`` when a
     statistics folder was found); returns the table and where it went."""
@@ -182,10 +192,20 @@ def run_plan(
     if target:
         _check_format(target)
         check_new_file(target, overwrite)
-    tables = [pq.read_table(pa.BufferReader(fileio.read_bytes(f))) for f in inputs.survival_files]
+    raw = [fileio.read_bytes(f) for f in inputs.survival_files]
+    tables = [pq.read_table(pa.BufferReader(data)) for data in raw]
     table = pa.concat_tables(tables, promote_options="default")
-    plan = plan_survival(table, half_width, level or inputs.level, criteria)
+    sure = planning.ASSURANCE if assurance is None else assurance
+    plan = plan_survival(table, half_width, level or inputs.level, criteria, sure)
+    # Provenance on every row: what was read, byte for byte, and whether tables that differ
+    # from their run summaries were let in (what differs, per run, as JSON).
     plan.insert(0, "source", fileio.absolute(path.rstrip("/")))
+    plan["survival_files"] = [list(inputs.survival_files)] * len(plan)
+    plan["survival_sha256"] = [[hashlib.sha256(d).hexdigest() for d in raw]] * len(plan)
+    plan["trust_modified"] = bool(trust_modified)
+    plan["unverified_inputs"] = (
+        json.dumps(inputs.unverified, sort_keys=True) if inputs.unverified else ""
+    )
     if target:
         write_plan(plan, target)
     return plan, target

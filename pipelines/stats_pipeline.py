@@ -530,7 +530,7 @@ def run_stats(
             write_no_estimates(stats.estimates_prefix, metadata)
         write_agreement(files, out_dir, options)
         write_face_rates(single, out_dir, options, files)
-        return _finish(stats, list(survival_paths), render, modified)
+        return _finish(stats, list(survival_paths), render, modified, files)
 
 
 def _finish(
@@ -538,14 +538,19 @@ def _finish(
     inputs: list[str],
     render: bool,
     modified: dict[str, list[str]] | None = None,
+    survival_files: Sequence[str] = (),
 ) -> str:
-    """Plots and report from the written estimates, then ``_SUCCESS`` and the ownership
-    record (inside :meth:`StatsDir.writing`); the estimates path."""
+    """Plots and page from the written estimates (with the planning section of the runs'
+    ``survival_files``, if any), then ``_SUCCESS`` and the ownership record (inside
+    :meth:`StatsDir.writing`); the estimates path."""
     stats.require_estimates()
     if render:
+        from cropaudit.report.plan_section import stats_planning_section
         from cropaudit.report.stats_page import write_outputs
 
-        write_outputs(stats.estimates(), stats.root, unverified=modified)
+        estimates = stats.estimates()
+        plan = stats_planning_section(survival_files, estimates.to_pandas(), stats.root)
+        write_outputs(estimates, stats.root, unverified=modified, planning=plan)
     return stats.publish(inputs, modified)
 
 

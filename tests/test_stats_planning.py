@@ -5,10 +5,15 @@ the plateau, and the command on run and statistics folders."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
+import shutil
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from cropaudit.cli import main
@@ -155,7 +160,7 @@ def pilot_run(tmp_path_factory):
     tables = [synthetic_survival(3000, groups=("A", "B", "C"), subjects_per_group=40, seed=s)
               for s in (1, 2)]  # fmt: skip
     run = write_run_dir(tables, base / "run")
-    run_stats([str(run)], str(base / "stats"), replicates=20, render=False)
+    run_stats([str(run)], str(base / "stats"), replicates=20)
     return base
 
 
@@ -185,7 +190,14 @@ def test_plan_command_on_run_and_stats_folders(pilot_run, tmp_path, capsys):
     written = stats / "plan.parquet"
     from_stats = pd.read_parquet(written)
     assert from_stats["config_hashes"].map(len).min() >= 1  # provenance travels
-    provenance = {"source", "config_hashes", "survival_seeds", "versions"}
+    # Provenance: what was read, byte for byte, and no table taken on trust.
+    files = sorted((run / "survival").glob("*.parquet"))
+    assert from_stats["survival_files"].iloc[0].tolist() == [str(f) for f in files]
+    digests = [hashlib.sha256(f.read_bytes()).hexdigest() for f in files]
+    assert all(list(v) == digests for v in from_stats["survival_sha256"])
+    assert not from_stats["trust_modified"].any() and (from_stats["unverified_inputs"] == "").all()
+    provenance = {"source", "config_hashes", "survival_seeds", "versions", "survival_files",
+                  "survival_sha256", "trust_modified", "unverified_inputs"}  # fmt: skip
     cols = [c for c in table.columns if c not in provenance]
     pd.testing.assert_frame_equal(
         from_stats[cols].reset_index(drop=True),
@@ -209,6 +221,61 @@ def test_plan_command_on_a_demo_folder_and_a_survival_folder(pilot_run, tmp_path
     assert len(plans[0]) == 9
     for other in plans[1:]:
         pd.testing.assert_frame_equal(plans[0], other)
+
+
+def test_plan_of_a_modified_run_records_trust_modified(pilot_run, tmp_path, capsys):
+    """A survival table changed after its run is refused, and planned with --trust-modified
+    only with the flag and what differs written on every row."""
+    run = tmp_path / "run"
+    shutil.copytree(pilot_run / "run", run)
+    part = sorted((run / "survival").glob("*.parquet"))[0]
+    table = pq.read_table(part)
+    pq.write_table(table.slice(0, table.num_rows - 10), part)  # ten rows gone
+    out = tmp_path / "plan.parquet"
+    assert main(["plan", str(run), "--half-width", "0.05", "--out", str(out)]) == 2
+    assert "--trust-modified" in capsys.readouterr().err
+    args = ["plan", str(run), "--half-width", "0.05", "--out", str(out), "--trust-modified"]
+    assert main(args) == 0
+    plan = pd.read_parquet(out)
+    assert plan["trust_modified"].all()
+    differences = json.loads(plan["unverified_inputs"].iloc[0])
+    assert list(differences) == [str(run)] and differences[str(run)]
+    assert plan["survival_sha256"].iloc[0][0] == hashlib.sha256(part.read_bytes()).hexdigest()
+
+
+def test_assured_plans_need_more_subjects():
+    """The assured plan plans from upper bounds of the subject components: more subjects the
+    higher the assurance, and fewer effective subjects in the pilot widen the bounds."""
+    c = _components(df_a=20.0, df_b=20.0)
+    central = planning.plan_pair(c, 0.03)
+    plans = [planning.plan_pair(planning.assured(c, a), 0.03) for a in (0.5, 0.8, 0.95)]
+    sizes = [p.subjects_per_group for p in plans]
+    assert sizes[0] <= central.subjects_per_group * 1.05 and sizes[0] < sizes[1] < sizes[2]
+    few = planning.plan_pair(planning.assured(_components(df_a=4.0, df_b=4.0), 0.8), 0.03)
+    assert few.subjects_per_group > plans[1].subjects_per_group
+    assert planning.assured(c, 0.8).var_composite == c.var_composite  # no pilot variance given
+    # The ratio moves to its one-sided bound towards 1/2 (SE 0.02 here), the components with it.
+    sure = planning.assured(_components(df_a=20.0, df_b=20.0, variance=0.02**2), 0.8)
+    assert sure.ratio == pytest.approx(0.6 - 0.8416 * 0.02, abs=1e-4)
+    scale = sure.ratio * (1 - sure.ratio) / 0.24
+    assert sure.var_composite == pytest.approx(0.15 * scale)
+
+
+def test_statistics_page_has_the_planning_section(pilot_run):
+    """The statistics page (cropaudit stats) carries the same plan as the run report."""
+    from cropaudit.pipelines.plan_pipeline import DEFAULT_HALF_WIDTH, plan_survival
+
+    html = (pilot_run / "stats" / "report.html").read_text()
+    section = html[html.index("<h2>Planning</h2>") :]
+    table = pa.concat_tables(
+        pq.read_table(f) for f in (pilot_run / "run" / "survival").glob("*.parquet")
+    )
+    plan = plan_survival(table, DEFAULT_HALF_WIDTH)
+    assert f"half-width of {DEFAULT_HALF_WIDTH}" in section
+    assert f"cropaudit plan {pilot_run / 'stats'}" in section
+    assert section.count("<tr>") == len(plan) + 1
+    for n in plan["subjects_per_group"]:
+        assert f"<td class=num>{n}</td>" in section
 
 
 def test_report_section_plans_at_the_default_target(pilot_run):
@@ -250,3 +317,15 @@ def test_plan_command_refuses_other_folders(tmp_path, capsys):
     assert "neither a run folder" in capsys.readouterr().err
     assert main(["plan", str(tmp_path / "missing"), "--half-width", "0.05"]) == 2
     assert "is not a folder" in capsys.readouterr().err
+
+
+def test_statistics_page_names_the_command_above_its_row_limit(pilot_run, monkeypatch):
+    """Above PAGE_PLAN_ROWS the statistics page does not re-read the rows (the stage stays
+    fast) and says which command plans them."""
+    import cropaudit.report.plan_section as section
+
+    monkeypatch.setattr(section, "PAGE_PLAN_ROWS", 100)
+    files = [str(f) for f in sorted((pilot_run / "run" / "survival").glob("*.parquet"))]
+    html = section.stats_planning_section(files, pd.DataFrame({"level": [0.95]}), "STATS")
+    assert "Not planned here" in html and "cropaudit plan STATS --half-width 0.02" in html
+    assert "<table" not in html

@@ -50,19 +50,21 @@ def test_designs_have_the_documented_shape():
     assert per_face.sum() ** 2 / np.sum(per_face**2) < 0.4 * len(per_face)
 
 
-@pytest.mark.parametrize(
-    ("name", "band"),
-    # 400 experiments: Monte-Carlo SE ~1.1 points, so the bands are the 0.935-0.97 target
-    # widened by about one SE. The bands tell intervals apart: where a few subjects carry the
-    # data, the t quantile on the pooled effective subjects covered ~0.99 and a normal quantile
-    # ~0.90 (test_wrong_quantiles_fall_out_of_band); tiny pairs (16 composites of ~11
-    # subjects) are conservative, ~0.977 in the full study, and the band says so.
-    [
-        ("unbalanced_10x60", (0.925, 0.975)),
-        ("popular_few", (0.925, 0.97)),
-        ("tiny_16_ratio_0.85", (0.935, 0.985)),
-    ],
-)
+#: Bands of the fast study (400 experiments: Monte-Carlo SE ~1 point), about the full study's
+#: coverage (benchmarks/simulate_coverage.py) +- 2 SE. Where a few subjects carry the data the
+#: full study has 0.957 (2,000 experiments); the band there rejects the two quantiles the study
+#: ruled out, a t on the pooled effective subjects (~0.99) and the normal one (~0.937)
+#: (test_wrong_quantiles_fall_out_of_band); the variance's small-sample factor is checked
+#: exactly in test_stats_units.py. Tiny pairs at 0.85 are conservative (~0.978: their upper
+#: tail cannot be missed, see README), and the band says so.
+BANDS = {
+    "unbalanced_10x60": (0.925, 0.975),
+    "popular_few": (0.945, 0.98),
+    "tiny_16_ratio_0.85": (0.935, 0.985),
+}
+
+
+@pytest.mark.parametrize(("name", "band"), list(BANDS.items()))
 def test_reported_interval_covers_in_band_with_no_zero_width(name, band):
     experiments = 400
     results = coverage_study(DESIGNS[name], experiments, replicates=2, seed=3)
@@ -92,4 +94,5 @@ def test_wrong_quantiles_fall_out_of_band(monkeypatch, wrong_df):
     monkeypatch.setattr(effective, "cluster_df", wrong_df)
     results = coverage_study(DESIGNS["popular_few"], 400, replicates=2, seed=3)
     coverage = summarise(results).set_index("method").loc["reported", "coverage"]
-    assert not 0.925 <= coverage <= 0.97, coverage
+    low, high = BANDS["popular_few"]
+    assert not low <= coverage <= high, coverage

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from statsmodels.stats.proportion import proportion_confint
 
-from cropaudit.stats import intervals
+from cropaudit.stats import effective, intervals
 from cropaudit.stats.bootstrap import (
     SufficientStats,
     bca_interval,
@@ -299,6 +299,15 @@ def test_zero_of_sixteen_interval_inside_unit_interval_with_positive_width(a_win
     assert est["ratio_high"] - est["ratio_low"] > naive[1] - naive[0]
 
 
+def _sizes(ia: np.ndarray, ib: np.ndarray) -> effective.ClusterSizes:
+    """ClusterSizes of composites of a-subjects ``ia`` and b-subjects ``ib`` (0-based)."""
+    n_a = ia.max() + 1
+    totals = np.r_[np.bincount(ia), np.bincount(ib)]
+    cells, k = np.unique(np.c_[ia, n_a + ib], axis=0, return_counts=True)
+    a_side = np.arange(len(totals)) < n_a
+    return effective.ClusterSizes.of(totals, a_side, cells[:, 0], cells[:, 1], k)
+
+
 def test_cluster_variance_is_the_two_way_cluster_robust_variance():
     """The reported interval's variance and the bootstrap correction factor against statsmodels'
     two-way cluster-robust covariance (Cameron-Gelbach-Miller), computed independently."""
@@ -330,19 +339,35 @@ def test_cluster_variance_is_the_two_way_cluster_robust_variance():
         "first_slot_rate": (first, np.ones((n, 1)), np.array([1.0])),
         "order_adjusted_ratio": (won, dummies, np.array([0.5, 0.5])),
     }
-    counts = pd.concat([pd.Series(ia).value_counts(), pd.Series(ib).value_counts()])
     cells = pd.Series(ia * 100 + ib).value_counts()
-    h = (np.sum(counts.to_numpy() ** 2) - np.sum(cells.to_numpy() ** 2)) / n**2
     h_cells = np.sum(cells.to_numpy() ** 2) / n**2
+    # Cluster indicators: a-subjects, b-subjects, cells (n x clusters).
+    z_a, z_b = np.eye(25)[ia], np.eye(40)[ib]
+    z_c = pd.get_dummies(ia * 100 + ib).to_numpy(float)
+    sizes = _sizes(ia, ib)
     for stat, (y, x, c) in cases.items():
         fit = sm.OLS(y, x).fit()
         both, cov_a, cov_b = cov_cluster_2groups(fit, ia, ib, use_correction=False)
         v_two_way = c @ both @ c  # cov_a + cov_b - cov_cells
         v_cells = c @ (cov_a + cov_b - both) @ c
-        # Small-sample factors: 1 / (1 - h) for the two-way variance, 1 / (1 - h_cells) for its
-        # floor (cells as independent clusters).
-        v_cgm = max(v_two_way / (1 - h), v_cells / (1 - h_cells))
-        assert est[f"{stat}_cluster_se"] ** 2 == pytest.approx(v_cgm, rel=1e-9), stat
+        # Small-sample factor of the two-way variance: the expectation of the centred sums,
+        # computed exactly as a trace, E[e'De] = tr(M'DM Sigma), over the truth a'Sigma a, with
+        # Sigma the working model of the variance components (a: the statistic's influence,
+        # M: the residual maker, D: subjects of both sides minus cells); the cells floor takes
+        # 1 / (1 - h_cells).
+        q_a, q_b = c @ cov_a @ c, c @ cov_b @ c
+        parts = effective.components(q_a, q_b, v_cells, sizes, n)
+        sigma = parts[0] * z_a @ z_a.T + parts[1] * z_b @ z_b.T + parts[2] * np.eye(n)
+        a = x @ np.linalg.solve(x.T @ x, c)
+        resid = np.eye(n) - x @ np.linalg.solve(x.T @ x, x.T)
+        d = np.outer(a, a) * (z_a @ z_a.T + z_b @ z_b.T - z_c @ z_c.T)
+        factor = np.trace(resid.T @ d @ resid @ sigma) / (a @ sigma @ a)
+        v_cgm = max(v_two_way / factor, v_cells / (1 - h_cells))
+        # Exact for the one-mean statistics; the order-adjusted ratio's influence differs a
+        # little by position, which the factor's sizes (counts) do not weigh.
+        rel = 0.01 if stat == "order_adjusted_ratio" else 1e-9
+        assert est[f"{stat}_cluster_se"] ** 2 == pytest.approx(v_cgm, rel=rel), stat
+        v_cgm = est[f"{stat}_cluster_se"] ** 2
         # The pigeonhole bootstrap counts the cells three times: V_boot = V_two_way + 2 V_cells;
         # its replicates are shrunk by sqrt(V_cgm / V_boot).
         lam = math.sqrt(v_cgm / (v_two_way + 2 * v_cells))
@@ -359,3 +384,41 @@ def test_cluster_variance_is_the_two_way_cluster_robust_variance():
     p, se = est["ratio"], est["ratio_cluster_se"]
     assert est["ratio_effective_n"] == pytest.approx(p * (1 - p) / se**2)
     assert est["ratio_effective_n"] < 0.5 * n  # strong subject effects: a design effect > 2
+
+
+@pytest.mark.parametrize("sampling", ["regular", "popularity"])
+def test_small_sample_factor_is_the_expectation_of_the_centred_sums(sampling):
+    """The factor of the two-way variance against the exact expectation of the centred sums
+    (a trace) under known variance components: where a few subjects carry the data it is far
+    below the equal-cluster factor 1 - h (which then understates the variance), and with
+    every face in as many composites it is 1 - h."""
+    from cropaudit.stats.simulation import SimulationDesign, simulate_experiment
+
+    design = SimulationDesign(
+        subjects_per_group=40, pairings=400, sampling=sampling, popularity_sigma=1.0
+    )
+    data = simulate_experiment(design, np.random.default_rng(3), "f")
+    ia = np.unique(data["a_subject"], return_inverse=True)[1]
+    ib = np.unique(data["b_subject"], return_inverse=True)[1]
+    n = len(ia)
+    z_a, z_b = np.eye(ia.max() + 1)[ia], np.eye(ib.max() + 1)[ib]
+    cell_ids = np.unique(ia * 1000 + ib, return_inverse=True)[1]
+    z_c = np.eye(cell_ids.max() + 1)[cell_ids]
+    sizes = _sizes(ia, ib)
+    var_a, var_b, var_c = 0.04, 0.03, 0.2
+    # Uncentred expectations of the three sums (effective.components inverts them exactly).
+    q_a = var_a * sizes.sq_a + var_b * sizes.sq_cells + var_c * n
+    q_b = var_a * sizes.sq_cells + var_b * sizes.sq_b + var_c * n
+    q_c = (var_a + var_b) * sizes.sq_cells + var_c * n
+    assert effective.components(q_a, q_b, q_c, sizes, n) == pytest.approx((var_a, var_b, var_c))
+    sigma = var_a * z_a @ z_a.T + var_b * z_b @ z_b.T + var_c * np.eye(n)
+    centre = np.eye(n) - 1.0 / n
+    d = z_a @ z_a.T + z_b @ z_b.T - z_c @ z_c.T
+    exact = np.trace(centre @ d @ centre @ sigma) / sigma.sum()
+    got = effective.small_sample_factor(q_a, q_b, q_c, sizes, n)
+    equal_clusters = 1 - (sizes.sq_a + sizes.sq_b - sizes.sq_cells) / n**2
+    assert got == pytest.approx(exact, rel=1e-9)
+    if sampling == "popularity":
+        assert exact < 0.9 * equal_clusters
+    else:
+        assert got == pytest.approx(equal_clusters, rel=1e-9)

@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 
 
-def add_trust_modified(parser: argparse.ArgumentParser, recorded: bool = True) -> None:
-    """``--trust-modified``: read survival tables that differ from their run summary
-    (``recorded``: the command's outputs say so)."""
-    note = " (the outputs record it)" if recorded else ""
+def add_trust_modified(parser: argparse.ArgumentParser) -> None:
+    """``--trust-modified``: read survival tables that differ from their run summary (every
+    command that takes it records it in its outputs)."""
     parser.add_argument(
         "--trust-modified",
         action="store_true",
-        help=f"use survival tables that differ from their run summary{note}",
+        help="use survival tables that differ from their run summary (the outputs record it)",
     )
 
 

@@ -30,10 +30,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--level", type=float, help="interval level (default: the estimates' level, else 0.95)"
     )
+    parser.add_argument(
+        "--assurance",
+        type=float,
+        metavar="P",
+        help="the assured plan reaches the target with this probability over the pilot's "
+        "sampling error (default: cropaudit.stats.planning.ASSURANCE; the central plan about "
+        "half the time)",
+    )
     parser.add_argument("--out", metavar="FILE", help="write the table here (.parquet or .csv)")
     add_criterion(parser, "plan for")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing table file")
-    add_trust_modified(parser, recorded=False)
+    add_trust_modified(parser)
     parser.set_defaults(func=run)
 
 
@@ -48,9 +56,14 @@ def run(args: argparse.Namespace) -> int:
         criteria=args.criteria,
         trust_modified=args.trust_modified,
         overwrite=args.overwrite,
+        assurance=args.assurance,
     )
     level = plan["level"].iloc[0]
-    print(f"plan for a {level:.0%} reported-interval half-width of {args.half_width:g}:")
+    print(
+        f"plan for a {level:.0%} reported-interval half-width of {args.half_width:g} (assured: "
+        f"reached with probability {plan['assurance'].iloc[0]:g} over the pilot's sampling "
+        "error):"
+    )
     print(format_plan(plan))
     if written:
         print(f"plan -> {written}")

@@ -62,6 +62,7 @@ class StatsPage:
     estimates: pd.DataFrame
     images: dict[str, bytes] = field(default_factory=dict)
     unverified: dict[str, list[str]] | None = None
+    planning: str = ""
 
 
 def unverified_note(unverified: dict[str, list[str]] | None) -> str:
@@ -128,12 +129,17 @@ def tests_section(page: StatsPage) -> str:
     ) + frame_table(page.estimates, TEST_COLUMNS)
 
 
+def planning_section(page: StatsPage) -> str:
+    return page.planning or note("Not planned on this page: run cropaudit plan STATS_DIR.")
+
+
 #: The page's sections, in order: the one list of its anchors.
 SECTIONS: tuple[Section[StatsPage], ...] = (
     Section("plots", "Plots", plots_section),
     Section("estimates", "Estimates", estimates_section),
     Section("position-bias", "Position bias", position_section),
     Section("tests", "Tests against parity", tests_section),
+    Section("planning", "Planning", planning_section),
 )
 
 
@@ -141,10 +147,12 @@ def render_html(
     estimates: pd.DataFrame,
     images: dict[str, bytes],
     unverified: dict[str, list[str]] | None = None,
+    planning: str = "",
 ) -> str:
     """The page as one HTML string; ``images`` maps criterion -> PNG bytes; ``unverified``
-    (run -> what differs) puts a warning at the top."""
-    page = StatsPage(estimates, images, unverified)
+    (run -> what differs) puts a warning at the top; ``planning``: the planning section's body
+    (:func:`cropaudit.report.plan_section.stats_planning_section`)."""
+    page = StatsPage(estimates, images, unverified, planning)
     warning = unverified_note(unverified)
     return html_page(
         kind="stats",
@@ -158,10 +166,13 @@ def render_html(
 
 
 def write_outputs(
-    estimates: pa.Table, out_dir: str, unverified: dict[str, list[str]] | None = None
+    estimates: pa.Table,
+    out_dir: str,
+    unverified: dict[str, list[str]] | None = None,
+    planning: str = "",
 ) -> str:
-    """Write ``plots/<criterion>.png|svg`` and ``report.html`` under ``out_dir``; returns the
-    report path."""
+    """Write ``plots/<criterion>.png|svg`` and ``report.html`` under ``out_dir`` (``planning``:
+    the planning section's body); returns the report path."""
     stats = StatsDir(out_dir)
     df = estimates.to_pandas()
     images = {}
@@ -170,5 +181,6 @@ def write_outputs(
         for fmt, data in figs.items():
             fileio.write_atomic(stats.plot(criterion, fmt), data)
         images[criterion] = figs["png"]
-    fileio.write_atomic(stats.report, render_html(df, images, unverified).encode("utf-8"))
+    page = render_html(df, images, unverified, planning)
+    fileio.write_atomic(stats.report, page.encode("utf-8"))
     return stats.report

@@ -51,7 +51,7 @@ import scipy.sparse as sp
 from scipy.special import ndtr, ndtri
 
 from cropaudit.schemas.survival import POSITIONS, WINNERS
-from cropaudit.stats.effective import cluster_variance
+from cropaudit.stats.effective import ClusterSizes, cluster_variance
 from cropaudit.stats.weights import WeightCache
 
 #: Integer codes of positions and outcomes (the pair table's winners), in schema order.
@@ -296,6 +296,13 @@ class SufficientStats:
         return self.counts[:, :2]
 
     @property
+    def pair_subjects(self) -> tuple[np.ndarray, np.ndarray]:
+        """Subject indices (``subject_cells`` order) of every cell's two subjects, in
+        ``pair_cells`` order."""
+        self._compact()
+        return self._pair_keys >> 32, self._pair_keys & 0xFFFFFFFF
+
+    @property
     def pair_cells(self) -> np.ndarray:
         """Wins of every cell (unordered pair of distinct subjects), ``(cells, 2, 2)``."""
         self._compact()
@@ -348,15 +355,21 @@ class SufficientStats:
 
 # -- variance correction and intervals from replicates ------------------------------------------
 def shrink_factor(
-    gradient: np.ndarray, subject_moments: np.ndarray, pair_moments: np.ndarray, n: int
+    gradient: np.ndarray,
+    subject_moments: np.ndarray,
+    pair_moments: np.ndarray,
+    n: int,
+    a_moments: np.ndarray | None = None,
+    sizes: ClusterSizes | None = None,
 ) -> float:
     """lambda = sqrt(V_cgm / V_boot) for a statistic with influence ``gradient`` (d statistic /
     d wins, flattened as ``[position * 2 + side]``) over ``n`` decisive composites, where, by the
     module docstring, V_boot = g'(M_s + M_c)g and V_cgm is
     :func:`cropaudit.stats.effective.cluster_variance`'s two-way variance (floored at cells as
     independent clusters, with small-sample factors capped at 1/2 for strata with a handful of
-    subjects). 1.0 when the variance is zero or undefined (nothing to correct)."""
-    v_cgm, v_boot = cluster_variance(gradient, subject_moments, pair_moments, n)
+    subjects; ``a_moments`` and ``sizes``: its unequal-cluster factor). 1.0 when the variance
+    is zero or undefined (nothing to correct)."""
+    v_cgm, v_boot = cluster_variance(gradient, subject_moments, pair_moments, n, a_moments, sizes)
     if not (math.isfinite(v_boot) and v_boot > 0):
         return 1.0
     return math.sqrt(v_cgm / v_boot)

@@ -8,7 +8,10 @@ cluster-robust variance they are rescaled to is itself estimated from few cluste
 
 The interval. For a statistic p in [0, 1] (a proportion of decisive composites, or the mean of
 two) with two-way cluster-robust variance V (Cameron, Gelbach & Miller 2011; computed from the
-same subject and cell moments as the bootstrap correction, :func:`cluster_variance`), the
+same subject and cell moments as the bootstrap correction, :func:`cluster_variance`, divided by
+:func:`small_sample_factor`, the expectation of its centred sums under the stratum's variance
+components, which is the CGM factor 1 - h for equal clusters and smaller where a few subjects
+carry the data: with 1 - h both popularity-weighted designs of the study covered 0.933), the
 effective sample size is n* = p (1 - p) / V: the number of independent composites that would
 give the same variance (Kish's n / design effect). The interval is the Wilson score interval on
 n*, {theta : (p - theta)^2 <= q^2 theta (1 - theta) / n*}, which stays inside [0, 1] and has
@@ -34,6 +37,7 @@ the per-side Satterthwaite rule kept those designs at 0.94-0.97 and the others u
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import ndtri
@@ -43,17 +47,95 @@ from scipy.stats import t as student_t
 METHOD = "wilson_effective_n"
 
 
+@dataclass(frozen=True)
+class ClusterSizes:
+    """What the small-sample factor needs beyond the moments, from the decisive composites n_s
+    of each subject and k_c of each cell: per side the sums of n_s^2 and n_s^3, the sum of
+    k_c^2, cross = sum_c k_c n_a(c) n_b(c), and per side sum_c k_c^2 n_s(c) (n_a(c), n_b(c):
+    the composites of the cell's a- and b-subject)."""
+
+    sq_a: float
+    sq_b: float
+    sq_cells: float
+    cube_a: float
+    cube_b: float
+    cross: float = 0.0
+    cells_a: float = 0.0
+    cells_b: float = 0.0
+
+    @classmethod
+    def of(
+        cls, totals: np.ndarray, a_side: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+        cell_sizes: np.ndarray,
+    ) -> ClusterSizes:  # fmt: skip
+        """From subjects' ``totals`` and sides (``a_side``) and the cells' subjects (indices
+        ``lo``, ``hi`` into them) and sizes."""
+        n = np.asarray(totals, dtype=float)
+        a = np.asarray(a_side, dtype=bool)
+        k = np.asarray(cell_sizes, dtype=float)
+        k2 = k**2
+        ends_a = n[lo] * a[lo] + n[hi] * a[hi]
+        ends_b = n[lo] * ~a[lo] + n[hi] * ~a[hi]
+        return cls(
+            float((n[a] ** 2).sum()), float((n[~a] ** 2).sum()), float(k2.sum()),
+            float((n[a] ** 3).sum()), float((n[~a] ** 3).sum()), float((k * n[lo] * n[hi]).sum()),
+            float((k2 * ends_a).sum()), float((k2 * ends_b).sum()),
+        )  # fmt: skip
+
+
+def components(
+    q_a: float, q_b: float, q_c: float, sizes: ClusterSizes, n: float
+) -> tuple[float, float, float]:
+    """Method-of-moments split of the residual sums (``q_a``, ``q_b``: squared subject totals of
+    side a and b; ``q_c``: of cells) into a-subject, b-subject and composite-level variances,
+    each clipped at 0 (0 where no subject has composites in two cells): E q_a = var_a S_a +
+    var_b K + var_c n, E q_b likewise, E q_c = (var_a + var_b) K + var_c n (derivation in
+    :mod:`cropaudit.stats.planning`). Not divided by any small-sample factor."""
+    k = sizes.sq_cells
+    var_a = max((q_a - q_c) / (sizes.sq_a - k), 0.0) if sizes.sq_a > k else 0.0
+    var_b = max((q_b - q_c) / (sizes.sq_b - k), 0.0) if sizes.sq_b > k else 0.0
+    return var_a, var_b, max(q_c - (var_a + var_b) * k, 0.0) / n
+
+
+def small_sample_factor(q_a: float, q_b: float, q_c: float, sizes: ClusterSizes, n: float) -> float:
+    """f = E[q_a + q_b - q_c] / (n^2 Var(p)) when the residuals are centred on the estimate,
+    under the variance components :func:`components` estimates (their scale cancels): the
+    two-way variance is (q_a + q_b - q_c) / f. f = 1 - 2 (C_a + C_b - C_c) / (n W) + h, W the
+    variance of the total T, C_side = sum_s n_s Cov(T_s, T) over the side's subjects, C_c the same
+    over cells (exact under the components, from :class:`ClusterSizes`), h = (S_a + S_b - K) /
+    n^2. With
+    equal cluster sizes, or composite-level noise alone, f = 1 - h, the CGM factor; where a few
+    subjects carry the data a big subject's residual is centred on a mean it dominates
+    (leverage n_s / n), its square is shrunk by about (1 - n_s / n)^2 and 1 - h overstates
+    f. Capped below at 1/2, as h is capped at 1/2."""
+    h = min((sizes.sq_a + sizes.sq_b - sizes.sq_cells) / n**2, 0.5)
+    var_a, var_b, var_c = components(q_a, q_b, q_c, sizes, n)
+    total = var_a * sizes.sq_a + var_b * sizes.sq_b + var_c * n
+    if not total > 0:
+        return 1.0 - h
+    cov_sides = (var_a * sizes.cube_a + var_b * sizes.cube_b + (var_a + var_b) * sizes.cross
+                 + var_c * (sizes.sq_a + sizes.sq_b))  # fmt: skip
+    cov_cells = var_a * sizes.cells_a + var_b * sizes.cells_b + var_c * sizes.sq_cells
+    return max(1.0 - 2.0 * (cov_sides - cov_cells) / (n * total) + h, 0.5)
+
+
 def cluster_variance(
-    gradient: np.ndarray, subject_moments: np.ndarray, pair_moments: np.ndarray, n: int
+    gradient: np.ndarray,
+    subject_moments: np.ndarray,
+    pair_moments: np.ndarray,
+    n: int,
+    a_moments: np.ndarray | None = None,
+    sizes: ClusterSizes | None = None,
 ) -> tuple[float, float]:
     """``(V_cgm, V_boot)`` of a statistic with influence ``gradient`` (d statistic / d wins,
     flattened ``[position * 2 + side]``) over ``n`` decisive composites: the two-way
-    cluster-robust variance max((g'M_s g - g'M_c g) / (1 - h), g'M_c g / (1 - h_c)) (subjects
-    and cells as clusters, floored at cells alone; h = 1'(M_s - M_c)1 / n^2 and
-    h_c = 1'M_c 1 / n^2, each capped at 1/2, the small-sample factors of the two estimators) and
-    the pigeonhole bootstrap's g'(M_s + M_c)g (derivations in :mod:`cropaudit.stats.bootstrap`).
-    The floor takes its own factor: with the two-way one it made a 16-composite pair's n* half
-    its n. NaN when the gradient is undefined."""
+    cluster-robust variance max((g'M_s g - g'M_c g) / f, g'M_c g / (1 - h_c)) (subjects and
+    cells as clusters, floored at cells alone) and the pigeonhole bootstrap's g'(M_s + M_c)g
+    (derivations in :mod:`cropaudit.stats.bootstrap`). f is :func:`small_sample_factor` with
+    the a-side subjects' moments ``a_moments`` and ``sizes`` (1 - h without them, h =
+    1'(M_s - M_c)1 / n^2); h_c = 1'M_c 1 / n^2, each capped at 1/2. The floor takes its own
+    factor: with the two-way one it made a 16-composite pair's n* half its n. NaN when the
+    gradient is undefined."""
     g = np.asarray(gradient, dtype=float).reshape(4)
     if not np.all(np.isfinite(g)) or n <= 0:
         return (math.nan, math.nan)
@@ -61,9 +143,13 @@ def cluster_variance(
     m_cells = pair_moments.astype(float)
     v_subjects = float(g @ m_subjects @ g)
     v_cells = float(g @ m_cells @ g)
-    h = min(float(m_subjects.sum() - m_cells.sum()) / float(n) ** 2, 0.5)
+    if a_moments is not None and sizes is not None:
+        v_a = float(g @ a_moments.astype(float) @ g)
+        factor = small_sample_factor(v_a, v_subjects - v_a, v_cells, sizes, float(n))
+    else:
+        factor = 1.0 - min(float(m_subjects.sum() - m_cells.sum()) / float(n) ** 2, 0.5)
     h_cells = min(float(m_cells.sum()) / float(n) ** 2, 0.5)
-    v_cgm = max((v_subjects - v_cells) / (1.0 - h), v_cells / (1.0 - h_cells), 0.0)  # rounding
+    v_cgm = max((v_subjects - v_cells) / factor, v_cells / (1.0 - h_cells), 0.0)  # rounding
     return (v_cgm, v_subjects + v_cells)
 
 

@@ -17,8 +17,12 @@ has as many composites. The pipeline draws each sample's faces with replacement,
 design's S_a is the expectation under those draws (:func:`drawn_square_sum`).
 
 These are the same three sums as the two-way cluster-robust variance of the statistics stage
-(:func:`cropaudit.stats.effective.cluster_variance`: subjects minus cells), split by side and
-divided by the same small-sample factor 1 - h, so at the pilot's own design the
+(:func:`cropaudit.stats.effective.cluster_variance`: subjects minus cells), split by side
+(:func:`cropaudit.stats.effective.components`) and divided by the same small-sample factor
+(:func:`cropaudit.stats.effective.small_sample_factor`, which allows for the pilot's unequal
+cluster sizes: where a few faces carry the data, centring shrinks their sums, and the factor
+1 - h of equal clusters left the components, and so the plans, too small), so at the pilot's
+own design the
 prediction is exactly the variance behind the pilot's reported interval (unless a component
 was clipped at 0, or the composite level at p(1 - p), the most a Bernoulli outcome can vary).
 That is why planning uses this decomposition and not the crossed logistic model's components
@@ -43,15 +47,19 @@ composites shown; the variance counts decisive ones (the pilot's share of them).
 
 Limits. The components are estimates: their relative error is about sqrt(2 / G*) for G*
 effective subjects, so a plan from a pilot with few effective subjects is as uncertain
-(``benchmarks/validate_planning.py`` shows it). A pilot whose faces are mostly in a single
-pairing cannot tell subject from composite variance and gets no plan (``MIN_REPEATED``), nor
-does one where every decisive composite went one way.
+(``benchmarks/validate_planning.py`` shows it), and the central plan reaches its target about
+half the time. :func:`assured` plans from one-sided upper confidence bounds of the subject
+components instead, each on its Satterthwaite degrees of freedom (few where few faces carry the
+pilot or composite noise swamps the subject terms), and from the ratio's one-sided bound towards
+1/2 (every component scales with p(1 - p)), to reach it with a stated probability. A pilot
+whose faces are mostly in a single pairing cannot tell subject from composite variance and gets
+no plan (``MIN_REPEATED``), nor does one where every decisive composite went one way.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -94,6 +102,9 @@ class Components:
     decisive_share: float = 1.0
     #: Why no plan can be made from it ("" when one can).
     problem: str = ""
+    #: Degrees of freedom of ``var_a`` and ``var_b`` (their sampling error; :func:`assured`).
+    df_a: float = math.nan
+    df_b: float = math.nan
 
     @property
     def var_subjects(self) -> float:
@@ -133,8 +144,10 @@ def pilot_components(
     q_a, q_b = float((total[side_a] ** 2).sum()), float((total[side_b] ** 2).sum())
     q_c, big_k = float((cell_sum**2).sum()), float((k.astype(float) ** 2).sum())
     s_a, s_b = float((count[side_a] ** 2.0).sum()), float((count[side_b] ** 2.0).sum())
-    # The stage's small-sample factor: h = 1'(M_s - M_c)1 / n^2, capped at 1/2.
-    scale = 1.0 - min((s_a + s_b - big_k) / float(n) ** 2, 0.5)
+    # The stage's small-sample factor (effective.small_sample_factor: centring on a mean the
+    # big subjects dominate), and the cells floor's own.
+    clusters = effective.ClusterSizes.of(count, side_a, keys // len(ids), keys % len(ids), k)
+    scale = effective.small_sample_factor(q_a, q_b, q_c, clusters, float(n))
     scale_cells = 1.0 - min(big_k / float(n) ** 2, 0.5)  # the cells floor's own factor
     sizes = dict(
         ratio=ratio, subjects_a=int(side_a.sum()), subjects_b=int(side_b.sum()), composites=n,
@@ -156,14 +169,57 @@ def pilot_components(
         )
         return Components(var_a=math.nan, var_b=math.nan, var_composite=math.nan, problem=problem,
                           **sizes)  # fmt: skip
-    var_a = max((q_a - q_c) / (s_a - big_k), 0.0) / scale
-    var_b = max((q_b - q_c) / (s_b - big_k), 0.0) / scale
-    var_c = max(q_c / scale - (var_a + var_b) * big_k, 0.0) / n
+    var_a, var_b, var_c = (v / scale for v in effective.components(q_a, q_b, q_c, clusters, n))
     # A composite's outcome is Bernoulli: its variance is at most p(1 - p). The bound binds
     # only where cells are large (a few popular faces paired again and again), so that cell
     # sums say little about the composite level and noise in the subject terms lands there.
     var_c = min(var_c, ratio * (1.0 - ratio))
-    return Components(var_a=var_a, var_b=var_b, var_composite=var_c, **sizes)
+    # Degrees of freedom of each subject component (Satterthwaite): var (S - K) is estimated by
+    # q_side - q_c, sums over the side's subjects and over cells whose terms have variance
+    # about 2 w^2, w their expected squares (var n_s^2 + var_c n_s; (var_a + var_b) k_c^2 +
+    # var_c k_c): few faces, or composite noise that swamps the subject terms, leave few.
+    cell_w = (var_a + var_b) * k.astype(float) ** 2 + var_c * k
+    dfs = [
+        _component_df(count[side].astype(float), v, var_c, cell_w, big_k)
+        for side, v in ((side_a, var_a), (side_b, var_b))
+    ]
+    return Components(var_a=var_a, var_b=var_b, var_composite=var_c, **sizes, df_a=dfs[0],
+                      df_b=dfs[1])  # fmt: skip
+
+
+def _component_df(totals: np.ndarray, var: float, var_c: float, cell_w: np.ndarray,
+                  big_k: float) -> float:  # fmt: skip
+    w = var * totals**2 + var_c * totals
+    spread = float((w**2).sum() + (cell_w**2).sum())
+    return (var * (float((totals**2).sum()) - big_k)) ** 2 / spread if spread > 0 else math.nan
+
+
+def assured(c: Components, assurance: float) -> Components:
+    """``c`` with each subject component at its one-sided ``assurance`` upper confidence bound,
+    var df / chi2_{1 - assurance}(df) (df: :attr:`Components.df_a`, ``df_b``): a plan from it
+    reaches its target with about that probability over the pilot's sampling error (checked
+    by ``benchmarks/validate_planning.py``). The composite level, estimated from every
+    composite, is not bounded; every component is rescaled to the ratio's own one-sided bound
+    towards 1/2 (p(1 - p) for the composite level, its square for the subject terms)."""
+    from scipy.stats import chi2, norm
+
+    def bound(var: float, df: float) -> float:
+        if not (var > 0 and df > 0):
+            return var
+        quantile = float(chi2.ppf(1.0 - assurance, df))
+        return var * df / quantile if quantile > 0 else math.inf  # no bound: no assured plan
+
+    # The ratio itself: every component scales with p(1 - p) (the subject terms, effects on
+    # the logit scale, with its square), so the ratio moves towards 1/2 by its one-sided
+    # bound (the pilot's variance), where a design needs the most.
+    p = c.ratio
+    shift = float(norm.ppf(assurance)) * math.sqrt(c.variance) if c.variance > 0 else 0.0
+    moved = p + math.copysign(min(shift, abs(0.5 - p)), 0.5 - p)
+    scale = moved * (1.0 - moved) / (p * (1.0 - p)) if 0.0 < p < 1.0 else 1.0
+    return replace(
+        c, ratio=moved, var_a=bound(c.var_a, c.df_a) * scale**2,
+        var_b=bound(c.var_b, c.df_b) * scale**2, var_composite=c.var_composite * scale,
+    )  # fmt: skip
 
 
 def _empty(problem: str) -> Components:
@@ -311,13 +367,22 @@ def composites_for(
     return None if k is None else 2 * k
 
 
-def plan_table(pairs: pd.DataFrame, target: float, level: float = 0.95) -> pd.DataFrame:
+#: Default probability that an assured plan reaches its target (:func:`assured`).
+ASSURANCE = 0.8
+
+
+def plan_table(
+    pairs: pd.DataFrame, target: float, level: float = 0.95, assurance: float = ASSURANCE
+) -> pd.DataFrame:
     """One plan row per row of ``pairs`` (key columns plus a ``components`` column of
-    :class:`Components`): the keys, the pilot's size and components, then the plan."""
+    :class:`Components`): the keys, the pilot's size and components, then the plan from the
+    components as estimated (reaches the target about half the time) and the ``assured`` plan
+    from their upper bounds (reaches it with probability ``assurance``)."""
     rows = []
     for rec in pairs.to_dict("records"):
         c: Components = rec.pop("components")
         p = plan_pair(c, target, level)
+        sure = plan_pair(assured(c, assurance), target, level) if not c.problem else p
         rows.append(
             {
                 **rec,
@@ -339,9 +404,14 @@ def plan_table(pairs: pd.DataFrame, target: float, level: float = 0.95) -> pd.Da
                 "plateau_composites_per_subject": p.plateau_composites_per_subject,
                 "floor_half_width": p.floor_half_width,
                 "status": p.status,
+                "assurance": assurance,
+                "assured_subjects_per_group": sure.subjects_per_group,
+                "assured_composites_per_subject": sure.composites_per_subject,
+                "assured_total_composites": sure.total_composites,
             }
         )
     out = pd.DataFrame(rows)
     ints = ("subjects_per_group", "composites_per_subject", "total_composites",
-            "plateau_composites_per_subject")  # fmt: skip
+            "plateau_composites_per_subject", "assured_subjects_per_group",
+            "assured_composites_per_subject", "assured_total_composites")  # fmt: skip
     return out.astype({c: "Int64" for c in ints if c in out})

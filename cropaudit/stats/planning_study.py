@@ -85,13 +85,14 @@ def simulated(design: SimulationDesign, target: float, experiments: int, level: 
 
 
 def check_plan(
-    pilot: SimulationDesign, target: float, experiments: int, level: float = 0.95, seed: int = 0
-) -> dict:
+    pilot: SimulationDesign, target: float, experiments: int, level: float = 0.95, seed: int = 0,
+    assurance: float | None = None,
+) -> dict:  # fmt: skip
     """Plan from one simulated pilot and simulate the plan: the pilot's components, the plan,
     and the median reported half-width of the recommended design with its ratio to the
-    target."""
+    target. ``assurance``: plan from the components' upper bounds (:func:`planning.assured`)."""
     c = simulate_pilot(pilot, seed)
-    plan = planning.plan_pair(c, target, level)
+    plan = planning.plan_pair(planning.assured(c, assurance) if assurance else c, target, level)
     row = {
         "pilot_ratio": c.ratio,
         "var_a": c.var_a,

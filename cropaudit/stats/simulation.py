@@ -204,7 +204,8 @@ def coverage_study(
     correction: str = "cgm",
 ) -> pd.DataFrame:
     """One row per experiment: the estimate, whether each interval covers the truth and its
-    width (0 for a point or undefined interval), and the bootstrap shrink factor lambda. Columns
+    width (0 for a point or undefined interval), on which side the reported one misses
+    (``reported_truth_above``/``_below``), and the bootstrap shrink factor lambda. Columns
     ``<method>_covers`` are the ratio's; ``first_slot_rate_reported_covers`` and
     ``order_adjusted_ratio_reported_covers`` check the other statistics' reported intervals."""
     truth = truths(design)
@@ -228,6 +229,9 @@ def coverage_study(
         for name, method in RATIO_METHODS:
             lo, hi = est[f"ratio{method}_low"], est[f"ratio{method}_high"]
             _record(row, name, lo, hi, truth["ratio"])
+        # Which side the reported interval misses on: the truth above it or below it.
+        row["reported_truth_above"] = bool(truth["ratio"] > est["ratio_high"])
+        row["reported_truth_below"] = bool(truth["ratio"] < est["ratio_low"])
         for name in ("percentile", "bca"):
             lo, hi = plain[f"ratio_{name}_low"], plain[f"ratio_{name}_high"]
             _record(row, f"{name}_uncorrected", lo, hi, truth["ratio"])

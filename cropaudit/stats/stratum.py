@@ -111,14 +111,22 @@ def estimate_stratum(
     jack = derived(stats.jackknife_cells())
     m_subjects, m_pairs = stats.moments()
     grads = gradients(wins)
-    factors = {stat: 1.0 for stat in BOOTSTRAPPED}
-    if correction == "cgm":
-        factors = {s: shrink_factor(grads[s], m_subjects, m_pairs, decisive) for s in BOOTSTRAPPED}
-    reps = {s: shrink(reps[s], point[s], factors[s]) for s in BOOTSTRAPPED}
-    subject_totals = stats.subject_cells.reshape(-1, 4).sum(1)
+    subject_cells = stats.subject_cells.reshape(-1, 4)
+    subject_totals = subject_cells.sum(1)
     # A subject's side: where most of its composites put it (pairs of one group mix them).
     a_side = 2 * stats.a_counts >= subject_totals
     df = effective.cluster_df(subject_totals[a_side], subject_totals[~a_side])
+    m_a = subject_cells[a_side].T @ subject_cells[a_side]
+    sizes = effective.ClusterSizes.of(
+        subject_totals, a_side, *stats.pair_subjects, stats.pair_cells.reshape(-1, 4).sum(1)
+    )
+    factors = {stat: 1.0 for stat in BOOTSTRAPPED}
+    if correction == "cgm":
+        factors = {
+            s: shrink_factor(grads[s], m_subjects, m_pairs, decisive, m_a, sizes)
+            for s in BOOTSTRAPPED
+        }
+    reps = {s: shrink(reps[s], point[s], factors[s]) for s in BOOTSTRAPPED}
 
     out: dict[str, Any] = {
         "n": int(counts.sum()),
@@ -143,7 +151,9 @@ def estimate_stratum(
     out["cluster_df"] = df
     for stat in BOOTSTRAPPED:
         r = reps[stat]
-        variance, _ = effective.cluster_variance(grads[stat], m_subjects, m_pairs, decisive)
+        variance, _ = effective.cluster_variance(
+            grads[stat], m_subjects, m_pairs, decisive, m_a, sizes
+        )
         n_eff = effective.effective_n(point[stat], variance, decisive, float(m_subjects.sum()))
         lo, hi = effective.score_interval(point[stat], n_eff, level, df)
         out[f"{stat}_cluster_se"] = math.sqrt(variance) if math.isfinite(variance) else math.nan
