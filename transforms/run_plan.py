@@ -19,6 +19,7 @@ from cropaudit import fileio
 from cropaudit.config import ExperimentConfig, LayoutConfig
 from cropaudit.errors import UserError
 from cropaudit.model.resize import fit_size
+from cropaudit.schemas.records import DeadLetter, Face
 from cropaudit.schemas.single_survival import SINGLE
 from cropaudit.schemas.variants import BASE_VARIANT
 from cropaudit.transforms.design import (
@@ -32,7 +33,6 @@ from cropaudit.transforms.design import (
 from cropaudit.transforms.images import MIN_SIDE
 from cropaudit.transforms.layout import MAX_CANVAS_PIXELS, face_height, face_slot
 from cropaudit.transforms.manifests import config_manifest_uri, load_faces
-from cropaudit.transforms.records import DeadLetter, Face
 
 #: Rough cost of one composite on the local (direct) runner: seconds per composite plus seconds
 #: per canvas megapixel (from the demo on 2 cores: 160 composites of 1.75 MP in about 17 s).
