@@ -104,7 +104,7 @@ def handler(args: argparse.Namespace) -> int:
 
 def _box_crops(path: str, image, cropper, model, args: argparse.Namespace) -> None:
     """A box cropper's crops for one image (no salient point, no grid)."""
-    from cropaudit.transforms.boxes import checked, crop_batch
+    from cropaudit.model.cropper import checked, crop_batch
     from cropaudit.transforms.candidate_crops import default_ratios
 
     if args.overlay:
