@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_pipeline import DEFAULT_VXM, face_set, layout_section, make_config  # noqa: E402
 
+
 def planned(cfg) -> list:
     from cropaudit.transforms.design import design_cells, index_groups, sample_composites
     from cropaudit.transforms.manifests import load_manifest

@@ -1,4 +1,4 @@
-"""Saliency models and croppers as Beam ``ModelHandler``\ s, made from a spec by
+"""Saliency models and croppers as Beam ``ModelHandler`` subclasses, made from a spec by
 :func:`model_handler` (see :mod:`cropaudit.model.registry`; the interface: :mod:`.base`)."""
 
 

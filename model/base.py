@@ -106,8 +106,10 @@ DEFAULT_BATCH_SIZE = 16
 def check_image(image: Any) -> np.ndarray:
     """The handlers' input contract: ``ValueError`` unless an ``(H, W, 3)`` uint8 array."""
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3:
-        kind = f"{image.dtype} array of shape {image.shape}" if isinstance(image, np.ndarray) else (
-            type(image).__name__
+        kind = (
+            f"{image.dtype} array of shape {image.shape}"
+            if isinstance(image, np.ndarray)
+            else (type(image).__name__)
         )
         raise ValueError(f"a cropaudit model takes an (H, W, 3) uint8 RGB image, got {kind}")
     if image.shape[2] != 3 or not image.shape[0] or not image.shape[1]:

@@ -4,11 +4,13 @@ A cropper takes an image and the requested aspect ratios and returns a
 :class:`~cropaudit.transforms.records.Cropping` (one box per ratio, plus the salient point when
 it has one). Saliency models (:class:`~cropaudit.model.base.SaliencyModelHandler`) are croppers
 through the crop rule (:func:`cropaudit.transforms.crop.grid_cropping`); a :class:`BoxCropper`
-(smartcrop, a Python callable, an HTTP cropping API) decides its boxes itself. Both split the
-same way Beam's ``ModelHandler`` does: the handler is small and picklable and records the
-cropper's identity (name, version, settings); :meth:`BoxCropper.load_model` builds the heavy
-part once per worker. Results are scored from the boxes alone, so nothing downstream (survival
-table, statistics, report) knows which kind ran.
+(smartcrop, a Python callable, an HTTP cropping API) decides its boxes itself. Both are Beam
+``ModelHandler`` subclasses (:class:`~cropaudit.model.base.CropperHandler`): small and picklable,
+recording the cropper's identity (name, version, settings); :meth:`BoxCropper.load_model` builds
+the heavy part once per worker. Under ``RunInference`` a box cropper's inference is its
+:class:`Cropping`, for the ratios in ``inference_args`` (``{"aspect_ratios": (...)}``) or set by
+:meth:`BoxCropper.configure`. Results are scored from the boxes alone, so nothing downstream
+(survival table, statistics, report) knows which kind ran.
 """
 
 from __future__ import annotations

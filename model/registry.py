@@ -1,6 +1,6 @@
-"""Resolve a model spec string to a cropper: a :class:`SaliencyModelHandler` or a
-:class:`~cropaudit.model.cropper.BoxCropper`, both Beam ``ModelHandler``\ s (the one place that
-knows every kind of model). :func:`model_handler` is the public factory
+"""Resolve a model spec string to a cropper (the one place that knows every kind of model): a
+:class:`SaliencyModelHandler` or a :class:`~cropaudit.model.cropper.BoxCropper`, both Beam
+``ModelHandler`` subclasses. :func:`model_handler` is the public factory
 (``cropaudit.model.model_handler``); :func:`load_handler` resolves a spec with the run's
 pre-processing options.
 
@@ -60,8 +60,10 @@ def model_handler(
     )
     if aspect_ratios is not None:
         if not isinstance(handler, BoxCropper):
-            raise UserError(f"{spec}: aspect_ratios is for box croppers; saliency models crop"
-                            " by the crop rule (cropaudit.transforms.crop.grid_cropping)")  # fmt: skip
+            raise UserError(
+                f"{spec}: aspect_ratios is for box croppers; saliency models crop by the crop"
+                " rule (cropaudit.transforms.crop.grid_cropping)"
+            )
         handler.configure(aspect_ratios=aspect_ratios)
     return handler
 

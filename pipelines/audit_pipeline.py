@@ -24,7 +24,7 @@ from cropaudit.config import ExperimentConfig, LayoutConfig
 from cropaudit.errors import UserError
 from cropaudit.model.base import SaliencyModelHandler
 from cropaudit.model.cropper import BoxCropper, Cropper
-from cropaudit.model.registry import load_handler
+from cropaudit.model.registry import model_handler
 from cropaudit.model.resize import PreprocessOptions
 from cropaudit.pipelines.runners import pipeline, pipeline_options
 from cropaudit.provenance import versions
@@ -41,6 +41,7 @@ from cropaudit.transforms.design import (
 )
 from cropaudit.transforms.infer import PredictSaliency
 from cropaudit.transforms.manifests import load_manifest
+from cropaudit.transforms.records import Face
 from cropaudit.transforms.render import DEAD_LETTER, RenderComposites, Variants
 from cropaudit.transforms.run_plan import Plan, check_plan, make_plan
 from cropaudit.transforms.write import (
@@ -104,6 +105,14 @@ def preprocess_options(config: ExperimentConfig) -> PreprocessOptions:
     return PreprocessOptions(m.resize, m.box, m.jpeg_quality or None)
 
 
+def run_handler(
+    config: ExperimentConfig, spec: str, options: PreprocessOptions | None = None
+) -> Cropper:
+    """The Beam ``ModelHandler`` for ``spec`` with the run's pre-processing and batch size."""
+    options = options or preprocess_options(config)
+    return model_handler(spec, options=options, batch_size=config.model.batch_size)
+
+
 def variant_handlers(config: ExperimentConfig, handler: SaliencyModelHandler) -> Variants:
     """Sweep variant name -> (layout, handler) it renders with; ``base`` first. Variants that
     change the pre-processing (resize, JPEG round trip) get a handler for ``model.spec`` with
@@ -112,7 +121,7 @@ def variant_handlers(config: ExperimentConfig, handler: SaliencyModelHandler) ->
     out: dict[str, tuple[LayoutConfig, SaliencyModelHandler]] = {}
     for variant in config.variants():
         options = preprocess_options(variant.config)
-        h = handler if options == base_options else load_handler(config.model.spec, options)
+        h = handler if options == base_options else run_handler(config, config.model.spec, options)
         if (h.name, h.content_hash) != (handler.name, handler.content_hash):
             raise UserError(
                 f"sweep variant {variant.name}: model.spec {config.model.spec!r} is not the model"
@@ -186,7 +195,8 @@ class ReadFaces(beam.PTransform):
         return (
             pbegin
             | "ManifestUri" >> beam.Create([self._uri])
-            | "Load" >> beam.FlatMap(read).with_outputs(DEAD_LETTER, main="faces")
+            | "Load"
+            >> beam.FlatMap(read).with_output_types(Face).with_outputs(DEAD_LETTER, main="faces")
         )
 
 
@@ -290,9 +300,7 @@ def score_composites(rendered, croppers: Sequence[Cropper], config: ExperimentCo
 def run_croppers(config: ExperimentConfig, handler: Cropper) -> list[Cropper]:
     """The run's croppers: ``handler`` (for ``model.spec``) then one per ``model.compare``;
     names must differ, since rows are told apart by ``model_name``."""
-    croppers = [handler] + [
-        load_handler(spec, preprocess_options(config)) for spec in config.model.compare
-    ]
+    croppers = [handler] + [run_handler(config, spec) for spec in config.model.compare]
     names = [c.name for c in croppers]
     if len(set(names)) != len(names):
         raise UserError(f"model.compare: two croppers share a name ({', '.join(names)})")
@@ -440,7 +448,7 @@ def run_audit(
     check_plan(plan, runner, allow_large_plan, groups=sorted(index))
     command = f"cropaudit run {config.name}"
     ownership.check_writable(out_dir, RUN_OUTPUT, overwrite=overwrite, command=command)
-    handler = handler or load_handler(config.model.spec, preprocess_options(config))
+    handler = handler or run_handler(config, config.model.spec)
     croppers = run_croppers(config, handler)
     for cropper in croppers:  # a model that cannot score (NaN weights) fails here, not on a worker
         cropper.check()

@@ -30,7 +30,8 @@ def images(tmp_path, photo: np.ndarray | None = None) -> dict[str, np.ndarray]:
     for i, (h, w) in enumerate(SIZES):
         image = rng.integers(90, 110, (h, w, 3), dtype=np.uint8)
         y, x, k = (h * (i + 1)) // 5, (w * (3 - i)) // 4, max(24, h // 10)
-        image[y : y + k, x - k // 2 : x + k // 2] = rng.integers(0, 256, (k, k // 2 * 2, 3), np.uint8)
+        patch = rng.integers(0, 256, (k, k // 2 * 2, 3), dtype=np.uint8)
+        image[y : y + k, x - k // 2 : x + k // 2] = patch
         out[str(tmp_path / f"img{i}.png")] = image
     if photo is not None:
         out[str(tmp_path / "photo.png")] = photo

@@ -77,6 +77,7 @@ class _CropDoFn(beam.DoFn):
             yield wv.with_value((slim, result))
 
 
+@beam.typehints.with_input_types(RenderedComposite)
 class CropBoxes(beam.PTransform):
     """RenderedComposite -> (RenderedComposite, Cropping) for a box cropper; failures -> dead
     letters (tag ``dead_letter``). ``id_suffix`` marks dead letters of one cropper among several
@@ -87,4 +88,7 @@ class CropBoxes(beam.PTransform):
         self._fn = _CropDoFn(cropper, ratios, batch_size, id_suffix)
 
     def expand(self, rendered):
-        return rendered | "Crop" >> beam.ParDo(self._fn).with_outputs(DEAD_LETTER, main="predicted")
+        crop = beam.ParDo(self._fn).with_input_types(RenderedComposite)
+        return rendered | "Crop" >> crop.with_output_types(
+            tuple[RenderedComposite, Cropping]
+        ).with_outputs(DEAD_LETTER, main="predicted")

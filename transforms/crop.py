@@ -20,7 +20,13 @@ import numpy as np
 
 from cropaudit.model.base import SaliencyGrid
 from cropaudit.model.resize import round_half_away
-from cropaudit.transforms.records import Box, CropOutcome, Cropping, CropResult
+from cropaudit.transforms.records import (
+    Box,
+    CropOutcome,
+    Cropping,
+    CropResult,
+    RenderedComposite,
+)
 
 DEFAULT_ASPECT_RATIOS = (0.56, 1.0, 1.14, 2.0)
 
@@ -154,6 +160,8 @@ def simulate_crop(
     return score_cropping(grid_cropping(grid, width, height, aspect_ratios), box_a, box_b, single)
 
 
+@beam.typehints.with_input_types(tuple[RenderedComposite, SaliencyGrid | Cropping])
+@beam.typehints.with_output_types(tuple[RenderedComposite, CropOutcome])
 class SimulateCrops(beam.PTransform):
     """(RenderedComposite, SaliencyGrid | Cropping) -> (RenderedComposite, CropOutcome): a grid
     is cropped by the crop rule, a box cropper's :class:`Cropping` is scored as it is."""
@@ -171,7 +179,9 @@ class SimulateCrops(beam.PTransform):
             single = rendered.composite.design == "single"
             return rendered, score_cropping(decided, rendered.box_a, rendered.box_b, single)
 
-        return pcoll | "SimulateCrop" >> beam.MapTuple(outcome)
+        return pcoll | "SimulateCrop" >> beam.MapTuple(outcome).with_output_types(
+            tuple[RenderedComposite, CropOutcome]
+        )
 
 
 __all__ = [

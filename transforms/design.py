@@ -256,6 +256,8 @@ def work_units(
             yield cell, start, min(start + size, cell.samples), variant
 
 
+@beam.typehints.with_input_types(GroupIndex)
+@beam.typehints.with_output_types(Composite)
 class SampleComposites(beam.PTransform):
     """Design cells -> every planned :class:`Composite`, given the faces as a side input; with
     sweep ``variants``, each sampled composite once per variant (:func:`with_variants`)."""
@@ -289,5 +291,8 @@ class SampleComposites(beam.PTransform):
             | "DesignCells" >> beam.Create(self._cells)
             | "WorkUnits" >> beam.FlatMap(work_units, variants)
             | "Spread" >> beam.Reshuffle()
-            | "Sample" >> beam.FlatMap(sample_unit, groups=beam.pvalue.AsSingleton(group_index))
+            | "Sample"
+            >> beam.FlatMap(
+                sample_unit, groups=beam.pvalue.AsSingleton(group_index)
+            ).with_output_types(Composite)
         )

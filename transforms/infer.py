@@ -152,6 +152,7 @@ class _PredictDoFn(beam.DoFn):
             yield None, wv.with_value((slim, grid))
 
 
+@beam.typehints.with_input_types(RenderedComposite)
 class PredictSaliency(beam.PTransform):
     """RenderedComposite -> (RenderedComposite, SaliencyGrid); failures -> dead letters.
     ``id_suffix`` marks dead letters of one model among several (``#<model_name>``)."""
@@ -163,6 +164,8 @@ class PredictSaliency(beam.PTransform):
         self._suffix = id_suffix
 
     def expand(self, rendered):
-        return rendered | "Predict" >> beam.ParDo(
-            _PredictDoFn(self._handler, self._batch_size, id_suffix=self._suffix)
+        fn = _PredictDoFn(self._handler, self._batch_size, id_suffix=self._suffix)
+        predict = beam.ParDo(fn).with_input_types(RenderedComposite)
+        return rendered | "Predict" >> predict.with_output_types(
+            tuple[RenderedComposite, SaliencyGrid]
         ).with_outputs(DEAD_LETTER, main="predicted")

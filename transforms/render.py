@@ -145,6 +145,7 @@ class _RenderDoFn(beam.DoFn):
             )
 
 
+@beam.typehints.with_input_types(Composite)
 class RenderComposites(beam.PTransform):
     """Composite -> RenderedComposite; unusable images -> dead letters (tag ``dead_letter``).
 
@@ -168,6 +169,7 @@ class RenderComposites(beam.PTransform):
         self._others = tuple(others)
 
     def expand(self, composites):
-        return composites | "Render" >> beam.ParDo(
-            _RenderDoFn(self._handler, self._layout, self._variants, self._others)
+        render = beam.ParDo(_RenderDoFn(self._handler, self._layout, self._variants, self._others))
+        return composites | "Render" >> render.with_input_types(Composite).with_output_types(
+            RenderedComposite
         ).with_outputs(DEAD_LETTER, main="rendered")

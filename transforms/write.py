@@ -8,6 +8,7 @@ the package versions.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import apache_beam as beam
 import pyarrow as pa
@@ -125,6 +126,7 @@ def collapse_duplicates(composite_id: str, rows) -> list[tuple[str, object]]:
     return kept
 
 
+@beam.typehints.with_input_types(dict[str, Any])
 class WriteSurvivalTable(beam.PTransform):
     """Survival rows -> ``PREFIX-SSSSS-of-NNNNN.parquet`` files via Beam's Parquet sink."""
 
@@ -145,6 +147,7 @@ class WriteSurvivalTable(beam.PTransform):
         )
 
 
+@beam.typehints.with_input_types(DeadLetter)
 class WriteDeadLetters(beam.PTransform):
     """DeadLetter records -> the dead-letter Parquet table beside the survival table."""
 
