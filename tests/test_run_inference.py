@@ -98,3 +98,37 @@ def test_the_handler_refuses_what_is_not_an_rgb_image():
         handler.run_inference([np.zeros((8, 8, 3), np.float32)], model)
     with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
         handler.run_inference([np.zeros((8, 8, 4), np.uint8)], model)
+
+
+def test_the_readme_example_runs_as_written(capsys):
+    """The README's RunInference snippet, executed: three images, three salient points."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("### Use a cropaudit model in your own Beam pipeline", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    capsys.readouterr()
+    exec(compile(code, "README.md", "exec"), {})
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and all(
+        line.startswith("baseline-centre-surround@sha256:") for line in lines
+    )
+
+
+def test_a_box_cropper_under_run_inference_gives_the_commands_crops(tmp_path, capsys):
+    """A box cropper's inference is its Cropping, for the ratios it was made with."""
+    named = images(tmp_path)
+    spec = "plugin:cropper_plugins:centred"
+    capsys.readouterr()
+    assert main(["saliency", *named, "--model", spec, "--aspect-ratios", "1", "2", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    expected = {r["image"]: [(c["x"], c["y"], c["w"], c["h"]) for c in r["crops"]] for r in rows}
+    handler = model_handler(spec, aspect_ratios=(1.0, 2.0))
+    with test_pipeline.TestPipeline(runner=make_runner("direct", PipelineOptions())) as p:
+        crops = (
+            p
+            | beam.Create(sorted(named.items()))
+            | RunInference(KeyedModelHandler(handler))
+            | beam.MapTuple(lambda key, r: (key, [(b.x, b.y, b.w, b.h) for b in r.inference.boxes]))
+        )
+        assert_that(crops, equal_to(sorted(expected.items())))

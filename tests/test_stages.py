@@ -110,14 +110,20 @@ def test_a_short_batch_is_padded_and_scores_as_each_image_alone_under_run_infere
         (r.composite.composite_id, handler.run_inference([c], model)[0].inference.scores.tobytes())
         for r, c in zip(elements, canvases(BATCH - 1))
     ]
+    # the same again with one model per machine (share_model_across_processes, for a GPU)
+    shared = CentreSurroundHandler().configure(share_model_across_processes=True)
     p = local_pipeline()
-    out = p | beam.Create(elements) | PredictSaliency(handler, batch_size=BATCH)
-    key = beam.MapTuple(lambda r, g: (r.composite.composite_id, g.scores.tobytes()))
-    assert_that(out.predicted | key, equal_to(expected))
+    composites = p | beam.Create(elements)
+    for label, h in (("PerProcess", handler), ("Shared", shared)):
+        out = composites | label >> PredictSaliency(h, batch_size=BATCH)
+        key = f"Key{label}" >> beam.MapTuple(
+            lambda r, g: (r.composite.composite_id, g.scores.tobytes())
+        )
+        assert_that(out.predicted | key, equal_to(expected), label=f"Equal{label}")
     result = p.run()
     result.wait_until_finish()
     padding = result.metrics().query(MetricsFilter().with_name("batch_padding_rows"))["counters"]
-    assert sum(c.committed for c in padding) == 1
+    assert sum(c.committed for c in padding) == 2  # one padded row in each branch
 
 
 def _stages():
