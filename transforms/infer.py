@@ -11,8 +11,9 @@ is zero-padded), so a composite's scores never depend on how the runner cut bund
 A full batch is predicted on a background thread while the fused stages before this one render
 and pre-process the next batch: TensorFlow releases the GIL, so the core the model leaves idle
 during rendering does work instead (one batch in flight; outputs keep their own windows). Beam's
-``RunInference`` predicts in line; measured side by side on the demo's composites it was slower
-(``benchmarks/bench_pipeline.py --stage``), so the audit keeps this DoFn.
+``RunInference`` predicts in line: side by side on the same FastGaze composites it did 0.83 and
+0.90 of this stage's throughput (``benchmarks/bench_run_inference.py``; README), so the audit
+keeps this DoFn.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class _ModelHolder:
 def acquire_model(handler: CropperHandler, handle: shared.Shared):
     """The handler's loaded model for this worker: one per process through ``handle``, or, when
     the handler shares its model across processes (a GPU), a proxy to one of its
-    ``model_copies()`` copies per machine (chosen by process id), as ``RunInference`` does."""
+    ``model_copies()`` copies per machine (chosen by process id; ``RunInference`` takes turns)."""
     if handler.share_model_across_processes():
         copy = os.getpid() % handler.model_copies()
         return multi_process_shared.MultiProcessShared(
