@@ -31,7 +31,7 @@ RATIOS = (0.56, 1.0, 1.14, 2.0)
 
 def composites(n: int) -> list[np.ndarray]:
     from cropaudit.pipelines.demo_pipeline import embedded_config
-    from cropaudit.synthetic_faces import write_face_set
+    from cropaudit.synthetic import write_face_set
     from cropaudit.transforms.layout import compose
     from cropaudit.transforms.manifests import load_manifest
     from cropaudit.transforms.render import FaceCache

@@ -37,7 +37,7 @@ import cropaudit  # noqa: E402,F401 - before TensorFlow: oneDNN on
 from cropaudit.engine import flink_local  # noqa: E402
 from cropaudit.pipelines.audit_pipeline import run_audit  # noqa: E402
 from cropaudit.pipelines.demo_pipeline import embedded_config  # noqa: E402
-from cropaudit.synthetic_faces import write_face_set  # noqa: E402
+from cropaudit.synthetic import write_face_set  # noqa: E402
 
 
 def peak_rss_mb(pid: int) -> float:

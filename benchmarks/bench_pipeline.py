@@ -54,7 +54,7 @@ TWO_WORKERS = ["--direct_num_workers=2", "--direct_running_mode=multi_processing
 
 
 def face_set(root: Path, subjects_per_group: int) -> Path:
-    from cropaudit.synthetic_faces import write_face_set
+    from cropaudit.synthetic import write_face_set
 
     return write_face_set(root / "faces", seed=11, subjects_per_group=subjects_per_group)
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cropaudit.errors import ConfigError, UserError
+from cropaudit.schemas.criteria import TWITTER_ASPECT_RATIOS
+from cropaudit.schemas.variants import SWEEP_AXES, variant_name
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -35,10 +37,14 @@ LABEL_CASES = ("strict", "lower", "exact")
 LABEL_WHITESPACE = ("collapse", "strip")
 MANIFEST_FORMATS = ("auto", "csv", "tsv", "jsonl", "parquet")
 SWEEP_MODES = ("one_at_a_time", "grid")
-#: Sweep axes in the order variant names list them.
-SWEEP_AXES = ("resize", "jpeg_quality", "gap", "face_scale", "pad")
-#: Name of the unswept variant (every run has it; a run without ``[sweep]`` has only it).
-BASE_VARIANT = "base"
+#: Allowed values of the numeric settings a sweep can vary, (low, high, how a message says it);
+#: the ``[layout]``/``[model]`` checks and the ``[sweep]`` checks both read them.
+RANGES = {
+    "jpeg_quality": (0, 100, "0 (off) or 1..100"),
+    "gap": (0, 8192, "0..8192"),
+    "face_scale": (0.05, 8.0, "0.05..8"),
+    "pad": (0, 4096, "0..4096"),
+}
 MAX_VARIANTS = 256
 #: Deepest nesting of tables and arrays a config may have (the schema needs 3: a table of lists
 #: of pairs); deeper input is refused before it can exhaust the parser's recursion.
@@ -48,6 +54,11 @@ MAX_DEPTH = 8
 def _check(condition: bool, key: str, message: str) -> None:
     if not condition:
         raise ConfigError(f"{key}: {message}")
+
+
+def _in_range(value: float, setting: str) -> bool:
+    low, high, _ = RANGES[setting]
+    return low <= value <= high
 
 
 def _check_colour(value: tuple[int, ...], key: str) -> None:
@@ -184,8 +195,9 @@ class LayoutConfig:
         _check(0 <= self.height <= 8192, f"{key}.height", "must be 0 (unscaled) or 1..8192")
         _check(1 <= self.width <= 8192, f"{key}.width", "must be 1..8192")
         _check(1 <= self.face_height <= 8192, f"{key}.face_height", "must be 1..8192")
-        _check(0.05 <= self.face_scale <= 8.0, f"{key}.face_scale", "must be 0.05..8")
-        _check(0 <= self.pad <= 4096, f"{key}.pad", "must be 0..4096")
+        for setting in ("face_scale", "pad"):
+            value = getattr(self, setting)
+            _check(_in_range(value, setting), f"{key}.{setting}", f"must be {RANGES[setting][2]}")
 
     def params(self) -> dict[str, Any]:
         """The parameters that matter for this kind (recorded as ``layout_params``);
@@ -226,7 +238,12 @@ class ModelConfig:
         _check(bool(self.spec), f"{key}.spec", "must name a model")
         _check(self.resize in RESIZE_METHODS, f"{key}.resize", f"must be one of {RESIZE_METHODS}")
         _check(16 <= self.box <= 4096, f"{key}.box", "must be 16..4096")
-        _check(0 <= self.jpeg_quality <= 100, f"{key}.jpeg_quality", "must be 0 (off) or 1..100")
+        quality = RANGES["jpeg_quality"][2]
+        _check(
+            _in_range(self.jpeg_quality, "jpeg_quality"),
+            f"{key}.jpeg_quality",
+            f"must be {quality}",
+        )
         _check(1 <= self.batch_size <= 1024, f"{key}.batch_size", "must be 1..1024")
         specs = self.specs
         _check(all(specs), f"{key}.compare", "must not contain empty specs")
@@ -240,7 +257,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class CropConfig:
-    aspect_ratios: tuple[float, ...] = (0.56, 1.0, 1.14, 2.0)
+    aspect_ratios: tuple[float, ...] = TWITTER_ASPECT_RATIOS
 
     def validate(self, key: str) -> None:
         _check(len(self.aspect_ratios) >= 1, f"{key}.aspect_ratios", "needs at least one ratio")
@@ -276,14 +293,11 @@ class SweepConfig:
         _check(self.mode in SWEEP_MODES, f"{key}.mode", f"must be one of {SWEEP_MODES}")
         for v in self.resize:
             _check(v in RESIZE_METHODS, f"{key}.resize", f"{v!r} is not one of {RESIZE_METHODS}")
-        for v in self.jpeg_quality:
-            _check(0 <= v <= 100, f"{key}.jpeg_quality", f"{v} is not 0 (off) or 1..100")
-        for v in self.gap:
-            _check(0 <= v <= 8192, f"{key}.gap", f"{v} is not 0..8192")
-        for v in self.face_scale:
-            _check(0.05 <= v <= 8.0, f"{key}.face_scale", f"{v} is not 0.05..8")
-        for v in self.pad:
-            _check(0 <= v <= 4096, f"{key}.pad", f"{v} is not 0..4096")
+        for setting in RANGES:
+            for v in getattr(self, setting):
+                _check(
+                    _in_range(v, setting), f"{key}.{setting}", f"{v} is not {RANGES[setting][2]}"
+                )
         for axis in SWEEP_AXES:
             values = getattr(self, axis)
             _check(len(set(values)) == len(values), f"{key}.{axis}", "has duplicates")
@@ -325,24 +339,6 @@ def _axis_changes(config: ExperimentConfig, axes: dict[str, Any]) -> dict[str, d
         else:
             layout[axis] = value
     return {"model": model, "layout": layout}
-
-
-def _format_value(value: Any) -> str:
-    return format(value, "g") if isinstance(value, float) else str(value)
-
-
-def variant_name(axes: dict[str, Any]) -> str:
-    """``base`` for no axes, else ``axis=value`` pairs in :data:`SWEEP_AXES` order."""
-    if not axes:
-        return BASE_VARIANT
-    return ",".join(f"{a}={_format_value(axes[a])}" for a in SWEEP_AXES if a in axes)
-
-
-def parse_variant(name: str) -> dict[str, str]:
-    """The axes of a variant name (values as text); ``{}`` for ``base``."""
-    if name == BASE_VARIANT:
-        return {}
-    return dict(part.split("=", 1) for part in name.split(","))
 
 
 @dataclass(frozen=True)

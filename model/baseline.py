@@ -15,8 +15,8 @@ import hashlib
 import numpy as np
 
 from cropaudit.model.base import SaliencyModel, StrideGridHandler
+from cropaudit.model.fastgaze.vxm import STRIDE  # the same grid geometry as FastGaze
 
-STRIDE = 16
 CENTRE_SIGMA = 1.0
 SURROUND_SIGMA = 4.0
 #: Everything that defines the algorithm; its hash is the model's content hash.

@@ -29,6 +29,7 @@ from cropaudit.model.resize import PreprocessOptions
 from cropaudit.pipelines.runners import pipeline, pipeline_options
 from cropaudit.provenance import versions
 from cropaudit.schemas.survival import DEAD_LETTER_SCHEMA
+from cropaudit.schemas.variants import BASE_VARIANT
 from cropaudit.transforms.boxes import CropBoxes
 from cropaudit.transforms.crop import SimulateCrops
 from cropaudit.transforms.design import (
@@ -213,7 +214,7 @@ def build_audit(
     """Lay the audit's stages onto ``p``; ``variants`` (from :func:`variant_handlers`) renders
     every sampled composite once per sweep variant (default: the base only); ``others`` are
     further croppers scored on the same rendered composites (``model.compare``)."""
-    variants = dict(variants or {"base": (config.layout, handler)})
+    variants = dict(variants or {BASE_VARIANT: (config.layout, handler)})
     attributes = tuple(config.groups.attributes)
     read = p | "ReadFaces" >> ReadFaces(uri, config)
     group_index = (
@@ -243,7 +244,7 @@ def build_audit(
         for name, (layout, h) in variants.items()
     }
     if len(croppers) > 1:  # one model per run has exactly one variant (config checks)
-        base = provenance.pop("base")
+        base = provenance.pop(BASE_VARIANT)
         provenance = {i: {**base, **c.describe()} for i, c in enumerate(croppers)}
     suffixes = row_suffixes(croppers)
     schema = survival_schema(config.to_toml(), config.config_hash, run_versions)

@@ -10,7 +10,7 @@ from cropaudit import config as config_mod
 from cropaudit import ownership
 from cropaudit.pipelines.audit_pipeline import INNER_RUN, run_audit
 from cropaudit.pipelines.stats_pipeline import run_stats
-from cropaudit.synthetic_faces import write_face_set
+from cropaudit.synthetic import write_face_set
 
 #: The demo folder's own files; ``run/`` and ``stats/`` are outputs of their own inside it.
 DEMO_OUTPUT = ownership.OutputKind(

@@ -31,7 +31,9 @@ from cropaudit import fileio, ownership
 from cropaudit.errors import UserError
 from cropaudit.pipelines.audit_pipeline import verified_run
 from cropaudit.pipelines.runners import pipeline, pipeline_options
+from cropaudit.schemas.criteria import POINT, criterion_name
 from cropaudit.schemas.estimates import ESTIMATES_SCHEMA, KEY_FIELDS
+from cropaudit.schemas.variants import BASE_VARIANT
 from cropaudit.stats.bootstrap import CORRECTIONS, OUTCOME_CODE, POSITION_CODE, SufficientStats
 from cropaudit.stats.mixed import MAX_COMPOSITES, model_check
 from cropaudit.stats.stratum import estimate_stratum
@@ -113,15 +115,11 @@ class RowBatch(NamedTuple):
     provenance: dict[str, set[str]]
 
 
-def criterion_name(aspect_ratio: float) -> str:
-    return f"crop_{aspect_ratio:.2f}"
-
-
 def row_outcomes(row: dict[str, Any]) -> Iterator[tuple[str, str]]:
     """(criterion, winner) pairs of one survival row: the salient point (none for a box-only
     cropper) and every crop."""
     if row["point_winner"] is not None:
-        yield "point", row["point_winner"]
+        yield POINT, row["point_winner"]
     for crop in row["crops"] or ():
         yield criterion_name(crop["aspect_ratio"]), crop["winner"]
 
@@ -149,7 +147,7 @@ def criterion_outcomes(table: pa.Table) -> Iterator[tuple[str, np.ndarray, np.nd
     point = table["point_winner"]
     rows = np.flatnonzero(pc.is_valid(point).to_numpy(zero_copy_only=False))
     if len(rows):
-        yield "point", rows, _codes(point.take(pa.array(rows)), OUTCOME_CODE, "point")
+        yield POINT, rows, _codes(point.take(pa.array(rows)), OUTCOME_CODE, "point")
     crops = pa.concat_arrays(table["crops"].chunks) if table.num_rows else None
     if crops is None or len(crops) == 0:
         return
@@ -167,7 +165,9 @@ def prepare(table: pa.Table) -> Iterator[pa.Table]:
     no pair: stats.gaze); tables written before sweeps existed (survival/v1) have no ``variant``
     column and read as variant ``base``."""
     if "variant" not in table.column_names:
-        table = table.append_column("variant", pa.array(["base"] * table.num_rows, pa.string()))
+        table = table.append_column(
+            "variant", pa.array([BASE_VARIANT] * table.num_rows, pa.string())
+        )
     keep = np.flatnonzero(pc.not_equal(table["design"], "single").to_numpy(zero_copy_only=False))
     for start in range(0, len(keep), SLICE_ROWS):
         # ``take`` copies: a zero-copy slice would pickle its whole parent row group.
@@ -502,7 +502,7 @@ TABLE_KEY_DEFAULTS = {
     "layout": "",
     "layout_params": "",
     "preprocessing": "",
-    "variant": "base",
+    "variant": BASE_VARIANT,
     "design": "pairs",
     "criterion": "outcome",
     "comparison": "pair",

@@ -9,6 +9,7 @@ import pytest
 from cropaudit import config as config_mod
 from cropaudit.cli import main
 from cropaudit.errors import ConfigError
+from cropaudit.schemas.variants import parse_variant
 
 
 def shipped_configs():
@@ -131,11 +132,11 @@ def test_sweep_grid_and_variant_names():
     names = [v.name for v in cfg.variants()]
     assert cfg.sweep_size() == len(names) == 6 and names[0] == "base"
     assert "jpeg_quality=50,face_scale=0.5" in names
-    assert config_mod.parse_variant("jpeg_quality=50,face_scale=0.5") == {
+    assert parse_variant("jpeg_quality=50,face_scale=0.5") == {
         "jpeg_quality": "50",
         "face_scale": "0.5",
     }
-    assert config_mod.parse_variant("base") == {}
+    assert parse_variant("base") == {}
     again = config_mod.loads(cfg.to_toml())
     assert again == cfg and [v.name for v in again.variants()] == names
 

@@ -210,7 +210,7 @@ def test_a_run_dead_letters_an_endpoint_failures_and_scores_the_rest(server, tmp
     from cropaudit.model.download import CACHE_ENV
     from cropaudit.pipelines.audit_pipeline import read_table, run_audit
     from cropaudit.pipelines.demo_pipeline import embedded_config
-    from cropaudit.synthetic_faces import write_face_set
+    from cropaudit.synthetic import write_face_set
 
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
     manifest = write_face_set(tmp_path / "faces", seed=1, subjects_per_group=2)

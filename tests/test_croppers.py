@@ -164,7 +164,7 @@ def compared(tmp_path_factory, fastgaze_cache):
     """experiments/croppers.toml on the demo faces: rows, stats and report."""
     from cropaudit import config as config_mod
     from cropaudit.pipelines.audit_pipeline import run_audit
-    from cropaudit.synthetic_faces import write_face_set
+    from cropaudit.synthetic import write_face_set
 
     tmp = tmp_path_factory.mktemp("croppers")
     manifest = write_face_set(tmp / "faces", seed=3, subjects_per_group=3)

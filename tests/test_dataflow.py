@@ -11,7 +11,7 @@ import pytest
 
 from cropaudit import fileio
 from cropaudit.pipelines.audit_pipeline import run_audit
-from cropaudit.synthetic_faces import write_face_set
+from cropaudit.synthetic import write_face_set
 from tests.services import tiny_config
 from tests.test_gcs import DEADLINE_S, LOOPBACK, PROJECT, _deadline, gcs, gs  # noqa: F401
 

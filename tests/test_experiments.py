@@ -293,7 +293,7 @@ def test_sensitivity_reads_tables_without_variant_columns():
 def test_sensitivity_sweep_runs_end_to_end_on_synthetic_faces(tmp_path):
     from cropaudit.pipelines.audit_pipeline import read_table, run_audit
     from cropaudit.pipelines.stats_pipeline import read_estimates, run_stats
-    from cropaudit.synthetic_faces import write_face_set
+    from cropaudit.synthetic import write_face_set
 
     faces = write_face_set(tmp_path / "faces", seed=3, subjects_per_group=2)
     cfg = config_mod.load(str(SWEEP)).replace(

@@ -26,7 +26,7 @@ from cropaudit.model.download import CACHE_ENV, OFFLINE_ENV
 from cropaudit.pipelines.audit_pipeline import SUCCESS, read_table, run_audit, table_hash
 from cropaudit.pipelines.runners import SDK_WORKER_KEEP_MS, apply_profile, failure_line
 from cropaudit.progress import COUNTER_ORDER
-from cropaudit.synthetic_faces import write_face_set
+from cropaudit.synthetic import write_face_set
 from tests.conftest import shared_file
 from tests.services import (
     estimates_by_runner,

@@ -36,7 +36,7 @@ from cropaudit.pipelines.audit_pipeline import (
     table_hash,
 )
 from cropaudit.pipelines.demo_pipeline import embedded_config
-from cropaudit.synthetic_faces import write_face_set
+from cropaudit.synthetic import write_face_set
 from tests.conftest import SHARED
 from tests.services import canonical_estimates, free_port, stop_group, wait_for_port
 

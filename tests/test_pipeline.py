@@ -19,7 +19,7 @@ from cropaudit.errors import UserError
 from cropaudit.pipelines.audit_pipeline import read_table, require_finished, run_audit, table_hash
 from cropaudit.pipelines.demo_pipeline import embedded_config
 from cropaudit.schemas.survival import DEAD_LETTER_SCHEMA, SURVIVAL_SCHEMA
-from cropaudit.synthetic_faces import write_face_set
+from cropaudit.synthetic import write_face_set
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ import pytest
 from cropaudit.errors import UserError
 from cropaudit.pipelines.audit_pipeline import read_table, run_audit, table_hash
 from cropaudit.pipelines.runners import apply_profile, pipeline_options, split_runner
-from cropaudit.synthetic_faces import write_face_set
+from cropaudit.synthetic import write_face_set
 from tests.services import (
     estimates_by_runner,
     free_port,

@@ -20,7 +20,7 @@ from cropaudit.pipelines.audit_pipeline import run_audit
 from cropaudit.pipelines.demo_pipeline import embedded_config
 from cropaudit.pipelines.stats_pipeline import run_stats
 from cropaudit.report.page import SECTIONS as page_sections
-from cropaudit.synthetic_faces import write_face_set
+from cropaudit.synthetic import write_face_set
 
 GALLERY = 5
 SECTIONS = (

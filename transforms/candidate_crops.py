@@ -13,9 +13,9 @@ import numpy as np
 from PIL import Image
 
 from cropaudit.model.base import SaliencyGrid
+from cropaudit.schemas.criteria import TWITTER_ASPECT_RATIOS
 from cropaudit.transforms.crop import grid_cropping
 
-TWITTER_RATIOS = (0.56, 1.0, 1.14, 2.0)
 SYMMETRY_THUMB = 10
 SYMMETRY_PERCENTILE = 95.0
 SYMMETRY_THRESHOLD = 25.0
@@ -23,7 +23,7 @@ SYMMETRY_THRESHOLD = 25.0
 
 def default_ratios(width: int, height: int) -> tuple[float, ...]:
     """Twitter's ratios plus the image's own (height/width), as ``candidate_crops`` used."""
-    return (*TWITTER_RATIOS, height / width)
+    return (*TWITTER_ASPECT_RATIOS, height / width)
 
 
 def is_symmetric(image: np.ndarray) -> bool:

@@ -20,6 +20,7 @@ import numpy as np
 
 from cropaudit.model.base import SaliencyGrid
 from cropaudit.model.resize import round_half_away
+from cropaudit.schemas.criteria import TWITTER_ASPECT_RATIOS
 from cropaudit.transforms.records import (
     Box,
     CropOutcome,
@@ -27,8 +28,6 @@ from cropaudit.transforms.records import (
     CropResult,
     RenderedComposite,
 )
-
-DEFAULT_ASPECT_RATIOS = (0.56, 1.0, 1.14, 2.0)
 
 
 def crop_box(salient_x: int, salient_y: int, width: int, height: int, aspect_ratio: float) -> Box:
@@ -91,7 +90,7 @@ def grid_cropping(
     grid: SaliencyGrid,
     width: int,
     height: int,
-    aspect_ratios: tuple[float, ...] = DEFAULT_ASPECT_RATIOS,
+    aspect_ratios: tuple[float, ...] = TWITTER_ASPECT_RATIOS,
     centre_x: bool = False,
 ) -> Cropping:
     """A saliency model as a cropper: Twitter's crop around the grid's salient point for each
@@ -152,7 +151,7 @@ def simulate_crop(
     height: int,
     box_a: Box,
     box_b: Box,
-    aspect_ratios: tuple[float, ...] = DEFAULT_ASPECT_RATIOS,
+    aspect_ratios: tuple[float, ...] = TWITTER_ASPECT_RATIOS,
     single: bool = False,
 ) -> CropOutcome:
     """A saliency model's outcome for one composite: :func:`grid_cropping` then
@@ -166,7 +165,7 @@ class SimulateCrops(beam.PTransform):
     """(RenderedComposite, SaliencyGrid | Cropping) -> (RenderedComposite, CropOutcome): a grid
     is cropped by the crop rule, a box cropper's :class:`Cropping` is scored as it is."""
 
-    def __init__(self, aspect_ratios: tuple[float, ...] = DEFAULT_ASPECT_RATIOS):
+    def __init__(self, aspect_ratios: tuple[float, ...] = TWITTER_ASPECT_RATIOS):
         super().__init__()
         self._ratios = tuple(aspect_ratios)
 
@@ -185,7 +184,7 @@ class SimulateCrops(beam.PTransform):
 
 
 __all__ = [
-    "DEFAULT_ASPECT_RATIOS",
+    "TWITTER_ASPECT_RATIOS",
     "SimulateCrops",
     "crop_box",
     "grid_cropping",

@@ -25,6 +25,7 @@ import numpy as np
 
 from cropaudit.config import DesignConfig
 from cropaudit.errors import ManifestError
+from cropaudit.schemas.variants import BASE_VARIANT
 from cropaudit.transforms.records import Composite, Face
 
 
@@ -234,7 +235,9 @@ def with_variants(composite: Composite, variants: Sequence[str]) -> list[Composi
     return [
         dataclasses.replace(
             composite,
-            composite_id=composite.composite_id if v == "base" else f"{composite.composite_id}@{v}",
+            composite_id=composite.composite_id
+            if v == BASE_VARIANT
+            else f"{composite.composite_id}@{v}",
             variant=v,
         )
         for v in variants
@@ -248,7 +251,7 @@ WorkUnit = tuple  # (DesignCell, first sample index, stop index, variant)
 
 
 def work_units(
-    cell: DesignCell, variants: Sequence[str] = ("base",), size: int = UNIT_SAMPLES
+    cell: DesignCell, variants: Sequence[str] = (BASE_VARIANT,), size: int = UNIT_SAMPLES
 ) -> Iterator[WorkUnit]:
     """The cell's sample indices in ranges of ``size``, once per variant."""
     for variant in variants:
@@ -267,7 +270,7 @@ class SampleComposites(beam.PTransform):
         cells: Sequence[DesignCell],
         seed: int,
         order: str,
-        variants: Sequence[str] = ("base",),
+        variants: Sequence[str] = (BASE_VARIANT,),
     ):
         super().__init__()
         self._cells = list(cells)

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from cropaudit.schemas.variants import BASE_VARIANT
+
 
 @dataclass(frozen=True, order=True)
 class Face:
@@ -97,12 +99,12 @@ class Composite:
     position: str  # a_first | b_first
     face_a: Face
     face_b: Face
-    variant: str = "base"
+    variant: str = BASE_VARIANT
 
     @property
     def sample_id(self) -> str:
         """The variant-independent id: the composite id without its ``@<variant>`` suffix."""
-        if self.variant == "base":
+        if self.variant == BASE_VARIANT:
             return self.composite_id
         return self.composite_id[: -len(self.variant) - 1]
 

@@ -16,6 +16,7 @@ from apache_beam.metrics import Metrics
 
 from cropaudit.config import LayoutConfig
 from cropaudit.model.base import SaliencyModelHandler
+from cropaudit.schemas.variants import BASE_VARIANT
 from cropaudit.transforms.images import ImageError, load_image
 from cropaudit.transforms.layout import (
     compose,
@@ -109,7 +110,7 @@ class _RenderDoFn(beam.DoFn):
         others: Sequence = (),
     ):
         # a composite of a variant not listed here (``base``) renders with layout and handler
-        self._variants = {"base": (layout, handler), **(variants or {})}
+        self._variants = {BASE_VARIANT: (layout, handler), **(variants or {})}
         self._others = tuple(others)
 
     def setup(self):
@@ -121,7 +122,9 @@ class _RenderDoFn(beam.DoFn):
             self._by_variant[name] = (layout, handler, cache)
 
     def process(self, composite: Composite):
-        layout, handler, cache = self._by_variant.get(composite.variant, self._by_variant["base"])
+        layout, handler, cache = self._by_variant.get(
+            composite.variant, self._by_variant[BASE_VARIANT]
+        )
         try:
             canvas, box_a, box_b = render_canvas(composite, layout, cache)
         except ImageError as exc:

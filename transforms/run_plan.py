@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from cropaudit.config import ExperimentConfig, LayoutConfig
 from cropaudit.errors import UserError
 from cropaudit.model.resize import fit_size
+from cropaudit.schemas.variants import BASE_VARIANT
 from cropaudit.transforms.images import MIN_SIDE
 from cropaudit.transforms.layout import MAX_CANVAS_PIXELS, face_height, face_slot
 
@@ -145,7 +146,7 @@ def check_plan(
     the local runner's reach through (for a cluster). ``groups`` names the manifest's groups in
     the message for an empty plan."""
     for v in plan.variants:
-        where = "" if v.name == "base" else f" (sweep variant {v.name})"
+        where = "" if v.name == BASE_VARIANT else f" (sweep variant {v.name})"
         if v.canvas_pixels is not None and v.canvas_pixels > MAX_CANVAS_PIXELS:
             raise PlanError(
                 f"the composite canvas{where} is {v.canvas[0]}x{v.canvas[1]} = "

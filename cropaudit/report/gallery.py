@@ -24,6 +24,7 @@ from PIL import Image, ImageDraw
 
 from cropaudit.config import ExperimentConfig
 from cropaudit.model.base import SaliencyModelHandler
+from cropaudit.schemas.variants import BASE_VARIANT
 from cropaudit.transforms.candidate_crops import candidate_crops
 from cropaudit.transforms.crop import simulate_crop
 from cropaudit.transforms.overlay import _CROP_COLOURS, draw_overlay
@@ -68,7 +69,7 @@ def pick_rows(
     if n <= 0 or survival.empty:
         return survival.iloc[0:0]
     df = survival
-    wanted: dict[str, str] = {"variant": "base"}
+    wanted: dict[str, str] = {"variant": BASE_VARIANT}
     if handler is not None:
         wanted.update(model_hash=handler.content_hash, preprocessing=handler.preprocessing)
     if layout_params is not None:

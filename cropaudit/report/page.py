@@ -12,10 +12,10 @@ from typing import Any
 import pandas as pd
 
 from cropaudit.ownership import html_mark
-from cropaudit.pipelines.stats_pipeline import criterion_name
 from cropaudit.report.figures import data_uri, interval_plot
 from cropaudit.report.gallery import FACE_COLOURS, GalleryItem, crop_colours
 from cropaudit.report.inputs import RunInputs
+from cropaudit.schemas.criteria import POINT, criterion_name
 from cropaudit.stats.plots import (
     comparison_label,
     finite,
@@ -106,7 +106,7 @@ def note(text: str, cls: str = "note") -> str:
 
 
 def criteria_order(criteria: Iterable[str]) -> list[str]:
-    return sorted(set(criteria), key=lambda c: (c != "point", c))
+    return sorted(set(criteria), key=lambda c: (c != POINT, c))
 
 
 def short_label(row: pd.Series, estimates: pd.DataFrame) -> str:
@@ -280,7 +280,7 @@ def position_section(inputs: RunInputs) -> str:
     if est is None or est.empty:
         return intro + raw_position_table(inputs.survival)
     parts = [intro]
-    point = est[est["criterion"] == "point"].reset_index(drop=True)
+    point = est[est["criterion"] == POINT].reset_index(drop=True)
     if len(point):
         cis = [interval(r, "first_slot_rate") for _, r in point.iterrows()]
         png = interval_plot(
@@ -343,7 +343,7 @@ def gaze_section(inputs: RunInputs) -> str:
             "box rather than the body, per group, with Wilson intervals (images independent)."
         )
     ]
-    criteria = ["point"] + [criterion_name(c) for c in inputs.config.crop.aspect_ratios]
+    criteria = [POINT] + [criterion_name(c) for c in inputs.config.crop.aspect_ratios]
     for criterion in criteria:
         rates = face_rates(inputs.survival_table, criterion=criterion)
         if rates.empty:
@@ -365,7 +365,7 @@ def gaze_section(inputs: RunInputs) -> str:
     return "".join(parts)
 
 
-def sensitivity_section(inputs: RunInputs, criterion: str = "point") -> str:
+def sensitivity_section(inputs: RunInputs, criterion: str = POINT) -> str:
     df = inputs.survival
     if "variant" not in df.columns or df["variant"].nunique() < 2:
         return note(

@@ -23,6 +23,8 @@ import itertools
 import numpy as np
 import pandas as pd
 
+from cropaudit.schemas.criteria import POINT, criterion_name
+from cropaudit.schemas.variants import BASE_VARIANT
 from cropaudit.stats.bootstrap import OUTCOME_CODE, POSITION_CODE, SufficientStats
 from cropaudit.stats.plots import interval
 from cropaudit.stats.stratum import estimate_stratum
@@ -43,17 +45,13 @@ COLUMNS = (
 )
 
 
-def _criterion_name(aspect_ratio: float) -> str:
-    from cropaudit.pipelines.stats_pipeline import criterion_name
-
-    return criterion_name(aspect_ratio)
-
-
 def winners_long(survival: pd.DataFrame) -> pd.DataFrame:
     """One row per survival row and criterion with a winner: the key columns, ``sample_id``,
     ``model_name``, the two subjects and ``winner`` (a box-only cropper has no ``point``)."""
     rows = []
-    variant = survival["variant"] if "variant" in survival else pd.Series("base", survival.index)
+    variant = (
+        survival["variant"] if "variant" in survival else pd.Series(BASE_VARIANT, survival.index)
+    )
     for r, v in zip(survival.to_dict("records"), variant):
         base = {
             "variant": v,
@@ -67,9 +65,9 @@ def winners_long(survival: pd.DataFrame) -> pd.DataFrame:
             "position": r["position"],
         }
         if r.get("point_winner") is not None:
-            rows.append({**base, "criterion": "point", "winner": r["point_winner"]})
+            rows.append({**base, "criterion": POINT, "winner": r["point_winner"]})
         for crop in r["crops"] if r["crops"] is not None else ():
-            criterion = _criterion_name(crop["aspect_ratio"])
+            criterion = criterion_name(crop["aspect_ratio"])
             rows.append({**base, "criterion": criterion, "winner": crop["winner"]})
     return pd.DataFrame(rows)
 

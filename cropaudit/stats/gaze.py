@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from cropaudit.schemas.criteria import POINT
 from cropaudit.stats.intervals import wilson_array
 from cropaudit.stats.sensitivity import as_table, criterion_winners, variant_column
 
@@ -38,7 +39,7 @@ FACE_RATE_COLUMNS = [
 
 def face_rates(
     survival: pa.Table | pd.DataFrame,
-    criterion: str = "point",
+    criterion: str = POINT,
     level: float = 0.95,
     by: Sequence[str] | None = None,
 ) -> pd.DataFrame:

@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from cropaudit.config import BASE_VARIANT, SWEEP_AXES, parse_variant
+from cropaudit.schemas.criteria import POINT, crop_ratio
+from cropaudit.schemas.variants import BASE_VARIANT, SWEEP_AXES, parse_variant
 from cropaudit.stats.intervals import wilson_array
 
 VARIANT_COLUMNS = [
@@ -58,20 +59,6 @@ def variant_order(name: str) -> tuple:
     )
 
 
-def _crop_ratio(criterion: str) -> float | None:
-    if criterion == "point":
-        return None
-    prefix, _, ratio = criterion.partition("_")
-    try:
-        if prefix != "crop":
-            raise ValueError
-        return float(ratio)
-    except ValueError:
-        raise ValueError(
-            f"criterion must be 'point' or 'crop_<ratio>', got {criterion!r}"
-        ) from None
-
-
 def as_table(survival: pa.Table | pd.DataFrame) -> pa.Table:
     """A survival table as Arrow (a pandas frame of survival rows works too)."""
     if isinstance(survival, pd.DataFrame):
@@ -89,7 +76,7 @@ def variant_column(survival: pa.Table) -> list[str]:
 def criterion_winners(survival: pa.Table, criterion: str) -> list[str | None]:
     """Each row's winner for ``criterion`` (``point`` or ``crop_<aspect ratio>``); None where
     the row has no crop of that ratio."""
-    ratio = _crop_ratio(criterion)
+    ratio = crop_ratio(criterion)
     if ratio is None:
         return survival.column("point_winner").to_pylist()
     key = f"{ratio:.2f}"
@@ -100,7 +87,7 @@ def criterion_winners(survival: pa.Table, criterion: str) -> list[str | None]:
 
 
 def outcomes(
-    survival: pa.Table | pd.DataFrame, criterion: str = "point", design: str | None = "pairs"
+    survival: pa.Table | pd.DataFrame, criterion: str = POINT, design: str | None = "pairs"
 ) -> pd.DataFrame:
     """One row per survival row with a winner for ``criterion``: ``variant``, ``sample_id``,
     ``group_a``, ``group_b``, ``winner`` (rows without that crop are left out)."""
@@ -124,7 +111,7 @@ def outcomes(
 
 def variant_estimates(
     survival: pa.Table,
-    criterion: str = "point",
+    criterion: str = POINT,
     level: float = 0.95,
     design: str | None = "pairs",
 ) -> pd.DataFrame:
@@ -188,7 +175,7 @@ def _flips(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def flip_rates(
-    survival: pa.Table, criterion: str = "point", design: str | None = "pairs"
+    survival: pa.Table, criterion: str = POINT, design: str | None = "pairs"
 ) -> pd.DataFrame:
     """Per group pair: ``samples`` (sampled composites rendered in at least two variants),
     ``flipped`` (those whose winner is not the same in all their variants) and ``flip_rate``
@@ -197,7 +184,7 @@ def flip_rates(
 
 
 def flip_rates_by_axis(
-    survival: pa.Table, criterion: str = "point", design: str | None = "pairs"
+    survival: pa.Table, criterion: str = POINT, design: str | None = "pairs"
 ) -> pd.DataFrame:
     """:func:`flip_rates` per sweep axis, when only that axis varies: each sample's ``base``
     rendering against its variants that differ from the base in that axis alone (a sample counts

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 from scipy.special import expit
 
 from cropaudit.schemas.survival import BOX, CROP, SURVIVAL_SCHEMA
+from cropaudit.schemas.variants import BASE_VARIANT
 from cropaudit.tablecheck import describe
 
 WINNER_NAMES = np.array(["a", "b", "tie", "background"], dtype=object)
@@ -108,7 +109,7 @@ def synthetic_survival(
     cols = {
         "composite_id": composite_ids,
         "sample_id": composite_ids,
-        "variant": const("base", pa.string()),
+        "variant": const(BASE_VARIANT, pa.string()),
         "design": const(design, pa.string()),
         "pair_id": pa.array(ga + "|" + gb, pa.string()),
         "group_a": pa.array(ga, pa.string()),

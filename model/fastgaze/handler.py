@@ -16,6 +16,7 @@ import numpy as np
 from cropaudit import fileio
 from cropaudit.errors import UserError
 from cropaudit.model.base import SaliencyGrid, SaliencyModel, SaliencyModelHandler, stride_grid
+from cropaudit.model.fastgaze.vxm import STRIDE
 from cropaudit.model.resize import (
     DEFAULT_OPTIONS,
     PreprocessOptions,
@@ -25,7 +26,6 @@ from cropaudit.model.resize import (
 
 #: Subtracted from R, G, B in that order (VGG's BGR means, applied as the binary did; §3.3).
 MEANS = np.array([103.939, 116.779, 123.68], dtype=np.float32)
-STRIDE = 16
 #: The provenance file ``model convert`` writes inside a converted model's folder.
 METADATA_FILE = "cropaudit_model.json"
 #: Refuse .vxm files larger than this (the real one is 489,616 bytes).

@@ -12,9 +12,6 @@ import tensorflow as tf
 
 from cropaudit.model.fastgaze.vxm import BLUR, CONV, POOL, VxmModel
 
-#: Output stride relative to the resized input (four 2×2 pools).
-STRIDE = 16
-
 
 def oihw_to_hwio(weight: np.ndarray) -> np.ndarray:
     """The file's (out, in, kh, kw) conv weights in TF's (kh, kw, in, out) layout."""

@@ -20,6 +20,8 @@ MAGIC = 0x4D507401
 #: Older variant whose key length does not count the terminating NUL.
 MAGIC_OLD = 0x4D507400
 MAX_COUNT = 0x7FFFFFFF
+#: The network's output stride relative to its resized input (the model's four 2×2 pools).
+STRIDE = 16
 
 #: Layer ``Type`` values (spec §2).
 CONV, POOL, BLUR = 0, 2, 3

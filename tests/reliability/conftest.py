@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from cropaudit.pipelines.demo_pipeline import embedded_config
-from cropaudit.synthetic_faces import write_face_set
+from cropaudit.synthetic import write_face_set
 
 
 def face_rows(face_set: Path) -> list[dict[str, str]]:
