@@ -8,9 +8,9 @@ through the crop rule (:func:`cropaudit.transforms.crop.grid_cropping`); a :clas
 ``ModelHandler`` subclasses (:class:`~cropaudit.model.base.CropperHandler`): small and picklable,
 recording the cropper's identity (name, version, settings); :meth:`BoxCropper.load_model` builds
 the heavy part once per worker. Under ``RunInference`` a box cropper's inference is its
-:class:`Cropping`, for the ratios in ``inference_args`` (``{"aspect_ratios": (...)}``) or set by
-:meth:`BoxCropper.configure`. Results are scored from the boxes alone, so nothing downstream
-(survival table, statistics, report) knows which kind ran.
+:class:`Cropping`, for the ratios in ``inference_args`` (``{"aspect_ratios": (...)}``), else
+those set by :meth:`BoxCropper.configure` (default: Twitter's). Results are scored from the boxes
+alone, so nothing downstream (survival table, statistics, report) knows which kind ran.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from apache_beam.ml.inference.base import PredictionResult
 
 from cropaudit.errors import UserError
 from cropaudit.model.base import CropperHandler, SaliencyModelHandler, check_image
+from cropaudit.schemas.criteria import TWITTER_ASPECT_RATIOS
 from cropaudit.transforms.records import Cropping
 
 #: The optional extra that installs the third-party croppers.
@@ -111,7 +112,7 @@ class BoxCropper(CropperHandler):
         """Where the cropper comes from, with its version (e.g. ``pypi:smartcrop==0.5.0``)."""
 
     #: Ratios (height/width) ``run_inference`` crops for when ``inference_args`` name none.
-    aspect_ratios: tuple[float, ...] | None = None
+    aspect_ratios: tuple[float, ...] = TWITTER_ASPECT_RATIOS
 
     @abc.abstractmethod
     def load_model(self) -> LoadedCropper:
@@ -138,11 +139,6 @@ class BoxCropper(CropperHandler):
         or malformed cropping raises ``ValueError`` with its reason (Beam's
         ``with_exception_handling`` routes the batch aside)."""
         ratios = (inference_args or {}).get("aspect_ratios") or self.aspect_ratios
-        if not ratios:
-            raise ValueError(
-                f"{self.name}: a box cropper needs aspect ratios: configure(aspect_ratios=...) or"
-                " inference_args={'aspect_ratios': (...)}"
-            )
         ratios = tuple(float(r) for r in ratios)
         images = [check_image(x) for x in batch]
         results = crop_batch(model, [self.preprocess(x) for x in images], ratios)

@@ -46,7 +46,7 @@ def model_handler(
     Input: an ``(H, W, 3)`` uint8 RGB image (keyed ones through Beam's ``KeyedModelHandler``);
     output: ``PredictionResult(image, inference, model_id="NAME@sha256:HASH")`` whose inference
     is a :class:`~cropaudit.model.base.SaliencyGrid` in the image's pixels, or a box cropper's
-    ``Cropping`` (for ``aspect_ratios``, which box croppers need here or in ``inference_args``).
+    ``Cropping`` (for ``aspect_ratios``, default Twitter's, or those in ``inference_args``).
     ``batch_size``: rows per prediction call, fixed (default 16); ``share_model_across_processes``
     and ``model_copies``: Beam's (one shared copy per machine suits a GPU; off by default).
     """
