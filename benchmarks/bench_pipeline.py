@@ -145,7 +145,6 @@ def bare_model(cfg, repeats: int) -> dict:
     import numpy as np
 
     from cropaudit.model.registry import load_handler
-    from cropaudit.pipelines.audit_pipeline import preprocess_options
     from cropaudit.transforms.design import design_cells, index_groups, sample_composites
     from cropaudit.transforms.manifests import load_manifest
     from cropaudit.transforms.render import FaceCache, render_canvas
@@ -159,7 +158,7 @@ def bare_model(cfg, repeats: int) -> dict:
         for i in range(cell.samples)
         for c in sample_composites(cell, i, index, cfg.design.seed, cfg.design.order)
     ]
-    handler = load_handler(cfg.model.spec, preprocess_options(cfg))
+    handler = load_handler(cfg.model.spec, cfg.model.preprocess_options())
     cache = FaceCache(cfg.layout)
     start = time.perf_counter()
     inputs = np.stack(

@@ -97,14 +97,13 @@ def main() -> None:
     spec = args.model or (f"fastgaze:{DEFAULT_VXM}" if DEFAULT_VXM.exists() else "baseline")
 
     from cropaudit.model import model_handler
-    from cropaudit.pipelines.audit_pipeline import preprocess_options
 
     with tempfile.TemporaryDirectory(prefix="bench-run-inference-") as tmp:
         manifest = face_set(Path(tmp), subjects_per_group=4)
         layout = layout_section("vertical_gap", 0)
         cfg = make_config(manifest, args.n, spec, layout, None)
         handler = model_handler(
-            spec, options=preprocess_options(cfg), batch_size=cfg.model.batch_size
+            spec, options=cfg.model.preprocess_options(), batch_size=cfg.model.batch_size
         )
         composites = planned(cfg)
         n = len(composites)

@@ -254,6 +254,12 @@ class ModelConfig:
         """Every cropper of the run: ``spec`` first, then ``compare``."""
         return (self.spec, *self.compare)
 
+    def preprocess_options(self):
+        """How this model's input is made (:class:`cropaudit.model.resize.PreprocessOptions`)."""
+        from cropaudit.model.resize import PreprocessOptions
+
+        return PreprocessOptions(self.resize, self.box, self.jpeg_quality or None)
+
 
 @dataclass(frozen=True)
 class CropConfig:

@@ -41,7 +41,7 @@ from cropaudit.transforms.design import (
     index_groups,
 )
 from cropaudit.transforms.infer import PredictSaliency
-from cropaudit.transforms.manifests import load_manifest
+from cropaudit.transforms.manifests import load_faces
 from cropaudit.transforms.records import Face
 from cropaudit.transforms.render import DEAD_LETTER, RenderComposites, Variants
 from cropaudit.transforms.run_plan import Plan, check_plan, make_plan
@@ -101,16 +101,11 @@ class RunPaths:
         return fileio.join(self.root, SUCCESS)
 
 
-def preprocess_options(config: ExperimentConfig) -> PreprocessOptions:
-    m = config.model
-    return PreprocessOptions(m.resize, m.box, m.jpeg_quality or None)
-
-
 def run_handler(
     config: ExperimentConfig, spec: str, options: PreprocessOptions | None = None
 ) -> Cropper:
     """The Beam ``ModelHandler`` for ``spec`` with the run's pre-processing and batch size."""
-    options = options or preprocess_options(config)
+    options = options or config.model.preprocess_options()
     return model_handler(spec, options=options, batch_size=config.model.batch_size)
 
 
@@ -118,10 +113,10 @@ def variant_handlers(config: ExperimentConfig, handler: SaliencyModelHandler) ->
     """Sweep variant name -> (layout, handler) it renders with; ``base`` first. Variants that
     change the pre-processing (resize, JPEG round trip) get a handler for ``model.spec`` with
     their options: the same model (checked by name and hash), loaded once by PredictSaliency."""
-    base_options = preprocess_options(config)
+    base_options = config.model.preprocess_options()
     out: dict[str, tuple[LayoutConfig, SaliencyModelHandler]] = {}
     for variant in config.variants():
-        options = preprocess_options(variant.config)
+        options = variant.config.model.preprocess_options()
         h = handler if options == base_options else run_handler(config, config.model.spec, options)
         if (h.name, h.content_hash) != (handler.name, handler.content_hash):
             raise UserError(
@@ -140,20 +135,6 @@ def manifest_uri(config: ExperimentConfig, config_dir: str | None) -> str:
     if fileio.is_remote(path) or path.startswith("/") or not config_dir:
         return fileio.absolute(path)
     return fileio.absolute(fileio.join(config_dir, path))
-
-
-def load_faces(uri: str, config: ExperimentConfig):
-    """The run's faces and manifest dead letters, read as the pipeline reads them."""
-    labels = {k: set(v) for k, v in config.groups.labels.items()} or None
-    return load_manifest(
-        uri,
-        list(config.groups.attributes),
-        image_root=config.manifest.image_root or None,
-        allowed_labels=labels,
-        face_boxes=config.design.kind == "single",
-        format=config.manifest.format,
-        groups=config.groups,
-    )
 
 
 def design_of(config: ExperimentConfig, faces) -> tuple[dict, list, int]:

@@ -484,7 +484,7 @@ def _finish(
     if not written:
         raise UserError("the statistics pipeline wrote no estimates")
     if render:
-        from cropaudit.stats.report import write_outputs
+        from cropaudit.report.stats_page import write_outputs
 
         write_outputs(read_estimates(out_dir), out_dir, unverified=modified)
     success: dict[str, Any] = {"estimates": written, "inputs": inputs}

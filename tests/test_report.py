@@ -177,6 +177,128 @@ def test_finds_stats_beside_run_or_computes_them(run, tmp_path):
     assert sum(1 for i in parse(text).images if i.get("class") == "plot") >= len(CRITERIA)
 
 
+def test_computed_estimates_equal_the_stage(run):
+    """The report's in-process estimates (no Beam) are the rows `cropaudit stats` wrote."""
+    import numpy as np
+    import pyarrow as pa
+
+    from cropaudit.pipelines.stats_pipeline import read_estimates
+    from cropaudit.report.inputs import load_run
+    from cropaudit.schemas.estimates import ESTIMATES_SCHEMA, KEY_FIELDS
+    from cropaudit.stats.run_estimates import run_estimates
+
+    base, _ = run
+    stage = read_estimates(str(base / "stats")).to_pandas()
+    mine = run_estimates(load_run(str(base / "run")).survival_table, replicates=100)
+    mine = pa.Table.from_pandas(mine, preserve_index=False).select(ESTIMATES_SCHEMA.names)
+    mine = mine.cast(ESTIMATES_SCHEMA).to_pandas()
+    assert len(stage) == len(mine) > 0
+    stage, mine = (d.sort_values(list(KEY_FIELDS)).reset_index(drop=True) for d in (stage, mine))
+    assert set(stage["criterion"]) == set(CRITERIA)
+    for column in ESTIMATES_SCHEMA.names:
+        a, b = stage[column], mine[column]
+        if a.dtype.kind == "f":
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12, equal_nan=True, err_msg=column)
+        else:
+            assert [str(v) for v in a] == [str(v) for v in b], column
+
+
+def test_three_groups_get_group_vs_rest_as_the_stage_keys_them():
+    """With three groups every mixed composite also counts for each face's group against the
+    rest, from that face's side: hand-counted wins."""
+    import pyarrow as pa
+
+    from cropaudit.stats.run_estimates import run_estimates
+
+    rows = [  # (group_a, group_b, a subject, b subject, position, point winner)
+        ("x", "y", "x1", "y1", "a_first", "a"),
+        ("x", "y", "x2", "y2", "b_first", "b"),
+        ("y", "z", "y1", "z1", "a_first", "a"),
+        ("x", "z", "x1", "z2", "a_first", "tie"),
+        ("z", "z", "z1", "z2", "a_first", "a"),
+    ]
+    keys = {"model_name": "m", "model_hash": "h", "layout": "v", "layout_params": "{}",
+            "preprocessing": "p", "design": "pairs", "config_hash": "c", "seed": 1,
+            "versions": "v1"}  # fmt: skip
+    table = pa.Table.from_pylist(
+        [
+            {
+                **keys,
+                "group_a": ga,
+                "group_b": gb,
+                "a_subject_id": sa,
+                "b_subject_id": sb,
+                "position": pos,
+                "point_winner": w,
+                "crops": [],
+            }
+            for ga, gb, sa, sb, pos, w in rows
+        ]  # fmt: skip
+    )
+    est = run_estimates(table, replicates=20, model_max=0)
+    rest = est[est["comparison"] == "group_vs_rest"].set_index("group_a")
+    assert set(rest["group_b"]) == {"rest"} and sorted(rest.index) == ["x", "y", "z"]
+    # x: won row 1, lost row 2 (b won), tied row 4; y: lost row 1, won rows 2 and 3
+    assert rest.loc["x", ["wins_a", "wins_b", "ties"]].tolist() == [1, 1, 1]
+    assert rest.loc["y", ["wins_a", "wins_b", "ties"]].tolist() == [2, 1, 0]
+    assert rest.loc["z", ["wins_a", "wins_b", "ties"]].tolist() == [0, 1, 1]  # z-z row excluded
+    assert len(est[est["comparison"] == "pair"]) == 4
+    assert est["variant"].unique().tolist() == ["base"]  # a table without the column
+    assert est["config_hashes"].map(list).tolist() == [["c"]] * len(est)
+
+
+def test_both_pages_come_from_one_kit(run, report, tmp_path):
+    """The statistics page and the run report: the same stylesheet and skeleton, navigation
+    from each page's one section list, an embedded forest plot per criterion on both."""
+    from cropaudit.pipelines.stats_pipeline import read_estimates
+    from cropaudit.report import stats_page
+    from cropaudit.report.pagekit import CSS
+
+    base, _ = run
+    path = stats_page.write_outputs(read_estimates(str(base / "stats")), str(tmp_path))
+    pages = {"stats": Path(path).read_text(), "report": report.read_text()}
+    sections = {"stats": stats_page.SECTIONS, "report": page_sections}
+    for name, text in pages.items():
+        parsed = parse(text)
+        ids = [s.id for s in sections[name]]
+        assert f"<style>{CSS}</style>" in text, name
+        assert f'content="cropaudit {name}"' in text  # each page's ownership mark
+        assert set(ids) <= parsed.ids and len(set(ids)) == len(ids)
+        assert [link for link in parsed.links if link.startswith("#")] == [f"#{i}" for i in ids]
+        assert text.count("<section id=") == len(ids)
+        plotted = {i.get("data-criterion") for i in parsed.images if i.get("class") == "plot"}
+        assert set(CRITERIA) <= plotted, name
+    stats_text = pages["stats"]
+    assert "Tests against parity" in stats_text and "p_bootstrap_holm" in stats_text
+    for criterion in CRITERIA:
+        assert (tmp_path / "plots" / f"{criterion}.svg").read_bytes().lstrip().startswith(b"<?xml")
+
+
+def test_one_table_helper_formats_every_cell_kind():
+    """The kit's table: numbers (numpy's too) right-aligned and short, missing values as a
+    dash, text escaped; a repeated section id is refused."""
+    import numpy as np
+
+    from cropaudit.report.pagekit import Section, frame_table, render_sections
+
+    df = pd.DataFrame(
+        {
+            "name": ["<a>", None],
+            "n": np.array([3, 40000], dtype=np.int64),
+            "ratio": [0.123456, float("nan")],
+            "flag": [True, None],
+        }
+    )
+    html = frame_table(df, ["name", "n", "ratio", "flag"])
+    assert "<th>name</th><th>n</th><th>ratio</th><th>flag</th>" in html
+    assert "<td>&lt;a&gt;</td><td class=num>3</td><td class=num>0.1235</td><td>True</td>" in html
+    assert "<td class=num>40000</td><td class=num>–</td><td>–</td></tr>" in html  # ints in full
+    assert html.count("–") == 3 and "nan" not in html.lower() and "None" not in html
+    twice = (Section("a", "A", str), Section("a", "B", str))
+    with pytest.raises(ValueError, match="repeat"):
+        render_sections(twice, 1)
+
+
 def test_refuses_unfinished_run(run, tmp_path, capsys):
     base, _ = run
     unfinished = tmp_path / "unfinished"

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cropaudit import fileio
-from cropaudit.config import GroupsConfig
+from cropaudit.config import ExperimentConfig, GroupsConfig
 from cropaudit.errors import ManifestError, UserError
 from cropaudit.schemas.manifest import (
     DETECTOR_MISSES,
@@ -457,4 +457,18 @@ def _dead(reason: str, element_id: str, detail: str, row: Mapping[str, Any]) -> 
     }
     return DeadLetter(
         stage=STAGE, reason=reason, element_id=element_id, detail=detail, record=record
+    )
+
+
+def load_faces(uri: str, config: ExperimentConfig):
+    """The run's faces and manifest dead letters, read as the pipeline reads them."""
+    labels = {k: set(v) for k, v in config.groups.labels.items()} or None
+    return load_manifest(
+        uri,
+        list(config.groups.attributes),
+        image_root=config.manifest.image_root or None,
+        allowed_labels=labels,
+        face_boxes=config.design.kind == "single",
+        format=config.manifest.format,
+        groups=config.groups,
     )

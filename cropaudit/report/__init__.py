@@ -1,7 +1,7 @@
 """``cropaudit report RUN_DIR``: one self-contained HTML page about a finished run.
 
 Sections: the design (config summary, model, seed, hashes, versions), counts, dead letters by
-reason, survival-ratio interval plots per criterion (:func:`cropaudit.stats.plots.forest_plot`),
+reason, survival-ratio interval plots per criterion (:func:`cropaudit.report.plotkit.forest_plot`),
 position bias, sensitivity across variants (when the survival table has several), planning
 (subjects and composites for a target interval half-width, this run as the pilot), and a gallery
 of close-call composites re-rendered and re-scored with the run's own model. Every image is an
@@ -24,8 +24,8 @@ DEFAULT_GALLERY = 12
 def gallery_for(inputs: RunInputs, n: int, model_spec: str | None = None):
     """(items, problems, intro) of the gallery: see :mod:`cropaudit.report.gallery`."""
     from cropaudit.model.registry import load_handler
-    from cropaudit.pipelines.audit_pipeline import load_faces, preprocess_options
     from cropaudit.report.gallery import build_gallery, pick_rows
+    from cropaudit.transforms.manifests import load_faces
 
     intro = (
         f"The {n} composites with the smallest |margin| (a_max − b_max, the gap between the "
@@ -38,7 +38,7 @@ def gallery_for(inputs: RunInputs, n: int, model_spec: str | None = None):
     config = inputs.config
     spec = model_spec or config.model.spec
     try:
-        handler = load_handler(spec, preprocess_options(config))
+        handler = load_handler(spec, config.model.preprocess_options())
     except Exception as exc:  # noqa: BLE001 - no model here: report the rest
         return [], [f"model {spec!r} could not be loaded: {exc} (pass --model SPEC)"], intro
     if not hasattr(handler, "to_grid"):
@@ -67,25 +67,9 @@ def render_report(
 ) -> str:
     """The page for ``inputs`` (estimates already attached) as an HTML string."""
     from cropaudit.report import page
-    from cropaudit.report.cropper_section import croppers_section
-    from cropaudit.report.detector import detector_section
-    from cropaudit.report.plan_section import planning_section
 
     items, problems, intro = gallery_for(inputs, gallery, model_spec)
-    sections = {
-        "design": page.design_section(inputs),
-        "counts": page.counts_section(inputs),
-        "dead-letters": page.dead_letter_section(inputs),
-        "survival-ratios": page.survival_section(inputs),
-        "croppers": croppers_section(inputs),
-        "position-bias": page.position_section(inputs),
-        "sensitivity": page.sensitivity_section(inputs),
-        "planning": planning_section(inputs),
-        "face-or-body": page.gaze_section(inputs),
-        "face-detector": detector_section(inputs),
-        "gallery": page.gallery_section(items, problems, gallery, intro),
-    }
-    return page.render_page(inputs, sections)
+    return page.render_page(page.RunPage(inputs, page.Gallery(items, problems, gallery, intro)))
 
 
 def build_report(
@@ -105,7 +89,8 @@ def build_report(
     Refuses a run without ``_SUCCESS`` or with a modified survival table (unless
     ``trust_modified``), and an ``out`` that is a folder or a file this command did not write.
     Estimates come from ``stats_dir``, else a statistics output beside the run, else
-    (``compute_stats``) a fresh ``run_stats`` into a temporary folder.
+    (``compute_stats``) computed in-process and not kept
+    (:func:`cropaudit.stats.run_estimates.run_estimates`).
     """
     mark = ownership.html_mark("report")
     ownership.check_replaceable(out, mark)  # before the work, and again when writing
@@ -116,7 +101,6 @@ def build_report(
         compute=compute_stats,
         replicates=replicates,
         quiet=quiet,
-        trust_modified=trust_modified,
     )
     text = render_report(inputs, gallery, model_spec)
     ownership.replace_own_file(out, text.encode("utf-8"), mark)

@@ -14,10 +14,10 @@ from cropaudit.report.inputs import RunInputs
 
 
 def ratio_cell(row: pd.Series) -> str:
-    from cropaudit.report.page import fmt
-    from cropaudit.stats.plots import interval
+    from cropaudit.report.pagekit import fmt
+    from cropaudit.stats.intervals import reported_interval
 
-    lo, hi = interval(row)
+    lo, hi = reported_interval(row)
     return f"{fmt(row['ratio'], 3)} [{fmt(lo, 3)}, {fmt(hi, 3)}] n={int(row['decisive'])}"
 
 
@@ -35,7 +35,8 @@ def side_by_side(estimates: pd.DataFrame, models: list[str]) -> dict[str, pd.Dat
 
 
 def croppers_section(inputs: RunInputs) -> str:
-    from cropaudit.report.page import criteria_order, esc, note, table
+    from cropaudit.report.pagekit import esc, note, table
+    from cropaudit.report.plotkit import criteria_order
     from cropaudit.stats.agreement import agreement
 
     survival = inputs.survival

@@ -12,7 +12,7 @@ from cropaudit.report.inputs import RunInputs
 
 def detector_section(inputs: RunInputs) -> str:
     from cropaudit.facedetect import miss_rates
-    from cropaudit.report.page import note, table
+    from cropaudit.report.pagekit import note, table
     from cropaudit.transforms.manifests import read_manifest
 
     uri = inputs.summary.get("manifest") or inputs.config.manifest.path

@@ -2,15 +2,15 @@
 
 Estimates come from ``--stats DIR``, else from a finished statistics output found beside the run
 (``RUN/stats`` or, in the demo layout, ``RUN/../stats``) whose estimates name this run's config
-hash, else they are computed now with :func:`cropaudit.pipelines.stats_pipeline.run_stats` into a
-temporary folder (the page says which).
+hash, else they are computed now, in-process and not kept, with
+:func:`cropaudit.stats.run_estimates.run_estimates` (the page says which). The report reads tables;
+it never runs a pipeline.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-import tempfile
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -131,7 +131,6 @@ def attach_estimates(
     compute: bool = True,
     replicates: int = 1000,
     quiet: bool = False,
-    trust_modified: bool = False,
 ) -> None:
     """Fill ``inputs.estimates`` and ``inputs.stats_source`` (see the module docstring)."""
     config_hash = inputs.config_hashes
@@ -172,17 +171,9 @@ def attach_estimates(
             f"computing estimates with {replicates} bootstrap replicates",
             file=sys.stderr,
         )
-    from cropaudit.pipelines.stats_pipeline import run_stats
+    from cropaudit.stats.run_estimates import run_estimates
 
-    with tempfile.TemporaryDirectory(prefix="cropaudit-report-stats-") as tmp:
-        run_stats(
-            [inputs.run_dir],
-            tmp,
-            replicates=replicates,
-            render=False,
-            trust_modified=trust_modified,
-        )
-        inputs.estimates = _for_run(_read_stats(tmp), config_hash)
+    inputs.estimates = _for_run(run_estimates(inputs.survival_table, replicates), config_hash)
     inputs.stats_source = (
         f"No statistics output was found for this run (looked in {looked}), so the estimates "
         f"below were computed for this report ({replicates} bootstrap replicates, seed 0) and "

@@ -1,112 +1,40 @@
-"""The report page: one self-contained HTML string (inline CSS, images as data URIs, no script,
-no external resource of any kind)."""
+"""The run report's sections (``cropaudit report``), each a function of the run's inputs, and
+:data:`SECTIONS`, the one list of the page's anchors; the page itself is the page kit's skeleton
+(:mod:`cropaudit.report.pagekit`), its figures the plot kit's (:mod:`cropaudit.report.plotkit`)."""
 
 from __future__ import annotations
 
-import html
 import json
-import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
-from cropaudit.ownership import html_mark
-from cropaudit.report.figures import data_uri, interval_plot
+from cropaudit.report.cropper_section import croppers_section
+from cropaudit.report.detector import detector_section
 from cropaudit.report.gallery import FACE_COLOURS, GalleryItem, crop_colours
 from cropaudit.report.inputs import RunInputs
-from cropaudit.schemas.criteria import POINT, criterion_name
-from cropaudit.stats.plots import (
+from cropaudit.report.pagekit import (
+    Section,
+    esc,
+    html_page,
+    img,
+    kv_table,
+    note,
+    render_sections,
+    table,
+)
+from cropaudit.report.plan_section import planning_section
+from cropaudit.report.plotkit import (
     comparison_label,
-    finite,
+    criteria_order,
     forest_plot,
-    interval,
+    interval_plot,
     varying_context,
 )
-
-SECTIONS = (
-    ("design", "Design"),
-    ("counts", "Counts"),
-    ("dead-letters", "Dead letters"),
-    ("survival-ratios", "Survival ratios"),
-    ("croppers", "Croppers side by side"),
-    ("position-bias", "Position bias"),
-    ("sensitivity", "Sensitivity"),
-    ("planning", "Planning"),
-    ("face-or-body", "Face or body"),
-    ("face-detector", "Face detector"),
-    ("gallery", "Gallery"),
-)
-
-CSS = """
-body{font-family:sans-serif;margin:2em;max-width:1200px;color:#222}
-h1{margin-bottom:.2em}h2{border-bottom:1px solid #ccc;padding-top:.6em}
-table{border-collapse:collapse;font-size:12px;margin:.5em 0 1em}
-td,th{border:1px solid #ccc;padding:2px 6px;text-align:left;vertical-align:top}
-th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
-img.plot{max-width:100%;display:block;margin:.5em 0}
-.note{color:#555;font-size:13px}.warn{background:#fff4e0;border:1px solid #e0b060;padding:.5em}
-nav a{margin-right:1em}
-.gallery{display:flex;flex-wrap:wrap;gap:14px}
-.gallery figure{margin:0;border:1px solid #ddd;padding:6px;background:#fafafa}
-.gallery img{display:block;margin:0 auto;max-width:100%;height:auto}
-.gallery figcaption{font-size:11px;line-height:1.35;margin-top:4px}
-.gallery figcaption .note{font-size:11px}
-.swatch{display:inline-block;width:.9em;height:.9em;border:1px solid #333;vertical-align:middle}
-pre{background:#f6f6f6;padding:.6em;font-size:12px;overflow:auto}
-"""
-
-
-# -- small helpers -------------------------------------------------------------------------------
-
-
-def esc(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def fmt(value: Any, digits: int = 4) -> str:
-    """Cell text: numbers short, missing as an en dash."""
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return "–" if math.isnan(value) else f"{value:.{digits}g}"
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        try:
-            return fmt(value.item(), digits)
-        except (ValueError, AttributeError):
-            pass
-    return str(value)
-
-
-def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], cls: str = "") -> str:
-    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
-    body = []
-    for row in rows:
-        cells = []
-        for v in row:
-            numeric = isinstance(v, (int, float)) and not isinstance(v, bool)
-            cells.append(f"<td{' class=num' if numeric else ''}>{esc(fmt(v))}</td>")
-        body.append(f"<tr>{''.join(cells)}</tr>")
-    attr = f" class='{cls}'" if cls else ""
-    return f"<table{attr}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-
-
-def kv_table(pairs: Iterable[tuple[str, Any]]) -> str:
-    rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(fmt(v))}</td></tr>" for k, v in pairs)
-    return f"<table>{rows}</table>"
-
-
-def img(png: bytes, alt: str, cls: str = "plot", **attrs: Any) -> str:
-    extra = "".join(f" {k.replace('_', '-')}='{esc(v)}'" for k, v in attrs.items())
-    return f"<img class='{cls}' alt='{esc(alt)}' src='{data_uri(png)}'{extra}/>"
-
-
-def note(text: str, cls: str = "note") -> str:
-    return f"<p class='{cls}'>{esc(text)}</p>"
-
-
-def criteria_order(criteria: Iterable[str]) -> list[str]:
-    return sorted(set(criteria), key=lambda c: (c != POINT, c))
+from cropaudit.schemas.criteria import POINT, criterion_name
+from cropaudit.stats.intervals import finite, reported_interval
 
 
 def short_label(row: pd.Series, estimates: pd.DataFrame) -> str:
@@ -252,7 +180,7 @@ def survival_section(inputs: RunInputs) -> str:
         png = forest_plot(est, criterion)["png"]
         rows = []
         for _, r in sub.iterrows():
-            lo, hi = interval(r)
+            lo, hi = reported_interval(r)
             rows.append(
                 [
                     r["design"], r["comparison"], r["group_a"], r["group_b"], int(r["n"]),
@@ -282,7 +210,7 @@ def position_section(inputs: RunInputs) -> str:
     parts = [intro]
     point = est[est["criterion"] == POINT].reset_index(drop=True)
     if len(point):
-        cis = [interval(r, "first_slot_rate") for _, r in point.iterrows()]
+        cis = [reported_interval(r, "first_slot_rate") for _, r in point.iterrows()]
         png = interval_plot(
             [short_label(r, est) for _, r in point.iterrows()],
             list(point["first_slot_rate"]),
@@ -296,8 +224,8 @@ def position_section(inputs: RunInputs) -> str:
     rows = []
     for criterion in criteria_order(est["criterion"]):
         for _, r in est[est["criterion"] == criterion].iterrows():
-            lo, hi = interval(r, "first_slot_rate")
-            alo, ahi = interval(r, "order_adjusted_ratio")
+            lo, hi = reported_interval(r, "first_slot_rate")
+            alo, ahi = reported_interval(r, "order_adjusted_ratio")
             rows.append(
                 [
                     criterion, r["design"], f"{r['group_a']} vs {r['group_b']}",
@@ -490,25 +418,67 @@ def _figure(i: int, item: GalleryItem) -> str:
     )
 
 
-def render_page(inputs: RunInputs, sections: dict[str, str]) -> str:
+@dataclass(frozen=True)
+class Gallery:
+    """The gallery's drawn composites, what could not be drawn, how many were asked for, and
+    the sentence that introduces them (:func:`cropaudit.report.gallery_for`)."""
+
+    items: Sequence[GalleryItem] = ()
+    problems: Sequence[str] = ()
+    requested: int = 0
+    intro: str = ""
+
+
+@dataclass(frozen=True)
+class RunPage:
+    """What the run report renders: the run's inputs (estimates attached) and its gallery."""
+
+    inputs: RunInputs
+    gallery: Gallery = Gallery()
+
+
+def _of_inputs(section):
+    return lambda page: section(page.inputs)
+
+
+def _gallery(page: RunPage) -> str:
+    g = page.gallery
+    return gallery_section(g.items, g.problems, g.requested, g.intro)
+
+
+#: The run report's sections, in order: the one list of its anchors.
+SECTIONS: tuple[Section[RunPage], ...] = (
+    Section("design", "Design", _of_inputs(design_section)),
+    Section("counts", "Counts", _of_inputs(counts_section)),
+    Section("dead-letters", "Dead letters", _of_inputs(dead_letter_section)),
+    Section("survival-ratios", "Survival ratios", _of_inputs(survival_section)),
+    Section("croppers", "Croppers side by side", _of_inputs(croppers_section)),
+    Section("position-bias", "Position bias", _of_inputs(position_section)),
+    Section("sensitivity", "Sensitivity", _of_inputs(sensitivity_section)),
+    Section("planning", "Planning", _of_inputs(planning_section)),
+    Section("face-or-body", "Face or body", _of_inputs(gaze_section)),
+    Section("face-detector", "Face detector", _of_inputs(detector_section)),
+    Section("gallery", "Gallery", _gallery),
+)
+
+
+def render_page(page: RunPage) -> str:
+    inputs = page.inputs
     c = inputs.config
-    nav = "".join(f"<a href='#{sid}'>{esc(title)}</a>" for sid, title in SECTIONS)
-    warnings = "".join(note(w, "warn") for w in inputs.warnings)
-    body = "".join(
-        f"<section id='{sid}'><h2>{esc(title)}</h2>{sections.get(sid, '')}</section>"
-        for sid, title in SECTIONS
+    model = inputs.summary.get("model", {}).get("model_name", c.model.spec)
+    header = (
+        f"<p class='note'>Run {esc(inputs.run_dir)} · config {esc(inputs.config_hash[:12])} · "
+        f"model {esc(model)}. Self-contained page: every figure is embedded.</p>"
     )
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">{html_mark("report")}
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>cropaudit report: {esc(c.name)}</title><style>{CSS}</style></head><body>
-<h1>cropaudit report: {esc(c.name)}</h1>
-<p class="note">Run {esc(inputs.run_dir)} · config {esc(inputs.config_hash[:12])} · model
-{esc(inputs.summary.get("model", {}).get("model_name", c.model.spec))}. Self-contained page: every
-figure is embedded.</p>
-<nav>{nav}</nav>{warnings}{body}
-</body></html>
-"""
+    return html_page(
+        kind="report",
+        title=f"cropaudit report: {c.name}",
+        heading=f"cropaudit report: {c.name}",
+        sections=SECTIONS,
+        bodies=render_sections(SECTIONS, page),
+        header=header,
+        warnings=inputs.warnings,
+    )
 
 
 def _crops(row: dict[str, Any]) -> list[dict[str, Any]]:

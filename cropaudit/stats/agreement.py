@@ -26,7 +26,7 @@ import pandas as pd
 from cropaudit.schemas.criteria import POINT, criterion_name
 from cropaudit.schemas.variants import BASE_VARIANT
 from cropaudit.stats.bootstrap import OUTCOME_CODE, POSITION_CODE, SufficientStats
-from cropaudit.stats.plots import interval
+from cropaudit.stats.intervals import reported_interval
 from cropaudit.stats.stratum import estimate_stratum
 from cropaudit.stats.weights import WeightCache
 
@@ -123,7 +123,7 @@ def agreement(
                 weights,
                 level,
             )
-            lo, hi = interval(est)
+            lo, hi = reported_interval(est)
             wlo, whi = est["ratio_wilson_low"], est["ratio_wilson_high"]
             out.append([*key, m1, m2, n, k, k / n, float(lo), float(hi), wlo, whi])
     return pd.DataFrame(out, columns=list(COLUMNS))

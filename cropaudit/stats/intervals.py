@@ -60,3 +60,23 @@ def _erfinv(level: float) -> float:
     from scipy.special import erfinv
 
     return float(erfinv(level))
+
+
+def finite(value) -> bool:
+    """Whether ``value`` is a finite number (None and non-numbers are not)."""
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def reported_interval(row, stat: str = "ratio") -> tuple[float, float]:
+    """``stat``'s reported interval (``<stat>_low/high``) from an estimates row (a mapping or a
+    pandas row); for tables written before it existed, the BCa interval, or percentile where
+    BCa is undefined."""
+    lo, hi = row.get(f"{stat}_low"), row.get(f"{stat}_high")
+    if not (finite(lo) and finite(hi)):
+        lo, hi = row.get(f"{stat}_bca_low"), row.get(f"{stat}_bca_high")
+    if not (finite(lo) and finite(hi)):
+        lo, hi = row.get(f"{stat}_percentile_low"), row.get(f"{stat}_percentile_high")
+    return lo, hi

@@ -1,0 +1,113 @@
+"""The plot kit both pages draw with: one interval (forest) plot, and the comparison labels.
+
+Every figure is one line per row, the point estimate with its interval against a dashed
+reference line (parity, 0.5, for survival ratios), so the eye reads distance from the reference,
+not bar heights. :func:`forest_plot` is that figure for one criterion of an estimates table; the
+run report also draws it for other quantities (first-slot rate, ratio per variant, face share).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from cropaudit.schemas.criteria import POINT  # noqa: E402
+from cropaudit.stats.intervals import finite, reported_interval  # noqa: E402
+
+#: Context columns a label names only when they vary across the plotted rows.
+CONTEXT = ("model_name", "layout", "preprocessing", "variant")
+PARITY_XLABEL = "survival ratio of group a, wins_a / (wins_a + wins_b); dashed: parity 0.5"
+
+
+def comparison_label(row: pd.Series, context: tuple[str, ...] = CONTEXT) -> str:
+    head = " / ".join(str(row[c]) for c in context if c in row)
+    design = "" if row["design"] == "pairs" else f" [{row['design']}]"
+    pair = f"{row['group_a']} vs {row['group_b']}{design}"
+    return f"{head}: {pair}" if head else pair
+
+
+def criteria_order(criteria: Iterable[str]) -> list[str]:
+    """Criteria as both pages list them: ``point`` first, then the crops by name."""
+    return sorted(set(criteria), key=lambda c: (c != POINT, c))
+
+
+def varying_context(df: pd.DataFrame) -> tuple[str, ...]:
+    """The context columns with more than one value in ``df``: the rest go in the title."""
+    return tuple(c for c in CONTEXT if c in df and df[c].nunique() > 1)
+
+
+def shared_context(df: pd.DataFrame) -> str:
+    fixed = [c for c in CONTEXT if c in df and df[c].nunique() == 1]
+    return " / ".join(str(df[c].iloc[0]) for c in fixed)
+
+
+def interval_figure(
+    labels: Sequence[str],
+    estimates: Sequence[float],
+    lows: Sequence[float],
+    highs: Sequence[float],
+    *,
+    title: str,
+    xlabel: str,
+    reference: float = 0.5,
+    reference_label: str = "parity (0.5)",
+    formats: Sequence[str] = ("png",),
+) -> dict[str, bytes]:
+    """Image bytes per format (``png``, ``svg``): one line per label, top to bottom, the point
+    estimate with its interval (drawn where both ends are finite) and a dashed reference."""
+    n = len(labels)
+    width = 6 + 0.065 * max((len(label) for label in labels), default=0)
+    fig, ax = plt.subplots(figsize=(max(width, 8.0), 1.6 + 0.4 * max(n, 1)))
+    for i, (est, lo, hi) in enumerate(zip(estimates, lows, highs, strict=True)):
+        y = n - 1 - i
+        if finite(lo) and finite(hi):
+            ax.plot([lo, hi], [y, y], color="tab:blue", lw=2)
+        if finite(est):
+            ax.plot([est], [y], "o", color="tab:blue")
+    ax.axvline(reference, color="grey", ls="--", lw=1, label=reference_label)
+    ax.set_yticks(range(n))
+    ax.set_yticklabels(list(labels)[::-1], fontsize=8)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title, fontsize=9)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    out = {}
+    for fmt in formats:
+        buf = io.BytesIO()
+        # a tight box: long labels and the title are never clipped
+        fig.savefig(buf, format=fmt, dpi=110, bbox_inches="tight", pad_inches=0.15)
+        out[fmt] = buf.getvalue()
+    plt.close(fig)
+    return out
+
+
+def interval_plot(*args, **kwargs) -> bytes:
+    """PNG bytes of :func:`interval_figure`."""
+    return interval_figure(*args, **kwargs, formats=("png",))["png"]
+
+
+def forest_plot(estimates: pd.DataFrame, criterion: str) -> dict[str, bytes]:
+    """PNG and SVG bytes of one criterion's survival ratios, one line per comparison, with
+    each row's reported interval."""
+    df = estimates[estimates["criterion"] == criterion].reset_index(drop=True)
+    context = varying_context(df)
+    cis = [reported_interval(r) for _, r in df.iterrows()]
+    level = df["level"].iloc[0] if len(df) else 0.95
+    title = f"{criterion}: survival ratio with {level:.0%} subject-clustered CI"
+    return interval_figure(
+        [comparison_label(r, context) for _, r in df.iterrows()],
+        list(df["ratio"]),
+        [lo for lo, _ in cis],
+        [hi for _, hi in cis],
+        title=f"{title}\n{shared_context(df)}" if len(df) else title,
+        xlabel=PARITY_XLABEL,
+        formats=("png", "svg"),
+    )
