@@ -19,6 +19,8 @@ from typing import Any
 
 from cropaudit.errors import ConfigError, UserError
 from cropaudit.schemas.criteria import TWITTER_ASPECT_RATIOS
+from cropaudit.schemas.single_survival import SINGLE
+from cropaudit.schemas.survival import CONTROLS, PAIRS
 from cropaudit.schemas.variants import SWEEP_AXES, variant_name
 
 if sys.version_info >= (3, 11):
@@ -27,12 +29,11 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 CONFIG_VERSION = 1
-LAYOUT_KINDS = ("vertical_gap", "horizontal", "single")
+LAYOUT_KINDS = ("vertical_gap", "horizontal", SINGLE)
 #: ``pairs``: two faces per composite (plus controls); ``single``: one image per composite.
-DESIGN_KINDS = ("pairs", "single")
+DESIGN_KINDS = (PAIRS, SINGLE)
 FIT_MODES = ("cover", "contain", "stretch")
 ORDERS = ("counterbalanced", "random", "fixed")
-CONTROLS = ("same_group", "same_image")
 LABEL_CASES = ("strict", "lower", "exact")
 LABEL_WHITESPACE = ("collapse", "strip")
 MANIFEST_FORMATS = ("auto", "csv", "tsv", "jsonl", "parquet")
@@ -120,7 +121,7 @@ class DesignConfig:
     #: ``pairs`` (two faces per composite) or ``single`` (one full image per composite, for the
     #: "male gaze" check: does the salient point fall on the face or the body; needs the
     #: ``single`` layout and face boxes in the manifest, see ``schemas.manifest``).
-    kind: str = "pairs"
+    kind: str = PAIRS
     seed: int = 0
     composites_per_pair: int = 10
     #: ``[]`` means all unordered pairs of distinct groups; else explicit ``[[g1, g2], ...]``.
@@ -140,7 +141,7 @@ class DesignConfig:
         _check(self.kind in DESIGN_KINDS, f"{key}.kind", f"must be one of {DESIGN_KINDS}")
         _check(0 <= self.seed < 2**63, f"{key}.seed", "must be an integer 0..2**63-1")
         _check(self.images_per_group >= 0, f"{key}.images_per_group", "must be >= 0 (0 = all)")
-        if self.kind == "single":
+        if self.kind == SINGLE:
             _check(not self.pairs, f"{key}.pairs", "does not apply to kind = 'single'")
             _check(not self.controls, f"{key}.controls", "do not apply to kind = 'single'")
         else:
@@ -205,7 +206,7 @@ class LayoutConfig:
         the same ``layout_params`` as before they existed."""
         if self.kind == "vertical_gap":
             names = ["width", "face_height", "gap_height", "fit", "fill"]
-        elif self.kind == "single":
+        elif self.kind == SINGLE:
             names = ["height", "fill"]
         else:
             names = ["height", "gap", "fit", "fill"]
@@ -369,9 +370,9 @@ class ExperimentConfig:
             value = getattr(self, f.name)
             if dataclasses.is_dataclass(value):
                 value.validate(f.name)
-        single = self.design.kind == "single"
+        single = self.design.kind == SINGLE
         _check(
-            single == (self.layout.kind == "single"),
+            single == (self.layout.kind == SINGLE),
             "layout.kind",
             f"is {self.layout.kind!r} but design.kind is {self.design.kind!r}: the 'single'"
             " layout goes with the 'single' design and only with it",

@@ -1,7 +1,7 @@
 """Box croppers: the kind of cropper that returns crop boxes instead of a saliency map.
 
 A cropper takes an image and the requested aspect ratios and returns a
-:class:`~cropaudit.transforms.records.Cropping` (one box per ratio, plus the salient point when
+:class:`~cropaudit.schemas.records.Cropping` (one box per ratio, plus the salient point when
 it has one). Saliency models (:class:`~cropaudit.model.base.SaliencyModelHandler`) are croppers
 through the crop rule (:func:`cropaudit.transforms.crop.grid_cropping`); a :class:`BoxCropper`
 (smartcrop, a Python callable, an HTTP cropping API) decides its boxes itself. Both are Beam
@@ -28,7 +28,7 @@ from apache_beam.ml.inference.base import PredictionResult
 from cropaudit.errors import UserError
 from cropaudit.model.base import CropperHandler, SaliencyModelHandler, check_image
 from cropaudit.schemas.criteria import TWITTER_ASPECT_RATIOS
-from cropaudit.transforms.records import Cropping
+from cropaudit.schemas.records import Cropping
 
 #: The optional extra that installs the third-party croppers.
 CROPPERS_EXTRA = "croppers"

@@ -39,7 +39,7 @@ import numpy as np
 from cropaudit import fileio
 from cropaudit.errors import UserError
 from cropaudit.model.cropper import BoxCropper, LoadedCropper, package_version
-from cropaudit.transforms.records import Box, Cropping
+from cropaudit.schemas.records import Box, Cropping
 
 ENTRY_POINT_GROUP = "cropaudit.croppers"
 #: Answers kept under the model cache (``CROPAUDIT_CACHE``), per endpoint.

@@ -28,6 +28,8 @@ from cropaudit.model.registry import model_handler
 from cropaudit.model.resize import PreprocessOptions
 from cropaudit.pipelines.runners import pipeline, pipeline_options
 from cropaudit.provenance import versions
+from cropaudit.schemas import single_survival, survival
+from cropaudit.schemas.records import Face
 from cropaudit.schemas.survival import DEAD_LETTER_SCHEMA
 from cropaudit.schemas.variants import BASE_VARIANT
 from cropaudit.transforms.boxes import CropBoxes
@@ -40,9 +42,9 @@ from cropaudit.transforms.design import (
     group_sizes,
     index_groups,
 )
+from cropaudit.transforms.design_kind import DesignKind, design_kind
 from cropaudit.transforms.infer import PredictSaliency
 from cropaudit.transforms.manifests import load_faces
-from cropaudit.transforms.records import Face
 from cropaudit.transforms.render import DEAD_LETTER, RenderComposites, Variants
 from cropaudit.transforms.run_plan import Plan, check_plan, make_plan
 from cropaudit.transforms.write import (
@@ -51,7 +53,6 @@ from cropaudit.transforms.write import (
     WriteSurvivalTable,
     canonical_row,
     collapse_duplicates,
-    survival_row,
     survival_schema,
 )
 
@@ -63,11 +64,14 @@ RUN_OUTPUT = ownership.OutputKind(
         SUCCESS,
         "run_summary.json",
         "config.toml",
-        "survival/part*.parquet",
+        f"{survival.TABLE}/part*.parquet",
+        f"{single_survival.TABLE}/part*.parquet",
         "dead_letter/part*.parquet",
     ),
-    tables=("survival", "dead_letter"),
+    tables=(survival.TABLE, single_survival.TABLE, "dead_letter"),
 )
+#: The survival tables a run directory may hold: one per design kind (a run writes its kind's).
+SURVIVAL_TABLES = (survival.TABLE, single_survival.TABLE)
 #: The run's folder inside an output that holds one (``cropaudit demo``: DIR/run, DIR/stats).
 INNER_RUN = "run"
 #: Stages whose dead letters stand for a whole composite.
@@ -82,7 +86,12 @@ class RunPaths:
 
     @property
     def survival(self) -> str:
-        return fileio.join(self.root, "survival")
+        """The pair survival table (the single-image design's is :meth:`table`)."""
+        return self.table(survival.TABLE)
+
+    def table(self, name: str) -> str:
+        """The folder of table ``name`` (``DesignKind.table``, ``dead_letter``)."""
+        return fileio.join(self.root, name)
 
     @property
     def dead_letter(self) -> str:
@@ -196,6 +205,7 @@ def build_audit(
     every sampled composite once per sweep variant (default: the base only); ``others`` are
     further croppers scored on the same rendered composites (``model.compare``)."""
     variants = dict(variants or {BASE_VARIANT: (config.layout, handler)})
+    kind = design_kind(config.design.kind)
     attributes = tuple(config.groups.attributes)
     read = p | "ReadFaces" >> ReadFaces(uri, config)
     group_index = (
@@ -210,7 +220,7 @@ def build_audit(
     rendered = composites | "RenderComposites" >> RenderComposites(
         handler, config.layout, variants, croppers[1:]
     )
-    outcomes, predict_dead = score_composites(rendered.rendered, croppers, config)
+    outcomes, predict_dead = score_composites(rendered.rendered, croppers, config, kind)
     progress.track(outcomes, rendered[DEAD_LETTER], predict_dead)  # local progress bar
     run_versions = versions()
     provenance = {  # per variant: its actual layout parameters and pre-processing
@@ -228,16 +238,19 @@ def build_audit(
         base = provenance.pop(BASE_VARIANT)
         provenance = {i: {**base, **c.describe()} for i, c in enumerate(croppers)}
     suffixes = row_suffixes(croppers)
-    schema = survival_schema(config.to_toml(), config.config_hash, run_versions)
+    schema = survival_schema(
+        kind.schema, kind.version, config.to_toml(), config.config_hash, run_versions
+    )
     rows = outcomes | "ToSurvivalRows" >> beam.MapTuple(
-        lambda r, o: survival_row(
+        lambda r, o: kind.row(
             r,
             o,
             provenance[r.model if len(croppers) > 1 else r.composite.variant],
             suffixes[r.model],
         )
     )
-    rows | "WriteSurvivalTable" >> WriteSurvivalTable(fileio.join(paths.survival, "part"), schema)
+    table = fileio.join(paths.table(kind.table), "part")
+    rows | "WriteSurvivalTable" >> WriteSurvivalTable(table, schema)
     (
         (read[DEAD_LETTER], rendered[DEAD_LETTER], predict_dead)
         | "AllDeadLetters" >> beam.Flatten()
@@ -254,9 +267,12 @@ def row_suffixes(croppers: Sequence[Cropper]) -> list[str]:
     return [f"#{c.name}" for c in croppers]
 
 
-def score_composites(rendered, croppers: Sequence[Cropper], config: ExperimentConfig):
+def score_composites(
+    rendered, croppers: Sequence[Cropper], config: ExperimentConfig, kind: DesignKind
+):
     """Rendered composites -> (outcomes, predict-stage dead letters): each composite goes to the
-    cropper its ``model`` index names; saliency models predict a grid, box croppers crop."""
+    cropper its ``model`` index names; saliency models predict a grid, box croppers crop, and
+    the design ``kind`` scores the result."""
     ratios = config.crop.aspect_ratios
     batch = config.model.batch_size
     parts = [rendered]
@@ -269,7 +285,9 @@ def score_composites(rendered, croppers: Sequence[Cropper], config: ExperimentCo
             decided = parts[i] | f"CropBoxes{tag}" >> CropBoxes(cropper, ratios, batch, suffix)
         else:
             decided = parts[i] | f"PredictSaliency{tag}" >> PredictSaliency(cropper, batch, suffix)
-        outcomes.append(decided.predicted | f"SimulateCrops{tag}" >> SimulateCrops(ratios))
+        outcomes.append(
+            decided.predicted | f"SimulateCrops{tag}" >> SimulateCrops(ratios, kind.score)
+        )
         dead.append(decided[DEAD_LETTER])
     if len(croppers) == 1:
         return outcomes[0], dead[0]
@@ -323,16 +341,17 @@ def composite_ids(folder: str) -> list[str]:
     return [i for b in iter_batches(folder, ["composite_id"]) for i in b.column(0).to_pylist()]
 
 
-def remove_duplicate_rows(paths: RunPaths, config_hash: str) -> int:
-    """Rows of the published survival table that share a composite id collapse to one, and a
-    copy that differs becomes a dead letter (:func:`collapse_duplicates`); returns the rows
+def remove_duplicate_rows(paths: RunPaths, config_hash: str, table: str = survival.TABLE) -> int:
+    """Rows of the published survival table ``table`` that share a composite id collapse to one,
+    and a copy that differs becomes a dead letter (:func:`collapse_duplicates`); returns the rows
     removed. Beam discards a failed bundle's output, so copies are rare (an at-least-once sink,
     a non-deterministic stage): checking after the write reads only the id column and keeps
     every runner's memory flat, where a GroupByKey over whole rows would hold them all."""
-    ids = composite_ids(paths.survival)
+    folder = paths.table(table)
+    ids = composite_ids(folder)
     if len(ids) == len(set(ids)):
         return 0
-    table = read_table(paths.survival)
+    table = read_table(folder)
     by_id: dict[str, list[dict]] = {}
     for row in table.to_pylist():
         by_id.setdefault(row["composite_id"], []).append(row)
@@ -341,8 +360,8 @@ def remove_duplicate_rows(paths: RunPaths, config_hash: str) -> int:
         for kind, item in collapse_duplicates(cid, rows):
             (kept if kind == "row" else dead).append(item)
     unique = pa.Table.from_pylist(kept, schema=table.schema)
-    old = fileio.glob(fileio.join(paths.survival, "*.parquet"))
-    fileio.write_atomic(fileio.join(paths.survival, "part-deduplicated.parquet"), _parquet(unique))
+    old = fileio.glob(fileio.join(folder, "*.parquet"))
+    fileio.write_atomic(fileio.join(folder, "part-deduplicated.parquet"), _parquet(unique))
     for f in old:
         fileio.delete_tree(f)
     if dead:
@@ -368,12 +387,15 @@ def summarize(
     **extra,
 ) -> dict:
     """What the sinks actually published, checked against the design. ``suffixes``: one per
-    cropper (:func:`row_suffixes`); a composite that failed to render is lost to each of them."""
+    cropper (:func:`row_suffixes`); a composite that failed to render is lost to each of them.
+    The survival table is the design kind's; a single-image run's summary names it
+    (``survival_table_name``)."""
+    table = design_kind(config.design.kind).table
     dead = read_table(paths.dead_letter)
     ids: list[str] = []
 
     def batches() -> Iterator[pa.RecordBatch]:  # ids and hash from one read of the table
-        for batch in iter_batches(paths.survival):
+        for batch in iter_batches(paths.table(table)):
             ids.extend(batch.column("composite_id").to_pylist())
             yield batch
 
@@ -399,7 +421,8 @@ def summarize(
             sorted(Counter(f"{d['stage']}/{d['reason']}" for d in dead_rows).items())
         ),
         "survival_table_sha256": table_sha256,
-        "survival_table": tablecheck.describe(paths.survival),
+        "survival_table": tablecheck.describe(paths.table(table)),
+        **({} if table == survival.TABLE else {"survival_table_name": table}),
         "versions": versions(),
         **extra,
     }
@@ -453,7 +476,9 @@ def run_audit(
                 print(f"Dataflow template -> {template} (staged, not run; nothing published)")
             return {"runner": runner, "template_location": template}
         seconds = time.monotonic() - started
-        removed = remove_duplicate_rows(paths, config.config_hash)
+        removed = remove_duplicate_rows(
+            paths, config.config_hash, design_kind(config.design.kind).table
+        )
 
         summary = summarize(
             paths,
@@ -528,6 +553,17 @@ def require_finished(run_dir: str) -> RunPaths:
     return paths
 
 
+def survival_folder(paths: RunPaths, summary: dict | None = None) -> str:
+    """The folder of the survival table a finished run wrote: the one its summary names
+    (``survival_table_name``, single-image runs), else the pair table."""
+    if summary is None:
+        try:
+            summary = json.loads(fileio.read_bytes(paths.summary))
+        except (FileNotFoundError, ValueError):
+            summary = {}
+    return paths.table(summary.get("survival_table_name") or survival.TABLE)
+
+
 def verified_run(run_dir: str, trust_modified: bool = False) -> tuple[RunPaths, list[str]]:
     """A finished run whose survival table matches its summary's record, and the differences
     (``UserError`` naming them, unless ``trust_modified``: the caller records them)."""
@@ -536,7 +572,7 @@ def verified_run(run_dir: str, trust_modified: bool = False) -> tuple[RunPaths, 
         summary = json.loads(fileio.read_bytes(paths.summary))
     except (FileNotFoundError, ValueError):
         summary = {}
-    found = tablecheck.differences(paths.survival, summary.get("survival_table"))
+    found = tablecheck.differences(survival_folder(paths, summary), summary.get("survival_table"))
     if found and not trust_modified:
         raise UserError(
             f"the survival table of {run_dir} does not match its run_summary.json: "

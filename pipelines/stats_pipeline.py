@@ -1,5 +1,9 @@
 """Statistics stage: survival tables -> estimates table, plots and an HTML report.
 
+Pair strata read the pair tables (``survival``); the single-image tables (``single_survival``)
+give the face/body rates of :mod:`cropaudit.stats.gaze` (``face_rates.parquet``). A run of either
+kind, or several runs of both, go in together.
+
 Thin Beam wrapper around :mod:`cropaudit.stats`: rows are keyed by stratum (model, layout,
 preprocessing, design, criterion, comparison) and a CombineFn streams the multiway bootstrap's
 sufficient statistics (per-replicate weighted wins, per-subject wins for the jackknife, per-cell
@@ -29,8 +33,9 @@ from apache_beam.io.filesystems import FileSystems
 
 from cropaudit import fileio, ownership
 from cropaudit.errors import UserError
-from cropaudit.pipelines.audit_pipeline import verified_run
+from cropaudit.pipelines.audit_pipeline import SURVIVAL_TABLES, survival_folder, verified_run
 from cropaudit.pipelines.runners import pipeline, pipeline_options
+from cropaudit.schemas import single_survival, survival
 from cropaudit.schemas.criteria import POINT, criterion_name
 from cropaudit.schemas.estimates import ESTIMATES_SCHEMA, KEY_FIELDS
 from cropaudit.schemas.variants import BASE_VARIANT
@@ -72,6 +77,7 @@ STATS_OUTPUT = ownership.OutputKind(
         "_SUCCESS",
         "report.html",
         "agreement.parquet",
+        "face_rates.parquet",
         "estimates/*.parquet",
         "plots/*.png",
         "plots/*.svg",
@@ -161,14 +167,16 @@ def criterion_outcomes(table: pa.Table) -> Iterator[tuple[str, np.ndarray, np.nd
 
 
 def prepare(table: pa.Table) -> Iterator[pa.Table]:
-    """Slices of a survival table (one read row group) without single-face designs (those have
-    no pair: stats.gaze); tables written before sweeps existed (survival/v1) have no ``variant``
-    column and read as variant ``base``."""
+    """Slices of a survival table (one read row group) without the single-image rows that
+    survival/v3 and v4 tables may hold (those have no pair: stats.gaze reads single_survival);
+    tables written before sweeps existed (survival/v1) have no ``variant`` column and read as
+    variant ``base``."""
     if "variant" not in table.column_names:
         table = table.append_column(
             "variant", pa.array([BASE_VARIANT] * table.num_rows, pa.string())
         )
-    keep = np.flatnonzero(pc.not_equal(table["design"], "single").to_numpy(zero_copy_only=False))
+    single = pc.not_equal(table["design"], single_survival.SINGLE)
+    keep = np.flatnonzero(single.to_numpy(zero_copy_only=False))
     for start in range(0, len(keep), SLICE_ROWS):
         # ``take`` copies: a zero-copy slice would pickle its whole parent row group.
         yield table.take(pa.array(keep[start : start + SLICE_ROWS]))
@@ -287,41 +295,64 @@ def finalise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def resolve_survival(
+def _last_part(path: str) -> str:
+    """The last name of a local path or URI (``survival`` of ``gs://b/run/survival``)."""
+    return path.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+
+
+def resolve_tables(
     paths: Sequence[str], trust_modified: bool = False
-) -> tuple[list[str], dict[str, list[str]]]:
-    """Parquet files of finished runs, and per run how its table differs from its summary
+) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """Parquet files of finished runs per survival table (``survival``, ``single_survival``:
+    each run wrote its design kind's), and per run how its table differs from its summary
     (only with ``trust_modified``; otherwise a difference is a ``UserError``). Each path is a
-    run directory (or its ``survival`` folder); a run without ``_SUCCESS`` is refused, since
-    its table may be partial."""
+    run directory (or its table folder); a run without ``_SUCCESS`` is refused, since its table
+    may be partial."""
     if not paths:
         raise UserError("no survival paths given")
-    files: list[str] = []
+    files: dict[str, list[str]] = {name: [] for name in SURVIVAL_TABLES}
     modified: dict[str, list[str]] = {}
     for path in paths:
         run = fileio.absolute(path.rstrip("/"))  # as the workers of a cluster see it
-        if run.endswith("/survival") or run.endswith("\\survival"):
+        if _last_part(run) in SURVIVAL_TABLES:
             run = fileio.dirname(run)
         run_paths, differences = verified_run(run, trust_modified)
         if differences:
             modified[run] = differences
-        found = fileio.glob(fileio.join(run_paths.survival, "*.parquet"))
+        folder = survival_folder(run_paths)
+        found = fileio.glob(fileio.join(folder, "*.parquet"))
         if not found:
-            raise UserError(f"{run} has no survival/*.parquet files")
-        files.extend(found)
+            raise UserError(f"{run} has no {_last_part(folder)}/*.parquet files")
+        files[_last_part(folder)].extend(found)
     return files, modified
 
 
-def available_criteria(files: Sequence[str]) -> set[str]:
+def resolve_survival(
+    paths: Sequence[str], trust_modified: bool = False
+) -> tuple[list[str], dict[str, list[str]]]:
+    """The pair tables' files of :func:`resolve_tables` (a run of single images has none:
+    ``UserError``), and what differs."""
+    files, modified = resolve_tables(paths, trust_modified)
+    if not files[survival.TABLE]:
+        raise UserError(
+            f"no pair survival table in {', '.join(paths)} (single-image runs have no pairs)"
+        )
+    return files[survival.TABLE], modified
+
+
+def available_criteria(files: Sequence[str], point: str = "point_winner") -> set[str]:
     """Criteria the tables can be analysed by: those of each file's first row (every row of a
-    run has the same aspect ratios)."""
+    run has the same aspect ratios); ``point`` names the salient point's column."""
     found = set()
     for path in files:  # footer and first row only
         with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
             parquet = pq.ParquetFile(f)
-            for batch in parquet.iter_batches(batch_size=1, columns=["point_winner", "crops"]):
+            for batch in parquet.iter_batches(batch_size=1, columns=[point, "crops"]):
                 if batch.num_rows:
-                    found.update(c for c, _ in row_outcomes(batch.to_pylist()[0]))
+                    row = batch.to_pylist()[0]
+                    if row[point] is not None:
+                        found.add(POINT)
+                    found.update(criterion_name(c["aspect_ratio"]) for c in row["crops"] or ())
                     break
     return found
 
@@ -423,6 +454,55 @@ def write_agreement(files: Sequence[str], out_dir: str, options: StatsOptions) -
     return target
 
 
+def write_face_rates(
+    files: Sequence[str], out_dir: str, options: StatsOptions, pair_files: Sequence[str] = ()
+) -> str | None:
+    """``OUT/face_rates.parquet``: the face/body rates of the single-image tables per criterion
+    (:func:`cropaudit.stats.gaze.face_rates`, plus a ``criterion`` column), with the single-image
+    rows that survival/v3-v4 ``pair_files`` hold; None (and no file) without such rows."""
+    from cropaudit.stats.gaze import face_rates
+
+    target = fileio.join(out_dir, "face_rates.parquet")
+    fileio.delete_tree(target)
+    tables = [pq.read_table(pa.BufferReader(fileio.read_bytes(f))) for f in files]
+    for f in pair_files:  # the design column first: most pair tables hold no single rows
+        raw = fileio.read_bytes(f)
+        if "design" not in pq.read_schema(pa.BufferReader(raw)).names:
+            continue
+        design = pq.read_table(pa.BufferReader(raw), columns=["design"])["design"]
+        if pc.any(pc.equal(design, single_survival.SINGLE)).as_py():
+            old = single_survival.from_survival_v3(pq.read_table(pa.BufferReader(raw)))
+            tables.append(old)
+    if not tables:
+        return None
+    single = pa.concat_tables(
+        [t.select(tables[0].column_names) for t in tables], promote_options="default"
+    )
+    criteria = set()
+    for row in (r for t in tables for r in t.slice(0, 1).to_pylist()):  # as available_criteria
+        if row["point_on"] is not None:
+            criteria.add(POINT)
+        criteria.update(criterion_name(c["aspect_ratio"]) for c in row["crops"] or ())
+    frames = []
+    for criterion in sorted(criteria):
+        if options.criteria is None or criterion in options.criteria:
+            rates = face_rates(single, criterion, options.level)
+            frames.append(rates.assign(criterion=criterion))
+    result = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pandas(result, preserve_index=False), sink)
+    fileio.write_atomic(target, sink.getvalue().to_pybytes())
+    return target
+
+
+def write_no_estimates(prefix: str, metadata: dict[str, str] | None) -> None:
+    """The empty estimates table of runs without pairs (single images only)."""
+    schema = ESTIMATES_SCHEMA.with_metadata(metadata) if metadata else ESTIMATES_SCHEMA
+    sink = pa.BufferOutputStream()
+    pq.write_table(schema.empty_table(), sink, compression="snappy")
+    fileio.write_atomic(f"{prefix}-00000-of-00001.parquet", sink.getvalue().to_pybytes())
+
+
 def run_stats(
     survival_paths: list[str],
     out_dir: str,
@@ -440,7 +520,8 @@ def run_stats(
     """Run the statistics stage; returns the estimates Parquet path.
 
     Writes ``OUT/estimates/estimates-00000-of-00001.parquet``, ``OUT/plots/<criterion>.png|svg``,
-    ``OUT/report.html``, ``OUT/agreement.parquet`` (runs comparing croppers) and, last,
+    ``OUT/report.html``, ``OUT/agreement.parquet`` (runs comparing croppers),
+    ``OUT/face_rates.parquet`` (single-image runs: :mod:`cropaudit.stats.gaze`) and, last,
     ``OUT/_SUCCESS``. Runs on the pinned ``direct`` runner unless
     ``pipeline_args`` name another ``--runner`` (see :mod:`cropaudit.pipelines.runners`).
     ``bootstrap_correction`` is ``cgm`` (bootstrap rescaled to the two-way cluster-robust
@@ -457,8 +538,9 @@ def run_stats(
         bootstrap_correction=str(bootstrap_correction),
         model_max=int(model_max),
     )
-    files, modified = resolve_survival(survival_paths, trust_modified)
-    available = available_criteria(files)
+    tables, modified = resolve_tables(survival_paths, trust_modified)
+    files, single = tables[survival.TABLE], tables[single_survival.TABLE]
+    available = available_criteria(files) | available_criteria(single, point="point_on")
     unknown = sorted(set(options.criteria or ()) - available)
     if unknown:
         raise UserError(
@@ -469,9 +551,13 @@ def run_stats(
     prefix = fileio.join(fileio.absolute(out_dir), "estimates", "estimates")
     metadata = {UNVERIFIED_KEY: json.dumps(modified, sort_keys=True)} if modified else None
     with ownership.writing(out_dir, STATS_OUTPUT, overwrite=overwrite, command="cropaudit stats"):
-        with pipeline(runner, beam_options) as p:
-            build_pipeline(p, files, prefix, options, metadata)
+        if files:
+            with pipeline(runner, beam_options) as p:
+                build_pipeline(p, files, prefix, options, metadata)
+        else:
+            write_no_estimates(prefix, metadata)
         write_agreement(files, out_dir, options)
+        write_face_rates(single, out_dir, options, files)
         return _finish(out_dir, list(survival_paths), render, modified)
 
 
@@ -503,7 +589,7 @@ TABLE_KEY_DEFAULTS = {
     "layout_params": "",
     "preprocessing": "",
     "variant": BASE_VARIANT,
-    "design": "pairs",
+    "design": survival.PAIRS,
     "criterion": "outcome",
     "comparison": "pair",
     "group_a": "a",

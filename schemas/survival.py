@@ -1,4 +1,5 @@
-"""Schema of the survival table (one row per composite) and of the dead-letter table.
+"""Schema of the pair survival table (one row per composite) and of the dead-letter table, and
+the vocabulary of pair rows (designs, positions, winners) that every module imports from here.
 
 Faces are named by their role in the design, not their place on the canvas: face ``a`` belongs to
 the pair's first group and face ``b`` to its second; ``position`` says which of them was drawn
@@ -12,19 +13,11 @@ faces, same position): the rows of one sample across variants share it. ``compos
 unique per row (``<sample_id>@<variant>``; the base keeps ``<sample_id>``). A run without a sweep
 has ``variant = "base"`` and ``sample_id = composite_id`` on every row.
 
-Single images (survival/v3, design ``single``, the "male gaze" check): one full-body image per
-composite. Face ``a`` is the person: ``a_image_id``, ``a_subject_id``, ``a_group``,
-``a_attributes`` as usual, ``a_box`` is the *face box* (from the manifest, scaled with the image)
-on the canvas and ``a_max``/``a_mean`` the saliency inside it; ``image_box`` is where the whole
-image lies on the canvas (null in every other design). There is no face ``b``: the ``b_*``
-columns are null and ``group_b`` repeats ``group_a`` (so analyses grouping by the pair still see
-one group; ``pair_id`` is the group alone). ``position`` is ``a_first``. Winners are
-``SINGLE_WINNERS``: ``point_winner`` is ``face`` (salient point in the face box), ``body``
-(elsewhere on the image) or ``background`` (off the image, e.g. on padding); in each crop
-``a_area`` is the visible face area, ``b_area`` the visible rest of the image, and ``winner``
-``face`` when the crop keeps more than half of the face box, else ``body`` (or ``background``
-when it keeps none of the image). Earlier tables read as before: every v2 column is unchanged,
-``b_*`` merely became nullable.
+Single images (survival/v3) are no longer written here: the single-image design has its own
+table, ``single_survival`` (:mod:`cropaudit.schemas.single_survival`). ``image_box``, the
+nullable ``b_*`` columns and the ``single`` value of ``design`` stay so that v3/v4 tables that
+hold such rows still read (the statistics stage leaves those rows out); new tables have
+``image_box`` null and every ``b_*`` set.
 
 Croppers (survival/v4): a row's cropper is any model, saliency map or not (``model_name``,
 ``model_hash``, ``model_source`` and ``preprocessing`` record its name, version and settings). A
@@ -40,11 +33,18 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+#: The folder of this table in a run directory, and the version its files' metadata records.
+TABLE = "survival"
+VERSION = "survival/v4"
+#: The design kind whose rows this table holds, and the designs of its rows: the pairs under
+#: audit and the controls (same group, same image) a pair design may add.
+PAIRS = "pairs"
+SAME_GROUP, SAME_IMAGE = CONTROLS = ("same_group", "same_image")
+DESIGNS = (PAIRS, *CONTROLS)
+#: Where face ``a`` was drawn (first: top or left).
+A_FIRST, B_FIRST = POSITIONS = ("a_first", "b_first")
+#: Point and crop winners, in the order of the statistics' outcome codes.
 WINNERS = ("a", "b", "tie", "background")
-#: Winners of ``single`` rows (point and crops).
-SINGLE_WINNERS = ("face", "body", "background")
-POSITIONS = ("a_first", "b_first")
-DESIGNS = ("pairs", "same_group", "same_image", "single")
 
 BOX = pa.struct([("x", pa.int32()), ("y", pa.int32()), ("w", pa.int32()), ("h", pa.int32())])
 
@@ -75,6 +75,33 @@ def _face_fields(side: str, nullable: bool = False) -> list[pa.Field]:
     ]
 
 
+#: Columns every survival table has, in this order, around its design's own: the canvas, the
+#: cropper, its salient point (null for a box-only cropper, survival/v4) and the run.
+CANVAS_FIELDS = [
+    pa.field("layout", pa.string(), nullable=False),
+    pa.field("layout_params", pa.string(), nullable=False),
+    pa.field("width", pa.int32(), nullable=False),
+    pa.field("height", pa.int32(), nullable=False),
+]
+CROPPER_FIELDS = [
+    pa.field("model_name", pa.string(), nullable=False),
+    pa.field("model_hash", pa.string(), nullable=False),
+    pa.field("model_source", pa.string(), nullable=False),
+    pa.field("preprocessing", pa.string(), nullable=False),
+]
+POINT_FIELDS = [
+    pa.field("grid_rows", pa.int32()),
+    pa.field("grid_cols", pa.int32()),
+    pa.field("salient_x", pa.int32()),
+    pa.field("salient_y", pa.int32()),
+    pa.field("salient_score", pa.float32()),
+]
+RUN_FIELDS = [
+    pa.field("seed", pa.int64(), nullable=False),
+    pa.field("config_hash", pa.string(), nullable=False),
+    pa.field("versions", pa.string(), nullable=False),
+]
+
 SURVIVAL_SCHEMA = pa.schema(
     [
         pa.field("composite_id", pa.string(), nullable=False),
@@ -88,27 +115,14 @@ SURVIVAL_SCHEMA = pa.schema(
         pa.field("variant", pa.string(), nullable=False),
         *_face_fields("a"),
         *_face_fields("b", nullable=True),
-        pa.field("layout", pa.string(), nullable=False),
-        pa.field("layout_params", pa.string(), nullable=False),
-        pa.field("width", pa.int32(), nullable=False),
-        pa.field("height", pa.int32(), nullable=False),
-        pa.field("image_box", BOX),  # single design only: the image on the canvas
-        pa.field("model_name", pa.string(), nullable=False),
-        pa.field("model_hash", pa.string(), nullable=False),
-        pa.field("model_source", pa.string(), nullable=False),
-        pa.field("preprocessing", pa.string(), nullable=False),
-        # null for a box-only cropper (survival/v4): it has no grid nor salient point
-        pa.field("grid_rows", pa.int32()),
-        pa.field("grid_cols", pa.int32()),
-        pa.field("salient_x", pa.int32()),
-        pa.field("salient_y", pa.int32()),
-        pa.field("salient_score", pa.float32()),
+        *CANVAS_FIELDS,
+        pa.field("image_box", BOX),  # survival/v3's single rows only: the image on the canvas
+        *CROPPER_FIELDS,
+        *POINT_FIELDS,
         pa.field("point_winner", pa.string()),
         pa.field("margin", pa.float32()),
         pa.field("crops", pa.list_(CROP), nullable=False),
-        pa.field("seed", pa.int64(), nullable=False),
-        pa.field("config_hash", pa.string(), nullable=False),
-        pa.field("versions", pa.string(), nullable=False),
+        *RUN_FIELDS,
     ]
 )
 

@@ -8,8 +8,8 @@ import numpy as np
 from apache_beam.testing.util import assert_that, equal_to
 
 from cropaudit.model.registry import load_handler
+from cropaudit.schemas.records import Box, Composite, Face, RenderedComposite
 from cropaudit.transforms.boxes import CropBoxes
-from cropaudit.transforms.records import Box, Composite, Face, RenderedComposite
 from tests.test_stages import local_pipeline
 
 RATIOS = (1.0, 2.0)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from cropaudit.model.base import SaliencyGrid, stride_grid
+from cropaudit.schemas.records import Box
 from cropaudit.transforms.crop import crop_box, simulate_crop, visible_winner
-from cropaudit.transforms.records import Box
 from tests.conftest import shared_file
 
 
@@ -83,8 +83,8 @@ def test_simulate_crops_stage_crops_a_grid_by_the_rule_and_scores_a_croppers_box
     import apache_beam as beam
     from apache_beam.testing.util import assert_that, equal_to
 
+    from cropaudit.schemas.records import Composite, Cropping, Face, RenderedComposite
     from cropaudit.transforms.crop import SimulateCrops
-    from cropaudit.transforms.records import Composite, Cropping, Face, RenderedComposite
     from tests.test_stages import local_pipeline
 
     face = Face("f", "f.png", "s", (("g", "x"),))

@@ -17,8 +17,8 @@ from cropaudit.errors import UserError
 from cropaudit.model.base import SaliencyGrid
 from cropaudit.model.cropper import BoxCropper, require
 from cropaudit.model.registry import load_handler
+from cropaudit.schemas.records import Box, Cropping
 from cropaudit.transforms.crop import crop_box, grid_cropping, score_cropping, simulate_crop
-from cropaudit.transforms.records import Box, Cropping
 
 RATIOS = (0.56, 1.0, 1.14, 2.0)
 

@@ -8,6 +8,7 @@ import pytest
 
 from cropaudit.config import DesignConfig
 from cropaudit.errors import ManifestError
+from cropaudit.schemas.records import Face
 from cropaudit.transforms.design import (
     check_design,
     design_cells,
@@ -15,7 +16,6 @@ from cropaudit.transforms.design import (
     index_groups,
     sample_composites,
 )
-from cropaudit.transforms.records import Face
 
 
 def faces(groups=("A", "B", "C"), subjects=4, photos=2):

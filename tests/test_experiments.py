@@ -15,6 +15,7 @@ import pytest
 from cropaudit import config as config_mod
 from cropaudit.cli import main
 from cropaudit.model.catalogue import BUILTIN
+from cropaudit.schemas.records import Face
 from cropaudit.schemas.survival import SURVIVAL_SCHEMA
 from cropaudit.stats.sensitivity import (
     AXIS_FLIP_COLUMNS,
@@ -31,7 +32,6 @@ from cropaudit.transforms.design import (
     sample_composites,
     with_variants,
 )
-from cropaudit.transforms.records import Face
 from tests.conftest import REPO, shared_file
 
 EXPERIMENTS = REPO / "experiments"

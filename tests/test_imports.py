@@ -72,10 +72,6 @@ STATS_NOT_STDLIB = {"html", "tkinter", "turtle"}
 #: still here. Empty it as they land; an entry that no longer occurs fails the test, and so does
 #: any violation not listed.
 PENDING = {
-    # records move below the model (issue 15 item 2, helper `design`)
-    ("cropaudit.model.cropper", "cropaudit.transforms.records"): "records move to schemas",
-    ("cropaudit.model.croppers.smartcrop", "cropaudit.transforms.records"): "records move",
-    ("cropaudit.model.plugin", "cropaudit.transforms.records"): "records move to schemas",
     # run-directory code leaves pipelines/ for the run-directory library (item 3, `rundir`)
     ("cropaudit.report.inputs", "cropaudit.pipelines.audit_pipeline"): "RunPaths, read_table",
     ("cropaudit.report.inputs", "cropaudit.pipelines.stats_pipeline"): "read_estimates",

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from cropaudit.config import LayoutConfig
+from cropaudit.schemas.records import Box
 from cropaudit.transforms.layout import (
     compose,
     face_height,
@@ -15,7 +16,6 @@ from cropaudit.transforms.layout import (
     pad_canvas,
     prepare_face,
 )
-from cropaudit.transforms.records import Box
 
 
 def solid(h, w, value):

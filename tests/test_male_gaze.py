@@ -1,5 +1,6 @@
 """The "male gaze" check: the single design and layout, face boxes from the manifest, the face /
-body / background outcome, face_rates, and a run end to end on synthetic full-body images."""
+body / background outcome, face_rates, and a run end to end on synthetic full-body images, whose
+rows go to their own table (``single_survival``) in their own words."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from PIL import Image, ImageDraw
 
@@ -17,8 +19,9 @@ from cropaudit import config as config_mod
 from cropaudit.config import DesignConfig, LayoutConfig
 from cropaudit.errors import ConfigError, ManifestError
 from cropaudit.model.base import SaliencyGrid
+from cropaudit.schemas.records import Box, Face, SingleImage
 from cropaudit.stats.gaze import FACE_RATE_COLUMNS, face_rates
-from cropaudit.transforms.crop import simulate_crop, single_crop_winner, single_point_owner
+from cropaudit.transforms.crop import grid_cropping
 from cropaudit.transforms.design import (
     check_design,
     design_cells,
@@ -30,7 +33,7 @@ from cropaudit.transforms.design import (
 from cropaudit.transforms.images import decode_image
 from cropaudit.transforms.layout import compose_single, face_box_inside, scale_box
 from cropaudit.transforms.manifests import check_columns, parse_manifest
-from cropaudit.transforms.records import Box, Face
+from cropaudit.transforms.single_design import crop_keeps, point_on, score_single
 from tests.conftest import REPO
 
 SINGLE = {"design": {"kind": "single"}, "layout": {"kind": "single"}}
@@ -168,15 +171,20 @@ def test_single_design_every_image_once_or_a_seeded_sample():
     assert expected_composites(cells, "counterbalanced") == 8  # one composite per image
     got = [c for cell in cells for i in range(cell.samples) for c in sample_composites(
         cell, i, index, 7, "counterbalanced")]  # fmt: skip
-    assert sorted(c.face_a.image_id for c in got) == sorted(f.image_id for f in _faces())
-    assert all(c.face_b == c.face_a and c.position == "a_first" for c in got)
+    assert sorted(c.face.image_id for c in got) == sorted(f.image_id for f in _faces())
+    assert all(type(c) is SingleImage and c.design == "single" for c in got)
+    assert [c.group for c in got] == ["f"] * 5 + ["m"] * 3
     assert got[0].composite_id == f"single:{pair_key('f', 'f')}:000000:a_first"
-    assert got[0].pair_id == "f"
+    assert got[0].record() == {
+        "composite_id": got[0].composite_id,
+        "image_id": got[0].face.image_id,
+        "design": "single",
+    }
     sampled = design_cells(index, DesignConfig(kind="single", images_per_group=2))
-    picks = [sample_composites(sampled[0], i, index, 7, "fixed")[0].face_a for i in range(2)]
-    again = [sample_composites(sampled[0], i, index, 7, "fixed")[0].face_a for i in range(2)]
+    picks = [sample_composites(sampled[0], i, index, 7, "fixed")[0].face for i in range(2)]
+    again = [sample_composites(sampled[0], i, index, 7, "fixed")[0].face for i in range(2)]
     assert picks == again and len(set(picks)) == 2  # deterministic, without replacement
-    other = [sample_composites(sampled[0], i, index, 8, "fixed")[0].face_a for i in range(5)]
+    other = [sample_composites(sampled[0], i, index, 8, "fixed")[0].face for i in range(5)]
     assert len(set(other)) == 5
     check_design(index, sampled)
     too_many = design_cells(index, DesignConfig(kind="single", images_per_group=4))
@@ -226,19 +234,20 @@ def _grid(width, height, hot):
 )
 def test_single_outcome_face_body_background(hot, point, wide_crop):
     face, image = Box(30, 10, 30, 30), Box(0, 0, 90, 290)  # padding right and below the image
-    out = simulate_crop(_grid(100, 300, hot), 100, 300, face, image, (0.56, 3.0), single=True)
-    assert out.point_winner == point
+    out = score_single(grid_cropping(_grid(100, 300, hot), 100, 300, (0.56, 3.0)), face, image)
+    assert out.point_on == point
     assert point == _expected_point(out.salient_x, out.salient_y, face, image)
-    assert single_point_owner(out.salient_x, out.salient_y, face, image) == point
+    assert point_on(out.salient_x, out.salient_y, face, image) == point
     wide = out.crops[0]  # 100 x 56, around the salient y
-    assert wide.a_area == _overlap(wide.box, face)
-    assert wide.b_area == _overlap(wide.box, image) - wide.a_area
-    assert wide.winner == wide_crop
-    assert out.crops[1].winner == "face"  # aspect 3: the whole canvas
-    assert math.isnan(out.b_max) and out.a_max == (1.0 if point == "face" else 0.0)
-    assert single_crop_winner(450, 1, face) == "body"  # exactly half is not the larger part
-    assert single_crop_winner(451, 0, face) == "face"
-    assert single_crop_winner(0, 0, face) == "background"
+    assert wide.face_area == _overlap(wide.box, face)
+    assert wide.body_area == _overlap(wide.box, image) - wide.face_area
+    assert wide.kept == wide_crop
+    assert out.crops[1].kept == "face"  # aspect 3: the whole canvas
+    assert out.face_max == (1.0 if point == "face" else 0.0)
+    assert not math.isnan(out.face_mean)
+    assert crop_keeps(450, 1, face) == "body"  # exactly half is not the larger part
+    assert crop_keeps(451, 0, face) == "face"
+    assert crop_keeps(0, 0, face) == "background"
 
 
 # -- face_rates ----------------------------------------------------------------------------------
@@ -247,22 +256,21 @@ def test_single_outcome_face_body_background(hot, point, wide_crop):
 def test_face_rates_on_a_hand_made_table():
     rows = [("F/W", "f", "face"), ("F/W", "f", "face"), ("F/B", "f", "body"),
             ("M/W", "m", "face"), ("M/B", "m", "background")]  # fmt: skip
+    # the last row is a box-only cropper's (no salient point): left out of the point rates
     table = pa.table(
         {
-            "design": ["single"] * 5 + ["pairs"],
-            "group_a": [r[0] for r in rows] + ["F/W"],
-            "a_attributes": [[("gender", r[1]), ("race", r[0][-1])] for r in rows] + [[]],
-            "point_winner": [r[2] for r in rows] + ["a"],
-            "crops": [[{"aspect_ratio": 1.0, "winner": "body"}]] * 6,
+            "group": [r[0] for r in rows] + ["F/W"],
+            "attributes": [[("gender", r[1]), ("race", r[0][-1])] for r in rows] + [[]],
+            "point_on": [r[2] for r in rows] + [None],
+            "crops": [[{"aspect_ratio": 1.0, "kept": "body"}]] * 6,
         },
         schema=pa.schema(
             [
-                ("design", pa.string()),
-                ("group_a", pa.string()),
-                ("a_attributes", pa.map_(pa.string(), pa.string())),
-                ("point_winner", pa.string()),
+                ("group", pa.string()),
+                ("attributes", pa.map_(pa.string(), pa.string())),
+                ("point_on", pa.string()),
                 ("crops", pa.list_(pa.struct([("aspect_ratio", pa.float64()),
-                                              ("winner", pa.string())]))),
+                                              ("kept", pa.string())]))),
             ]
         ),
     )  # fmt: skip
@@ -281,8 +289,12 @@ def test_face_rates_on_a_hand_made_table():
     assert 0 < by_gender.loc["f", "ci_low"] < 2 / 3 < by_gender.loc["f", "ci_high"] < 1
     crops = face_rates(table, criterion="crop_1.00", by=["gender"]).set_index("group")
     assert crops.loc["m", ["n", "on_face", "on_body"]].tolist() == [2, 0, 2]
-    assert face_rates(table.slice(5)).empty  # no single rows
+    assert face_rates(table.slice(5)).empty  # no salient point: no point rates
+    assert face_rates(table.slice(5), criterion="crop_1.00").n.tolist() == [1]
     assert face_rates(table.to_pandas()).equals(rates)
+    bad = table.set_column(2, "point_on", pa.array(["a"] * 6))  # a pair table's winner
+    with pytest.raises(ValueError, match="not"):
+        face_rates(bad)
 
 
 # -- end to end ----------------------------------------------------------------------------------
@@ -311,7 +323,7 @@ def _person(path, face_loud: bool, rng: np.random.Generator) -> tuple[int, int, 
 @pytest.mark.slow
 def test_single_design_runs_end_to_end(tmp_path):
     from cropaudit.pipelines.audit_pipeline import read_table, run_audit
-    from cropaudit.schemas.survival import SURVIVAL_SCHEMA
+    from cropaudit.schemas.single_survival import SINGLE_SURVIVAL_SCHEMA
 
     rng = np.random.default_rng(0)
     (tmp_path / "img").mkdir()
@@ -338,6 +350,8 @@ def test_single_design_runs_end_to_end(tmp_path):
     summary = run_audit(cfg, str(tmp_path / "run"), quiet=True)
     assert summary["composites_expected"] == 5  # 3 female + 2 male images with a box
     assert summary["survival_rows"] == 4 and summary["all_composites_accounted"]
+    assert summary["survival_table_name"] == "single_survival"
+    assert not (tmp_path / "run" / "survival").exists()  # no pair table
     assert summary["dead_letters_by_stage_reason"] == {
         "manifest/missing_face_box": 1,
         "render/bad_face_box": 1,
@@ -346,25 +360,28 @@ def test_single_design_runs_end_to_end(tmp_path):
     reasons = dict(zip(dead.reason, dead.element_id))
     assert reasons["missing_face_box"] == "male-2"
     assert reasons["bad_face_box"].startswith(f"single:{pair_key('female', 'female')}:")
-    assert '"a_image_id": "female-2"' in dead.set_index("reason").loc["bad_face_box", "record"]
+    assert '"image_id": "female-2"' in dead.set_index("reason").loc["bad_face_box", "record"]
 
-    table = read_table(str(tmp_path / "run" / "survival"))
-    assert table.schema.remove_metadata() == SURVIVAL_SCHEMA.remove_metadata()
+    table = read_table(str(tmp_path / "run" / "single_survival"))
+    assert table.schema.remove_metadata() == SINGLE_SURVIVAL_SCHEMA.remove_metadata()
+    assert table.schema.metadata[b"cropaudit.schema"] == b"single_survival/v1"
     df = table.to_pandas()
-    assert set(df.design) == {"single"} and (df.group_a == df.group_b).all()
-    assert df.b_image_id.isna().all() and df.b_box.isna().all() and df.margin.isna().all()
-    assert (df.position == "a_first").all() and set(df.pair_id) == {"female", "male"}
+    assert not {"design", "pair_id", "position", "group_a", "a_box", "point_winner"} & set(df)
+    assert set(df.group) == {"female", "male"} and not df.face_max.isna().any()
+    assert dict(zip(df.image_id, df.subject_id)) == {
+        n: n for n in ("female-0", "female-1", "male-0", "male-1")
+    }
     for r in df.itertuples():
-        face, image = Box(**r.a_box), Box(**r.image_box)
+        face, image = Box(**r.face_box), Box(**r.image_box)
         assert image == Box(10, 10, 160, 480) and (r.width, r.height) == (170, 490)
         assert face == Box(60, 50, 60, 70)  # manifest box moved by the padding
-        assert r.point_winner == _expected_point(r.salient_x, r.salient_y, face, image)
+        assert r.point_on == _expected_point(r.salient_x, r.salient_y, face, image)
         for c in r.crops:
             crop = Box(c["x"], c["y"], c["w"], c["h"])
-            assert c["a_area"] == _overlap(crop, face)
-            assert c["b_area"] == _overlap(crop, image) - c["a_area"]
-            assert c["winner"] == _expected_crop(c["a_area"], c["b_area"], face)
-    winners = dict(zip(df.a_image_id, df.point_winner))
+            assert c["face_area"] == _overlap(crop, face)
+            assert c["body_area"] == _overlap(crop, image) - c["face_area"]
+            assert c["kept"] == _expected_crop(c["face_area"], c["body_area"], face)
+    winners = dict(zip(df.image_id, df.point_on))
     assert winners["female-1"] == winners["male-1"] == "body"  # striped shirt, faint face
     assert winners["female-0"] == winners["male-0"] == "face"
 
@@ -379,6 +396,31 @@ def test_single_design_runs_end_to_end(tmp_path):
 
     run_stats([str(tmp_path / "run")], str(tmp_path / "stats"), replicates=5, render=False)
     assert read_estimates(str(tmp_path / "stats")).num_rows == 0  # no pairs to compare
+    stored = pq.read_table(tmp_path / "stats" / "face_rates.parquet").to_pandas()
+    criteria = ["crop_0.56", "crop_1.00", "crop_1.14", "crop_2.00", "point"]
+    assert sorted(set(stored.criterion)) == criteria
+    point = stored[stored.criterion == "point"].drop(columns="criterion").reset_index(drop=True)
+    assert point.equals(rates)
+
+    # a pair run on the same people beside it: one stats run reads both kinds of table
+    pairs = config_mod.ExperimentConfig().replace(
+        name="pairs-beside",
+        manifest={"path": str(manifest)},
+        groups={"attributes": ["gender"]},
+        model={"spec": "baseline"},
+        design={"composites_per_pair": 2},
+        layout={"kind": "horizontal", "height": 96},
+    )
+    pair_summary = run_audit(pairs, str(tmp_path / "pairs"), quiet=True)
+    assert pair_summary["survival_rows"] == 4 and "survival_table_name" not in pair_summary
+    assert not (tmp_path / "pairs" / "single_survival").exists()
+    both = str(tmp_path / "both")
+    run_stats([str(tmp_path / "pairs"), str(tmp_path / "run")], both, replicates=5, render=False)
+    estimates = read_estimates(both).to_pandas()
+    assert set(estimates.design) == {"pairs"} and len(estimates) == 5  # point + 4 crops
+    assert {h for hs in estimates.config_hashes for h in hs} == {pairs.config_hash}
+    together = pq.read_table(tmp_path / "both" / "face_rates.parquet").to_pandas()
+    assert together.equals(stored)
 
     from cropaudit.report import build_report
 
@@ -387,3 +429,38 @@ def test_single_design_runs_end_to_end(tmp_path):
     assert html.count("data-criterion='gaze-") == 1 + len(cfg.crop.aspect_ratios)
     assert html.count("class='gallery-image'") == 2, "gallery drew nothing"
     assert "keeps the face box rather than the body" in html
+    assert html.count("re-scored: matches the recorded row") == 2
+
+
+def test_survival_v3_single_rows_read_in_the_new_words():
+    """A run written before single_survival existed (its single rows in the pair table, with
+    a_* for the image, point_winner and crop winners) reads as the new table."""
+    from cropaudit.schemas.single_survival import SINGLE_SURVIVAL_SCHEMA, from_survival_v3
+    from cropaudit.schemas.survival import SURVIVAL_SCHEMA
+
+    box = {"x": 1, "y": 2, "w": 3, "h": 4}
+    row = {f.name: None for f in SURVIVAL_SCHEMA}
+    row.update(
+        composite_id="single:k:000000:a_first", sample_id="single:k:000000:a_first",
+        design="single", pair_id="f", group_a="f", group_b="f", sample_index=0,
+        position="a_first", variant="base", a_image_id="img", a_subject_id="subj",
+        a_group="f", a_attributes=[("gender", "f")], a_box=box, a_max=0.5, a_mean=0.25,
+        layout="single", layout_params="{}", width=10, height=20,
+        image_box={"x": 0, "y": 0, "w": 10, "h": 20}, model_name="m", model_hash="h",
+        model_source="s", preprocessing="{}", salient_x=2, salient_y=3, salient_score=0.9,
+        point_winner="face",
+        crops=[{"aspect_ratio": 1.0, "x": 0, "y": 0, "w": 10, "h": 10, "a_area": 12,
+                "b_area": 88, "winner": "face"}],
+        seed=1, config_hash="c", versions="v",
+    )  # fmt: skip
+    pair = {**row, "design": "pairs", "composite_id": "pairs:k:0:a_first", "point_winner": "a"}
+    old = pa.Table.from_pylist([row, pair], schema=SURVIVAL_SCHEMA)
+    new = from_survival_v3(old)
+    assert new.schema == SINGLE_SURVIVAL_SCHEMA and new.num_rows == 1
+    got = new.to_pylist()[0]
+    assert (got["group"], got["image_id"], got["subject_id"]) == ("f", "img", "subj")
+    assert got["face_box"] == box and got["point_on"] == "face" and got["face_max"] == 0.5
+    assert got["crops"] == [{"aspect_ratio": 1.0, "x": 0, "y": 0, "w": 10, "h": 10,
+                             "face_area": 12, "body_area": 88, "kept": "face"}]  # fmt: skip
+    assert face_rates(new).n.tolist() == [1] and face_rates(new).on_face.tolist() == [1]
+    assert from_survival_v3(old.drop_columns(["design"])).num_rows == 0

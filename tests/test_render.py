@@ -10,7 +10,7 @@ from PIL import Image
 
 from cropaudit.config import LayoutConfig
 from cropaudit.model.baseline import CentreSurroundHandler
-from cropaudit.transforms.records import Box, Composite, Face
+from cropaudit.schemas.records import Box, Composite, Face
 from cropaudit.transforms.render import RenderComposites
 from tests.test_stages import local_pipeline
 

@@ -16,8 +16,8 @@ from apache_beam.typehints.decorators import TypeCheckError
 
 from cropaudit.model.baseline import CentreSurroundHandler
 from cropaudit.pipelines.runners import make_runner
+from cropaudit.schemas.records import Box, Composite, Face, RenderedComposite
 from cropaudit.transforms.infer import PredictSaliency
-from cropaudit.transforms.records import Box, Composite, Face, RenderedComposite
 from tests.fault_models import FAILED_ONCE, BrokenHandler, FlakyHandler
 
 BATCH = 4

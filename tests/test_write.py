@@ -8,7 +8,7 @@ import apache_beam as beam
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from cropaudit.transforms.records import DeadLetter
+from cropaudit.schemas.records import DeadLetter
 from cropaudit.transforms.write import WriteDeadLetters, WriteSurvivalTable
 from tests.test_stages import local_pipeline
 

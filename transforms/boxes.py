@@ -20,8 +20,8 @@ from apache_beam.utils import shared
 from apache_beam.utils.windowed_value import WindowedValue
 
 from cropaudit.model.cropper import BoxCropper, checked, crop_batch
+from cropaudit.schemas.records import Cropping, DeadLetter, Rendered, RenderedComposite
 from cropaudit.transforms.infer import acquire_model
-from cropaudit.transforms.records import Cropping, DeadLetter, RenderedComposite
 from cropaudit.transforms.render import DEAD_LETTER, composite_record
 
 CROPPED = Metrics.counter("cropaudit", "composites_cropped")
@@ -77,7 +77,7 @@ class _CropDoFn(beam.DoFn):
             yield wv.with_value((slim, result))
 
 
-@beam.typehints.with_input_types(RenderedComposite)
+@beam.typehints.with_input_types(Rendered)
 class CropBoxes(beam.PTransform):
     """RenderedComposite -> (RenderedComposite, Cropping) for a box cropper; failures -> dead
     letters (tag ``dead_letter``). ``id_suffix`` marks dead letters of one cropper among several
@@ -88,7 +88,7 @@ class CropBoxes(beam.PTransform):
         self._fn = _CropDoFn(cropper, ratios, batch_size, id_suffix)
 
     def expand(self, rendered):
-        crop = beam.ParDo(self._fn).with_input_types(RenderedComposite)
-        return rendered | "Crop" >> crop.with_output_types(
-            tuple[RenderedComposite, Cropping]
-        ).with_outputs(DEAD_LETTER, main="predicted")
+        crop = beam.ParDo(self._fn).with_input_types(Rendered)
+        return rendered | "Crop" >> crop.with_output_types(tuple[Rendered, Cropping]).with_outputs(
+            DEAD_LETTER, main="predicted"
+        )

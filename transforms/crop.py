@@ -3,14 +3,10 @@
 The geometry follows Twitter's rule (FastGaze spec §4) and is pure; ``SimulateCrops`` is a thin
 Beam wrapper. A saliency model becomes a cropper through :func:`grid_cropping` (the crop rule
 around its salient point); every cropper's boxes are then scored by :func:`score_cropping`, so
-survival, ties and background never depend on the kind of cropper.
-
-``single`` composites (one full-body image, the "male gaze" check) have a face box and an image
-box instead of two faces: the salient point is ``face`` (in the face box), ``body`` (elsewhere
-on the image: in a full-body image everything but the face counts as body) or ``background``
-(off the image, on padding). A crop is ``face`` when it keeps more than half of the face box
-(:func:`single_crop_winner`), else ``body`` when it keeps some of the image, else ``background``;
-its ``a_area`` is the visible face area and ``b_area`` the visible rest of the image.
+survival, ties and background never depend on the kind of cropper. The pair design's winners
+are here (:func:`score_cropping`); each design kind scores its own rendered records
+(``transforms.pair_design``, ``transforms.single_design``) and ``SimulateCrops`` takes the
+run's kind.
 """
 
 from __future__ import annotations
@@ -21,13 +17,10 @@ import numpy as np
 from cropaudit.model.base import SaliencyGrid
 from cropaudit.model.resize import round_half_away
 from cropaudit.schemas.criteria import TWITTER_ASPECT_RATIOS
-from cropaudit.transforms.records import (
-    Box,
-    CropOutcome,
-    Cropping,
-    CropResult,
-    RenderedComposite,
-)
+from cropaudit.schemas.records import Box, CropOutcome, Cropping, CropResult, Outcome, Rendered
+from cropaudit.schemas.survival import WINNERS
+
+A, B, TIE, BACKGROUND = WINNERS
 
 
 def crop_box(salient_x: int, salient_y: int, width: int, height: int, aspect_ratio: float) -> Box:
@@ -51,30 +44,16 @@ def crop_box(salient_x: int, salient_y: int, width: int, height: int, aspect_rat
 def visible_winner(a_area: int, b_area: int) -> str:
     """The face a crop keeps: larger visible area; equal areas are a recorded tie."""
     if a_area == b_area:
-        return "tie" if a_area > 0 else "background"
-    return "a" if a_area > b_area else "b"
+        return TIE if a_area > 0 else BACKGROUND
+    return A if a_area > b_area else B
 
 
 def point_owner(x: int, y: int, box_a: Box, box_b: Box) -> str:
     if box_a.contains(x, y):
-        return "a"
+        return A
     if box_b.contains(x, y):
-        return "b"
-    return "background"
-
-
-def single_point_owner(x: int, y: int, face: Box, image: Box) -> str:
-    if face.contains(x, y):
-        return "face"
-    return "body" if image.contains(x, y) else "background"
-
-
-def single_crop_winner(face_area: int, body_area: int, face: Box) -> str:
-    """``face`` when the crop keeps the face whole or its larger part (more than half of the face
-    box's area), else ``body`` when it keeps any of the rest of the image, else ``background``."""
-    if 2 * face_area > face.area:
-        return "face"
-    return "body" if body_area > 0 else "background"
+        return B
+    return BACKGROUND
 
 
 def _face_cells(grid: SaliencyGrid, box: Box) -> np.ndarray:
@@ -84,6 +63,12 @@ def _face_cells(grid: SaliencyGrid, box: Box) -> np.ndarray:
     cols = (xs >= box.x) & (xs < box.x + box.w)
     rows = (ys >= box.y) & (ys < box.y + box.h)
     return grid.scores[np.ix_(rows, cols)]
+
+
+def box_saliency(grid: SaliencyGrid | None, box: Box) -> tuple[float, float]:
+    """(max, mean) of the grid's scores inside ``box``; NaN without a grid or cells there."""
+    cells = _face_cells(grid, box) if grid is not None else np.empty(0)
+    return (float(cells.max()), float(cells.mean())) if cells.size else (np.nan, np.nan)
 
 
 def grid_cropping(
@@ -101,48 +86,39 @@ def grid_cropping(
     return Cropping(tuple(float(r) for r in aspect_ratios), boxes, (sx, sy, score), grid)
 
 
-def score_cropping(cropping: Cropping, box_a: Box, box_b: Box, single: bool = False) -> CropOutcome:
-    """Everything the cropper decided for one composite, from its boxes (and its salient point
-    and grid, when it has them). ``single``: a one-image composite, ``box_a`` its face box and
-    ``box_b`` the image (module docstring); ``b_max``/``b_mean`` are then NaN."""
+def score_cropping(cropping: Cropping, box_a: Box, box_b: Box) -> CropOutcome:
+    """Everything the cropper decided for one pair composite, from its boxes (and its salient
+    point and grid, when it has them)."""
     crops = []
     for ar, box in zip(cropping.ratios, cropping.boxes):
         a_area = box.intersection_area(box_a)
         b_area = box.intersection_area(box_b)
-        if single:  # the face lies inside the image: the rest of the visible image is body
-            b_area -= a_area
-            winner = single_crop_winner(a_area, b_area, box_a)
-        else:
-            winner = visible_winner(a_area, b_area)
-        crops.append(CropResult(float(ar), box, a_area, b_area, winner))
+        crops.append(CropResult(float(ar), box, a_area, b_area, visible_winner(a_area, b_area)))
     grid = cropping.grid
-    stats = []
-    for face_box in (box_a,) if single else (box_a, box_b):
-        cells = _face_cells(grid, face_box) if grid is not None else np.empty(0)
-        stats += [float(cells.max()), float(cells.mean())] if cells.size else [np.nan, np.nan]
-    if single:
-        stats += [np.nan, np.nan]
+    a_max, a_mean = box_saliency(grid, box_a)
+    b_max, b_mean = box_saliency(grid, box_b)
     sx = sy = score = owner = None
     if cropping.point is not None:
         sx, sy, score = cropping.point
-        owner = (
-            single_point_owner(sx, sy, box_a, box_b)
-            if single
-            else point_owner(sx, sy, box_a, box_b)
-        )
+        owner = point_owner(sx, sy, box_a, box_b)
     return CropOutcome(
         salient_x=sx,
         salient_y=sy,
         salient_score=score,
         point_winner=owner,
         crops=tuple(crops),
-        a_max=stats[0],
-        a_mean=stats[1],
-        b_max=stats[2],
-        b_mean=stats[3],
+        a_max=a_max,
+        a_mean=a_mean,
+        b_max=b_max,
+        b_mean=b_mean,
         grid_rows=None if grid is None else int(grid.scores.shape[0]),
         grid_cols=None if grid is None else int(grid.scores.shape[1]),
     )
+
+
+def score_rendered(cropping: Cropping, rendered) -> CropOutcome:
+    """A pair composite's outcome (``PairDesign.score``)."""
+    return score_cropping(cropping, rendered.box_a, rendered.box_b)
 
 
 def simulate_crop(
@@ -152,34 +128,34 @@ def simulate_crop(
     box_a: Box,
     box_b: Box,
     aspect_ratios: tuple[float, ...] = TWITTER_ASPECT_RATIOS,
-    single: bool = False,
 ) -> CropOutcome:
-    """A saliency model's outcome for one composite: :func:`grid_cropping` then
+    """A saliency model's outcome for one pair composite: :func:`grid_cropping` then
     :func:`score_cropping`."""
-    return score_cropping(grid_cropping(grid, width, height, aspect_ratios), box_a, box_b, single)
+    return score_cropping(grid_cropping(grid, width, height, aspect_ratios), box_a, box_b)
 
 
-@beam.typehints.with_input_types(tuple[RenderedComposite, SaliencyGrid | Cropping])
-@beam.typehints.with_output_types(tuple[RenderedComposite, CropOutcome])
+@beam.typehints.with_input_types(tuple[Rendered, SaliencyGrid | Cropping])
+@beam.typehints.with_output_types(tuple[Rendered, Outcome])
 class SimulateCrops(beam.PTransform):
-    """(RenderedComposite, SaliencyGrid | Cropping) -> (RenderedComposite, CropOutcome): a grid
-    is cropped by the crop rule, a box cropper's :class:`Cropping` is scored as it is."""
+    """(rendered record, SaliencyGrid | Cropping) -> (rendered record, outcome): a grid is
+    cropped by the crop rule, a box cropper's :class:`Cropping` is scored as it is; ``score`` is
+    the design kind's (``DesignKind.score``; default: pairs)."""
 
-    def __init__(self, aspect_ratios: tuple[float, ...] = TWITTER_ASPECT_RATIOS):
+    def __init__(self, aspect_ratios: tuple[float, ...] = TWITTER_ASPECT_RATIOS, score=None):
         super().__init__()
         self._ratios = tuple(aspect_ratios)
+        self._score = score or score_rendered
 
     def expand(self, pcoll):
-        ratios = self._ratios
+        ratios, score = self._ratios, self._score
 
         def outcome(rendered, decided):
             if not isinstance(decided, Cropping):
                 decided = grid_cropping(decided, rendered.width, rendered.height, ratios)
-            single = rendered.composite.design == "single"
-            return rendered, score_cropping(decided, rendered.box_a, rendered.box_b, single)
+            return rendered, score(decided, rendered)
 
         return pcoll | "SimulateCrop" >> beam.MapTuple(outcome).with_output_types(
-            tuple[RenderedComposite, CropOutcome]
+            tuple[Rendered, Outcome]
         )
 
 
@@ -189,9 +165,9 @@ __all__ = [
     "crop_box",
     "grid_cropping",
     "point_owner",
+    "box_saliency",
     "score_cropping",
+    "score_rendered",
     "simulate_crop",
-    "single_crop_winner",
-    "single_point_owner",
     "visible_winner",
 ]

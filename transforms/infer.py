@@ -31,7 +31,7 @@ from apache_beam.utils import multi_process_shared, shared
 from apache_beam.utils.windowed_value import WindowedValue
 
 from cropaudit.model.base import CropperHandler, SaliencyGrid, SaliencyModelHandler
-from cropaudit.transforms.records import DeadLetter, RenderedComposite
+from cropaudit.schemas.records import DeadLetter, Rendered, RenderedComposite
 from cropaudit.transforms.render import DEAD_LETTER, composite_record
 
 PREDICTED = Metrics.counter("cropaudit", "composites_predicted")
@@ -153,7 +153,7 @@ class _PredictDoFn(beam.DoFn):
             yield None, wv.with_value((slim, grid))
 
 
-@beam.typehints.with_input_types(RenderedComposite)
+@beam.typehints.with_input_types(Rendered)
 class PredictSaliency(beam.PTransform):
     """RenderedComposite -> (RenderedComposite, SaliencyGrid); failures -> dead letters.
     ``id_suffix`` marks dead letters of one model among several (``#<model_name>``)."""
@@ -166,7 +166,7 @@ class PredictSaliency(beam.PTransform):
 
     def expand(self, rendered):
         fn = _PredictDoFn(self._handler, self._batch_size, id_suffix=self._suffix)
-        predict = beam.ParDo(fn).with_input_types(RenderedComposite)
+        predict = beam.ParDo(fn).with_input_types(Rendered)
         return rendered | "Predict" >> predict.with_output_types(
-            tuple[RenderedComposite, SaliencyGrid]
+            tuple[Rendered, SaliencyGrid]
         ).with_outputs(DEAD_LETTER, main="predicted")

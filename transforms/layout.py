@@ -14,8 +14,8 @@ from PIL import Image
 
 from cropaudit.config import LayoutConfig
 from cropaudit.model.resize import round_half_away
+from cropaudit.schemas.records import Box
 from cropaudit.transforms.images import ImageError
-from cropaudit.transforms.records import Box
 
 #: Largest canvas (or scaled face) in pixels: 200 MP is 600 MB of RGB. Plans whose canvas the
 #: config fixes are refused before a run (``transforms.plan``); faces kept at native size are

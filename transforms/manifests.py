@@ -32,7 +32,8 @@ from cropaudit.schemas.manifest import (
     REQUIRED_COLUMNS,
     ROW_ERROR_KEY,
 )
-from cropaudit.transforms.records import DeadLetter, Face
+from cropaudit.schemas.records import DeadLetter, Face
+from cropaudit.transforms.design_kind import design_kind
 
 STAGE = "manifest"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -468,7 +469,7 @@ def load_faces(uri: str, config: ExperimentConfig):
         list(config.groups.attributes),
         image_root=config.manifest.image_root or None,
         allowed_labels=labels,
-        face_boxes=config.design.kind == "single",
+        face_boxes=design_kind(config.design.kind).face_boxes,
         format=config.manifest.format,
         groups=config.groups,
     )

@@ -1,8 +1,9 @@
-"""Render planned composites into model inputs (RenderComposites).
+"""Render planned records into model inputs (RenderComposites).
 
 Decode -> fit into the layout -> compose -> pre-process happen in one DoFn, so full-size pixels
-never cross a stage boundary; only the small model input travels on. Faces recur in many
-composites, so each worker keeps an LRU cache of faces already fitted to the layout.
+never cross a stage boundary; only the small model input travels on. How a record is drawn is
+its design kind's (``DesignKind.render``). Faces recur in many pair composites, so each worker
+keeps an LRU cache of faces already fitted to the layout.
 """
 
 from __future__ import annotations
@@ -16,16 +17,11 @@ from apache_beam.metrics import Metrics
 
 from cropaudit.config import LayoutConfig
 from cropaudit.model.base import SaliencyModelHandler
+from cropaudit.schemas.records import Box, DeadLetter, Face, Planned, Rendered
 from cropaudit.schemas.variants import BASE_VARIANT
+from cropaudit.transforms.design_kind import kind_of
 from cropaudit.transforms.images import ImageError, load_image
-from cropaudit.transforms.layout import (
-    compose,
-    compose_single,
-    face_box_inside,
-    face_key,
-    prepare_face,
-)
-from cropaudit.transforms.records import Box, Composite, DeadLetter, Face, RenderedComposite
+from cropaudit.transforms.layout import face_key, prepare_face
 
 DEAD_LETTER = "dead_letter"
 RENDERED = Metrics.counter("cropaudit", "composites_rendered")
@@ -59,42 +55,17 @@ class FaceCache:
         return item
 
 
-def render_canvas(
-    composite: Composite, layout: LayoutConfig, cache: FaceCache
-) -> tuple[np.ndarray, Box, Box]:
-    """The composite's pixels and the boxes of face ``a`` and face ``b``; for a ``single``
-    composite, the face box and the image box (see :func:`render_single`)."""
-    if composite.design == "single":
-        return render_single(composite.face_a, layout)
-    first, second = composite.faces_in_order()
-    canvas, box_first, box_second = compose(cache.get(first), cache.get(second), layout)
-    if composite.position == "a_first":
-        return canvas, box_first, box_second
-    return canvas, box_second, box_first
+def render_canvas(item, layout: LayoutConfig, cache: FaceCache) -> tuple:
+    """A planned record's pixels and boxes, drawn by its design kind: ``(canvas, box of face a,
+    box of face b)`` for a pair composite, ``(canvas, face box, image box)`` for a single
+    image."""
+    canvas, boxes = kind_of(item.design).render(item, layout, cache)
+    return (canvas, *boxes)
 
 
-def render_single(face: Face, layout: LayoutConfig) -> tuple[np.ndarray, Box, Box]:
-    """One full-body image (decoded afresh: in the single design an image is rarely drawn twice)
-    with its face box; a box that does not lie inside the decoded (EXIF-rotated) image raises
-    ``ImageError("bad_face_box")``, so the composite is dead-lettered with that reason."""
-    image = load_image(face.image_uri)
-    height, width = image.shape[:2]
-    if face.face_box is None or not face_box_inside(face.face_box, width, height):
-        raise ImageError(
-            "bad_face_box",
-            f"{face.image_uri}: face box {face.face_box} is not inside the {width}x{height} image",
-        )
-    return compose_single(image, face.face_box, layout)
-
-
-def composite_record(composite: Composite) -> dict:
-    return {
-        "composite_id": composite.composite_id,
-        "a_image_id": composite.face_a.image_id,
-        "b_image_id": composite.face_b.image_id,
-        "position": composite.position,
-        "design": composite.design,
-    }
+def composite_record(item) -> dict:
+    """What a dead letter of a planned record records (its ``record()``)."""
+    return item.record()
 
 
 #: Sweep variant name -> the layout and the handler (for its pre-processing) it renders with.
@@ -121,12 +92,13 @@ class _RenderDoFn(beam.DoFn):
             cache = caches.setdefault(face_key(layout), FaceCache(layout))
             self._by_variant[name] = (layout, handler, cache)
 
-    def process(self, composite: Composite):
+    def process(self, composite):
         layout, handler, cache = self._by_variant.get(
             composite.variant, self._by_variant[BASE_VARIANT]
         )
+        kind = kind_of(composite.design)
         try:
-            canvas, box_a, box_b = render_canvas(composite, layout, cache)
+            canvas, boxes = kind.render(composite, layout, cache)
         except ImageError as exc:
             DEAD_LETTERED.inc()
             yield beam.pvalue.TaggedOutput(
@@ -136,21 +108,20 @@ class _RenderDoFn(beam.DoFn):
                     exc.reason,
                     composite.composite_id,
                     exc.detail,
-                    composite_record(composite),
+                    composite.record(),
                 ),
             )
             return
         RENDERED.inc()
         # rendered once; each of the run's croppers gets its own input (``model`` = its index)
         for i, h in enumerate((handler, *self._others)):
-            yield RenderedComposite(
-                composite, canvas.shape[1], canvas.shape[0], box_a, box_b, h.preprocess(canvas), i
-            )
+            yield kind.rendered(composite, canvas, boxes, h.preprocess(canvas), i)
 
 
-@beam.typehints.with_input_types(Composite)
+@beam.typehints.with_input_types(Planned)
 class RenderComposites(beam.PTransform):
-    """Composite -> RenderedComposite; unusable images -> dead letters (tag ``dead_letter``).
+    """Planned record -> rendered record (``RenderedComposite``, ``RenderedSingle``); unusable
+    images -> dead letters (tag ``dead_letter``).
 
     ``variants`` maps sweep variant names to their layout and handler; a composite of another
     variant (``base``) renders with ``layout`` and ``handler``. Handlers differ only in their
@@ -173,6 +144,6 @@ class RenderComposites(beam.PTransform):
 
     def expand(self, composites):
         render = beam.ParDo(_RenderDoFn(self._handler, self._layout, self._variants, self._others))
-        return composites | "Render" >> render.with_input_types(Composite).with_output_types(
-            RenderedComposite
+        return composites | "Render" >> render.with_input_types(Planned).with_output_types(
+            Rendered
         ).with_outputs(DEAD_LETTER, main="rendered")

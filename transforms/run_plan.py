@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from cropaudit.config import ExperimentConfig, LayoutConfig
 from cropaudit.errors import UserError
 from cropaudit.model.resize import fit_size
+from cropaudit.schemas.single_survival import SINGLE
 from cropaudit.schemas.variants import BASE_VARIANT
 from cropaudit.transforms.images import MIN_SIDE
 from cropaudit.transforms.layout import MAX_CANVAS_PIXELS, face_height, face_slot
@@ -115,7 +116,7 @@ def layout_geometry(layout: LayoutConfig) -> tuple[tuple[int, int], tuple[int, i
     if layout.height == 0:
         return None
     side = face_height(layout, layout.height)
-    if layout.kind == "single":
+    if layout.kind == SINGLE:
         return (side + layout.pad, side + layout.pad), (side, side)
     return (2 * side + layout.gap + layout.pad, side + layout.pad), (side, side)
 

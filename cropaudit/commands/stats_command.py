@@ -19,7 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "survival_paths",
         nargs="+",
         metavar="SURVIVAL_PATH",
-        help="run directory (or its survival/ folder), or one plain table of composites "
+        help="run directory (or its survival/ or single_survival/ folder), or one plain table of "
+        "composites "
         "(.parquet or .csv: a-subject, b-subject, position a_first/b_first, outcome "
         "a/b/tie/background; analysed in-process, strata = the estimates key fields it has)",
     )

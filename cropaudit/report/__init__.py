@@ -33,6 +33,11 @@ def gallery_for(inputs: RunInputs, n: int, model_spec: str | None = None):
         "decides the crop. Each is re-rendered from the run's config and manifest and re-scored "
         "with the run's model."
     )
+    if inputs.single is not None:
+        intro = (
+            f"The first {n} single images by id, re-rendered from the run's config and manifest "
+            "and re-scored with the run's model: face box, saliency map, salient point and crops."
+        )
     if n <= 0:
         return [], [], intro
     config = inputs.config
@@ -49,7 +54,8 @@ def gallery_for(inputs: RunInputs, n: int, model_spec: str | None = None):
     except Exception as exc:  # noqa: BLE001
         return [], [f"manifest {uri} could not be read: {exc}"], intro
     by_id = {f.image_id: f for f in faces}
-    recorded = set(inputs.survival.get("model_hash", []))
+    table = inputs.survival if inputs.single is None else inputs.single.to_pandas()
+    recorded = set(table.get("model_hash", []))
     problems = []
     if recorded and handler.content_hash not in recorded:
         problems.append(
@@ -57,7 +63,7 @@ def gallery_for(inputs: RunInputs, n: int, model_spec: str | None = None):
             "recorded; the drawings below may not match the survival table"
         )
     layout = json.dumps(config.layout.params(), sort_keys=True)
-    rows = pick_rows(inputs.survival, n, handler, layout)
+    rows = pick_rows(table, n, handler, layout)
     items, failed = build_gallery(rows, config, by_id, handler)
     return items, problems + failed, intro
 

@@ -1,12 +1,12 @@
 """The report's gallery: close calls re-rendered, re-scored and drawn.
 
-Composites are picked from the survival table by ``|margin|`` (``a_max - b_max``, the gap between
-the two faces' best saliency scores) ascending: close calls are where a small, systematic bias
-decides the crop. Each one is re-rendered from the run's config and manifest (rendering is
-deterministic), the run's model is run on it again, and the saliency map, salient point and one
-crop box per aspect ratio are drawn over it with
-:func:`cropaudit.transforms.overlay.draw_overlay`.
-The recomputed salient point and winners are checked against the recorded row.
+Pair composites are picked from the survival table by ``|margin|`` (``a_max - b_max``, the gap
+between the two faces' best saliency scores) ascending: close calls are where a small,
+systematic bias decides the crop; single images (no margin) by id. Each one is re-rendered from
+the run's config and manifest (rendering is deterministic), the run's model is run on it again,
+and the saliency map, salient point and one crop box per aspect ratio are drawn over it with
+:func:`cropaudit.transforms.overlay.draw_overlay`. The recomputed salient point, winners and
+boxes are checked against the recorded row (what its design kind's ``replay_key`` names).
 """
 
 from __future__ import annotations
@@ -24,12 +24,14 @@ from PIL import Image, ImageDraw
 
 from cropaudit.config import ExperimentConfig
 from cropaudit.model.base import SaliencyModelHandler
+from cropaudit.schemas.records import Box, Face
+from cropaudit.schemas.survival import PAIRS
 from cropaudit.schemas.variants import BASE_VARIANT
 from cropaudit.transforms.candidate_crops import candidate_crops
-from cropaudit.transforms.crop import simulate_crop
+from cropaudit.transforms.crop import grid_cropping
+from cropaudit.transforms.design_kind import DesignKind, design_kind
 from cropaudit.transforms.overlay import _CROP_COLOURS, draw_overlay
-from cropaudit.transforms.records import Box, Composite, Face
-from cropaudit.transforms.render import FaceCache, render_canvas
+from cropaudit.transforms.render import FaceCache
 
 #: Face outline colours in the gallery: face a, face b.
 FACE_COLOURS = ((0, 90, 255), (255, 110, 0))
@@ -60,7 +62,8 @@ def pick_rows(
     layout_params: str | None = None,
 ):
     """The ``n`` rows to show: ``pairs`` design first (the comparisons under audit, controls
-    only fill up), then smallest ``|margin|`` first (rows without a margin last), then id.
+    only fill up), then smallest ``|margin|`` first (rows without a margin last, as every row of
+    a single-image table), then id.
 
     Rows of a sweep's other variants (``variant`` other than ``base``) and, with ``handler`` and
     ``layout_params``, rows another model, pre-processing or layout produced are left out when
@@ -77,10 +80,10 @@ def pick_rows(
     for column, value in wanted.items():
         if column in df.columns and (df[column] == value).any():
             df = df[df[column] == value]
-    margin = pd.to_numeric(df["margin"], errors="coerce").abs()
+    margin = pd.to_numeric(df.get("margin", pd.Series(math.nan, df.index)), errors="coerce").abs()
     order = pd.DataFrame(
         {
-            "controls": (df["design"] != "pairs").astype(int),
+            "controls": (df.get("design", pd.Series(PAIRS, df.index)) != PAIRS).astype(int),
             "missing": margin.isna().astype(int),
             "margin": margin.fillna(math.inf),
             "id": df["composite_id"],
@@ -88,30 +91,6 @@ def pick_rows(
         index=df.index,
     ).sort_values(["controls", "missing", "margin", "id"], kind="mergesort")
     return df.loc[order.index[:n]]
-
-
-def _box(value: Any) -> Box:
-    return Box(int(value["x"]), int(value["y"]), int(value["w"]), int(value["h"]))
-
-
-def composite_from_row(row: dict[str, Any], faces: dict[str, Face]) -> Composite:
-    """The planned composite of a survival row (faces looked up by image id). A ``single`` row
-    has no face b: its composite carries face a twice, as the design does."""
-    single = row["design"] == "single"
-    b_key = "a_image_id" if single else "b_image_id"
-    missing = [str(row[k]) for k in ("a_image_id", b_key) if row[k] not in faces]
-    if missing:
-        raise KeyError(f"image ids not in the manifest: {', '.join(missing)}")
-    return Composite(
-        composite_id=row["composite_id"],
-        design=row["design"],
-        group_a=row["group_a"],
-        group_b=row["group_b"],
-        sample_index=int(row["sample_index"]),
-        position=row["position"],
-        face_a=faces[row["a_image_id"]],
-        face_b=faces[row[b_key]],
-    )
 
 
 def _scaled(value: float, k: float) -> int:
@@ -171,42 +150,36 @@ def build_gallery(
     faces: dict[str, Face],
     handler: SaliencyModelHandler,
     *,
+    kind: DesignKind | None = None,
     max_height: int = 600,
     max_width: int = 900,
 ) -> tuple[list[GalleryItem], list[str]]:
-    """Re-render, re-score and draw ``rows``; returns the items and a note per row that failed."""
+    """Re-render, re-score and draw ``rows`` (of the table of ``kind``, by default the config's
+    design kind); returns the items and a note per row that failed."""
+    kind = kind or design_kind(config.design.kind)
     cache = FaceCache(config.layout)
     ratios = tuple(config.crop.aspect_ratios)
     rendered, problems = [], []
     for row in rows.to_dict("records"):
         try:
-            composite = composite_from_row(row, faces)
-            canvas, box_a, box_b = render_canvas(composite, config.layout, cache)
-            rendered.append((row, composite, canvas, box_a, box_b, handler.preprocess(canvas)))
+            item = kind.from_row(row, faces)
+            canvas, boxes = kind.render(item, config.layout, cache)
+            rendered.append((row, item, canvas, boxes, handler.preprocess(canvas)))
         except Exception as exc:  # noqa: BLE001 - one unreadable image must not sink the report
             problems.append(f"{row['composite_id']}: {type(exc).__name__}: {exc}")
     scores = _rescore([r[-1] for r in rendered], handler, config.model.batch_size)
     items = []
-    for (row, composite, canvas, box_a, box_b, model_input), s in zip(rendered, scores):
+    for (row, item, canvas, boxes, model_input), s in zip(rendered, scores):
         cid = row["composite_id"]
         try:
             if isinstance(s, Exception):
                 raise s
             grid = handler.to_grid(s, canvas.shape[:2], model_input.shape[:2])
-            single = composite.design == "single"
-            outcome = simulate_crop(
-                grid, canvas.shape[1], canvas.shape[0], box_a, box_b, ratios, single=single
-            )
-            reproduced = (
-                (outcome.salient_x, outcome.salient_y) == (row["salient_x"], row["salient_y"])
-                and outcome.point_winner == row["point_winner"]
-                and [c.winner for c in outcome.crops] == [c["winner"] for c in row["crops"]]
-                and (box_a, box_b)
-                == (_box(row["a_box"]), _box(row["image_box" if single else "b_box"]))
-            )
-            png, w, h = draw_item(
-                canvas, grid.scores, grid, box_a, box_b, ratios, max_height, max_width
-            )
+            again = kind.rendered(item, canvas, boxes, model_input, 0)
+            cropping = grid_cropping(grid, canvas.shape[1], canvas.shape[0], ratios)
+            outcome = kind.score(cropping, again)
+            reproduced = kind.replay_key(kind.row(again, outcome, {})) == kind.replay_key(row)
+            png, w, h = draw_item(canvas, grid.scores, grid, *boxes, ratios, max_height, max_width)
         except Exception as exc:  # noqa: BLE001 - one unreadable image must not sink the report
             problems.append(f"{cid}: {type(exc).__name__}: {exc}")
             continue

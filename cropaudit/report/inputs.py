@@ -19,7 +19,9 @@ import pyarrow as pa
 from cropaudit import config as config_mod
 from cropaudit import fileio
 from cropaudit.errors import UserError
-from cropaudit.pipelines.audit_pipeline import RunPaths, read_table, verified_run
+from cropaudit.pipelines.audit_pipeline import RunPaths, read_table, survival_folder, verified_run
+from cropaudit.schemas import single_survival
+from cropaudit.schemas.survival import SURVIVAL_SCHEMA
 
 CONFIG_METADATA_KEY = b"cropaudit.config"
 
@@ -36,6 +38,9 @@ class RunInputs:
     estimates: pd.DataFrame | None = None
     #: The survival table as read (Arrow), beside its pandas form ``survival``.
     survival_table: pa.Table | None = None
+    #: A single-image run's table (``single_survival``); its pair table ``survival`` is then
+    #: empty, and a pair run's ``single`` is None.
+    single: pa.Table | None = None
     #: One sentence on where the estimates came from (or why there are none).
     stats_source: str = ""
     warnings: list[str] = field(default_factory=list)
@@ -58,7 +63,14 @@ def load_run(run_dir: str, trust_modified: bool = False) -> RunInputs:
     table differs from its summary's record unless ``trust_modified``: then a warning)."""
     paths, modified = verified_run(run_dir.rstrip("/") or "/", trust_modified)
     run_dir = paths.root  # a demo folder's run/: its stats/ is then found beside it
-    survival_table = read_table(paths.survival)
+    folder = survival_folder(paths)
+    table = read_table(folder)
+    single = None
+    survival_table = table
+    if folder == paths.table(single_survival.TABLE):
+        single, survival_table = table, SURVIVAL_SCHEMA.empty_table()
+    elif (old := single_survival.from_survival_v3(table)).num_rows:
+        single = old  # a survival/v3-v4 run of single images: its rows in today's words
     warnings: list[str] = []
     if modified:
         warnings.append(
@@ -70,7 +82,7 @@ def load_run(run_dir: str, trust_modified: bool = False) -> RunInputs:
     except (FileNotFoundError, ValueError) as exc:
         summary = {}
         warnings.append(f"run_summary.json unreadable ({exc})")
-    config_toml = _config_text(paths, survival_table)
+    config_toml = _config_text(paths, table)
     config = config_mod.loads(config_toml)
     recorded = summary.get("config_hash")
     if recorded and recorded != config.config_hash:
@@ -91,6 +103,7 @@ def load_run(run_dir: str, trust_modified: bool = False) -> RunInputs:
         summary=summary,
         survival=survival_table.to_pandas(),
         survival_table=survival_table,
+        single=single,
         dead=dead,
         warnings=warnings,
     )

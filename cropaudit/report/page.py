@@ -34,6 +34,7 @@ from cropaudit.report.plotkit import (
     varying_context,
 )
 from cropaudit.schemas.criteria import POINT, criterion_name
+from cropaudit.schemas.survival import A_FIRST, B_FIRST, PAIRS, WINNERS
 from cropaudit.stats.intervals import finite, reported_interval
 
 
@@ -57,7 +58,8 @@ def design_section(inputs: RunInputs) -> str:
     if d.pairs:
         pairs = "; ".join(f"{a} vs {b}" for a, b in d.pairs)
     else:
-        seen = sorted(inputs.survival.loc[inputs.survival["design"] == "pairs", "pair_id"].unique())
+        pair_rows = inputs.survival["design"] == PAIRS
+        seen = sorted(inputs.survival.loc[pair_rows, "pair_id"].unique())
         pairs = "all unordered pairs of distinct groups" + (f": {'; '.join(seen)}" if seen else "")
     groups = s.get("groups") or {}
     versions = s.get("versions") or (first["versions"] if first is not None else "")
@@ -124,9 +126,9 @@ def counts_section(inputs: RunInputs) -> str:
                 *key,
                 len(g),
                 len(subjects),
-                int((g["position"] == "a_first").sum()),
-                int((g["position"] == "b_first").sum()),
-                *(int(winners.get(w, 0)) for w in ("a", "b", "tie", "background")),
+                int((g["position"] == A_FIRST).sum()),
+                int((g["position"] == B_FIRST).sum()),
+                *(int(winners.get(w, 0)) for w in WINNERS),
             ]
         )
     headers = [
@@ -248,8 +250,8 @@ def raw_position_table(survival: pd.DataFrame) -> str:
     rows = []
     for (design, pair), g in survival.groupby(["design", "pair_id"], sort=True):
         decisive = g[g["point_winner"].isin(["a", "b"])]
-        first = ((decisive["point_winner"] == "a") & (decisive["position"] == "a_first")) | (
-            (decisive["point_winner"] == "b") & (decisive["position"] == "b_first")
+        first = ((decisive["point_winner"] == "a") & (decisive["position"] == A_FIRST)) | (
+            (decisive["point_winner"] == "b") & (decisive["position"] == B_FIRST)
         )
         n = len(decisive)
         rows.append([design, pair, n, int(first.sum()), first.sum() / n if n else float("nan")])
@@ -260,8 +262,7 @@ def raw_position_table(survival: pd.DataFrame) -> str:
 
 def gaze_section(inputs: RunInputs) -> str:
     """Single-image (male-gaze) runs: how often the salient point and each crop keep the face."""
-    df = inputs.survival
-    if "design" not in df.columns or not (df["design"] == "single").any():
+    if inputs.single is None or not inputs.single.num_rows:
         return note("No single-image rows: this section is for the `single` design (male gaze).")
     from cropaudit.stats.gaze import face_rates
 
@@ -273,7 +274,7 @@ def gaze_section(inputs: RunInputs) -> str:
     ]
     criteria = [POINT] + [criterion_name(c) for c in inputs.config.crop.aspect_ratios]
     for criterion in criteria:
-        rates = face_rates(inputs.survival_table, criterion=criterion)
+        rates = face_rates(inputs.single, criterion=criterion)
         if rates.empty:
             continue
         labels = [f"{r['variant']}: {r['group']}" for _, r in rates.iterrows()]
@@ -385,15 +386,24 @@ def gallery_section(
 
 def _figure(i: int, item: GalleryItem) -> str:
     r = item.row
-    first = "a" if r["position"] == "a_first" else "b"
-    crops = ", ".join(f"{c['aspect_ratio']:g}→{c['winner']}" for c in _crops(r))
-    margin = r.get("margin")
-    margin_text = "–" if margin is None or not finite(margin) else f"{float(margin):+.4g}"
     check = (
         "re-scored: matches the recorded row"
         if item.reproduced
         else "re-scored result differs from the recorded row"
     )
+    if "point_on" in r:  # a single image (schemas.single_survival)
+        crops = ", ".join(f"{c['aspect_ratio']:g}→{c['kept']}" for c in _crops(r))
+        caption = (
+            f"<b>#{i} {esc(r['group'])}</b> (single image)<br>"
+            f"{esc(r['subject_id'])} / {esc(r['image_id'])}<br>"
+            f"point on <b>{esc(r['point_on'])}</b><br>"
+            f"crops keep: {esc(crops)}<br><span class='note'>{esc(check)}</span>"
+        )
+        return _figure_html(r, item, caption)
+    first = "a" if r["position"] == A_FIRST else "b"
+    crops = ", ".join(f"{c['aspect_ratio']:g}→{c['winner']}" for c in _crops(r))
+    margin = r.get("margin")
+    margin_text = "–" if margin is None or not finite(margin) else f"{float(margin):+.4g}"
     caption = (
         f"<b>#{i} {esc(r['group_a'])} vs {esc(r['group_b'])}</b> ({esc(r['design'])})<br>"
         f"a: {esc(r['a_subject_id'])} / {esc(r['a_image_id'])}<br>"
@@ -402,6 +412,10 @@ def _figure(i: int, item: GalleryItem) -> str:
         f"point → <b>{esc(r['point_winner'])}</b>, margin {esc(margin_text)}<br>"
         f"crops: {esc(crops)}<br><span class='note'>{esc(check)}</span>"
     )
+    return _figure_html(r, item, caption)
+
+
+def _figure_html(r: dict[str, Any], item: GalleryItem, caption: str) -> str:
     alt = f"composite {r['composite_id']}"
     width = max(220, min(item.width, 440))
     return (

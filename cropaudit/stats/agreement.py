@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from cropaudit.schemas.criteria import POINT, criterion_name
+from cropaudit.schemas.single_survival import SINGLE
 from cropaudit.schemas.variants import BASE_VARIANT
 from cropaudit.stats.bootstrap import OUTCOME_CODE, POSITION_CODE, SufficientStats
 from cropaudit.stats.intervals import reported_interval
@@ -95,7 +96,7 @@ def agreement(
     empty when the table has fewer than two croppers. Models pair in name order."""
     if survival.empty or survival["model_name"].nunique() < 2:
         return pd.DataFrame(columns=list(COLUMNS))
-    survival = survival[survival["design"] != "single"]
+    survival = survival[survival["design"] != SINGLE]  # survival/v3-v4 tables
     long = winners_long(survival)
     if long.empty:
         return pd.DataFrame(columns=list(COLUMNS))

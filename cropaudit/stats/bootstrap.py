@@ -50,13 +50,13 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.special import ndtr, ndtri
 
+from cropaudit.schemas.survival import POSITIONS, WINNERS
 from cropaudit.stats.effective import cluster_variance
 from cropaudit.stats.weights import WeightCache
 
-POSITIONS = ("a_first", "b_first")
-OUTCOMES = ("a", "b", "tie", "background")
+#: Integer codes of positions and outcomes (the pair table's winners), in schema order.
 POSITION_CODE = {p: i for i, p in enumerate(POSITIONS)}
-OUTCOME_CODE = {o: i for i, o in enumerate(OUTCOMES)}
+OUTCOME_CODE = {o: i for i, o in enumerate(WINNERS)}
 
 #: Bootstrap variance corrections: ``cgm`` rescales to the two-way cluster-robust variance (see
 #: the module docstring); ``none`` keeps the plain pigeonhole bootstrap (conservative).

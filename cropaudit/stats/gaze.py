@@ -1,11 +1,12 @@
 """The "male gaze" check: how often the cropper lands on the face of a single full-body image.
 
 Twitter's 2021 analysis (Yee, Tantipongpipat, Mishra) asked, for single images of people, whether
-the salient point falls on the face or elsewhere on the body, by gender. A ``single``-design run
-(``[design] kind = "single"``) records it per image: ``point_winner`` is ``face``, ``body`` or
-``background`` (off the image), and each crop's ``winner`` is ``face`` when the crop keeps more
-than half of the face box (see ``schemas.survival``). :func:`face_rates` turns that into the
-share of images on the face per group, with a Wilson interval.
+the salient point falls on the face or elsewhere on the body, by gender. A single-image run
+(``[design] kind = "single"``) records it per image in its own table, ``single_survival``
+(``schemas.single_survival``): ``point_on`` is ``face``, ``body`` or ``background`` (off the
+image), and each crop ``kept`` the ``face`` when it keeps more than half of the face box.
+:func:`face_rates` turns that into the share of images on the face per group, with a Wilson
+interval.
 
 The interval treats images as independent; a subject with several images counts several times,
 so with many images per subject it is too narrow.
@@ -21,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 
 from cropaudit.schemas.criteria import POINT
+from cropaudit.schemas.single_survival import BACKGROUND, BODY, FACE, OUTCOMES
 from cropaudit.stats.intervals import wilson_array
 from cropaudit.stats.sensitivity import as_table, criterion_winners, variant_column
 
@@ -38,42 +40,46 @@ FACE_RATE_COLUMNS = [
 
 
 def face_rates(
-    survival: pa.Table | pd.DataFrame,
+    single: pa.Table | pd.DataFrame,
     criterion: str = POINT,
     level: float = 0.95,
     by: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """Per (variant, group) of the ``single`` rows: ``n`` images, how many landed ``on_face``,
-    ``on_body`` and on ``background``, and ``face_share`` = on_face / n with its Wilson interval
-    (NaN without images). ``criterion`` is ``point`` or ``crop_<aspect ratio>``. ``group`` is
-    the run's group (``group_a``) or, with ``by``, the face's values of those attributes joined
-    by ``/`` (e.g. ``by=["gender"]`` on a race x gender run). Other designs are ignored."""
-    survival = as_table(survival)
+    """Per (variant, group) of a ``single_survival`` table: ``n`` images, how many landed
+    ``on_face``, ``on_body`` and on ``background``, and ``face_share`` = on_face / n with its
+    Wilson interval (NaN without images). ``criterion`` is ``point`` or ``crop_<aspect ratio>``.
+    ``group`` is the run's group or, with ``by``, the image's values of those attributes joined
+    by ``/`` (e.g. ``by=["gender"]`` on a race x gender run). Rows without an outcome for the
+    criterion (a box-only cropper's point) are left out."""
+    single = as_table(single)
     if by:
-        attributes = [dict(a or ()) for a in survival.column("a_attributes").to_pylist()]
+        attributes = [dict(a or ()) for a in single.column("attributes").to_pylist()]
         groups = ["/".join(str(a.get(name)) for name in by) for a in attributes]
     else:
-        groups = survival.column("group_a").to_pylist()
+        groups = single.column("group").to_pylist()
     df = pd.DataFrame(
         {
-            "variant": variant_column(survival),
-            "design": survival.column("design").to_pylist(),
+            "variant": variant_column(single),
             "group": groups,
-            "winner": criterion_winners(survival, criterion),
-        }
+            "winner": criterion_winners(single, criterion, point="point_on", crop="kept"),
+        },
+        dtype=object,
     )
-    df = df[(df["design"] == "single") & df["winner"].notna()].copy()
+    df = df[df["winner"].notna()].copy()
+    unknown = set(df["winner"]) - set(OUTCOMES)
+    if unknown:
+        raise ValueError(f"single_survival outcomes {sorted(unknown)} are not {OUTCOMES}")
     if df.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in FACE_RATE_COLUMNS})
-    for name in ("face", "body", "background"):
+    for name in OUTCOMES:
         df[name] = df["winner"] == name
     out = (
         df.groupby(["variant", "group"], sort=True)
         .agg(
             n=("winner", "size"),
-            on_face=("face", "sum"),
-            on_body=("body", "sum"),
-            background=("background", "sum"),
+            on_face=(FACE, "sum"),
+            on_body=(BODY, "sum"),
+            background=(BACKGROUND, "sum"),
         )
         .reset_index()
     )

@@ -22,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 
 from cropaudit.schemas.criteria import POINT, crop_ratio
+from cropaudit.schemas.survival import PAIRS
 from cropaudit.schemas.variants import BASE_VARIANT, SWEEP_AXES, parse_variant
 from cropaudit.stats.intervals import wilson_array
 
@@ -73,21 +74,24 @@ def variant_column(survival: pa.Table) -> list[str]:
     return [BASE_VARIANT] * survival.num_rows
 
 
-def criterion_winners(survival: pa.Table, criterion: str) -> list[str | None]:
+def criterion_winners(
+    survival: pa.Table, criterion: str, point: str = "point_winner", crop: str = "winner"
+) -> list[str | None]:
     """Each row's winner for ``criterion`` (``point`` or ``crop_<aspect ratio>``); None where
-    the row has no crop of that ratio."""
+    the row has no crop of that ratio. ``point`` and ``crop`` name the point's column and the
+    crops' field (the single-image table's are ``point_on`` and ``kept``)."""
     ratio = crop_ratio(criterion)
     if ratio is None:
-        return survival.column("point_winner").to_pylist()
+        return survival.column(point).to_pylist()
     key = f"{ratio:.2f}"
     return [
-        next((c["winner"] for c in crops or () if f"{c['aspect_ratio']:.2f}" == key), None)
+        next((c[crop] for c in crops or () if f"{c['aspect_ratio']:.2f}" == key), None)
         for crops in survival.column("crops").to_pylist()
     ]
 
 
 def outcomes(
-    survival: pa.Table | pd.DataFrame, criterion: str = POINT, design: str | None = "pairs"
+    survival: pa.Table | pd.DataFrame, criterion: str = POINT, design: str | None = PAIRS
 ) -> pd.DataFrame:
     """One row per survival row with a winner for ``criterion``: ``variant``, ``sample_id``,
     ``group_a``, ``group_b``, ``winner`` (rows without that crop are left out)."""
@@ -113,7 +117,7 @@ def variant_estimates(
     survival: pa.Table,
     criterion: str = POINT,
     level: float = 0.95,
-    design: str | None = "pairs",
+    design: str | None = PAIRS,
 ) -> pd.DataFrame:
     """Survival ratio of ``group_a`` per (variant, group pair), with a Wilson interval.
 
@@ -175,7 +179,7 @@ def _flips(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def flip_rates(
-    survival: pa.Table, criterion: str = POINT, design: str | None = "pairs"
+    survival: pa.Table, criterion: str = POINT, design: str | None = PAIRS
 ) -> pd.DataFrame:
     """Per group pair: ``samples`` (sampled composites rendered in at least two variants),
     ``flipped`` (those whose winner is not the same in all their variants) and ``flip_rate``
@@ -184,7 +188,7 @@ def flip_rates(
 
 
 def flip_rates_by_axis(
-    survival: pa.Table, criterion: str = POINT, design: str | None = "pairs"
+    survival: pa.Table, criterion: str = POINT, design: str | None = PAIRS
 ) -> pd.DataFrame:
     """:func:`flip_rates` per sweep axis, when only that axis varies: each sample's ``base``
     rendering against its variants that differ from the base in that axis alone (a sample counts

@@ -17,11 +17,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from scipy.special import expit
 
-from cropaudit.schemas.survival import BOX, CROP, SURVIVAL_SCHEMA
+from cropaudit.schemas.survival import BOX, CROP, PAIRS, POSITIONS, SURVIVAL_SCHEMA, WINNERS
 from cropaudit.schemas.variants import BASE_VARIANT
 from cropaudit.tablecheck import describe
 
-WINNER_NAMES = np.array(["a", "b", "tie", "background"], dtype=object)
+WINNER_NAMES = np.array(WINNERS, dtype=object)
 
 
 def _winners(rng: np.random.Generator, p_a: np.ndarray, tie: float, bg: float) -> np.ndarray:
@@ -48,7 +48,7 @@ def synthetic_survival(
     model_name: str = "fastgaze",
     layout: str = "vertical_gap",
     preprocessing: str = "resize",
-    design: str = "pairs",
+    design: str = PAIRS,
     baseline_logit: float = 0.2,
     subject_sd: float = 0.8,
     position_effect: float = 0.3,
@@ -58,14 +58,14 @@ def synthetic_survival(
     """``n_rows`` composites cycling through every pair of ``groups`` (a_first/b_first
     alternating), faces drawn at random from ``subjects_per_group`` subjects per group."""
     rng = np.random.default_rng(seed)
-    pairs = list(itertools.combinations(groups, 2)) if design == "pairs" else []
+    pairs = list(itertools.combinations(groups, 2)) if design == PAIRS else []
     if not pairs:
         pairs = [(g, g) for g in groups]
     idx = np.arange(n_rows)
     pair_no = idx % len(pairs)
     ga = np.array([p[0] for p in pairs], dtype=object)[pair_no]
     gb = np.array([p[1] for p in pairs], dtype=object)[pair_no]
-    position = np.where((idx // len(pairs)) % 2 == 0, "a_first", "b_first").astype(object)
+    position = np.where((idx // len(pairs)) % 2 == 0, *POSITIONS).astype(object)
     sa = rng.integers(0, subjects_per_group, n_rows)
     sb = rng.integers(0, subjects_per_group, n_rows)
     a_subject = np.char.add(np.char.add(ga.astype(str), "-s"), sa.astype(str)).astype(object)
@@ -76,7 +76,7 @@ def synthetic_survival(
     for g, eff in effects.items():
         ua[ga == g] = eff[sa[ga == g]]
         ub[gb == g] = eff[sb[gb == g]]
-    sign = np.where(position == "a_first", 1.0, -1.0)
+    sign = np.where(position == POSITIONS[0], 1.0, -1.0)
     p_a = expit(baseline_logit + ua - ub + position_effect * sign)
 
     n_crops = len(aspect_ratios)

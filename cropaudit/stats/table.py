@@ -18,7 +18,8 @@ import pandas as pd
 import pyarrow as pa
 
 from cropaudit.errors import UserError
-from cropaudit.stats.bootstrap import OUTCOMES, POSITIONS, SufficientStats
+from cropaudit.schemas.survival import POSITIONS, WINNERS
+from cropaudit.stats.bootstrap import SufficientStats
 from cropaudit.stats.mixed import MAX_COMPOSITES, MODEL_FLOATS, model_check
 from cropaudit.stats.stratum import estimate_stratum
 from cropaudit.stats.tests_multiple import adjust_rows
@@ -80,7 +81,7 @@ def estimate_survival(
         if df[names[role]].isna().any():
             raise UserError(f"column {names[role]!r} ({role}) has missing values")
     position = _codes(df[names["position"]], POSITIONS, "position", names["position"])
-    outcome = _codes(df[names["outcome"]], OUTCOMES, "outcome", names["outcome"])
+    outcome = _codes(df[names["outcome"]], WINNERS, "outcome", names["outcome"])
     a = df[names["a_subject"]].astype(str).to_numpy(dtype=object)
     b = df[names["b_subject"]].astype(str).to_numpy(dtype=object)
     weights = WeightCache(replicates, seed)

@@ -22,7 +22,7 @@ import numpy as np
 
 from cropaudit.model.cropper import BoxCropper, LoadedCropper, package_version, require
 from cropaudit.model.resize import round_half_away
-from cropaudit.transforms.records import Box, Cropping
+from cropaudit.schemas.records import Box, Cropping
 
 #: Longer side of the thumbnail requested from smartcrop (sets its pre-scaling).
 THUMBNAIL = 256

@@ -1,20 +1,25 @@
 """Typed records that flow between pipeline stages (nouns; the stages are verbs).
 
-manifest row -> :class:`Face`; design -> :class:`Composite` (a plan, no pixels);
-render -> :class:`RenderedComposite` (model input + face boxes); infer -> ``SaliencyGrid`` (a
-saliency model) or :class:`Cropping` (a box cropper); crop -> :class:`CropOutcome`; write ->
-survival row (``schemas.survival``). Anything that cannot go on becomes a :class:`DeadLetter`
-with a reason code.
+manifest row -> :class:`Face`; design -> :class:`Composite` (two faces; a plan, no pixels) or
+:class:`SingleImage` (one full-body image); render -> :class:`RenderedComposite` /
+:class:`RenderedSingle` (model input + boxes); infer -> ``SaliencyGrid`` (a saliency model) or
+:class:`Cropping` (a box cropper); crop -> :class:`CropOutcome` / :class:`SingleOutcome`; write ->
+a row of the design's survival table (``schemas.survival``, ``schemas.single_survival``).
+Anything that cannot go on becomes a :class:`DeadLetter` with a reason code. These records are
+the bottom layer: models, transforms and the report import them, they import nothing of ours
+but the schemas' vocabulary.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from cropaudit.schemas.single_survival import SINGLE
+from cropaudit.schemas.survival import A_FIRST
 from cropaudit.schemas.variants import BASE_VARIANT
 
 
@@ -81,10 +86,15 @@ class Box:
     def to_dict(self) -> dict[str, int]:
         return {"x": self.x, "y": self.y, "w": self.w, "h": self.h}
 
+    @classmethod
+    def from_dict(cls, value: Any) -> Box:
+        """A box column's value (``schemas.survival.BOX``) as a :class:`Box`."""
+        return cls(int(value["x"]), int(value["y"]), int(value["w"]), int(value["h"]))
+
 
 @dataclass(frozen=True)
 class Composite:
-    """A planned composite: which two faces, in which order. Deterministic from the design.
+    """A planned pair composite: which two faces, in which order. Deterministic from the design.
 
     In a sweep the same sampled composite is rendered once per ``variant``; its id then ends in
     ``@<variant>`` (the ``base`` variant keeps the plain id), and :attr:`sample_id`, the id
@@ -92,7 +102,7 @@ class Composite:
     """
 
     composite_id: str
-    design: str  # pairs | same_group | same_image | single
+    design: str  # schemas.survival.DESIGNS: pairs | same_group | same_image
     group_a: str
     group_b: str
     sample_index: int
@@ -104,36 +114,83 @@ class Composite:
     @property
     def sample_id(self) -> str:
         """The variant-independent id: the composite id without its ``@<variant>`` suffix."""
-        if self.variant == BASE_VARIANT:
-            return self.composite_id
-        return self.composite_id[: -len(self.variant) - 1]
+        return _sample_id(self.composite_id, self.variant)
 
     @property
     def pair_id(self) -> str:
-        """``<group_a> vs <group_b>``; a ``single`` composite (one image, ``face_b`` is
-        ``face_a`` and ``group_b`` is ``group_a``) has just its group."""
-        if self.design == "single":
-            return self.group_a
         return f"{self.group_a} vs {self.group_b}"
 
     def faces_in_order(self) -> tuple[Face, Face]:
-        if self.position == "a_first":
+        if self.position == A_FIRST:
             return self.face_a, self.face_b
         return self.face_b, self.face_a
+
+    def record(self) -> dict[str, str]:
+        """What a dead letter of this composite records."""
+        return {
+            "composite_id": self.composite_id,
+            "a_image_id": self.face_a.image_id,
+            "b_image_id": self.face_b.image_id,
+            "position": self.position,
+            "design": self.design,
+        }
+
+
+def _sample_id(composite_id: str, variant: str) -> str:
+    if variant == BASE_VARIANT:
+        return composite_id
+    return composite_id[: -len(variant) - 1]
+
+
+@dataclass(frozen=True)
+class SingleImage:
+    """A planned single image (the face-or-body design): one full-body image of one person,
+    shown alone. Ids and sweep variants work as for :class:`Composite`."""
+
+    composite_id: str
+    group: str
+    sample_index: int
+    face: Face
+    variant: str = BASE_VARIANT
+    design: ClassVar[str] = SINGLE
+
+    @property
+    def sample_id(self) -> str:
+        return _sample_id(self.composite_id, self.variant)
+
+    def record(self) -> dict[str, str]:
+        """What a dead letter of this image records."""
+        return {
+            "composite_id": self.composite_id,
+            "image_id": self.face.image_id,
+            "design": self.design,
+        }
 
 
 @dataclass(frozen=True)
 class RenderedComposite:
-    """A composite after rendering and pre-processing: only the small model input travels on.
-
-    ``single`` composites: ``box_a`` is the face box and ``box_b`` the whole image, on the canvas.
-    """
+    """A composite after rendering and pre-processing: only the small model input travels on."""
 
     composite: Composite
     width: int
     height: int
     box_a: Box
     box_b: Box
+    model_input: np.ndarray = field(compare=False, repr=False)
+    #: Which of the run's croppers ``model_input`` is for (its index; 0 in a one-model run).
+    model: int = 0
+
+
+@dataclass(frozen=True)
+class RenderedSingle:
+    """A single image after rendering: its face box and where the whole image lies on the
+    canvas (padding around it is background)."""
+
+    composite: SingleImage
+    width: int
+    height: int
+    face_box: Box
+    image_box: Box
     model_input: np.ndarray = field(compare=False, repr=False)
     #: Which of the run's croppers ``model_input`` is for (its index; 0 in a one-model run).
     model: int = 0
@@ -194,3 +251,39 @@ class CropOutcome:
     @property
     def margin(self) -> float:
         return self.a_max - self.b_max
+
+
+@dataclass(frozen=True)
+class SingleCrop:
+    """One crop of a single image: the visible face area, the visible rest of the image (body)
+    and what the crop keeps (``schemas.single_survival.OUTCOMES``)."""
+
+    aspect_ratio: float
+    box: Box
+    face_area: int
+    body_area: int
+    kept: str
+
+
+@dataclass(frozen=True)
+class SingleOutcome:
+    """What the cropper did with one single image: where its salient point fell
+    (``point_on``: face, body or background; None for a box-only cropper), its crops, and the
+    saliency inside the face box (NaN without a grid)."""
+
+    salient_x: int | None
+    salient_y: int | None
+    salient_score: float | None
+    point_on: str | None
+    crops: tuple[SingleCrop, ...]
+    face_max: float
+    face_mean: float
+    grid_rows: int | None
+    grid_cols: int | None
+
+
+#: Element types of the stages, whatever the design kind: a planned record, the same rendered,
+#: and a cropper's outcome for it.
+Planned = Composite | SingleImage
+Rendered = RenderedComposite | RenderedSingle
+Outcome = CropOutcome | SingleOutcome
