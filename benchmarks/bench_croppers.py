@@ -49,8 +49,7 @@ def composites(n: int) -> list[np.ndarray]:
 
 
 def run_cropper(handler, images: list[np.ndarray], batch: int) -> None:
-    from cropaudit.model.cropper import BoxCropper
-    from cropaudit.transforms.boxes import crop_batch
+    from cropaudit.model.cropper import BoxCropper, crop_batch
     from cropaudit.transforms.crop import grid_cropping
 
     if isinstance(handler, BoxCropper):

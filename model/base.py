@@ -1,18 +1,24 @@
-"""The one interface every saliency model implements.
+"""The one interface every saliency model implements: a Beam ``ModelHandler``.
 
-Mirrors Beam's ``ModelHandler`` split: a :class:`SaliencyModelHandler` is small, picklable and
-cheap (it travels to workers and does the per-element CPU work: pre-processing and mapping the
-output grid back to image pixels); :meth:`SaliencyModelHandler.load_model` builds the heavy
-:class:`SaliencyModel` once per worker, which only runs batched prediction. The pipeline never
-branches on which model it runs.
+:class:`CropperHandler` is an ``apache_beam.ml.inference.base.ModelHandler`` (so any cropaudit
+model runs under ``RunInference`` in anyone's pipeline): small, picklable and cheap, it travels
+to workers and does the per-element CPU work; :meth:`load_model` builds the heavy part once per
+worker. Its input is a decoded RGB image, an ``(H, W, 3)`` uint8 array; its output a
+``PredictionResult`` whose ``model_id`` is ``NAME@sha256:HASH``. A
+:class:`SaliencyModelHandler` infers a :class:`SaliencyGrid` in original-image pixels; a box
+cropper (:mod:`cropaudit.model.cropper`) infers a ``Cropping``. Every batch is predicted at one
+fixed size (short ones zero-padded), so scores never depend on how a runner batches.
 """
 
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from cropaudit.errors import UserError
 from cropaudit.model.resize import DEFAULT_OPTIONS, PreprocessOptions, resize_for_model
@@ -93,11 +99,38 @@ def provenance(model) -> dict[str, str]:
     }
 
 
-class SaliencyModelHandler(abc.ABC):
-    """Describes a model and does its per-element CPU work; cheap to build and to pickle."""
+#: Rows per prediction call unless configured (``model.batch_size``'s default).
+DEFAULT_BATCH_SIZE = 16
 
-    #: Short model identifier recorded in every result row (e.g. ``baseline-spectral``).
+
+def check_image(image: Any) -> np.ndarray:
+    """The handlers' input contract: ``ValueError`` unless an ``(H, W, 3)`` uint8 array."""
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3:
+        kind = (
+            f"{image.dtype} array of shape {image.shape}"
+            if isinstance(image, np.ndarray)
+            else (type(image).__name__)
+        )
+        raise ValueError(f"a cropaudit model takes an (H, W, 3) uint8 RGB image, got {kind}")
+    if image.shape[2] != 3 or not image.shape[0] or not image.shape[1]:
+        raise ValueError(f"a cropaudit model takes an (H, W, 3) RGB image, got {image.shape}")
+    return image
+
+
+class CropperHandler(ModelHandler[np.ndarray, PredictionResult, Any], abc.ABC):
+    """What every model and cropper shares: identity, provenance and the Beam settings.
+
+    The Beam settings are instance attributes set by :meth:`configure` (the factory
+    :func:`cropaudit.model.model_handler` passes them on), with class defaults: batches of
+    :data:`DEFAULT_BATCH_SIZE`, one model per process (``share_model_across_processes`` off:
+    right on CPU; on a GPU one shared copy per machine saves its memory).
+    """
+
+    #: Short model identifier recorded in every result row (e.g. ``baseline-centre-surround``).
     name: str
+    batch_size: int = DEFAULT_BATCH_SIZE
+    _share_across_processes: bool = False
+    _copies: int = 1
 
     @property
     @abc.abstractmethod
@@ -114,14 +147,65 @@ class SaliencyModelHandler(abc.ABC):
         """Where the model came from: a path or URL, or ``builtin``."""
         return "builtin"
 
-    @abc.abstractmethod
-    def load_model(self) -> SaliencyModel:
-        """Build the heavy model; called once per worker."""
+    @property
+    def model_id(self) -> str:
+        """``NAME@sha256:HASH``: every ``PredictionResult``'s ``model_id``."""
+        return f"{self.name}@sha256:{self.content_hash}"
 
     def check(self) -> None:
         """Refuse a model that cannot run (unreadable, non-finite weights) with one-line
         ``UserError``, before a run starts rather than on a worker; by default nothing to do."""
         return
+
+    def describe(self) -> dict[str, str]:
+        """Provenance fields recorded with every result row."""
+        return provenance(self)
+
+    def configure(
+        self,
+        *,
+        batch_size: int | None = None,
+        share_model_across_processes: bool | None = None,
+        model_copies: int | None = None,
+    ):
+        """Set the Beam settings in place (``None`` keeps one); returns the handler."""
+        if batch_size is not None:
+            if not 1 <= batch_size <= 1024:
+                raise UserError(f"batch_size must be 1..1024, got {batch_size}")
+            self.batch_size = int(batch_size)
+        if share_model_across_processes is not None:
+            self._share_across_processes = bool(share_model_across_processes)
+        if model_copies is not None:
+            if model_copies < 1:
+                raise UserError(f"model_copies must be at least 1, got {model_copies}")
+            self._copies = int(model_copies)
+        return self
+
+    # -- Beam's ModelHandler ----------------------------------------------------------------
+
+    def share_model_across_processes(self) -> bool:
+        return self._share_across_processes
+
+    def model_copies(self) -> int:
+        return self._copies
+
+    def batch_elements_kwargs(self) -> dict[str, int]:
+        """Full batches when the bundle has them; any batching scores alike (fixed-size calls)."""
+        return {"min_batch_size": self.batch_size, "max_batch_size": self.batch_size}
+
+    def get_metrics_namespace(self) -> str:
+        return "cropaudit"
+
+    def get_num_bytes(self, batch: Sequence[np.ndarray]) -> int:
+        return int(sum(np.asarray(x).nbytes for x in batch))
+
+
+class SaliencyModelHandler(CropperHandler):
+    """A saliency model: its inference is a :class:`SaliencyGrid` in original-image pixels."""
+
+    @abc.abstractmethod
+    def load_model(self) -> SaliencyModel:
+        """Build the heavy model; called once per worker."""
 
     @abc.abstractmethod
     def preprocess(self, image: np.ndarray) -> np.ndarray:
@@ -133,9 +217,39 @@ class SaliencyModelHandler(abc.ABC):
     ) -> SaliencyGrid:
         """Raw (rows, cols) output for one image -> :class:`SaliencyGrid` in original pixels."""
 
-    def describe(self) -> dict[str, str]:
-        """Provenance fields recorded with every result row."""
-        return provenance(self)
+    def predict_grids(
+        self,
+        model: SaliencyModel,
+        inputs: Sequence[np.ndarray],
+        image_hws: Sequence[tuple[int, int]],
+        batch_size: int | None = None,
+    ) -> list[SaliencyGrid]:
+        """Pre-processed inputs (any mix of shapes) and their images' (H, W) -> one grid each, in
+        order: inputs of one shape are predicted together, every call at exactly ``batch_size``
+        rows (default: the handler's). :meth:`run_inference` and the audit's prediction stage
+        both come through here."""
+        size = batch_size or self.batch_size
+        by_shape: dict[tuple, list[int]] = {}
+        for i, x in enumerate(inputs):
+            by_shape.setdefault(x.shape, []).append(i)
+        grids: list[SaliencyGrid | None] = [None] * len(inputs)
+        for indices in by_shape.values():
+            scores = model.predict_fixed(np.stack([inputs[i] for i in indices]), size)
+            for i, s in zip(indices, scores):
+                grids[i] = self.to_grid(s, image_hws[i], inputs[i].shape[:2])
+        return grids  # type: ignore[return-value]
+
+    def run_inference(
+        self,
+        batch: Sequence[np.ndarray],
+        model: SaliencyModel,
+        inference_args: dict[str, Any] | None = None,
+    ) -> list[PredictionResult]:
+        """(H, W, 3) uint8 images -> ``PredictionResult(image, SaliencyGrid, model_id)``."""
+        images = [check_image(x) for x in batch]
+        inputs = [self.preprocess(x) for x in images]
+        grids = self.predict_grids(model, inputs, [x.shape[:2] for x in images])
+        return [PredictionResult(x, g, self.model_id) for x, g in zip(batch, grids)]
 
 
 def check_finite_weights(weights, source: str) -> None:

@@ -4,11 +4,13 @@ A cropper takes an image and the requested aspect ratios and returns a
 :class:`~cropaudit.schemas.records.Cropping` (one box per ratio, plus the salient point when
 it has one). Saliency models (:class:`~cropaudit.model.base.SaliencyModelHandler`) are croppers
 through the crop rule (:func:`cropaudit.transforms.crop.grid_cropping`); a :class:`BoxCropper`
-(smartcrop, a Python callable, an HTTP cropping API) decides its boxes itself. Both split the
-same way Beam's ``ModelHandler`` does: the handler is small and picklable and records the
-cropper's identity (name, version, settings); :meth:`BoxCropper.load_model` builds the heavy
-part once per worker. Results are scored from the boxes alone, so nothing downstream (survival
-table, statistics, report) knows which kind ran.
+(smartcrop, a Python callable, an HTTP cropping API) decides its boxes itself. Both are Beam
+``ModelHandler`` subclasses (:class:`~cropaudit.model.base.CropperHandler`): small and picklable,
+recording the cropper's identity (name, version, settings); :meth:`BoxCropper.load_model` builds
+the heavy part once per worker. Under ``RunInference`` a box cropper's inference is its
+:class:`Cropping`, for the ratios in ``inference_args`` (``{"aspect_ratios": (...)}``), else
+those set by :meth:`BoxCropper.configure` (default: Twitter's). Results are scored from the boxes
+alone, so nothing downstream (survival table, statistics, report) knows which kind ran.
 """
 
 from __future__ import annotations
@@ -17,13 +19,15 @@ import abc
 import hashlib
 import importlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Union
 
 import numpy as np
+from apache_beam.ml.inference.base import PredictionResult
 
 from cropaudit.errors import UserError
-from cropaudit.model.base import SaliencyModelHandler, provenance
+from cropaudit.model.base import CropperHandler, SaliencyModelHandler, check_image
+from cropaudit.schemas.criteria import TWITTER_ASPECT_RATIOS
 from cropaudit.schemas.records import Cropping
 
 #: The optional extra that installs the third-party croppers.
@@ -58,7 +62,34 @@ class LoadedCropper(abc.ABC):
         """(H, W, 3) uint8 RGB and aspect ratios (height/width) -> one box per ratio."""
 
 
-class BoxCropper(abc.ABC):
+def crop_batch(model, images: Sequence[np.ndarray], ratios: tuple[float, ...]) -> list:
+    """The cropper's :class:`Cropping` (or the exception it raised) for each image."""
+    many = getattr(model, "crop_many", None)
+    if many is not None:
+        return many(images, ratios)
+    out: list[Cropping | Exception] = []
+    for image in images:
+        try:
+            out.append(model.crop(image, ratios))
+        except Exception as exc:  # noqa: BLE001 - dead-lettered by the caller
+            out.append(exc)
+    return out
+
+
+def checked(result, width: int, height: int) -> tuple[str, str] | None:
+    """None for a usable cropping, else the dead letter's (reason, detail)."""
+    if isinstance(result, Exception):  # a plugin's CropperError carries its own reason
+        return getattr(result, "reason", "cropper_error"), f"{type(result).__name__}: {result}"
+    if not isinstance(result, Cropping):
+        return "cropper_error", f"cropper returned {type(result).__name__}, not a Cropping"
+    try:
+        result.check(width, height)
+    except ValueError as exc:
+        return "bad_crop_box", str(exc)
+    return None
+
+
+class BoxCropper(CropperHandler):
     """Describes a box cropper; cheap to build and to pickle (it travels to workers).
 
     Its identity is ``name`` plus :meth:`settings`: the content hash is the sha256 of both
@@ -80,14 +111,42 @@ class BoxCropper(abc.ABC):
     def source(self) -> str:
         """Where the cropper comes from, with its version (e.g. ``pypi:smartcrop==0.5.0``)."""
 
+    #: Ratios (height/width) ``run_inference`` crops for when ``inference_args`` name none.
+    aspect_ratios: tuple[float, ...] = TWITTER_ASPECT_RATIOS
+
     @abc.abstractmethod
     def load_model(self) -> LoadedCropper:
         """Build the cropper; called once per worker."""
 
-    def check(self) -> None:
-        """Refuse a cropper that cannot run, before a run starts (the handler contract);
-        constructing one already imports and resolves it, so by default nothing is left."""
-        return
+    def configure(self, *, aspect_ratios: Sequence[float] | None = None, **settings):
+        """:meth:`CropperHandler.configure`, plus the default ``aspect_ratios``."""
+        if aspect_ratios is not None:
+            self.aspect_ratios = tuple(float(r) for r in aspect_ratios)
+        return super().configure(**settings)
+
+    def validate_inference_args(self, inference_args: dict[str, Any] | None) -> None:
+        unknown = set(inference_args or {}) - {"aspect_ratios"}
+        if unknown:
+            raise ValueError(f"{self.name}: unknown inference_args {sorted(unknown)}")
+
+    def run_inference(
+        self,
+        batch: Sequence[np.ndarray],
+        model: LoadedCropper,
+        inference_args: dict[str, Any] | None = None,
+    ) -> list[PredictionResult]:
+        """(H, W, 3) uint8 images -> ``PredictionResult(image, Cropping, model_id)``; a failed
+        or malformed cropping raises ``ValueError`` with its reason (Beam's
+        ``with_exception_handling`` routes the batch aside)."""
+        ratios = (inference_args or {}).get("aspect_ratios") or self.aspect_ratios
+        ratios = tuple(float(r) for r in ratios)
+        images = [check_image(x) for x in batch]
+        results = crop_batch(model, [self.preprocess(x) for x in images], ratios)
+        for image, result in zip(images, results):
+            problem = checked(result, image.shape[1], image.shape[0])
+            if problem is not None:
+                raise ValueError(f"{self.name}: {problem[0]}: {problem[1]}")
+        return [PredictionResult(x, c, self.model_id) for x, c in zip(batch, results)]
 
     def settings_json(self) -> str:
         return json.dumps(self.settings(), sort_keys=True, separators=(",", ":"), default=str)
@@ -104,9 +163,6 @@ class BoxCropper(abc.ABC):
     def preprocess(self, image: np.ndarray) -> np.ndarray:
         """The rendered RGB image, unchanged: the cropper sees what a user would upload."""
         return image
-
-    def describe(self) -> dict[str, str]:
-        return provenance(self)
 
 
 #: Any cropper the pipeline can run.

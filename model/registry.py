@@ -1,5 +1,8 @@
-"""Resolve a model spec string to a cropper: a :class:`SaliencyModelHandler` or a
-:class:`~cropaudit.model.cropper.BoxCropper` (the one place that knows every kind of model).
+"""Resolve a model spec string to a cropper (the one place that knows every kind of model): a
+:class:`SaliencyModelHandler` or a :class:`~cropaudit.model.cropper.BoxCropper`, both Beam
+``ModelHandler`` subclasses. :func:`model_handler` is the public factory
+(``cropaudit.model.model_handler``); :func:`load_handler` resolves a spec with the run's
+pre-processing options.
 
 Specs: a catalogue name (``baseline``, ``fastgaze``, the third-party croppers ``smartcrop``,
 ``opencv-spectral-residual``, ``opencv-fine-grained``, or a name from the user catalogue; see
@@ -14,14 +17,55 @@ folder.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from cropaudit import fileio
 from cropaudit.errors import UserError
 from cropaudit.model.base import SaliencyModelHandler
 from cropaudit.model.catalogue import BUILTIN, LOCAL_KINDS, CatalogueEntry, catalogue
-from cropaudit.model.cropper import Cropper
+from cropaudit.model.cropper import BoxCropper, Cropper
 from cropaudit.model.resize import DEFAULT_OPTIONS, PreprocessOptions
 
 _PATH_SUFFIXES = (".vxm", ".keras", ".h5")
+
+
+def model_handler(
+    spec: str,
+    *,
+    options: PreprocessOptions = DEFAULT_OPTIONS,
+    batch_size: int | None = None,
+    share_model_across_processes: bool | None = None,
+    model_copies: int | None = None,
+    aspect_ratios: Sequence[float] | None = None,
+    catalogue_file: str | None = None,
+    cache_dir: str | None = None,
+    offline: bool = False,
+) -> Cropper:
+    """A Beam ``ModelHandler`` for ``spec`` (the specs of ``--model``), for ``RunInference``.
+
+    Input: an ``(H, W, 3)`` uint8 RGB image (keyed ones through Beam's ``KeyedModelHandler``);
+    output: ``PredictionResult(image, inference, model_id="NAME@sha256:HASH")`` whose inference
+    is a :class:`~cropaudit.model.base.SaliencyGrid` in the image's pixels, or a box cropper's
+    ``Cropping`` (for ``aspect_ratios``, default Twitter's, or those in ``inference_args``).
+    ``batch_size``: rows per prediction call, fixed (default 16); ``share_model_across_processes``
+    and ``model_copies``: Beam's (one shared copy per machine suits a GPU; off by default).
+    """
+    handler = load_handler(
+        spec, options, catalogue_file=catalogue_file, cache_dir=cache_dir, offline=offline
+    )
+    handler.configure(
+        batch_size=batch_size,
+        share_model_across_processes=share_model_across_processes,
+        model_copies=model_copies,
+    )
+    if aspect_ratios is not None:
+        if not isinstance(handler, BoxCropper):
+            raise UserError(
+                f"{spec}: aspect_ratios is for box croppers; saliency models crop by the crop"
+                " rule (cropaudit.transforms.crop.grid_cropping)"
+            )
+        handler.configure(aspect_ratios=aspect_ratios)
+    return handler
 
 
 def load_handler(

@@ -21,7 +21,8 @@ from cropaudit.config import ExperimentConfig, LayoutConfig
 from cropaudit.errors import UserError
 from cropaudit.model.base import SaliencyModelHandler
 from cropaudit.model.cropper import BoxCropper, Cropper
-from cropaudit.model.registry import load_handler
+from cropaudit.model.registry import model_handler
+from cropaudit.model.resize import PreprocessOptions
 from cropaudit.pipelines.runners import pipeline, pipeline_options
 from cropaudit.provenance import versions
 from cropaudit.rundir.run_dir import DEAD_LETTER as DEAD_LETTER_TABLE
@@ -34,11 +35,20 @@ from cropaudit.transforms.design_kind import DesignKind, design_kind
 from cropaudit.transforms.infer import PredictSaliency
 from cropaudit.transforms.render import DEAD_LETTER, RenderComposites, Variants
 from cropaudit.transforms.run_plan import AuditInputs, check_plan, make_plan, read_inputs
+from cropaudit.transforms.sampling import GroupIndex
 from cropaudit.transforms.write import (
     WriteDeadLetters,
     WriteSurvivalTable,
     survival_schema,
 )
+
+
+def run_handler(
+    config: ExperimentConfig, spec: str, options: PreprocessOptions | None = None
+) -> Cropper:
+    """The Beam ``ModelHandler`` for ``spec`` with the run's pre-processing and batch size."""
+    options = options or config.model.preprocess_options()
+    return model_handler(spec, options=options, batch_size=config.model.batch_size)
 
 
 def variant_handlers(config: ExperimentConfig, handler: SaliencyModelHandler) -> Variants:
@@ -49,7 +59,7 @@ def variant_handlers(config: ExperimentConfig, handler: SaliencyModelHandler) ->
     out: dict[str, tuple[LayoutConfig, SaliencyModelHandler]] = {}
     for variant in config.variants():
         options = variant.config.model.preprocess_options()
-        h = handler if options == base_options else load_handler(config.model.spec, options)
+        h = handler if options == base_options else run_handler(config, config.model.spec, options)
         if (h.name, h.content_hash) != (handler.name, handler.content_hash):
             raise UserError(
                 f"sweep variant {variant.name}: model.spec {config.model.spec!r} is not the model"
@@ -80,7 +90,10 @@ class ManifestFaces(beam.PTransform):
         return (
             pbegin
             | "Start" >> beam.Create([None])
-            | "Emit" >> beam.FlatMap(emit).with_outputs(DEAD_LETTER, main="index")
+            | "Emit"
+            >> beam.FlatMap(emit)
+            .with_output_types(GroupIndex)
+            .with_outputs(DEAD_LETTER, main="index")
         )
 
 
@@ -186,9 +199,7 @@ def score_composites(
 def run_croppers(config: ExperimentConfig, handler: Cropper) -> list[Cropper]:
     """The run's croppers: ``handler`` (for ``model.spec``) then one per ``model.compare``;
     names must differ, since rows are told apart by ``model_name``."""
-    croppers = [handler] + [
-        load_handler(spec, config.model.preprocess_options()) for spec in config.model.compare
-    ]
+    croppers = [handler] + [run_handler(config, spec) for spec in config.model.compare]
     names = [c.name for c in croppers]
     if len(set(names)) != len(names):
         raise UserError(f"model.compare: two croppers share a name ({', '.join(names)})")
@@ -219,7 +230,7 @@ def run_audit(
     command = f"cropaudit run {config.name}"
     run = RunDir(out_dir)
     run.check_writable(overwrite=overwrite, command=command)
-    handler = handler or load_handler(config.model.spec, config.model.preprocess_options())
+    handler = handler or run_handler(config, config.model.spec)
     croppers = run_croppers(config, handler)
     for cropper in croppers:  # a model that cannot score (NaN weights) fails here, not on a worker
         cropper.check()

@@ -280,3 +280,10 @@ class SingleOutcome:
     face_mean: float
     grid_rows: int | None
     grid_cols: int | None
+
+
+#: Element types of the stages, whatever the design kind: a planned record, the same rendered,
+#: and a cropper's outcome for it.
+Planned = Composite | SingleImage
+Rendered = RenderedComposite | RenderedSingle
+Outcome = CropOutcome | SingleOutcome

@@ -7,7 +7,7 @@ import csv
 import numpy as np
 import pytest
 
-from cropaudit.model.base import stride_grid
+from cropaudit.model.base import SaliencyGrid, stride_grid
 from cropaudit.schemas.records import Box
 from cropaudit.transforms.crop import crop_box, simulate_crop, visible_winner
 from tests.conftest import shared_file
@@ -77,3 +77,46 @@ def test_simulate_crop_picks_first_maximum_and_face_statistics():
     assert out.a_max == 5.0 and out.b_max == 5.0
     assert out.b_mean == pytest.approx((5.0 - 1.0) / (6 * 4))
     assert out.margin == 0.0
+
+
+def test_simulate_crops_stage_crops_a_grid_by_the_rule_and_scores_a_croppers_boxes():
+    import apache_beam as beam
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from cropaudit.schemas.records import Composite, Cropping, Face, RenderedComposite
+    from cropaudit.transforms.crop import SimulateCrops
+    from tests.test_stages import local_pipeline
+
+    face = Face("f", "f.png", "s", (("g", "x"),))
+    top, bottom = Box(0, 0, 100, 100), Box(0, 200, 100, 100)
+
+    def rendered(cid):
+        composite = Composite(cid, "pairs", "x", "x", 0, "a_first", face, face)
+        return RenderedComposite(composite, 100, 300, top, bottom, np.empty(0, np.float32))
+
+    # the grid's maximum sits at (25, 250), in the bottom face: a 1:1 crop keeps that face
+    scores = np.array([[1, 0], [0, 0], [9, 0]], np.float32)
+    xs, ys = np.array([25, 75], np.float32), np.array([50, 150, 250], np.float32)
+    grid = SaliencyGrid(scores, xs, ys)
+    boxes = Cropping((1.0,), (Box(0, 0, 100, 100),))  # a box cropper that keeps the top face
+    with local_pipeline() as p:
+        decided = p | beam.Create([(rendered("g"), grid), (rendered("b"), boxes)])
+        out = decided | SimulateCrops((1.0,))
+        assert_that(
+            out
+            | beam.MapTuple(
+                lambda r, o: (
+                    r.composite.composite_id,
+                    o.salient_x,
+                    o.salient_y,
+                    o.point_winner,
+                    [(c.box, c.a_area, c.b_area, c.winner) for c in o.crops],
+                )
+            ),
+            equal_to(
+                [
+                    ("g", 25, 250, "b", [(Box(0, 200, 100, 100), 0, 10000, "b")]),
+                    ("b", None, None, None, [(Box(0, 0, 100, 100), 10000, 0, "a")]),
+                ]
+            ),
+        )

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from cropaudit.errors import UserError
+from cropaudit.model.cropper import checked, crop_batch
 from cropaudit.model.plugin import CallableCropper, CropperError, HttpCropper, HttpSettings
 from cropaudit.model.registry import load_handler
-from cropaudit.transforms.boxes import checked, crop_batch
 
 RATIOS = (0.56, 1.0, 2.0)
 

@@ -112,3 +112,28 @@ def test_intersectional_groups_and_design_checks():
     lonely = index_groups(fs[:1] + fs[2:], ["race", "gender"])
     with pytest.raises(ManifestError, match="'B/F' has 1 subject"):
         check_design(lonely, design_cells(list(lonely), DesignConfig(controls=("same_group",))))
+
+
+def test_sample_composites_stage_makes_every_planned_composite_once_per_variant():
+    import apache_beam as beam
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from cropaudit.transforms.design import SampleComposites
+    from tests.test_stages import local_pipeline
+
+    order = "counterbalanced"
+    idx = index_groups(faces(), ["race"])
+    cells = design_cells(list(idx), DesignConfig(composites_per_pair=2))
+    planned = [
+        c for cell in cells for i in range(2) for c in sample_composites(cell, i, idx, 5, order)
+    ]
+    assert len(planned) == expected_composites(cells, order) == 12
+    with local_pipeline() as p:
+        out = p | beam.Create([idx]) | SampleComposites(cells, 5, order, ("base", "v2"))
+        assert_that(
+            out | beam.Map(lambda c: (c.composite_id, c.variant, c.face_a, c.face_b, c.position)),
+            equal_to(
+                [(c.composite_id, "base", c.face_a, c.face_b, c.position) for c in planned]
+                + [(f"{c.composite_id}@v2", "v2", c.face_a, c.face_b, c.position) for c in planned]
+            ),
+        )

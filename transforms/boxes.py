@@ -1,6 +1,7 @@
 """Run a box cropper in a DoFn (CropBoxes), beside PredictSaliency for saliency models.
 
-The cropper loads once per worker process (Beam's ``Shared`` handle). Images are handed over in
+The cropper (a Beam ``ModelHandler``, :class:`~cropaudit.model.cropper.BoxCropper`) loads once
+per worker process (:func:`~cropaudit.transforms.infer.acquire_model`). Images are handed over in
 batches of ``batch_size`` per bundle: a cropper that works on many images at once (an HTTP
 endpoint under a concurrency limit) gets them together, one that works image by image loops.
 A failure, or boxes that are not one per ratio inside the image, dead-letters that composite
@@ -18,40 +19,13 @@ from apache_beam.metrics import Metrics
 from apache_beam.utils import shared
 from apache_beam.utils.windowed_value import WindowedValue
 
-from cropaudit.model.cropper import BoxCropper
-from cropaudit.schemas.records import Cropping, DeadLetter, RenderedComposite
-from cropaudit.transforms.infer import _ModelHolder
+from cropaudit.model.cropper import BoxCropper, checked, crop_batch
+from cropaudit.schemas.records import Cropping, DeadLetter, Rendered, RenderedComposite
+from cropaudit.transforms.infer import acquire_model
 from cropaudit.transforms.render import DEAD_LETTER, composite_record
 
 CROPPED = Metrics.counter("cropaudit", "composites_cropped")
 DEAD_LETTERED = Metrics.counter("cropaudit", "composites_dead_lettered")
-
-
-def crop_batch(model, images: list[np.ndarray], ratios: tuple[float, ...]) -> list:
-    """The cropper's :class:`Cropping` (or the exception it raised) for each image."""
-    many = getattr(model, "crop_many", None)
-    if many is not None:
-        return many(images, ratios)
-    out: list[Cropping | Exception] = []
-    for image in images:
-        try:
-            out.append(model.crop(image, ratios))
-        except Exception as exc:  # noqa: BLE001 - dead-lettered by the caller
-            out.append(exc)
-    return out
-
-
-def checked(result, width: int, height: int) -> tuple[str, str] | None:
-    """None for a usable cropping, else the dead letter's (reason, detail)."""
-    if isinstance(result, Exception):  # a plugin's CropperError carries its own reason
-        return getattr(result, "reason", "cropper_error"), f"{type(result).__name__}: {result}"
-    if not isinstance(result, Cropping):
-        return "cropper_error", f"cropper returned {type(result).__name__}, not a Cropping"
-    try:
-        result.check(width, height)
-    except ValueError as exc:
-        return "bad_crop_box", str(exc)
-    return None
 
 
 class _CropDoFn(beam.DoFn):
@@ -63,10 +37,7 @@ class _CropDoFn(beam.DoFn):
         self._shared = shared.Shared()
 
     def setup(self):
-        key = f"{self._cropper.name}:{self._cropper.content_hash}"
-        self._model = self._shared.acquire(
-            lambda: _ModelHolder(self._cropper.load_model()), tag=key
-        ).model
+        self._model = acquire_model(self._cropper, self._shared)
 
     def start_bundle(self):
         self._buffer: list[WindowedValue] = []
@@ -106,6 +77,7 @@ class _CropDoFn(beam.DoFn):
             yield wv.with_value((slim, result))
 
 
+@beam.typehints.with_input_types(Rendered)
 class CropBoxes(beam.PTransform):
     """RenderedComposite -> (RenderedComposite, Cropping) for a box cropper; failures -> dead
     letters (tag ``dead_letter``). ``id_suffix`` marks dead letters of one cropper among several
@@ -116,4 +88,7 @@ class CropBoxes(beam.PTransform):
         self._fn = _CropDoFn(cropper, ratios, batch_size, id_suffix)
 
     def expand(self, rendered):
-        return rendered | "Crop" >> beam.ParDo(self._fn).with_outputs(DEAD_LETTER, main="predicted")
+        crop = beam.ParDo(self._fn).with_input_types(Rendered)
+        return rendered | "Crop" >> crop.with_output_types(tuple[Rendered, Cropping]).with_outputs(
+            DEAD_LETTER, main="predicted"
+        )

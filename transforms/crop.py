@@ -17,7 +17,7 @@ import numpy as np
 from cropaudit.model.base import SaliencyGrid
 from cropaudit.model.resize import round_half_away
 from cropaudit.schemas.criteria import TWITTER_ASPECT_RATIOS
-from cropaudit.schemas.records import Box, CropOutcome, Cropping, CropResult
+from cropaudit.schemas.records import Box, CropOutcome, Cropping, CropResult, Outcome, Rendered
 from cropaudit.schemas.survival import WINNERS
 
 A, B, TIE, BACKGROUND = WINNERS
@@ -134,6 +134,8 @@ def simulate_crop(
     return score_cropping(grid_cropping(grid, width, height, aspect_ratios), box_a, box_b)
 
 
+@beam.typehints.with_input_types(tuple[Rendered, SaliencyGrid | Cropping])
+@beam.typehints.with_output_types(tuple[Rendered, Outcome])
 class SimulateCrops(beam.PTransform):
     """(rendered record, SaliencyGrid | Cropping) -> (rendered record, outcome): a grid is
     cropped by the crop rule, a box cropper's :class:`Cropping` is scored as it is; ``score`` is
@@ -152,7 +154,9 @@ class SimulateCrops(beam.PTransform):
                 decided = grid_cropping(decided, rendered.width, rendered.height, ratios)
             return rendered, score(decided, rendered)
 
-        return pcoll | "SimulateCrop" >> beam.MapTuple(outcome)
+        return pcoll | "SimulateCrop" >> beam.MapTuple(outcome).with_output_types(
+            tuple[Rendered, Outcome]
+        )
 
 
 __all__ = [

@@ -17,6 +17,7 @@ import apache_beam as beam
 
 from cropaudit.config import DesignConfig
 from cropaudit.errors import ManifestError
+from cropaudit.schemas.records import Planned
 from cropaudit.schemas.variants import BASE_VARIANT
 from cropaudit.transforms.design_kind import design_kind, kind_of
 from cropaudit.transforms.sampling import (
@@ -111,6 +112,8 @@ def work_units(
             yield cell, start, min(start + size, cell.samples), variant
 
 
+@beam.typehints.with_input_types(GroupIndex)
+@beam.typehints.with_output_types(Planned)
 class SampleComposites(beam.PTransform):
     """Design cells -> every planned record (``Composite``, ``SingleImage``), given the faces as
     a side input; with sweep ``variants``, each sampled record once per variant
@@ -145,5 +148,8 @@ class SampleComposites(beam.PTransform):
             | "DesignCells" >> beam.Create(self._cells)
             | "WorkUnits" >> beam.FlatMap(work_units, variants)
             | "Spread" >> beam.Reshuffle()
-            | "Sample" >> beam.FlatMap(sample_unit, groups=beam.pvalue.AsSingleton(group_index))
+            | "Sample"
+            >> beam.FlatMap(
+                sample_unit, groups=beam.pvalue.AsSingleton(group_index)
+            ).with_output_types(Planned)
         )

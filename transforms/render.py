@@ -17,7 +17,7 @@ from apache_beam.metrics import Metrics
 
 from cropaudit.config import LayoutConfig
 from cropaudit.model.base import SaliencyModelHandler
-from cropaudit.schemas.records import Box, DeadLetter, Face
+from cropaudit.schemas.records import Box, DeadLetter, Face, Planned, Rendered
 from cropaudit.schemas.variants import BASE_VARIANT
 from cropaudit.transforms.design_kind import kind_of
 from cropaudit.transforms.images import ImageError, load_image
@@ -118,6 +118,7 @@ class _RenderDoFn(beam.DoFn):
             yield kind.rendered(composite, canvas, boxes, h.preprocess(canvas), i)
 
 
+@beam.typehints.with_input_types(Planned)
 class RenderComposites(beam.PTransform):
     """Planned record -> rendered record (``RenderedComposite``, ``RenderedSingle``); unusable
     images -> dead letters (tag ``dead_letter``).
@@ -142,6 +143,7 @@ class RenderComposites(beam.PTransform):
         self._others = tuple(others)
 
     def expand(self, composites):
-        return composites | "Render" >> beam.ParDo(
-            _RenderDoFn(self._handler, self._layout, self._variants, self._others)
+        render = beam.ParDo(_RenderDoFn(self._handler, self._layout, self._variants, self._others))
+        return composites | "Render" >> render.with_input_types(Planned).with_output_types(
+            Rendered
         ).with_outputs(DEAD_LETTER, main="rendered")

@@ -9,6 +9,7 @@ package versions.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import apache_beam as beam
 import pyarrow as pa
@@ -81,6 +82,7 @@ def collapse_duplicates(composite_id: str, rows) -> list[tuple[str, object]]:
     return kept
 
 
+@beam.typehints.with_input_types(dict[str, Any])
 class WriteSurvivalTable(beam.PTransform):
     """Survival rows (of one design kind's table) -> ``PREFIX-SSSSS-of-NNNNN.parquet`` files via
     Beam's Parquet sink."""
@@ -102,6 +104,7 @@ class WriteSurvivalTable(beam.PTransform):
         )
 
 
+@beam.typehints.with_input_types(DeadLetter)
 class WriteDeadLetters(beam.PTransform):
     """DeadLetter records -> the dead-letter Parquet table beside the survival table."""
 

@@ -40,28 +40,12 @@ def register(subparsers) -> None:
     p.set_defaults(func=handler)
 
 
-def resolve_handler(spec: str, options):
-    """The lead's registry when present; until then ``fastgaze:PATH`` directly."""
-    try:
-        from cropaudit.model.registry import load_handler
-    except ModuleNotFoundError as exc:
-        if exc.name != "cropaudit.model.registry":
-            raise
-    else:
-        return load_handler(spec, options)
-    kind, _, path = spec.partition(":")
-    if kind != "fastgaze" or not path:
-        raise UserError(f"unknown model spec {spec!r}; expected fastgaze:PATH")
-    from cropaudit.model.fastgaze.handler import FastGazeHandler
-
-    return FastGazeHandler(path, options)
-
-
 def handler(args: argparse.Namespace) -> int:
     """Scores every image it can; a bad image is reported (stderr, and a JSON error line with
     ``--json``) with the pipeline's dead-letter reason, the rest are still scored, and the exit
     status is 1 when any image failed."""
     from cropaudit import fileio
+    from cropaudit.model import model_handler as make_handler
     from cropaudit.model.cropper import BoxCropper
     from cropaudit.model.resize import PreprocessOptions
     from cropaudit.transforms.images import ImageError
@@ -72,7 +56,7 @@ def handler(args: argparse.Namespace) -> int:
         from cropaudit.rundir.ownership import check_new_file
 
         check_new_file(args.overlay, args.overwrite)
-    model_handler = resolve_handler(args.model, PreprocessOptions(resize=args.resize))
+    model_handler = make_handler(args.model, options=PreprocessOptions(resize=args.resize))
     model = model_handler.load_model()
     failed = 0
     for path in args.images:
@@ -104,7 +88,7 @@ def handler(args: argparse.Namespace) -> int:
 
 def _box_crops(path: str, image, cropper, model, args: argparse.Namespace) -> None:
     """A box cropper's crops for one image (no salient point, no grid)."""
-    from cropaudit.transforms.boxes import checked, crop_batch
+    from cropaudit.model.cropper import checked, crop_batch
     from cropaudit.transforms.candidate_crops import default_ratios
 
     if args.overlay:
