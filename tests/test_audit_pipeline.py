@@ -22,7 +22,7 @@ b1,b1b.jpg,s3,dark,light
 def test_manifest_faces_gives_the_group_index_and_dead_letters_a_duplicate_image_id(tmp_path):
     manifest = tmp_path / "manifest.csv"
     manifest.write_text(MANIFEST)
-    config = embedded_config()  # groups by tone and hair
+    config = embedded_config()  # groups by tone, then hair: "tone/hair"
     faces, dead = load_faces(str(manifest), config)
     index = index_groups(faces, config.groups.attributes)
     inputs = AuditInputs(str(manifest), faces, dead, index, cells=[], expected=0)
@@ -40,8 +40,8 @@ def test_manifest_faces_gives_the_group_index_and_dead_letters_a_duplicate_image
             ),
             equal_to(
                 [
-                    ("hair=dark,tone=light", "a1", str(tmp_path / "a1.jpg"), "s1"),
-                    ("hair=light,tone=dark", "b1", str(tmp_path / "b1.jpg"), "s2"),
+                    ("light/dark", "a1", str(tmp_path / "a1.jpg"), "s1"),
+                    ("dark/light", "b1", str(tmp_path / "b1.jpg"), "s2"),
                 ]
             ),
         )
