@@ -101,7 +101,8 @@ def project_modules() -> dict[str, Path]:
 
 def imports(path: Path, name: str, modules: dict[str, Path]) -> set[str]:
     """Every module ``path`` imports (absolute names; ``from pkg import mod`` names ``pkg.mod``
-    when that is a module of the project)."""
+    when that is a module of the project: package ``__init__`` modules import nothing eagerly
+    from a higher layer, see ``cropaudit/rundir/__init__.py``)."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
@@ -112,10 +113,10 @@ def imports(path: Path, name: str, modules: dict[str, Path]) -> set[str]:
             if node.level:
                 anchor = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
                 base = f"{anchor}.{base}" if base else anchor
-            found.add(base)
-            found.update(
-                f"{base}.{alias.name}" for alias in node.names if f"{base}.{alias.name}" in modules
-            )
+            submodules = {f"{base}.{a.name}" for a in node.names} & set(modules)
+            # ``from pkg import mod`` imports mod (pkg's __init__ is checked as a module itself);
+            # ``from mod import name`` imports mod
+            found.update(submodules or {base})
     return found
 
 

@@ -53,7 +53,7 @@ def test_table_reads_every_part_and_the_hash_ignores_sharding_and_order(tmp_path
     assert table_hash(three.batches(SURVIVAL)) == table_hash(one.survival_table())
     assert sorted(three.composite_ids()) == sorted(whole.column("composite_id").to_pylist())
     # an independent expectation: sha256 over the sorted per-row sha256 digests
-    from cropaudit.transforms.write import canonical_row
+    from cropaudit.schemas.table_rows import canonical_row
 
     digests = sorted(hashlib.sha256(canonical_row(r).encode()).digest() for r in whole.to_pylist())
     assert table_hash(whole) == hashlib.sha256(b"".join(digests)).hexdigest()

@@ -8,7 +8,6 @@ package versions.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import apache_beam as beam
@@ -16,8 +15,8 @@ import pyarrow as pa
 
 from cropaudit.schemas.records import DeadLetter
 from cropaudit.schemas.survival import DEAD_LETTER_SCHEMA
+from cropaudit.schemas.table_rows import CODEC, canonical_row
 
-CODEC = "zstd"
 ROW_GROUP_BYTES = 8 << 20
 
 
@@ -49,11 +48,6 @@ def survival_schema(
             "cropaudit.schema": version,
         }
     )
-
-
-def canonical_row(row: dict) -> str:
-    """A row as canonical JSON: equal rows, equal text (duplicate checks, content hashes)."""
-    return json.dumps(row, sort_keys=True, default=str)
 
 
 def collapse_duplicates(composite_id: str, rows) -> list[tuple[str, object]]:

@@ -14,20 +14,27 @@ Pipelines build stages and hand their outputs to these objects; commands and the
 runs and statistics only through them.
 """
 
-from cropaudit.rundir.ownership import SUCCESS
-from cropaudit.rundir.parquet_folder import iter_batches, read_table, table_hash
-from cropaudit.rundir.run_dir import INNER_RUN, RUN_OUTPUT, RunDir, format_summary
-from cropaudit.rundir.stats_dir import STATS_OUTPUT, StatsDir
+import importlib
 
-__all__ = [
-    "INNER_RUN",
-    "RUN_OUTPUT",
-    "STATS_OUTPUT",
-    "SUCCESS",
-    "RunDir",
-    "StatsDir",
-    "format_summary",
-    "iter_batches",
-    "read_table",
-    "table_hash",
-]
+#: Public name -> the module that defines it. Imported on first use (PEP 562), so that the
+#: lower-layer modules here (ownership, locks, tablecheck, parquet_folder), which the model and
+#: the writers use, do not pull in ``RunDir`` and what it builds on.
+_EXPORTS = {
+    "SUCCESS": "ownership",
+    "iter_batches": "parquet_folder",
+    "read_table": "parquet_folder",
+    "table_hash": "parquet_folder",
+    "INNER_RUN": "run_dir",
+    "RUN_OUTPUT": "run_dir",
+    "RunDir": "run_dir",
+    "format_summary": "run_dir",
+    "STATS_OUTPUT": "stats_dir",
+    "StatsDir": "stats_dir",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 
 from cropaudit import fileio
 from cropaudit.errors import UserError
-from cropaudit.transforms.write import CODEC, canonical_row
+from cropaudit.schemas.table_rows import CODEC, canonical_row
 
 
 def part_files(folder: str) -> list[str]:

@@ -1,0 +1,15 @@
+"""How the project's tables are stored and their rows compared, for writers and readers alike:
+the Parquet codec every table uses, and the canonical text of a row that duplicate checks and
+content hashes are built on."""
+
+from __future__ import annotations
+
+import json
+
+#: Parquet compression of every table the project writes (Beam's sink defaults to none).
+CODEC = "zstd"
+
+
+def canonical_row(row: dict) -> str:
+    """A row as canonical JSON: equal rows, equal text (duplicate checks, content hashes)."""
+    return json.dumps(row, sort_keys=True, default=str)
