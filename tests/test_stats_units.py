@@ -213,13 +213,17 @@ def test_shrink_factor_limits():
     g = np.array([0.5, -0.5, 0.5, -0.5])
     m = np.diag([4, 4, 4, 4])
     zero = np.zeros((4, 4), np.int64)
+
+    def lam(*args):
+        return shrink_factor(*effective.cluster_variance(*args))
+
     # No cell noise: nothing to remove, only the small-sample factor 1 / (1 - h), h = 16 / n^2.
-    assert shrink_factor(g, m, zero, 400) == pytest.approx(1 / math.sqrt(1 - 16 / 400**2))
+    assert lam(g, m, zero, 400) == pytest.approx(1 / math.sqrt(1 - 16 / 400**2))
     # Floor (cells alone), with the cells' own factor 1 / (1 - h_c), h_c = 16 / n^2.
-    assert shrink_factor(g, m, m, 400) == pytest.approx(math.sqrt(0.5 / (1 - 16 / 400**2)))
-    assert shrink_factor(np.full(4, np.nan), m, m, 400) == 1.0
-    assert shrink_factor(g, zero, zero, 400) == 1.0
-    assert shrink_factor(g, m, zero, 2) == pytest.approx(math.sqrt(2))  # h capped at 1/2
+    assert lam(g, m, m, 400) == pytest.approx(math.sqrt(0.5 / (1 - 16 / 400**2)))
+    assert lam(np.full(4, np.nan), m, m, 400) == 1.0
+    assert lam(g, zero, zero, 400) == 1.0
+    assert lam(g, m, zero, 2) == pytest.approx(math.sqrt(2))  # h capped at 1/2
 
 
 def test_subject_effect_without_noise_keeps_bootstrap_nearly_whole():

@@ -51,7 +51,6 @@ import scipy.sparse as sp
 from scipy.special import ndtr, ndtri
 
 from cropaudit.schemas.survival import POSITIONS, WINNERS
-from cropaudit.stats.effective import ClusterSizes, cluster_variance
 from cropaudit.stats.weights import WeightCache
 
 #: Integer codes of positions and outcomes (the pair table's winners), in schema order.
@@ -354,22 +353,12 @@ class SufficientStats:
 
 
 # -- variance correction and intervals from replicates ------------------------------------------
-def shrink_factor(
-    gradient: np.ndarray,
-    subject_moments: np.ndarray,
-    pair_moments: np.ndarray,
-    n: int,
-    a_moments: np.ndarray | None = None,
-    sizes: ClusterSizes | None = None,
-) -> float:
-    """lambda = sqrt(V_cgm / V_boot) for a statistic with influence ``gradient`` (d statistic /
-    d wins, flattened as ``[position * 2 + side]``) over ``n`` decisive composites, where, by the
-    module docstring, V_boot = g'(M_s + M_c)g and V_cgm is
-    :func:`cropaudit.stats.effective.cluster_variance`'s two-way variance (floored at cells as
-    independent clusters, with small-sample factors capped at 1/2 for strata with a handful of
-    subjects; ``a_moments`` and ``sizes``: its unequal-cluster factor). 1.0 when the variance
-    is zero or undefined (nothing to correct)."""
-    v_cgm, v_boot = cluster_variance(gradient, subject_moments, pair_moments, n, a_moments, sizes)
+def shrink_factor(v_cgm: float, v_boot: float) -> float:
+    """lambda = sqrt(V_cgm / V_boot) from :func:`cropaudit.stats.effective.cluster_variance`'s
+    ``(V_cgm, V_boot)``: by the module docstring, V_boot = g'(M_s + M_c)g and V_cgm the two-way
+    variance (floored at cells as independent clusters, with small-sample factors capped at 1/2
+    for strata with a handful of subjects). 1.0 when the variance is zero or undefined (nothing
+    to correct)."""
     if not (math.isfinite(v_boot) and v_boot > 0):
         return 1.0
     return math.sqrt(v_cgm / v_boot)

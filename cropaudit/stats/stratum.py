@@ -120,12 +120,13 @@ def estimate_stratum(
     sizes = effective.ClusterSizes.of(
         subject_totals, a_side, *stats.pair_subjects, stats.pair_cells.reshape(-1, 4).sum(1)
     )
+    variances = {
+        s: effective.cluster_variance(grads[s], m_subjects, m_pairs, decisive, m_a, sizes)
+        for s in BOOTSTRAPPED
+    }
     factors = {stat: 1.0 for stat in BOOTSTRAPPED}
     if correction == "cgm":
-        factors = {
-            s: shrink_factor(grads[s], m_subjects, m_pairs, decisive, m_a, sizes)
-            for s in BOOTSTRAPPED
-        }
+        factors = {s: shrink_factor(*variances[s]) for s in BOOTSTRAPPED}
     reps = {s: shrink(reps[s], point[s], factors[s]) for s in BOOTSTRAPPED}
 
     out: dict[str, Any] = {
@@ -151,9 +152,7 @@ def estimate_stratum(
     out["cluster_df"] = df
     for stat in BOOTSTRAPPED:
         r = reps[stat]
-        variance, _ = effective.cluster_variance(
-            grads[stat], m_subjects, m_pairs, decisive, m_a, sizes
-        )
+        variance, _ = variances[stat]
         n_eff = effective.effective_n(point[stat], variance, decisive, float(m_subjects.sum()))
         lo, hi = effective.score_interval(point[stat], n_eff, level, df)
         out[f"{stat}_cluster_se"] = math.sqrt(variance) if math.isfinite(variance) else math.nan
