@@ -184,7 +184,9 @@ def attach_estimates(
         )
     from cropaudit.stats.run_estimates import run_estimates
 
-    inputs.estimates = _for_run(run_estimates(inputs.survival_table, replicates), config_hash)
+    inputs.estimates = _for_run(
+        run_estimates(inputs.survival_table, replicates=replicates), config_hash
+    )
     inputs.stats_source = (
         f"No statistics output was found for this run (looked in {looked}), so the estimates "
         f"below were computed for this report ({replicates} bootstrap replicates, seed 0) and "

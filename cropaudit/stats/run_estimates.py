@@ -11,6 +11,9 @@ replicates and seed the numbers equal the stage's.
 
 from __future__ import annotations
 
+import inspect
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -18,7 +21,6 @@ import pyarrow as pa
 from cropaudit.schemas.criteria import POINT, criterion_name
 from cropaudit.schemas.estimates import KEY_FIELDS
 from cropaudit.schemas.variants import BASE_VARIANT
-from cropaudit.stats.mixed import MAX_COMPOSITES
 from cropaudit.stats.table import estimate_survival
 
 #: Survival columns -> the estimates' provenance list columns.
@@ -70,16 +72,14 @@ def keyed_rows(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([pairs, rest_a, rest_b], ignore_index=True)
 
 
-def run_estimates(
-    survival: pa.Table,
-    replicates: int = 1000,
-    level: float = 0.95,
-    seed: int = 0,
-    correction: str = "cgm",
-    model_max: int = MAX_COMPOSITES,
-) -> pd.DataFrame:
+def run_estimates(survival: pa.Table, **options: Any) -> pd.DataFrame:
     """The estimates-table rows (:data:`cropaudit.schemas.estimates.ESTIMATES_SCHEMA` columns)
-    of a survival table's pair designs; single-image rows have no pair and are left out."""
+    of a survival table's pair designs; single-image rows have no pair and are left out.
+    ``options``: :func:`estimate_survival`'s settings (``replicates``, ``level``, ``seed``,
+    ``correction``, ``model_max``), with its defaults."""
+    call = inspect.signature(estimate_survival).bind(None, KEY_FIELDS, **options)
+    call.apply_defaults()
+    settings = call.arguments
     wanted = {*KEY_FIELDS, *SIDES, *PROVENANCE, "group_a", "group_b", "point_winner", "crops"}
     df = survival.select([c for c in survival.column_names if c in wanted]).to_pandas()
     if "variant" not in df:  # survival/v1, before sweeps
@@ -90,7 +90,7 @@ def run_estimates(
         return pd.DataFrame(columns=[*KEY_FIELDS])
     keys = list(KEY_FIELDS)
     rows[keys] = rows[keys].astype("category")  # strings factorised once, for both groupings
-    est = estimate_survival(rows, KEY_FIELDS, None, replicates, level, seed, correction, model_max)
+    est = estimate_survival(rows, KEY_FIELDS, **options)
     est[keys] = est[keys].astype(object)
     strata = rows.groupby(keys, sort=False, dropna=False, observed=True).ngroup().to_numpy()
     first = np.unique(strata, return_index=True)[1]
@@ -103,5 +103,8 @@ def run_estimates(
     lists[keys] = lists[keys].astype(object)
     est = est.merge(lists.drop(columns="stratum"), on=keys, how="left")
     return est.assign(
-        replicates=replicates, level=level, seed=seed, bootstrap_correction=correction
+        replicates=settings["replicates"],
+        level=settings["level"],
+        seed=settings["seed"],
+        bootstrap_correction=settings["correction"],
     ).astype({"replicates": np.int64, "seed": np.int64})
