@@ -23,15 +23,13 @@ import pyarrow.parquet as pq
 
 from cropaudit import fileio
 from cropaudit.errors import UserError
-from cropaudit.pipelines.stats_pipeline import PROVENANCE, key_table, prepare, resolve_survival
+from cropaudit.pipelines.stats_pipeline import resolve_survival
+from cropaudit.report.plan_section import SHOWN
 from cropaudit.rundir.ownership import check_new_file
 from cropaudit.rundir.run_dir import SURVIVAL, RunDir
 from cropaudit.rundir.stats_dir import DEFAULT_LEVEL, INNER_STATS, StatsDir
-from cropaudit.schemas.estimates import KEY_FIELDS
 from cropaudit.stats import planning
-
-#: Target half-width of the report's planning section.
-DEFAULT_HALF_WIDTH = 0.02
+from cropaudit.stats.planning import plan_survival
 
 
 @dataclass(frozen=True)
@@ -73,51 +71,6 @@ def resolve(path: str, trust_modified: bool = False) -> PlanInputs:
     )
 
 
-def survival_components(table: pa.Table, criteria: Sequence[str] | None = None) -> pd.DataFrame:
-    """Per pair stratum of a survival table: the key fields and its
-    :class:`planning.Components` (column ``components``), plus the provenance lists."""
-    slices = list(prepare(table))
-    if not slices:
-        return pd.DataFrame(columns=[*KEY_FIELDS, "components"])
-    rows = pa.concat_tables(slices)
-    wanted = tuple(criteria) if criteria else None
-    out = []
-    for key, batch in key_table(rows, wanted, groups={}):
-        if key[KEY_FIELDS.index("comparison")] != "pair":
-            continue
-        decisive = batch.outcome < 2
-        comp = planning.pilot_components(
-            batch.a_subject[decisive], batch.b_subject[decisive], batch.outcome[decisive] == 0,
-            shown=len(batch.outcome),
-        )  # fmt: skip
-        prov = {PROVENANCE[k]: sorted(v) for k, v in batch.provenance.items()}
-        out.append({**dict(zip(KEY_FIELDS, key, strict=True)), "components": comp, **prov})
-    return pd.DataFrame(out)
-
-
-def plan_survival(
-    table: pa.Table,
-    half_width: float,
-    level: float = 0.95,
-    criteria: Sequence[str] | None = None,
-    assurance: float = planning.ASSURANCE,
-) -> pd.DataFrame:
-    """The planning table of a survival table, sorted by key (reruns give identical tables)."""
-    if not (0.0 < half_width < 0.5):
-        raise UserError("--half-width must be between 0 and 0.5 (the ratio lies in [0, 1])")
-    if not 0.0 < level < 1.0:
-        raise UserError("--level must be between 0 and 1")
-    if not 0.5 <= assurance < 1.0:
-        raise UserError("--assurance must be at least 0.5 and below 1")
-    pairs = survival_components(table, criteria)
-    if pairs.empty:
-        what = f" for criteria {', '.join(criteria)}" if criteria else ""
-        raise UserError(f"the survival table has no pair comparison to plan{what}")
-    return planning.plan_table(pairs, half_width, level, assurance).sort_values(
-        list(KEY_FIELDS), ignore_index=True
-    )
-
-
 def _check_format(path: str) -> None:
     if not path.endswith((".parquet", ".csv")):
         raise UserError(f"{path}: the plan is written as .parquet or .csv")
@@ -138,29 +91,6 @@ def write_plan(plan: pd.DataFrame, path: str) -> str:
         data = flat.to_csv(index=False, float_format="%.6g").encode()
     fileio.write_atomic(path, data)
     return path
-
-
-#: Columns of the printed table, with their headings.
-SHOWN = {
-    "design": "design",
-    "criterion": "criterion",
-    "group_a": "a",
-    "group_b": "b",
-    "pilot_subjects_a": "subj a",
-    "pilot_subjects_b": "subj b",
-    "pilot_composites": "decisive",
-    "ratio": "ratio",
-    "pilot_half_width": "pilot hw",
-    "subjects_per_group": "subj/group",
-    "composites_per_subject": "comp/subj",
-    "total_composites": "composites",
-    "predicted_half_width": "planned hw",
-    "plateau_composites_per_subject": "plateau comp/subj",
-    "floor_half_width": "floor hw (pilot subj)",
-    "status": "with the pilot's subjects",
-    "assured_subjects_per_group": "assured subj/group",
-    "assured_composites_per_subject": "assured comp/subj",
-}
 
 
 def format_plan(plan: pd.DataFrame) -> str:

@@ -80,8 +80,6 @@ STATS_NOT_STDLIB = {"html", "tkinter", "turtle"}
 #: any violation not listed.
 PENDING = {
     # run-directory code leaves pipelines/ for the run-directory library (item 3, `rundir`)
-    # the planning section's table comes from the plan pipeline module (issue 14, `stats14`)
-    ("cropaudit.report.plan_section", "cropaudit.pipelines.plan_pipeline"): "plan_survival",
 }
 
 

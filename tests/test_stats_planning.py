@@ -263,7 +263,7 @@ def test_assured_plans_need_more_subjects():
 
 def test_statistics_page_has_the_planning_section(pilot_run):
     """The statistics page (cropaudit stats) carries the same plan as the run report."""
-    from cropaudit.pipelines.plan_pipeline import DEFAULT_HALF_WIDTH, plan_survival
+    from cropaudit.stats.planning import DEFAULT_HALF_WIDTH, plan_survival
 
     html = (pilot_run / "stats" / "report.html").read_text()
     section = html[html.index("<h2>Planning</h2>") :]
@@ -283,9 +283,9 @@ def test_report_section_plans_at_the_default_target(pilot_run):
     half-width, in an HTML table."""
     from types import SimpleNamespace
 
-    from cropaudit.pipelines.plan_pipeline import DEFAULT_HALF_WIDTH, plan_survival
     from cropaudit.report.plan_section import planning_section
     from cropaudit.rundir import read_table
+    from cropaudit.stats.planning import DEFAULT_HALF_WIDTH, plan_survival
 
     table = read_table(str(pilot_run / "run" / "survival"))
     inputs = SimpleNamespace(estimates=None, survival_table=table, run_dir="RUN")

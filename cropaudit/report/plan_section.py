@@ -14,6 +14,29 @@ import pandas as pd
 import pyarrow as pa
 
 from cropaudit.report.inputs import RunInputs
+from cropaudit.stats.planning import DEFAULT_HALF_WIDTH, plan_survival
+
+#: Columns of the plan as shown (the page's table and ``cropaudit plan``'s print), with headings.
+SHOWN = {
+    "design": "design",
+    "criterion": "criterion",
+    "group_a": "a",
+    "group_b": "b",
+    "pilot_subjects_a": "subj a",
+    "pilot_subjects_b": "subj b",
+    "pilot_composites": "decisive",
+    "ratio": "ratio",
+    "pilot_half_width": "pilot hw",
+    "subjects_per_group": "subj/group",
+    "composites_per_subject": "comp/subj",
+    "total_composites": "composites",
+    "predicted_half_width": "planned hw",
+    "plateau_composites_per_subject": "plateau comp/subj",
+    "floor_half_width": "floor hw (pilot subj)",
+    "status": "with the pilot's subjects",
+    "assured_subjects_per_group": "assured subj/group",
+    "assured_composites_per_subject": "assured comp/subj",
+}
 
 #: The statistics page plans from survival tables up to this many rows: planning re-reads the
 #: rows (8 s for 200,000 rows on the loaded 2-core machine), which the stage does not keep.
@@ -36,7 +59,6 @@ def stats_planning_section(
     import pyarrow.parquet as pq
 
     from cropaudit import fileio
-    from cropaudit.pipelines.plan_pipeline import DEFAULT_HALF_WIDTH
     from cropaudit.report.page import note
 
     if not survival_files:
@@ -62,7 +84,6 @@ def plan_html(survival_table: pa.Table | None, level: float, pilot: str) -> str:
     """The section's body: an explanation and the plan table of ``survival_table`` at
     ``DEFAULT_HALF_WIDTH`` (``pilot``: the folder named in the command for other targets)."""
     from cropaudit.errors import UserError
-    from cropaudit.pipelines.plan_pipeline import DEFAULT_HALF_WIDTH, SHOWN, plan_survival
     from cropaudit.report.page import note, table
 
     if survival_table is None:

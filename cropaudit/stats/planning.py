@@ -59,11 +59,16 @@ no plan (``MIN_REPEATED``), nor does one where every decisive composite went one
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
+from cropaudit.errors import UserError
+from cropaudit.schemas.estimates import KEY_FIELDS
+from cropaudit.schemas.variants import BASE_VARIANT
 from cropaudit.stats import effective
 
 #: A plateau is where more composites per subject shrink the half-width by less than this share.
@@ -415,3 +420,54 @@ def plan_table(
             "plateau_composites_per_subject", "assured_subjects_per_group",
             "assured_composites_per_subject", "assured_total_composites")  # fmt: skip
     return out.astype({c: "Int64" for c in ints if c in out})
+
+
+#: Target half-width of the report's planning section (and of ``cropaudit plan``'s default).
+DEFAULT_HALF_WIDTH = 0.02
+
+
+def survival_components(table: pa.Table, criteria: Sequence[str] | None = None) -> pd.DataFrame:
+    """Per pair stratum of a survival table: the key fields and its :class:`Components`
+    (column ``components``), plus the provenance lists (single-image rows have no pair)."""
+    from cropaudit.stats.run_estimates import PROVENANCE, SIDES, criterion_rows
+
+    wanted = {*KEY_FIELDS, *SIDES, *PROVENANCE, "point_winner", "crops"}
+    df = table.select([c for c in table.column_names if c in wanted]).to_pandas()
+    if "variant" not in df:  # survival/v1, before sweeps
+        df["variant"] = BASE_VARIANT
+    rows = criterion_rows(df[df["design"] != "single"]).assign(comparison="pair")
+    if criteria:
+        rows = rows[rows["criterion"].isin(list(criteria))]
+    out = []
+    for key, batch in rows.groupby(list(KEY_FIELDS), sort=True, dropna=False):
+        decisive = batch["outcome"].isin(["a", "b"]).to_numpy()
+        a = batch["a_subject_id"].to_numpy(dtype=object)[decisive]
+        b = batch["b_subject_id"].to_numpy(dtype=object)[decisive]
+        won = (batch["outcome"] == "a").to_numpy()[decisive]
+        comp = pilot_components(a, b, won, shown=len(batch))
+        prov = {listed: sorted({str(v) for v in batch[c]}) for c, listed in PROVENANCE.items()}
+        out.append({**dict(zip(KEY_FIELDS, key, strict=True)), "components": comp, **prov})
+    return pd.DataFrame(out, columns=None if out else [*KEY_FIELDS, "components"])
+
+
+def plan_survival(
+    table: pa.Table,
+    half_width: float,
+    level: float = 0.95,
+    criteria: Sequence[str] | None = None,
+    assurance: float = ASSURANCE,
+) -> pd.DataFrame:
+    """The planning table of a survival table, sorted by key (reruns give identical tables)."""
+    if not (0.0 < half_width < 0.5):
+        raise UserError("--half-width must be between 0 and 0.5 (the ratio lies in [0, 1])")
+    if not 0.0 < level < 1.0:
+        raise UserError("--level must be between 0 and 1")
+    if not 0.5 <= assurance < 1.0:
+        raise UserError("--assurance must be at least 0.5 and below 1")
+    pairs = survival_components(table, criteria)
+    if pairs.empty:
+        what = f" for criteria {', '.join(criteria)}" if criteria else ""
+        raise UserError(f"the survival table has no pair comparison to plan{what}")
+    return plan_table(pairs, half_width, level, assurance).sort_values(
+        list(KEY_FIELDS), ignore_index=True
+    )
