@@ -50,6 +50,11 @@ class OutputKind:
     tables: tuple[str, ...] = ()
 
 
+def root_file(name: str, doc: str | None = None) -> property:
+    """A property of an output folder (an object with ``root``): the path of ``name`` in it."""
+    return property(lambda folder: fileio.join(folder.root, name), doc=doc)
+
+
 def matches(rel: str, patterns: tuple[str, ...]) -> bool:
     parts = rel.split("/")
     return any(
@@ -207,16 +212,14 @@ def writing(
     folder: str,
     kind: OutputKind,
     *,
-    overwrite: bool,
-    config_hash: str | None = None,
-    rerun: bool = False,
     command: str | None = None,
+    **claiming: object,
 ) -> Iterator[None]:
-    """Lock ``folder``, claim it for ``kind``, and remove temporary files however the block
-    ends."""
+    """Lock ``folder``, claim it for ``kind`` (``claiming``: :func:`claim`'s ``overwrite``,
+    ``config_hash`` and ``rerun``), and remove temporary files however the block ends."""
     _require_folder(folder)
     with terminate_raises(), locks.exclusive(folder, command or f"cropaudit {kind.name}"):
-        claim(folder, kind, overwrite=overwrite, config_hash=config_hash, rerun=rerun)
+        claim(folder, kind, **claiming)
         try:
             yield
         finally:

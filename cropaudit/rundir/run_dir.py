@@ -92,17 +92,9 @@ class RunDir:
         """The file prefix a sink writes ``table``'s part files under."""
         return fileio.join(self.folder(table), "part")
 
-    @property
-    def summary_path(self) -> str:
-        return fileio.join(self.root, SUMMARY)
-
-    @property
-    def config_path(self) -> str:
-        return fileio.join(self.root, CONFIG)
-
-    @property
-    def marker(self) -> str:
-        return fileio.join(self.root, SUCCESS)
+    summary_path = ownership.root_file(SUMMARY)
+    config_path = ownership.root_file(CONFIG)
+    marker = ownership.root_file(SUCCESS)
 
     # -- reading ------------------------------------------------------------------------------
 

@@ -64,9 +64,7 @@ class StatsDir:
 
     # -- where things are ---------------------------------------------------------------------
 
-    @property
-    def estimates_folder(self) -> str:
-        return fileio.join(self.root, ESTIMATES)
+    estimates_folder = ownership.root_file(ESTIMATES)
 
     @property
     def estimates_prefix(self) -> str:
@@ -78,25 +76,11 @@ class StatsDir:
         """The one estimates file of an in-process (plain table) statistics run."""
         return fileio.join(self.estimates_folder, f"{ESTIMATES}-00000-of-00001.parquet")
 
-    @property
-    def report(self) -> str:
-        return fileio.join(self.root, REPORT)
-
-    @property
-    def agreement(self) -> str:
-        return fileio.join(self.root, AGREEMENT)
-
-    @property
-    def face_rates(self) -> str:
-        return fileio.join(self.root, FACE_RATES)
-
-    @property
-    def plan(self) -> str:
-        return fileio.join(self.root, PLAN)
-
-    @property
-    def marker(self) -> str:
-        return fileio.join(self.root, SUCCESS)
+    report = ownership.root_file(REPORT)
+    agreement = ownership.root_file(AGREEMENT)
+    face_rates = ownership.root_file(FACE_RATES)
+    plan = ownership.root_file(PLAN)
+    marker = ownership.root_file(SUCCESS)
 
     def plot(self, criterion: str, fmt: str) -> str:
         return fileio.join(self.root, PLOTS, f"{criterion}.{fmt}")
