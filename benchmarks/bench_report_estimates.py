@@ -9,19 +9,16 @@ each. Prints the medians, their ratio, and whether the two gave the same counts 
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
+from bench_args import bench_parser
+
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=200_000)
-    parser.add_argument("--replicates", type=int, default=200)
-    parser.add_argument("--repeat", type=int, default=2)
-    args = parser.parse_args()
+    args = bench_parser(__doc__, rows=200_000, replicates=200, repeat=2).parse_args()
 
     import numpy as np
 

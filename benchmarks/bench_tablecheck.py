@@ -12,11 +12,12 @@ Prints medians and the ratio of the check to the read.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 import time
 from pathlib import Path
+
+from bench_args import bench_parser
 
 
 def median_seconds(fn, repeat: int) -> float:
@@ -29,11 +30,7 @@ def median_seconds(fn, repeat: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=500_000)
-    parser.add_argument("--parts", type=int, default=4)
-    parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
+    args = bench_parser(__doc__, rows=500_000, parts=4, repeat=3).parse_args()
 
     from cropaudit.rundir import read_table, table_hash
     from cropaudit.rundir.run_dir import write_run_dir

@@ -24,10 +24,10 @@ first-slot rate and the order-adjusted ratio; then a one-line verdict per design
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import pandas as pd
+from bench_args import bench_parser
 
 from cropaudit.stats.simulation import DESIGNS, HELD_OUT, coverage_study, summarise, truths
 
@@ -35,11 +35,7 @@ BAND = (0.935, 0.97)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--experiments", type=int, default=1000)
-    parser.add_argument("--replicates", type=int, default=200)
-    parser.add_argument("--level", type=float, default=0.95)
-    parser.add_argument("--seed", type=int, default=2024)
+    parser = bench_parser(__doc__, experiments=1000, replicates=200, level=0.95, seed=2024)
     designs = {**DESIGNS, **HELD_OUT}
     parser.add_argument("--design", action="append", choices=sorted(designs), default=None)
     parser.add_argument("--held-out", action="store_true", help="also the held-out designs")

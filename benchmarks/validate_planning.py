@@ -27,11 +27,11 @@ ratio, then per design:
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
 import pandas as pd
+from bench_args import bench_parser
 
 from cropaudit.stats.planning_study import check_naive, check_plan, scaled
 from cropaudit.stats.simulation import DESIGNS, truths
@@ -40,14 +40,10 @@ BAND = (0.9, 1.1)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--half-width", type=float, default=0.04)
-    parser.add_argument("--pilots", type=int, default=6)
-    parser.add_argument("--experiments", type=int, default=50)
-    parser.add_argument("--assurance", type=float, default=0.8)
+    parser = bench_parser(
+        __doc__, half_width=0.04, pilots=6, experiments=50, assurance=0.8, level=0.95, seed=2024
+    )
     parser.add_argument("--large", type=int, default=8, help="size factor of the large pilot")
-    parser.add_argument("--level", type=float, default=0.95)
-    parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--design", action="append", choices=sorted(DESIGNS), default=None)
     args = parser.parse_args()
     pd.set_option("display.width", 160)

@@ -186,8 +186,14 @@ def test_fixed_order_puts_group_a_first():
 # -- sensitivity statistics on hand-made tables ------------------------------------------------
 
 
-def _table(rows: list[tuple[str, str, str, str, str, str]]) -> pa.Table:
-    """(variant, sample_id, group_a, group_b, point_winner, crop_1.00 winner) -> survival-like."""
+def _table(samples: dict[str, tuple[str, str, dict[str, str]]]) -> pa.Table:
+    """sample_id -> (group_a, group_b, variant -> "point_winner crop_1.00_winner"), in order
+    -> survival-like rows."""
+    rows = [
+        (variant, sample, group_a, group_b, *winners.split())
+        for sample, (group_a, group_b, variants) in samples.items()
+        for variant, winners in variants.items()
+    ]
     return pa.table(
         {
             "composite_id": [s if v == "base" else f"{s}@{v}" for v, s, *_ in rows],
@@ -209,25 +215,18 @@ def _table(rows: list[tuple[str, str, str, str, str, str]]) -> pa.Table:
 
 
 HAND = _table(
-    [
+    {
         # sample s1 (A vs B): a everywhere -> no flip
-        ("base", "s1", "A", "B", "a", "a"),
-        ("pad=8", "s1", "A", "B", "a", "a"),
-        ("resize=area", "s1", "A", "B", "a", "b"),
+        "s1": ("A", "B", {"base": "a a", "pad=8": "a a", "resize=area": "a b"}),
         # sample s2: flips under padding only
-        ("base", "s2", "A", "B", "a", "a"),
-        ("pad=8", "s2", "A", "B", "b", "a"),
-        ("resize=area", "s2", "A", "B", "a", "a"),
+        "s2": ("A", "B", {"base": "a a", "pad=8": "b a", "resize=area": "a a"}),
         # sample s3: background under resize counts as a change of winner
-        ("base", "s3", "A", "B", "b", "b"),
-        ("pad=8", "s3", "A", "B", "b", "b"),
-        ("resize=area", "s3", "A", "B", "background", "b"),
+        "s3": ("A", "B", {"base": "b b", "pad=8": "b b", "resize=area": "background b"}),
         # sample s4: only one variant survived -> not counted
-        ("base", "s4", "A", "B", "a", "a"),
+        "s4": ("A", "B", {"base": "a a"}),
         # another pair, never flips
-        ("base", "t1", "A", "C", "tie", "a"),
-        ("pad=8", "t1", "A", "C", "tie", "a"),
-    ]
+        "t1": ("A", "C", {"base": "tie a", "pad=8": "tie a"}),
+    }
 )
 
 

@@ -31,6 +31,7 @@ from cropaudit.report.plotkit import (
     criteria_order,
     forest_plot,
     interval_plot,
+    table_interval_plot,
     varying_context,
 )
 from cropaudit.schemas.criteria import POINT, criterion_name
@@ -278,11 +279,10 @@ def gaze_section(inputs: RunInputs) -> str:
         if rates.empty:
             continue
         labels = [f"{r['variant']}: {r['group']}" for _, r in rates.iterrows()]
-        png = interval_plot(
+        png = table_interval_plot(
             labels,
-            list(rates["face_share"]),
-            list(rates["ci_low"]),
-            list(rates["ci_high"]),
+            rates,
+            "face_share",
             title=f"{criterion}: share of images where the face is kept",
             xlabel="face share (on_face / n)",
         )
@@ -322,11 +322,10 @@ def sensitivity_section(inputs: RunInputs, criterion: str = POINT) -> str:
         labels = [
             f"{r['variant']}: {r['group_a']} vs {r['group_b']}" for _, r in per_variant.iterrows()
         ]
-        png = interval_plot(
+        png = table_interval_plot(
             labels,
-            list(per_variant["survival_ratio"]),
-            list(per_variant["ci_low"]),
-            list(per_variant["ci_high"]),
+            per_variant,
+            "survival_ratio",
             title=f"{criterion}: survival ratio per variant, with interval",
             xlabel="survival ratio of group a (wins_a / (wins_a + wins_b))",
         )

@@ -94,6 +94,16 @@ def interval_plot(*args, **kwargs) -> bytes:
     return interval_figure(*args, **kwargs, formats=("png",))["png"]
 
 
+def table_interval_plot(
+    labels: Sequence[str], rows: pd.DataFrame, estimate: str, **kwargs
+) -> bytes:
+    """:func:`interval_plot` of the column ``estimate`` of ``rows`` with its ``ci_low`` and
+    ``ci_high`` columns (the tables of :mod:`cropaudit.stats` that carry one interval)."""
+    return interval_plot(
+        labels, list(rows[estimate]), list(rows["ci_low"]), list(rows["ci_high"]), **kwargs
+    )
+
+
 def forest_plot(estimates: pd.DataFrame, criterion: str) -> dict[str, bytes]:
     """PNG and SVG bytes of one criterion's survival ratios, one line per comparison, with
     each row's reported interval."""
