@@ -22,6 +22,7 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from cropaudit.errors import UserError
 from cropaudit.model.resize import DEFAULT_OPTIONS, PreprocessOptions, resize_for_model
+from cropaudit.schemas.criteria import DEFAULT_BATCH_SIZE
 
 
 @dataclass(frozen=True)
@@ -97,10 +98,6 @@ def provenance(model) -> dict[str, str]:
         "model_source": model.source,
         "preprocessing": model.preprocessing,
     }
-
-
-#: Rows per prediction call unless configured (``model.batch_size``'s default).
-DEFAULT_BATCH_SIZE = 16
 
 
 def check_image(image: Any) -> np.ndarray:

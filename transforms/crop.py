@@ -86,6 +86,20 @@ def grid_cropping(
     return Cropping(tuple(float(r) for r in aspect_ratios), boxes, (sx, sy, score), grid)
 
 
+def cropping_columns(cropping: Cropping) -> dict:
+    """The outcome fields every design kind takes from the cropping alone: the salient point
+    (``None`` for a box-only cropper) and the grid's shape (``None`` without a grid)."""
+    sx, sy, score = (None, None, None) if cropping.point is None else cropping.point
+    grid = cropping.grid
+    return {
+        "salient_x": sx,
+        "salient_y": sy,
+        "salient_score": score,
+        "grid_rows": None if grid is None else int(grid.scores.shape[0]),
+        "grid_cols": None if grid is None else int(grid.scores.shape[1]),
+    }
+
+
 def score_cropping(cropping: Cropping, box_a: Box, box_b: Box) -> CropOutcome:
     """Everything the cropper decided for one pair composite, from its boxes (and its salient
     point and grid, when it has them)."""
@@ -94,25 +108,17 @@ def score_cropping(cropping: Cropping, box_a: Box, box_b: Box) -> CropOutcome:
         a_area = box.intersection_area(box_a)
         b_area = box.intersection_area(box_b)
         crops.append(CropResult(float(ar), box, a_area, b_area, visible_winner(a_area, b_area)))
-    grid = cropping.grid
-    a_max, a_mean = box_saliency(grid, box_a)
-    b_max, b_mean = box_saliency(grid, box_b)
-    sx = sy = score = owner = None
-    if cropping.point is not None:
-        sx, sy, score = cropping.point
-        owner = point_owner(sx, sy, box_a, box_b)
+    a_max, a_mean = box_saliency(cropping.grid, box_a)
+    b_max, b_mean = box_saliency(cropping.grid, box_b)
+    point = cropping.point
     return CropOutcome(
-        salient_x=sx,
-        salient_y=sy,
-        salient_score=score,
-        point_winner=owner,
+        point_winner=None if point is None else point_owner(point[0], point[1], box_a, box_b),
         crops=tuple(crops),
         a_max=a_max,
         a_mean=a_mean,
         b_max=b_max,
         b_mean=b_mean,
-        grid_rows=None if grid is None else int(grid.scores.shape[0]),
-        grid_cols=None if grid is None else int(grid.scores.shape[1]),
+        **cropping_columns(cropping),
     )
 
 

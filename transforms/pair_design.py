@@ -35,7 +35,7 @@ from cropaudit.transforms.sampling import (
     composite_id,
     generator,
 )
-from cropaudit.transforms.write import point_columns
+from cropaudit.transforms.write import crop_columns, point_columns
 
 
 def _draw_face(rng: np.random.Generator, subjects: Mapping[str, tuple[Face, ...]]) -> Face:
@@ -185,16 +185,7 @@ class PairDesign:
             "image_box": None,  # survival/v3's single rows only
             "point_winner": outcome.point_winner,
             "margin": outcome.margin,
-            "crops": [
-                {
-                    "aspect_ratio": cr.aspect_ratio,
-                    **cr.box.to_dict(),
-                    "a_area": cr.a_area,
-                    "b_area": cr.b_area,
-                    "winner": cr.winner,
-                }
-                for cr in outcome.crops
-            ],
+            "crops": crop_columns(outcome, ("a_area", "b_area", "winner")),
             **provenance,
         }
 

@@ -33,7 +33,7 @@ from cropaudit.schemas.records import (
 )
 from cropaudit.schemas.single_survival import BACKGROUND, BODY, FACE
 from cropaudit.schemas.survival import A_FIRST
-from cropaudit.transforms.crop import box_saliency
+from cropaudit.transforms.crop import box_saliency, cropping_columns
 from cropaudit.transforms.images import ImageError, load_image
 from cropaudit.transforms.layout import compose_single, face_box_inside
 from cropaudit.transforms.sampling import (
@@ -43,7 +43,7 @@ from cropaudit.transforms.sampling import (
     generator,
     group_sizes,
 )
-from cropaudit.transforms.write import point_columns
+from cropaudit.transforms.write import crop_columns, point_columns
 
 
 def point_on(x: int, y: int, face: Box, image: Box) -> str:
@@ -71,22 +71,14 @@ def score_single(cropping: Cropping, face: Box, image: Box) -> SingleOutcome:
         crops.append(
             SingleCrop(float(ar), box, face_area, body_area, crop_keeps(face_area, body_area, face))
         )
-    grid = cropping.grid
-    face_max, face_mean = box_saliency(grid, face)
-    sx = sy = score = on = None
-    if cropping.point is not None:
-        sx, sy, score = cropping.point
-        on = point_on(sx, sy, face, image)
+    face_max, face_mean = box_saliency(cropping.grid, face)
+    point = cropping.point
     return SingleOutcome(
-        salient_x=sx,
-        salient_y=sy,
-        salient_score=score,
-        point_on=on,
+        point_on=None if point is None else point_on(point[0], point[1], face, image),
         crops=tuple(crops),
         face_max=face_max,
         face_mean=face_mean,
-        grid_rows=None if grid is None else int(grid.scores.shape[0]),
-        grid_cols=None if grid is None else int(grid.scores.shape[1]),
+        **cropping_columns(cropping),
     )
 
 
@@ -212,16 +204,7 @@ class SingleDesign:
             "face_mean": outcome.face_mean,
             **point_columns(rendered, outcome),
             "point_on": outcome.point_on,
-            "crops": [
-                {
-                    "aspect_ratio": cr.aspect_ratio,
-                    **cr.box.to_dict(),
-                    "face_area": cr.face_area,
-                    "body_area": cr.body_area,
-                    "kept": cr.kept,
-                }
-                for cr in outcome.crops
-            ],
+            "crops": crop_columns(outcome, ("face_area", "body_area", "kept")),
             **provenance,
         }
 

@@ -35,6 +35,15 @@ def point_columns(rendered, outcome) -> dict:
     }
 
 
+def crop_columns(outcome, fields: tuple[str, ...]) -> list[dict]:
+    """The ``crops`` column: each crop's aspect ratio and box, then its design kind's own
+    ``fields`` (``schemas.survival.CROP``, ``schemas.single_survival.SINGLE_CROP``)."""
+    return [
+        {"aspect_ratio": cr.aspect_ratio, **cr.box.to_dict(), **{f: getattr(cr, f) for f in fields}}
+        for cr in outcome.crops
+    ]
+
+
 def survival_schema(
     schema: pa.Schema, version: str, config_toml: str, config_hash: str, versions: str
 ) -> pa.Schema:
