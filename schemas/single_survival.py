@@ -33,6 +33,7 @@ from cropaudit.schemas.survival import (
     CROPPER_FIELDS,
     POINT_FIELDS,
     RUN_FIELDS,
+    crop_struct,
 )
 
 #: The design kind, its folder in a run directory and the version its files record.
@@ -42,17 +43,8 @@ VERSION = "single_survival/v1"
 #: Where the salient point fell and what a crop kept, in this order.
 FACE, BODY, BACKGROUND = OUTCOMES = ("face", "body", "background")
 
-SINGLE_CROP = pa.struct(
-    [
-        ("aspect_ratio", pa.float64()),
-        ("x", pa.int32()),
-        ("y", pa.int32()),
-        ("w", pa.int32()),
-        ("h", pa.int32()),
-        ("face_area", pa.int64()),
-        ("body_area", pa.int64()),
-        ("kept", pa.string()),
-    ]
+SINGLE_CROP = crop_struct(
+    ("face_area", pa.int64()), ("body_area", pa.int64()), ("kept", pa.string())
 )
 
 SINGLE_SURVIVAL_SCHEMA = pa.schema(

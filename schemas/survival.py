@@ -48,18 +48,14 @@ WINNERS = ("a", "b", "tie", "background")
 
 BOX = pa.struct([("x", pa.int32()), ("y", pa.int32()), ("w", pa.int32()), ("h", pa.int32())])
 
-CROP = pa.struct(
-    [
-        ("aspect_ratio", pa.float64()),
-        ("x", pa.int32()),
-        ("y", pa.int32()),
-        ("w", pa.int32()),
-        ("h", pa.int32()),
-        ("a_area", pa.int64()),
-        ("b_area", pa.int64()),
-        ("winner", pa.string()),
-    ]
-)
+
+def crop_struct(*fields: tuple[str, pa.DataType]) -> pa.StructType:
+    """One crop of a ``crops`` column: its aspect ratio and box, then its design kind's
+    ``fields``."""
+    return pa.struct([("aspect_ratio", pa.float64()), *BOX, *fields])
+
+
+CROP = crop_struct(("a_area", pa.int64()), ("b_area", pa.int64()), ("winner", pa.string()))
 
 
 def _face_fields(side: str, nullable: bool = False) -> list[pa.Field]:
@@ -126,13 +122,10 @@ SURVIVAL_SCHEMA = pa.schema(
     ]
 )
 
+#: Every dead-letter column is required text.
 DEAD_LETTER_SCHEMA = pa.schema(
     [
-        pa.field("stage", pa.string(), nullable=False),
-        pa.field("reason", pa.string(), nullable=False),
-        pa.field("element_id", pa.string(), nullable=False),
-        pa.field("detail", pa.string(), nullable=False),
-        pa.field("record", pa.string(), nullable=False),
-        pa.field("config_hash", pa.string(), nullable=False),
+        pa.field(name, pa.string(), nullable=False)
+        for name in ("stage", "reason", "element_id", "detail", "record", "config_hash")
     ]
 )
