@@ -35,7 +35,7 @@ from cropaudit.transforms.sampling import (
     composite_id,
     generator,
 )
-from cropaudit.transforms.write import crop_columns, point_columns
+from cropaudit.transforms.write import crop_columns, point_columns, replay_columns
 
 
 def _draw_face(rng: np.random.Generator, subjects: Mapping[str, tuple[Face, ...]]) -> Face:
@@ -207,11 +207,4 @@ class PairDesign:
 
     def replay_key(self, row: Mapping[str, Any]) -> tuple:
         """What a re-rendering must reproduce of a row: point, winners and boxes."""
-        return (
-            row["salient_x"],
-            row["salient_y"],
-            row["point_winner"],
-            [c["winner"] for c in row["crops"]],
-            Box.from_dict(row["a_box"]),
-            Box.from_dict(row["b_box"]),
-        )
+        return replay_columns(row, "point_winner", "winner", ("a_box", "b_box"))
