@@ -144,8 +144,7 @@ class PairDesign:
     def rendered(
         self, composite: Composite, canvas: np.ndarray, boxes: tuple, model_input, model: int
     ) -> RenderedComposite:
-        width, height = canvas.shape[1], canvas.shape[0]
-        return RenderedComposite(composite, width, height, *boxes, model_input, model)
+        return RenderedComposite.on_canvas(composite, canvas, boxes, model_input, model)
 
     def score(self, cropping: Cropping, rendered: RenderedComposite) -> CropOutcome:
         """Who survives: the face the point lands on, the larger visible face per crop."""

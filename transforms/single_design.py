@@ -170,8 +170,7 @@ class SingleDesign:
     def rendered(
         self, item: SingleImage, canvas: np.ndarray, boxes: tuple, model_input, model: int
     ) -> RenderedSingle:
-        width, height = canvas.shape[1], canvas.shape[0]
-        return RenderedSingle(item, width, height, *boxes, model_input, model)
+        return RenderedSingle.on_canvas(item, canvas, boxes, model_input, model)
 
     def score(self, cropping: Cropping, rendered: RenderedSingle) -> SingleOutcome:
         return score_single(cropping, rendered.face_box, rendered.image_box)
