@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cropaudit.errors import ConfigError, UserError
-from cropaudit.schemas.criteria import TWITTER_ASPECT_RATIOS
+from cropaudit.schemas.criteria import DEFAULT_BATCH_SIZE, TWITTER_ASPECT_RATIOS
 from cropaudit.schemas.single_survival import SINGLE
 from cropaudit.schemas.survival import CONTROLS, PAIRS
 from cropaudit.schemas.variants import SWEEP_AXES, variant_name
@@ -231,7 +231,7 @@ class ModelConfig:
     box: int = 320
     #: Round-trip composites through JPEG at this quality first; 0 means no round trip.
     jpeg_quality: int = 0
-    batch_size: int = 16
+    batch_size: int = DEFAULT_BATCH_SIZE
 
     def validate(self, key: str) -> None:
         from cropaudit.model.resize import RESIZE_METHODS

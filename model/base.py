@@ -22,6 +22,7 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from cropaudit.errors import UserError
 from cropaudit.model.resize import DEFAULT_OPTIONS, PreprocessOptions, resize_for_model
+from cropaudit.schemas.criteria import DEFAULT_BATCH_SIZE
 
 
 @dataclass(frozen=True)
@@ -97,10 +98,6 @@ def provenance(model) -> dict[str, str]:
         "model_source": model.source,
         "preprocessing": model.preprocessing,
     }
-
-
-#: Rows per prediction call unless configured (``model.batch_size``'s default).
-DEFAULT_BATCH_SIZE = 16
 
 
 def check_image(image: Any) -> np.ndarray:
@@ -199,6 +196,22 @@ class CropperHandler(ModelHandler[np.ndarray, PredictionResult, Any], abc.ABC):
     def get_num_bytes(self, batch: Sequence[np.ndarray]) -> int:
         return int(sum(np.asarray(x).nbytes for x in batch))
 
+    def run_inference(
+        self,
+        batch: Sequence[np.ndarray],
+        model: Any,
+        inference_args: dict[str, Any] | None = None,
+    ) -> list[PredictionResult]:
+        """(H, W, 3) uint8 images -> ``PredictionResult(image, result, model_id)``, the result
+        one per image from :meth:`infer` (a ``SaliencyGrid`` or a ``Cropping``)."""
+        images = [check_image(x) for x in batch]
+        results = self.infer(model, images, inference_args or {})
+        return [PredictionResult(x, r, self.model_id) for x, r in zip(batch, results)]
+
+    @abc.abstractmethod
+    def infer(self, model: Any, images: list[np.ndarray], inference_args: dict) -> list:
+        """Checked images -> one result each (``run_inference`` wraps them)."""
+
 
 class SaliencyModelHandler(CropperHandler):
     """A saliency model: its inference is a :class:`SaliencyGrid` in original-image pixels."""
@@ -239,17 +252,10 @@ class SaliencyModelHandler(CropperHandler):
                 grids[i] = self.to_grid(s, image_hws[i], inputs[i].shape[:2])
         return grids  # type: ignore[return-value]
 
-    def run_inference(
-        self,
-        batch: Sequence[np.ndarray],
-        model: SaliencyModel,
-        inference_args: dict[str, Any] | None = None,
-    ) -> list[PredictionResult]:
-        """(H, W, 3) uint8 images -> ``PredictionResult(image, SaliencyGrid, model_id)``."""
-        images = [check_image(x) for x in batch]
+    def infer(self, model: SaliencyModel, images: list[np.ndarray], inference_args: dict) -> list:
+        r"""Checked images -> their ``SaliencyGrid``\ s."""
         inputs = [self.preprocess(x) for x in images]
-        grids = self.predict_grids(model, inputs, [x.shape[:2] for x in images])
-        return [PredictionResult(x, g, self.model_id) for x, g in zip(batch, grids)]
+        return self.predict_grids(model, inputs, [x.shape[:2] for x in images])
 
 
 def check_finite_weights(weights, source: str) -> None:

@@ -23,10 +23,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Union
 
 import numpy as np
-from apache_beam.ml.inference.base import PredictionResult
 
 from cropaudit.errors import UserError
-from cropaudit.model.base import CropperHandler, SaliencyModelHandler, check_image
+from cropaudit.model.base import CropperHandler, SaliencyModelHandler
 from cropaudit.schemas.criteria import TWITTER_ASPECT_RATIOS
 from cropaudit.schemas.records import Cropping
 
@@ -129,24 +128,18 @@ class BoxCropper(CropperHandler):
         if unknown:
             raise ValueError(f"{self.name}: unknown inference_args {sorted(unknown)}")
 
-    def run_inference(
-        self,
-        batch: Sequence[np.ndarray],
-        model: LoadedCropper,
-        inference_args: dict[str, Any] | None = None,
-    ) -> list[PredictionResult]:
-        """(H, W, 3) uint8 images -> ``PredictionResult(image, Cropping, model_id)``; a failed
-        or malformed cropping raises ``ValueError`` with its reason (Beam's
-        ``with_exception_handling`` routes the batch aside)."""
-        ratios = (inference_args or {}).get("aspect_ratios") or self.aspect_ratios
+    def infer(self, model: LoadedCropper, images: list[np.ndarray], inference_args: dict) -> list:
+        r"""Checked images -> their ``Cropping``\ s; a failed or malformed cropping raises
+        ``ValueError`` with its reason (Beam's ``with_exception_handling`` routes the batch
+        aside)."""
+        ratios = inference_args.get("aspect_ratios") or self.aspect_ratios
         ratios = tuple(float(r) for r in ratios)
-        images = [check_image(x) for x in batch]
         results = crop_batch(model, [self.preprocess(x) for x in images], ratios)
         for image, result in zip(images, results):
             problem = checked(result, image.shape[1], image.shape[0])
             if problem is not None:
                 raise ValueError(f"{self.name}: {problem[0]}: {problem[1]}")
-        return [PredictionResult(x, c, self.model_id) for x, c in zip(batch, results)]
+        return results
 
     def settings_json(self) -> str:
         return json.dumps(self.settings(), sort_keys=True, separators=(",", ":"), default=str)

@@ -162,6 +162,9 @@ class CallableCropper(BoxCropper):
 
 @dataclass(frozen=True)
 class HttpSettings:
+    """How an HTTP cropper is called: per-request timeout (s), attempts with exponential
+    backoff (s) between them, and requests in flight at once."""
+
     timeout: float = 10.0
     attempts: int = 4
     backoff: float = 0.5

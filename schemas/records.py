@@ -167,8 +167,17 @@ class SingleImage:
         }
 
 
+class _OnCanvas:
+    """What both rendered records share: how one is made from its rendered canvas."""
+
+    @classmethod
+    def on_canvas(cls, item, canvas: np.ndarray, boxes: tuple, model_input, model: int):
+        """The record of ``item`` rendered on ``canvas`` with its ``boxes`` (in field order)."""
+        return cls(item, canvas.shape[1], canvas.shape[0], *boxes, model_input, model)
+
+
 @dataclass(frozen=True)
-class RenderedComposite:
+class RenderedComposite(_OnCanvas):
     """A composite after rendering and pre-processing: only the small model input travels on."""
 
     composite: Composite
@@ -182,7 +191,7 @@ class RenderedComposite:
 
 
 @dataclass(frozen=True)
-class RenderedSingle:
+class RenderedSingle(_OnCanvas):
     """A single image after rendering: its face box and where the whole image lies on the
     canvas (padding around it is background)."""
 

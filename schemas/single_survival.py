@@ -33,6 +33,8 @@ from cropaudit.schemas.survival import (
     CROPPER_FIELDS,
     POINT_FIELDS,
     RUN_FIELDS,
+    crop_struct,
+    required,
 )
 
 #: The design kind, its folder in a run directory and the version its files record.
@@ -42,38 +44,29 @@ VERSION = "single_survival/v1"
 #: Where the salient point fell and what a crop kept, in this order.
 FACE, BODY, BACKGROUND = OUTCOMES = ("face", "body", "background")
 
-SINGLE_CROP = pa.struct(
-    [
-        ("aspect_ratio", pa.float64()),
-        ("x", pa.int32()),
-        ("y", pa.int32()),
-        ("w", pa.int32()),
-        ("h", pa.int32()),
-        ("face_area", pa.int64()),
-        ("body_area", pa.int64()),
-        ("kept", pa.string()),
-    ]
+SINGLE_CROP = crop_struct(
+    ("face_area", pa.int64()), ("body_area", pa.int64()), ("kept", pa.string())
 )
 
 SINGLE_SURVIVAL_SCHEMA = pa.schema(
     [
-        pa.field("composite_id", pa.string(), nullable=False),
-        pa.field("sample_id", pa.string(), nullable=False),
-        pa.field("group", pa.string(), nullable=False),
-        pa.field("sample_index", pa.int32(), nullable=False),
-        pa.field("variant", pa.string(), nullable=False),
-        pa.field("image_id", pa.string(), nullable=False),
-        pa.field("subject_id", pa.string(), nullable=False),
+        required("composite_id"),
+        required("sample_id"),
+        required("group"),
+        required("sample_index", pa.int32()),
+        required("variant"),
+        required("image_id"),
+        required("subject_id"),
         pa.field("attributes", pa.map_(pa.string(), pa.string())),
-        pa.field("face_box", BOX, nullable=False),
-        pa.field("image_box", BOX, nullable=False),
+        required("face_box", BOX),
+        required("image_box", BOX),
         pa.field("face_max", pa.float32()),
         pa.field("face_mean", pa.float32()),
         *CANVAS_FIELDS,
         *CROPPER_FIELDS,
         *POINT_FIELDS,
         pa.field("point_on", pa.string()),
-        pa.field("crops", pa.list_(SINGLE_CROP), nullable=False),
+        required("crops", pa.list_(SINGLE_CROP)),
         *RUN_FIELDS,
     ]
 )

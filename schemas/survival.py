@@ -48,18 +48,19 @@ WINNERS = ("a", "b", "tie", "background")
 
 BOX = pa.struct([("x", pa.int32()), ("y", pa.int32()), ("w", pa.int32()), ("h", pa.int32())])
 
-CROP = pa.struct(
-    [
-        ("aspect_ratio", pa.float64()),
-        ("x", pa.int32()),
-        ("y", pa.int32()),
-        ("w", pa.int32()),
-        ("h", pa.int32()),
-        ("a_area", pa.int64()),
-        ("b_area", pa.int64()),
-        ("winner", pa.string()),
-    ]
-)
+
+def required(name: str, type_: pa.DataType | None = None) -> pa.Field:
+    """A column every row fills (text unless ``type_`` says otherwise)."""
+    return pa.field(name, pa.string() if type_ is None else type_, nullable=False)
+
+
+def crop_struct(*fields: tuple[str, pa.DataType]) -> pa.StructType:
+    """One crop of a ``crops`` column: its aspect ratio and box, then its design kind's
+    ``fields``."""
+    return pa.struct([("aspect_ratio", pa.float64()), *BOX, *fields])
+
+
+CROP = crop_struct(("a_area", pa.int64()), ("b_area", pa.int64()), ("winner", pa.string()))
 
 
 def _face_fields(side: str, nullable: bool = False) -> list[pa.Field]:
@@ -78,16 +79,16 @@ def _face_fields(side: str, nullable: bool = False) -> list[pa.Field]:
 #: Columns every survival table has, in this order, around its design's own: the canvas, the
 #: cropper, its salient point (null for a box-only cropper, survival/v4) and the run.
 CANVAS_FIELDS = [
-    pa.field("layout", pa.string(), nullable=False),
-    pa.field("layout_params", pa.string(), nullable=False),
-    pa.field("width", pa.int32(), nullable=False),
-    pa.field("height", pa.int32(), nullable=False),
+    required("layout"),
+    required("layout_params"),
+    required("width", pa.int32()),
+    required("height", pa.int32()),
 ]
 CROPPER_FIELDS = [
-    pa.field("model_name", pa.string(), nullable=False),
-    pa.field("model_hash", pa.string(), nullable=False),
-    pa.field("model_source", pa.string(), nullable=False),
-    pa.field("preprocessing", pa.string(), nullable=False),
+    required("model_name"),
+    required("model_hash"),
+    required("model_source"),
+    required("preprocessing"),
 ]
 POINT_FIELDS = [
     pa.field("grid_rows", pa.int32()),
@@ -97,22 +98,22 @@ POINT_FIELDS = [
     pa.field("salient_score", pa.float32()),
 ]
 RUN_FIELDS = [
-    pa.field("seed", pa.int64(), nullable=False),
-    pa.field("config_hash", pa.string(), nullable=False),
-    pa.field("versions", pa.string(), nullable=False),
+    required("seed", pa.int64()),
+    required("config_hash"),
+    required("versions"),
 ]
 
 SURVIVAL_SCHEMA = pa.schema(
     [
-        pa.field("composite_id", pa.string(), nullable=False),
-        pa.field("sample_id", pa.string(), nullable=False),
-        pa.field("design", pa.string(), nullable=False),
-        pa.field("pair_id", pa.string(), nullable=False),
-        pa.field("group_a", pa.string(), nullable=False),
-        pa.field("group_b", pa.string(), nullable=False),
-        pa.field("sample_index", pa.int32(), nullable=False),
-        pa.field("position", pa.string(), nullable=False),
-        pa.field("variant", pa.string(), nullable=False),
+        required("composite_id"),
+        required("sample_id"),
+        required("design"),
+        required("pair_id"),
+        required("group_a"),
+        required("group_b"),
+        required("sample_index", pa.int32()),
+        required("position"),
+        required("variant"),
         *_face_fields("a"),
         *_face_fields("b", nullable=True),
         *CANVAS_FIELDS,
@@ -121,18 +122,15 @@ SURVIVAL_SCHEMA = pa.schema(
         *POINT_FIELDS,
         pa.field("point_winner", pa.string()),
         pa.field("margin", pa.float32()),
-        pa.field("crops", pa.list_(CROP), nullable=False),
+        required("crops", pa.list_(CROP)),
         *RUN_FIELDS,
     ]
 )
 
+#: Every dead-letter column is required text.
 DEAD_LETTER_SCHEMA = pa.schema(
     [
-        pa.field("stage", pa.string(), nullable=False),
-        pa.field("reason", pa.string(), nullable=False),
-        pa.field("element_id", pa.string(), nullable=False),
-        pa.field("detail", pa.string(), nullable=False),
-        pa.field("record", pa.string(), nullable=False),
-        pa.field("config_hash", pa.string(), nullable=False),
+        required(name)
+        for name in ("stage", "reason", "element_id", "detail", "record", "config_hash")
     ]
 )

@@ -86,33 +86,49 @@ def grid_cropping(
     return Cropping(tuple(float(r) for r in aspect_ratios), boxes, (sx, sy, score), grid)
 
 
+def per_crop(cropping: Cropping, crop) -> tuple:
+    """``crop(aspect_ratio, box)`` of each of the cropping's boxes, in the order asked."""
+    return tuple(crop(float(ar), box) for ar, box in zip(cropping.ratios, cropping.boxes))
+
+
+def at_point(cropping: Cropping, where):
+    """``where(x, y)`` of the salient point; ``None`` for a box-only cropper."""
+    return None if cropping.point is None else where(*cropping.point[:2])
+
+
+def cropping_columns(cropping: Cropping) -> dict:
+    """The outcome fields every design kind takes from the cropping alone: the salient point
+    (``None`` for a box-only cropper) and the grid's shape (``None`` without a grid)."""
+    sx, sy, score = (None, None, None) if cropping.point is None else cropping.point
+    grid = cropping.grid
+    return {
+        "salient_x": sx,
+        "salient_y": sy,
+        "salient_score": score,
+        "grid_rows": None if grid is None else int(grid.scores.shape[0]),
+        "grid_cols": None if grid is None else int(grid.scores.shape[1]),
+    }
+
+
 def score_cropping(cropping: Cropping, box_a: Box, box_b: Box) -> CropOutcome:
     """Everything the cropper decided for one pair composite, from its boxes (and its salient
     point and grid, when it has them)."""
-    crops = []
-    for ar, box in zip(cropping.ratios, cropping.boxes):
+
+    def crop(ar: float, box: Box) -> CropResult:
         a_area = box.intersection_area(box_a)
         b_area = box.intersection_area(box_b)
-        crops.append(CropResult(float(ar), box, a_area, b_area, visible_winner(a_area, b_area)))
-    grid = cropping.grid
-    a_max, a_mean = box_saliency(grid, box_a)
-    b_max, b_mean = box_saliency(grid, box_b)
-    sx = sy = score = owner = None
-    if cropping.point is not None:
-        sx, sy, score = cropping.point
-        owner = point_owner(sx, sy, box_a, box_b)
+        return CropResult(ar, box, a_area, b_area, visible_winner(a_area, b_area))
+
+    a_max, a_mean = box_saliency(cropping.grid, box_a)
+    b_max, b_mean = box_saliency(cropping.grid, box_b)
     return CropOutcome(
-        salient_x=sx,
-        salient_y=sy,
-        salient_score=score,
-        point_winner=owner,
-        crops=tuple(crops),
+        point_winner=at_point(cropping, lambda x, y: point_owner(x, y, box_a, box_b)),
+        crops=per_crop(cropping, crop),
         a_max=a_max,
         a_mean=a_mean,
         b_max=b_max,
         b_mean=b_mean,
-        grid_rows=None if grid is None else int(grid.scores.shape[0]),
-        grid_cols=None if grid is None else int(grid.scores.shape[1]),
+        **cropping_columns(cropping),
     )
 
 

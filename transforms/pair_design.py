@@ -35,7 +35,7 @@ from cropaudit.transforms.sampling import (
     composite_id,
     generator,
 )
-from cropaudit.transforms.write import point_columns
+from cropaudit.transforms.write import crop_columns, point_columns, replay_columns
 
 
 def _draw_face(rng: np.random.Generator, subjects: Mapping[str, tuple[Face, ...]]) -> Face:
@@ -144,8 +144,7 @@ class PairDesign:
     def rendered(
         self, composite: Composite, canvas: np.ndarray, boxes: tuple, model_input, model: int
     ) -> RenderedComposite:
-        width, height = canvas.shape[1], canvas.shape[0]
-        return RenderedComposite(composite, width, height, *boxes, model_input, model)
+        return RenderedComposite.on_canvas(composite, canvas, boxes, model_input, model)
 
     def score(self, cropping: Cropping, rendered: RenderedComposite) -> CropOutcome:
         """Who survives: the face the point lands on, the larger visible face per crop."""
@@ -185,16 +184,7 @@ class PairDesign:
             "image_box": None,  # survival/v3's single rows only
             "point_winner": outcome.point_winner,
             "margin": outcome.margin,
-            "crops": [
-                {
-                    "aspect_ratio": cr.aspect_ratio,
-                    **cr.box.to_dict(),
-                    "a_area": cr.a_area,
-                    "b_area": cr.b_area,
-                    "winner": cr.winner,
-                }
-                for cr in outcome.crops
-            ],
+            "crops": crop_columns(outcome, ("a_area", "b_area", "winner")),
             **provenance,
         }
 
@@ -216,11 +206,4 @@ class PairDesign:
 
     def replay_key(self, row: Mapping[str, Any]) -> tuple:
         """What a re-rendering must reproduce of a row: point, winners and boxes."""
-        return (
-            row["salient_x"],
-            row["salient_y"],
-            row["point_winner"],
-            [c["winner"] for c in row["crops"]],
-            Box.from_dict(row["a_box"]),
-            Box.from_dict(row["b_box"]),
-        )
+        return replay_columns(row, "point_winner", "winner", ("a_box", "b_box"))

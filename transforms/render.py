@@ -73,16 +73,10 @@ Variants = Mapping[str, tuple[LayoutConfig, SaliencyModelHandler]]
 
 
 class _RenderDoFn(beam.DoFn):
-    def __init__(
-        self,
-        handler: SaliencyModelHandler,
-        layout: LayoutConfig,
-        variants: Variants | None = None,
-        others: Sequence = (),
-    ):
-        # a composite of a variant not listed here (``base``) renders with layout and handler
-        self._variants = {BASE_VARIANT: (layout, handler), **(variants or {})}
-        self._others = tuple(others)
+    def __init__(self, variants: Variants, others: tuple):
+        # ``variants`` includes ``base``: what a composite of an unlisted variant renders with
+        self._variants = variants
+        self._others = others
 
     def setup(self):
         # Variants whose layouts prepare faces alike share one cache (see layout.face_key).
@@ -137,13 +131,11 @@ class RenderComposites(beam.PTransform):
         others: Sequence = (),
     ):
         super().__init__()
-        self._handler = handler
-        self._layout = layout
-        self._variants = variants
+        self._variants = {BASE_VARIANT: (layout, handler), **(variants or {})}
         self._others = tuple(others)
 
     def expand(self, composites):
-        render = beam.ParDo(_RenderDoFn(self._handler, self._layout, self._variants, self._others))
+        render = beam.ParDo(_RenderDoFn(self._variants, self._others))
         return composites | "Render" >> render.with_input_types(Planned).with_output_types(
             Rendered
         ).with_outputs(DEAD_LETTER, main="rendered")

@@ -33,7 +33,7 @@ from cropaudit.schemas.records import (
 )
 from cropaudit.schemas.single_survival import BACKGROUND, BODY, FACE
 from cropaudit.schemas.survival import A_FIRST
-from cropaudit.transforms.crop import box_saliency
+from cropaudit.transforms.crop import at_point, box_saliency, cropping_columns, per_crop
 from cropaudit.transforms.images import ImageError, load_image
 from cropaudit.transforms.layout import compose_single, face_box_inside
 from cropaudit.transforms.sampling import (
@@ -43,7 +43,7 @@ from cropaudit.transforms.sampling import (
     generator,
     group_sizes,
 )
-from cropaudit.transforms.write import point_columns
+from cropaudit.transforms.write import crop_columns, point_columns, replay_columns
 
 
 def point_on(x: int, y: int, face: Box, image: Box) -> str:
@@ -64,29 +64,19 @@ def crop_keeps(face_area: int, body_area: int, face: Box) -> str:
 def score_single(cropping: Cropping, face: Box, image: Box) -> SingleOutcome:
     """Everything the cropper decided for one single image, from its boxes (and its salient
     point and grid, when it has them)."""
-    crops = []
-    for ar, box in zip(cropping.ratios, cropping.boxes):
+
+    def crop(ar: float, box: Box) -> SingleCrop:
         face_area = box.intersection_area(face)
         body_area = box.intersection_area(image) - face_area  # the face lies inside the image
-        crops.append(
-            SingleCrop(float(ar), box, face_area, body_area, crop_keeps(face_area, body_area, face))
-        )
-    grid = cropping.grid
-    face_max, face_mean = box_saliency(grid, face)
-    sx = sy = score = on = None
-    if cropping.point is not None:
-        sx, sy, score = cropping.point
-        on = point_on(sx, sy, face, image)
+        return SingleCrop(ar, box, face_area, body_area, crop_keeps(face_area, body_area, face))
+
+    face_max, face_mean = box_saliency(cropping.grid, face)
     return SingleOutcome(
-        salient_x=sx,
-        salient_y=sy,
-        salient_score=score,
-        point_on=on,
-        crops=tuple(crops),
+        point_on=at_point(cropping, lambda x, y: point_on(x, y, face, image)),
+        crops=per_crop(cropping, crop),
         face_max=face_max,
         face_mean=face_mean,
-        grid_rows=None if grid is None else int(grid.scores.shape[0]),
-        grid_cols=None if grid is None else int(grid.scores.shape[1]),
+        **cropping_columns(cropping),
     )
 
 
@@ -180,8 +170,7 @@ class SingleDesign:
     def rendered(
         self, item: SingleImage, canvas: np.ndarray, boxes: tuple, model_input, model: int
     ) -> RenderedSingle:
-        width, height = canvas.shape[1], canvas.shape[0]
-        return RenderedSingle(item, width, height, *boxes, model_input, model)
+        return RenderedSingle.on_canvas(item, canvas, boxes, model_input, model)
 
     def score(self, cropping: Cropping, rendered: RenderedSingle) -> SingleOutcome:
         return score_single(cropping, rendered.face_box, rendered.image_box)
@@ -212,16 +201,7 @@ class SingleDesign:
             "face_mean": outcome.face_mean,
             **point_columns(rendered, outcome),
             "point_on": outcome.point_on,
-            "crops": [
-                {
-                    "aspect_ratio": cr.aspect_ratio,
-                    **cr.box.to_dict(),
-                    "face_area": cr.face_area,
-                    "body_area": cr.body_area,
-                    "kept": cr.kept,
-                }
-                for cr in outcome.crops
-            ],
+            "crops": crop_columns(outcome, ("face_area", "body_area", "kept")),
             **provenance,
         }
 
@@ -238,11 +218,4 @@ class SingleDesign:
 
     def replay_key(self, row: Mapping[str, Any]) -> tuple:
         """What a re-rendering must reproduce of a row: point, what each crop kept, boxes."""
-        return (
-            row["salient_x"],
-            row["salient_y"],
-            row["point_on"],
-            [c["kept"] for c in row["crops"]],
-            Box.from_dict(row["face_box"]),
-            Box.from_dict(row["image_box"]),
-        )
+        return replay_columns(row, "point_on", "kept", ("face_box", "image_box"))

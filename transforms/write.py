@@ -13,7 +13,7 @@ from typing import Any
 import apache_beam as beam
 import pyarrow as pa
 
-from cropaudit.schemas.records import DeadLetter
+from cropaudit.schemas.records import Box, DeadLetter
 from cropaudit.schemas.survival import DEAD_LETTER_SCHEMA
 from cropaudit.schemas.table_rows import CODEC, canonical_row
 
@@ -33,6 +33,28 @@ def point_columns(rendered, outcome) -> dict:
         "salient_y": outcome.salient_y,
         "salient_score": outcome.salient_score,
     }
+
+
+def crop_columns(outcome, fields: tuple[str, ...]) -> list[dict]:
+    """The ``crops`` column: each crop's aspect ratio and box, then its design kind's own
+    ``fields`` (``schemas.survival.CROP``, ``schemas.single_survival.SINGLE_CROP``)."""
+    return [
+        {"aspect_ratio": cr.aspect_ratio, **cr.box.to_dict(), **{f: getattr(cr, f) for f in fields}}
+        for cr in outcome.crops
+    ]
+
+
+def replay_columns(row, point: str, kept: str, boxes: tuple[str, str]) -> tuple:
+    """What a re-rendering must reproduce of a row (``DesignKind.replay_key``): the salient
+    point and where it fell (column ``point``), each crop's outcome (``kept``) and the design's
+    two boxes."""
+    return (
+        row["salient_x"],
+        row["salient_y"],
+        row[point],
+        [c[kept] for c in row["crops"]],
+        *(Box.from_dict(row[b]) for b in boxes),
+    )
 
 
 def survival_schema(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import pandas as pd
 
 from cropaudit.report.inputs import RunInputs
+from cropaudit.schemas.survival import PAIRS
 
 
 def ratio_cell(row: pd.Series) -> str:
@@ -23,7 +24,7 @@ def ratio_cell(row: pd.Series) -> str:
 
 def side_by_side(estimates: pd.DataFrame, models: list[str]) -> dict[str, pd.DataFrame]:
     """criterion -> (group pair x cropper) table of "ratio [low, high] n=decisive" cells."""
-    est = estimates[(estimates["design"] == "pairs") & (estimates["comparison"] == "pair")]
+    est = estimates[(estimates["design"] == PAIRS) & (estimates["comparison"] == "pair")]
     out = {}
     for criterion, sub in est.groupby("criterion", sort=True):
         cells = sub.assign(cell=[ratio_cell(r) for _, r in sub.iterrows()])
@@ -59,7 +60,7 @@ def croppers_section(inputs: RunInputs) -> str:
     ]
     tables = side_by_side(est, models) if est is not None and not est.empty else {}
     agree = agreement(survival, replicates, seed, level)
-    agree = agree[agree["design"] == "pairs"]
+    agree = agree[agree["design"] == PAIRS]
     for criterion in criteria_order([*tables, *agree["criterion"]]):
         parts.append(f"<h3 id='croppers-{esc(criterion)}'>{esc(criterion)}</h3>")
         wide = tables.get(criterion)

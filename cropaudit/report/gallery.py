@@ -23,7 +23,7 @@ import pandas as pd
 from PIL import Image, ImageDraw
 
 from cropaudit.config import ExperimentConfig
-from cropaudit.model.base import SaliencyModelHandler
+from cropaudit.model.base import SaliencyGrid, SaliencyModelHandler
 from cropaudit.schemas.records import Box, Face
 from cropaudit.schemas.survival import PAIRS
 from cropaudit.schemas.variants import BASE_VARIANT
@@ -167,14 +167,18 @@ def build_gallery(
             rendered.append((row, item, canvas, boxes, handler.preprocess(canvas)))
         except Exception as exc:  # noqa: BLE001 - one unreadable image must not sink the report
             problems.append(f"{row['composite_id']}: {type(exc).__name__}: {exc}")
-    scores = _rescore([r[-1] for r in rendered], handler, config.model.batch_size)
+    grids = _regrid(
+        [r[-1] for r in rendered],
+        [r[2].shape[:2] for r in rendered],
+        handler,
+        config.model.batch_size,
+    )
     items = []
-    for (row, item, canvas, boxes, model_input), s in zip(rendered, scores):
+    for (row, item, canvas, boxes, model_input), grid in zip(rendered, grids):
         cid = row["composite_id"]
         try:
-            if isinstance(s, Exception):
-                raise s
-            grid = handler.to_grid(s, canvas.shape[:2], model_input.shape[:2])
+            if isinstance(grid, Exception):
+                raise grid
             again = kind.rendered(item, canvas, boxes, model_input, 0)
             cropping = grid_cropping(grid, canvas.shape[1], canvas.shape[0], ratios)
             outcome = kind.score(cropping, again)
@@ -187,27 +191,18 @@ def build_gallery(
     return items, problems
 
 
-def _rescore(
-    inputs: list[np.ndarray], handler: SaliencyModelHandler, batch_size: int
-) -> list[np.ndarray | Exception]:
-    """Scores of each model input, batched by shape at the run's batch size as the pipeline
-    scored them (so they match the recorded rows bit for bit); a failure takes its shape's
-    inputs with it, reported per row by the caller."""
+def _regrid(
+    inputs: list[np.ndarray],
+    image_hws: list[tuple[int, int]],
+    handler: SaliencyModelHandler,
+    batch_size: int,
+) -> list[SaliencyGrid | Exception]:
+    """Grids of each model input through the handler's ``predict_grids``, batched by shape at
+    the run's batch size as the pipeline scored them (so they match the recorded rows bit for
+    bit); a failure is reported per row by the caller."""
     if not inputs:
         return []
-    by_shape: dict[tuple, list[int]] = {}
-    for i, x in enumerate(inputs):
-        by_shape.setdefault(x.shape, []).append(i)
-    out: list[np.ndarray | Exception] = [None] * len(inputs)  # type: ignore[list-item]
     try:
-        model = handler.load_model()
+        return handler.predict_grids(handler.load_model(), inputs, image_hws, batch_size)
     except Exception as exc:  # noqa: BLE001
         return [exc] * len(inputs)
-    for indices in by_shape.values():
-        try:
-            scores = model.predict_fixed(np.stack([inputs[i] for i in indices]), batch_size)
-        except Exception as exc:  # noqa: BLE001
-            scores = [exc] * len(indices)
-        for i, s in zip(indices, scores):
-            out[i] = s
-    return out

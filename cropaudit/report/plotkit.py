@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from cropaudit.schemas.criteria import POINT  # noqa: E402
+from cropaudit.schemas.survival import PAIRS  # noqa: E402
 from cropaudit.stats.intervals import finite, reported_interval  # noqa: E402
 
 #: Context columns a label names only when they vary across the plotted rows.
@@ -28,7 +29,7 @@ PARITY_XLABEL = "survival ratio of group a, wins_a / (wins_a + wins_b); dashed: 
 
 def comparison_label(row: pd.Series, context: tuple[str, ...] = CONTEXT) -> str:
     head = " / ".join(str(row[c]) for c in context if c in row)
-    design = "" if row["design"] == "pairs" else f" [{row['design']}]"
+    design = "" if row["design"] == PAIRS else f" [{row['design']}]"
     pair = f"{row['group_a']} vs {row['group_b']}{design}"
     return f"{head}: {pair}" if head else pair
 

@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from cropaudit.schemas.criteria import POINT, criterion_name
 from cropaudit.schemas.estimates import KEY_FIELDS
+from cropaudit.schemas.single_survival import SINGLE
 from cropaudit.schemas.variants import BASE_VARIANT
 from cropaudit.stats.table import estimate_survival
 
@@ -84,7 +85,7 @@ def run_estimates(survival: pa.Table, **options: Any) -> pd.DataFrame:
     df = survival.select([c for c in survival.column_names if c in wanted]).to_pandas()
     if "variant" not in df:  # survival/v1, before sweeps
         df["variant"] = BASE_VARIANT
-    df = df[df["design"] != "single"]
+    df = df[df["design"] != SINGLE]
     rows = keyed_rows(criterion_rows(df))
     if rows.empty:
         return pd.DataFrame(columns=[*KEY_FIELDS])

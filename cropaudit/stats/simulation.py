@@ -55,6 +55,9 @@ SAMPLINGS = ("regular", "random", "popularity")
 
 @dataclass(frozen=True)
 class SimulationDesign:
+    """The true effects and the sampling of one simulated audit: what a coverage study draws
+    tables from and then checks the intervals against."""
+
     subjects_per_group: int = 50
     composites_per_subject: int = 20
     baseline_logit: float = 0.3
