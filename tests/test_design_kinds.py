@@ -68,7 +68,7 @@ def test_a_kind_row_fills_exactly_its_schema(name):
     item = kind.sample(cell, 0, index, 3, "fixed")[0]
     canvas = np.zeros((40, 20, 3), np.uint8)
     boxes = (Box(0, 0, 10, 10), Box(0, 0, 20, 40) if name == "single" else Box(0, 20, 10, 10))
-    rendered = kind.rendered(item, canvas, boxes, np.zeros((1,), np.uint8), 0)
+    rendered = kind.rendered_record.on_canvas(item, canvas, boxes, np.zeros((1,), np.uint8), 0)
     cropping = Cropping((1.0,), (Box(0, 0, 20, 20),), (5, 5, 0.5))
     row = kind.row(rendered, kind.score(cropping, rendered), PROVENANCE, "#m")
     assert set(row) == set(kind.schema.names)
@@ -90,7 +90,7 @@ def _pair_rendered():
         "fixed",
     )[0]
     # a 10 x 30 canvas: face a on top (rows 0-9), a gap (10-19), face b below (20-29)
-    return kind.rendered(
+    return kind.rendered_record.on_canvas(
         composite, np.zeros((30, 10, 3), np.uint8), (Box(0, 0, 10, 10), Box(0, 20, 10, 10)), 0, 0
     )
 

@@ -33,6 +33,8 @@ class DesignKind(Protocol):
     version: str
     #: Whether the manifest must give face boxes.
     face_boxes: bool
+    #: The rendered record that travels on to the cropper (``on_canvas`` makes one).
+    rendered_record: type
 
     def cells(
         self, groups: Sequence[str] | GroupIndex, design: DesignConfig
@@ -51,11 +53,6 @@ class DesignKind(Protocol):
 
     def render(self, item: Any, layout: LayoutConfig, cache: Any) -> tuple[np.ndarray, tuple]:
         """(canvas, boxes) of a planned record; ``ImageError`` dead-letters it."""
-
-    def rendered(
-        self, item: Any, canvas: np.ndarray, boxes: tuple, model_input: Any, model: int
-    ) -> Any:
-        """The rendered record that travels on to the cropper."""
 
     def score(self, cropping: Cropping, rendered: Any) -> Any:
         """The outcome: who or what the salient point and each crop keep."""

@@ -67,6 +67,7 @@ class PairDesign:
     schema: pa.Schema = survival.SURVIVAL_SCHEMA
     #: The manifest needs no face boxes: whole face crops are shown.
     face_boxes = False
+    rendered_record = RenderedComposite
 
     # -- sampling --------------------------------------------------------------------------
 
@@ -140,11 +141,6 @@ class PairDesign:
         if composite.position == survival.A_FIRST:
             return canvas, (box_first, box_second)
         return canvas, (box_second, box_first)
-
-    def rendered(
-        self, composite: Composite, canvas: np.ndarray, boxes: tuple, model_input, model: int
-    ) -> RenderedComposite:
-        return RenderedComposite.on_canvas(composite, canvas, boxes, model_input, model)
 
     def score(self, cropping: Cropping, rendered: RenderedComposite) -> CropOutcome:
         """Who survives: the face the point lands on, the larger visible face per crop."""

@@ -109,7 +109,7 @@ class _RenderDoFn(beam.DoFn):
         RENDERED.inc()
         # rendered once; each of the run's croppers gets its own input (``model`` = its index)
         for i, h in enumerate((handler, *self._others)):
-            yield kind.rendered(composite, canvas, boxes, h.preprocess(canvas), i)
+            yield kind.rendered_record.on_canvas(composite, canvas, boxes, h.preprocess(canvas), i)
 
 
 @beam.typehints.with_input_types(Planned)

@@ -16,7 +16,6 @@ import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 
 from cropaudit.config import DesignConfig, LayoutConfig
@@ -113,6 +112,7 @@ class SingleDesign:
     schema: pa.Schema = single_survival.SINGLE_SURVIVAL_SCHEMA
     #: The manifest must give each image's face box.
     face_boxes = True
+    rendered_record = RenderedSingle
 
     # -- sampling --------------------------------------------------------------------------
 
@@ -166,11 +166,6 @@ class SingleDesign:
             )
         canvas, face_box, image_box = compose_single(image, face.face_box, layout)
         return canvas, (face_box, image_box)
-
-    def rendered(
-        self, item: SingleImage, canvas: np.ndarray, boxes: tuple, model_input, model: int
-    ) -> RenderedSingle:
-        return RenderedSingle.on_canvas(item, canvas, boxes, model_input, model)
 
     def score(self, cropping: Cropping, rendered: RenderedSingle) -> SingleOutcome:
         return score_single(cropping, rendered.face_box, rendered.image_box)

@@ -179,7 +179,7 @@ def build_gallery(
         try:
             if isinstance(grid, Exception):
                 raise grid
-            again = kind.rendered(item, canvas, boxes, model_input, 0)
+            again = kind.rendered_record.on_canvas(item, canvas, boxes, model_input, 0)
             cropping = grid_cropping(grid, canvas.shape[1], canvas.shape[0], ratios)
             outcome = kind.score(cropping, again)
             reproduced = kind.replay_key(kind.row(again, outcome, {})) == kind.replay_key(row)
