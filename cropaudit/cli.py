@@ -1,8 +1,9 @@
 """The ``cropaudit`` command line: one sub-command per ``<name>_command`` module in
 :mod:`cropaudit.commands`.
 
-Each command module exposes ``register(subparsers)``, which adds its parser and sets
-``func(args) -> int``. Heavy imports (Beam, TensorFlow) happen inside the handlers so that
+Each command module declares its parser once, as data: ``COMMAND``, a
+:class:`~cropaudit.commands.options.Command`; :func:`add_command` builds the parser from it.
+Heavy imports (Beam, TensorFlow) happen inside the handlers so that
 ``cropaudit --help`` stays fast.
 """
 
@@ -13,6 +14,7 @@ import importlib
 import sys
 
 from cropaudit import __version__, startup_logs
+from cropaudit.commands.options import Command
 from cropaudit.errors import UserError
 
 VERBOSE_HELP = "also show the libraries' start-up logging (TensorFlow, absl, Beam)"
@@ -36,8 +38,22 @@ def build_parser() -> argparse.ArgumentParser:
             if exc.name != f"cropaudit.commands.{name}_command":
                 raise
             continue
-        module.register(sub)
+        add_command(sub, module.COMMAND)
     _add_verbose(parser)
+    return parser
+
+
+def add_command(subparsers, command: Command) -> argparse.ArgumentParser:
+    """Adds ``command``'s parser (and its actions' parsers) to ``subparsers``."""
+    parser = subparsers.add_parser(command.name, help=command.help, description=command.description)
+    for argument in command.arguments:
+        parser.add_argument(*argument.flags, **argument.options)
+    if command.actions:
+        actions = parser.add_subparsers(dest=command.dest, metavar=command.metavar, required=True)
+        for action in command.actions:
+            add_command(actions, action)
+    if command.run is not None:
+        parser.set_defaults(func=command.run, accepts_pipeline_args=command.pipeline_args)
     return parser
 
 

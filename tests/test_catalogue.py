@@ -244,10 +244,13 @@ def test_load_handler_by_name(server, tmp_path):
 
 
 def _cli(args: list[str]) -> int:
-    from cropaudit.commands.catalogue_command import register_catalogue
+    from cropaudit.cli import add_command
+    from cropaudit.commands.catalogue_command import ACTIONS
 
     parser = argparse.ArgumentParser()
-    register_catalogue(parser.add_subparsers(dest="action", required=True))
+    actions = parser.add_subparsers(dest="action", required=True)
+    for action in ACTIONS:
+        add_command(actions, action)
     parsed = parser.parse_args(args)
     return parsed.func(parsed)
 

@@ -9,6 +9,7 @@ import pytest
 from conftest import shared_file
 from PIL import Image
 
+from cropaudit.cli import add_command
 from cropaudit.commands import manifest_command
 from cropaudit.errors import ManifestError, UserError
 from cropaudit.importers import (
@@ -39,7 +40,7 @@ def _images(folder: Path, names: list[str]) -> Path:
 
 def _run(argv: list[str]) -> int:
     parser = argparse.ArgumentParser()
-    manifest_command.register(parser.add_subparsers(dest="command", required=True))
+    add_command(parser.add_subparsers(dest="command", required=True), manifest_command.COMMAND)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -1,1 +1,1 @@
-"""Sub-commands of the ``cropaudit`` CLI; each module exposes ``register(subparsers)``."""
+"""Sub-commands of the ``cropaudit`` CLI; each module declares its ``COMMAND`` as data."""

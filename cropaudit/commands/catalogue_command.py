@@ -1,6 +1,6 @@
 """``cropaudit model list|fetch|info``: the model catalogue from the command line.
 
-:func:`register_catalogue` receives the ``model`` command's sub-subparsers (beside ``convert``).
+:data:`ACTIONS` are the ``model`` command's actions beside ``convert``.
 """
 
 from __future__ import annotations
@@ -9,45 +9,8 @@ import argparse
 import hashlib
 import os
 
+from cropaudit.commands import options as o
 from cropaudit.model.catalogue import LOCAL_KINDS
-
-
-def register_catalogue(model_subparsers) -> None:
-    p = model_subparsers.add_parser(
-        "list", help="list the catalogue's models", description="List every catalogue model."
-    )
-    _add_catalogue_option(p)
-    p.set_defaults(func=_list)
-
-    p = model_subparsers.add_parser(
-        "fetch",
-        help="download and verify a catalogue model into the cache",
-        description="Download NAME once into the cache, check its size and sha256, and print "
-        "its path; a cached copy is re-verified and reused.",
-    )
-    p.add_argument("name", metavar="NAME", help="catalogue name, e.g. fastgaze")
-    p.add_argument("--cache", metavar="DIR", help="cache folder (local or gs://)")
-    p.add_argument("--offline", action="store_true", help="never use the network")
-    _add_catalogue_option(p)
-    p.set_defaults(func=_fetch)
-
-    p = model_subparsers.add_parser(
-        "info",
-        help="describe a catalogue model or a model file",
-        description="Print hash, size, licence and citation of a catalogue model (from its "
-        "cached copy, never downloading), or the hash of a model file or folder; a .vxm file "
-        "also gets a layer summary.",
-    )
-    p.add_argument("target", metavar="NAME|PATH", help="catalogue name or model path")
-    p.add_argument("--cache", metavar="DIR", help="cache folder (local or gs://)")
-    _add_catalogue_option(p)
-    p.set_defaults(func=_info)
-
-
-def _add_catalogue_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--catalogue", metavar="FILE", help="user catalogue TOML (default $CROPAUDIT_CATALOGUE)"
-    )
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -160,3 +123,42 @@ def vxm_summary(data: bytes) -> list[str]:
             text = f"type {layer.type}"
         lines.append(f"  {layer.index:>3}  {text}")
     return lines
+
+
+_CATALOGUE = o.arg(
+    "--catalogue", metavar="FILE", help="user catalogue TOML (default $CROPAUDIT_CATALOGUE)"
+)
+_CACHE = o.arg("--cache", metavar="DIR", help="cache folder (local or gs://)")
+
+#: ``model list``, ``model fetch`` and ``model info``.
+ACTIONS = (
+    o.Command(
+        "list", "list the catalogue's models", (_CATALOGUE,), _list, "List every catalogue model."
+    ),
+    o.Command(
+        "fetch",
+        "download and verify a catalogue model into the cache",
+        (
+            o.arg("name", metavar="NAME", help="catalogue name, e.g. fastgaze"),
+            _CACHE,
+            o.flag("--offline", "never use the network"),
+            _CATALOGUE,
+        ),
+        _fetch,
+        "Download NAME once into the cache, check its size and sha256, and print its path; a "
+        "cached copy is re-verified and reused.",
+    ),
+    o.Command(
+        "info",
+        "describe a catalogue model or a model file",
+        (
+            o.arg("target", metavar="NAME|PATH", help="catalogue name or model path"),
+            _CACHE,
+            _CATALOGUE,
+        ),
+        _info,
+        "Print hash, size, licence and citation of a catalogue model (from its cached copy, never "
+        "downloading), or the hash of a model file or folder; a .vxm file also gets a layer "
+        "summary.",
+    ),
+)

@@ -2,28 +2,7 @@
 
 from __future__ import annotations
 
-
-def register(sub) -> None:
-    p = sub.add_parser(
-        "demo",
-        help="run the embedded default end to end (synthetic faces, built-in model)",
-    )
-    p.add_argument("--out", default="./cropaudit-demo", help="output directory")
-    p.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="write into a non-empty --out that is not a demo output (other files are kept)",
-    )
-    p.add_argument("--no-stats", action="store_true", help="stop after the survival table")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar on the terminal")
-    p.add_argument(
-        "--models",
-        nargs="+",
-        metavar="SPEC",
-        help="croppers to compare on the same composites (e.g. baseline smartcrop "
-        "opencv-spectral-residual); default: the demo config's one model",
-    )
-    p.set_defaults(func=main, accepts_pipeline_args=True)
+from cropaudit.commands import options as o
 
 
 def main(args) -> int:
@@ -38,3 +17,26 @@ def main(args) -> int:
         models=args.models,
     )
     return 0
+
+
+COMMAND = o.Command(
+    "demo",
+    "run the embedded default end to end (synthetic faces, built-in model)",
+    (
+        o.out("output directory", default="./cropaudit-demo"),
+        o.overwrite(
+            "write into a non-empty --out that is not a demo output (other files are kept)"
+        ),
+        o.flag("--no-stats", "stop after the survival table"),
+        o.flag("--no-progress", "no progress bar on the terminal"),
+        o.arg(
+            "--models",
+            nargs="+",
+            metavar="SPEC",
+            help="croppers to compare on the same composites (e.g. baseline smartcrop "
+            "opencv-spectral-residual); default: the demo config's one model",
+        ),
+    ),
+    main,
+    pipeline_args=True,
+)

@@ -5,66 +5,10 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 
+from cropaudit.commands import options as o
+
 KINDS = ("cfd", "fairface", "utkface", "wikidata")
 _EXAMPLES = 3  # skipped items / dead letters shown per reason
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("manifest", help="import or check a demographic face manifest")
-    actions = parser.add_subparsers(dest="manifest_command", required=True)
-
-    imp = actions.add_parser("import", help="build a manifest from a standard dataset")
-    imp.add_argument("kind", choices=KINDS, help="dataset kind")
-    imp.add_argument("src", help="image folder (cfd, utkface) or label file (fairface, wikidata)")
-    imp.add_argument("--out", required=True, help="manifest to write (.parquet .csv .tsv .jsonl)")
-    imp.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
-    imp.add_argument("--image-root", help="folder the label file's image paths are relative to")
-    imp.add_argument("--mapping", help="WikiData Q-id -> label TOML (default: the shipped one)")
-    imp.add_argument(
-        "--keep-unmapped", action="store_true", help="keep unmapped Q-ids, labelled 'unmapped'"
-    )
-    imp.add_argument(
-        "--include-missing-files",
-        action="store_true",
-        help="keep WikiData rows whose file_exists is False",
-    )
-    imp.set_defaults(func=run_import)
-
-    check = actions.add_parser("check", help="load a manifest; print group counts, dead letters")
-    check.add_argument("manifest", help="manifest path or gs:// URI")
-    check.add_argument("--attributes", help="comma-separated, e.g. race,gender")
-    check.add_argument(
-        "--config",
-        help="experiment config whose [groups] (attributes, allowed labels, label "
-        "normalisation) and [manifest] format/image_root the check uses",
-    )
-    check.add_argument("--format", help="manifest format (default: the config's, else auto)")
-    check.add_argument("--image-root", help="folder relative image_uris resolve against")
-    check.add_argument("--strict", action="store_true", help="exit 1 if any row is dead-lettered")
-    check.set_defaults(func=run_check)
-
-    detect = actions.add_parser(
-        "detect-faces",
-        help="fill missing face boxes with OpenCV's bundled face detector",
-        description="Detect the face of every row without a face box (OpenCV's Haar cascade from "
-        "the croppers extra; nothing is downloaded) and write the manifest with face_x/y/w/h, "
-        "face_detector, face_confidence and face_detection filled. Images with no face or "
-        "several faces keep blank boxes, are listed in --dead-letter with the reason, and are "
-        "dead-lettered by runs that need the box; the miss rate per group is printed.",
-    )
-    detect.add_argument("manifest", help="manifest path or gs:// URI")
-    detect.add_argument(
-        "--out", required=True, help="manifest to write (.parquet .csv .tsv .jsonl)"
-    )
-    detect.add_argument("--attributes", required=True, help="grouping, e.g. race,gender")
-    detect.add_argument(
-        "--overwrite", action="store_true", help="replace existing --out and --dead-letter files"
-    )
-    detect.add_argument("--image-root", help="folder relative image_uris resolve against")
-    detect.add_argument(
-        "--dead-letter", help="CSV of the rows without one face (default: OUT + .dead_letter.csv)"
-    )
-    detect.set_defaults(func=run_detect)
 
 
 def run_import(args: argparse.Namespace) -> int:
@@ -183,3 +127,71 @@ def _print_reasons(title: str, items: list[tuple[str, str]]) -> None:
         examples = [example for r, example in items if r == reason][:_EXAMPLES]
         more = ", …" if count > len(examples) else ""
         print(f"  {reason}: {count} (e.g. {', '.join(examples)}{more})")
+
+
+_OUT = o.out("manifest to write (.parquet .csv .tsv .jsonl)", required=True)
+
+COMMAND = o.Command(
+    "manifest",
+    "import or check a demographic face manifest",
+    dest="manifest_command",
+    actions=(
+        o.Command(
+            "import",
+            "build a manifest from a standard dataset",
+            (
+                o.arg("kind", choices=KINDS, help="dataset kind"),
+                o.arg(
+                    "src",
+                    help="image folder (cfd, utkface) or label file (fairface, wikidata)",
+                ),
+                _OUT,
+                o.overwrite("replace an existing --out file"),
+                o.image_root("folder the label file's image paths are relative to"),
+                o.arg("--mapping", help="WikiData Q-id -> label TOML (default: the shipped one)"),
+                o.flag("--keep-unmapped", "keep unmapped Q-ids, labelled 'unmapped'"),
+                o.flag("--include-missing-files", "keep WikiData rows whose file_exists is False"),
+            ),
+            run_import,
+        ),
+        o.Command(
+            "check",
+            "load a manifest; print group counts, dead letters",
+            (
+                o.manifest_path(),
+                o.arg("--attributes", help="comma-separated, e.g. race,gender"),
+                o.arg(
+                    "--config",
+                    help="experiment config whose [groups] (attributes, allowed labels, label "
+                    "normalisation) and [manifest] format/image_root the check uses",
+                ),
+                o.arg("--format", help="manifest format (default: the config's, else auto)"),
+                o.image_root(),
+                o.flag("--strict", "exit 1 if any row is dead-lettered"),
+            ),
+            run_check,
+        ),
+        o.Command(
+            "detect-faces",
+            "fill missing face boxes with OpenCV's bundled face detector",
+            (
+                o.manifest_path(),
+                _OUT,
+                o.arg("--attributes", required=True, help="grouping, e.g. race,gender"),
+                o.overwrite("replace existing --out and --dead-letter files"),
+                o.image_root(),
+                o.arg(
+                    "--dead-letter",
+                    help="CSV of the rows without one face (default: OUT + .dead_letter.csv)",
+                ),
+            ),
+            run_detect,
+            description="Detect the face of every row without a face box (OpenCV's Haar "
+            "cascade from the croppers extra; nothing is downloaded) and write the manifest with "
+            "face_x/y/w/h, face_detector, face_confidence and face_detection filled. Images with "
+            "no face or several faces keep blank boxes, are listed in --dead-letter with the "
+            "reason, and are dead-lettered by runs that need the box; the miss rate per group is "
+            "printed.",
+        ),
+    ),
+)

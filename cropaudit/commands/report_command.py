@@ -4,50 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cropaudit.commands.options import add_trust_modified
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "report",
-        help="one self-contained HTML page about a finished run",
-        description="Write one HTML page (every image embedded, works offline) about the "
-        "finished run RUN_DIR: design, counts, dead letters, survival-ratio interval plots, "
-        "position bias, sensitivity across variants, and a gallery of close-call composites "
-        "re-rendered with the saliency map, salient point and crop boxes drawn over them. "
-        "Estimates come from --stats DIR, else from RUN_DIR/stats or RUN_DIR/../stats when "
-        "they were computed from this run, else they are computed now (not kept).",
-    )
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="finished run directory (_SUCCESS)")
-    parser.add_argument("--stats", metavar="DIR", help="output directory of `cropaudit stats`")
-    parser.add_argument("--out", default="report.html", help="the HTML file to write")
-    parser.add_argument(
-        "--gallery",
-        type=int,
-        default=12,
-        metavar="N",
-        help="composites in the gallery, smallest |margin| first (0: none; default 12)",
-    )
-    parser.add_argument(
-        "--replicates",
-        type=int,
-        default=1000,
-        help="bootstrap replicates when estimates have to be computed (default 1000)",
-    )
-    parser.add_argument(
-        "--no-compute",
-        action="store_true",
-        help="never compute estimates: without a statistics output, leave them out",
-    )
-    parser.add_argument(
-        "--model",
-        metavar="SPEC",
-        help="model for the gallery when the recorded spec is not usable here "
-        "(e.g. fastgaze:PATH moved); the recorded hash is checked",
-    )
-    add_trust_modified(parser)
-    parser.add_argument("--quiet", action="store_true", help="print nothing on success")
-    parser.set_defaults(func=run)
+from cropaudit.commands import options as o
 
 
 def run(args: argparse.Namespace) -> int:
@@ -70,3 +27,39 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(path)
     return 0
+
+
+COMMAND = o.Command(
+    "report",
+    "one self-contained HTML page about a finished run",
+    (
+        o.arg("run_dir", metavar="RUN_DIR", help="finished run directory (_SUCCESS)"),
+        o.arg("--stats", metavar="DIR", help="output directory of `cropaudit stats`"),
+        o.out("the HTML file to write", default="report.html"),
+        o.arg(
+            "--gallery",
+            type=int,
+            default=12,
+            metavar="N",
+            help="composites in the gallery, smallest |margin| first (0: none; default 12)",
+        ),
+        o.replicates("bootstrap replicates when estimates have to be computed (default 1000)"),
+        o.flag(
+            "--no-compute", "never compute estimates: without a statistics output, leave them out"
+        ),
+        o.model(
+            "model for the gallery when the recorded spec is not usable here "
+            "(e.g. fastgaze:PATH moved); the recorded hash is checked",
+            metavar="SPEC",
+        ),
+        o.TRUST_MODIFIED,
+        o.flag("--quiet", "print nothing on success"),
+    ),
+    run,
+    description="Write one HTML page (every image embedded, works offline) about the "
+    "finished run RUN_DIR: design, counts, dead letters, survival-ratio interval plots, "
+    "position bias, sensitivity across variants, and a gallery of close-call composites "
+    "re-rendered with the saliency map, salient point and crop boxes drawn over them. "
+    "Estimates come from --stats DIR, else from RUN_DIR/stats or RUN_DIR/../stats when "
+    "they were computed from this run, else they are computed now (not kept).",
+)

@@ -2,36 +2,7 @@
 
 from __future__ import annotations
 
-
-def register(sub) -> None:
-    p = sub.add_parser(
-        "run",
-        help="run an audit experiment and write its survival table",
-        description="Run the audit pipeline for CONFIG. Extra options (--runner, "
-        "--direct_num_workers, --project ...) are passed to Beam.",
-    )
-    p.add_argument("config", help="experiment config (TOML), local or gs://")
-    p.add_argument("--out", required=True, help="output directory, local or gs://")
-    p.add_argument("--manifest", help="override manifest.path")
-    p.add_argument("--model", help="override model.spec, e.g. fastgaze:PATH or keras:PATH")
-    p.add_argument("--seed", type=int, help="override design.seed")
-    p.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace the run in --out (other files there are kept)",
-    )
-    p.add_argument(
-        "--allow-large-plan",
-        action="store_true",
-        help="start a plan estimated far beyond the local runner (a cluster is meant)",
-    )
-    p.add_argument("--quiet", action="store_true", help="print neither progress nor the summary")
-    p.add_argument(
-        "--no-progress",
-        action="store_true",
-        help="no progress bar (it only shows on a terminal with the direct runner)",
-    )
-    p.set_defaults(func=main, accepts_pipeline_args=True)
+from cropaudit.commands import options as o
 
 
 def apply_overrides(config, args):
@@ -63,3 +34,26 @@ def main(args) -> int:
         show_progress=not args.no_progress,
     )
     return 0
+
+
+COMMAND = o.Command(
+    "run",
+    "run an audit experiment and write its survival table",
+    (
+        o.arg("config", help="experiment config (TOML), local or gs://"),
+        o.out("output directory, local or gs://", required=True),
+        o.arg("--manifest", help="override manifest.path"),
+        o.model("override model.spec, e.g. fastgaze:PATH or keras:PATH"),
+        o.seed("override design.seed"),
+        o.overwrite("replace the run in --out (other files there are kept)"),
+        o.allow_large_plan("start"),
+        o.flag("--quiet", "print neither progress nor the summary"),
+        o.flag(
+            "--no-progress", "no progress bar (it only shows on a terminal with the direct runner)"
+        ),
+    ),
+    main,
+    description="Run the audit pipeline for CONFIG. Extra options (--runner, "
+    "--direct_num_workers, --project ...) are passed to Beam.",
+    pipeline_args=True,
+)

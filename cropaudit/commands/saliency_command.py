@@ -13,31 +13,9 @@ import argparse
 import json
 import sys
 
+from cropaudit.commands import options as o
 from cropaudit.errors import UserError
-
-
-def register(subparsers) -> None:
-    from cropaudit.model.resize import RESIZE_METHODS
-
-    p = subparsers.add_parser(
-        "saliency", help="salient point, crops and grid scores for images (candidate_crops)"
-    )
-    p.add_argument("images", metavar="IMAGE", nargs="+", help="image files (local or gs://)")
-    p.add_argument(
-        "--model", required=True, help="model spec, e.g. fastgaze:PATH, smartcrop, baseline"
-    )
-    p.add_argument(
-        "--aspect-ratios",
-        type=float,
-        nargs="+",
-        default=None,
-        help="crop ratios (height/width); default Twitter's 0.56 1.0 1.14 2.0 plus the image's",
-    )
-    p.add_argument("--resize", choices=RESIZE_METHODS, default="faithful")
-    p.add_argument("--json", action="store_true", help="print one JSON object per image")
-    p.add_argument("--overlay", metavar="PNG", help="write an overlay PNG (one image only)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --overlay file")
-    p.set_defaults(func=handler)
+from cropaudit.model.resize import RESIZE_METHODS
 
 
 def handler(args: argparse.Namespace) -> int:
@@ -147,3 +125,25 @@ def _print_text(path: str, result, out) -> None:
         print(f"crop {crop.aspect_ratio:g} {crop.x} {crop.y} {crop.w} {crop.h}", file=out)
     for x, y, score in result.points:
         print(f"{x} {y} {score:.6f}", file=out)
+
+
+COMMAND = o.Command(
+    "saliency",
+    "salient point, crops and grid scores for images (candidate_crops)",
+    (
+        o.arg("images", metavar="IMAGE", nargs="+", help="image files (local or gs://)"),
+        o.model("model spec, e.g. fastgaze:PATH, smartcrop, baseline", required=True),
+        o.arg(
+            "--aspect-ratios",
+            type=float,
+            nargs="+",
+            default=None,
+            help="crop ratios (height/width); default Twitter's 0.56 1.0 1.14 2.0 plus the image's",
+        ),
+        o.arg("--resize", choices=RESIZE_METHODS, default="faithful"),
+        o.flag("--json", "print one JSON object per image"),
+        o.arg("--overlay", metavar="PNG", help="write an overlay PNG (one image only)"),
+        o.overwrite("replace an existing --overlay file"),
+    ),
+    handler,
+)

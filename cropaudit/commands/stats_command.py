@@ -4,63 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cropaudit.commands.options import add_criterion, add_trust_modified
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "stats",
-        help="estimate survival ratios with subject-clustered bootstrap intervals",
-        description="Read the survival tables of finished runs (directories with _SUCCESS) and "
-        "write OUT/estimates/*.parquet, OUT/plots/ and OUT/report.html. Extra Beam options "
-        "(--runner, --direct_num_workers ...) pass through to the pipeline.",
-    )
-    parser.add_argument(
-        "survival_paths",
-        nargs="+",
-        metavar="SURVIVAL_PATH",
-        help="run directory (or its survival/ or single_survival/ folder), or one plain table of "
-        "composites "
-        "(.parquet or .csv: a-subject, b-subject, position a_first/b_first, outcome "
-        "a/b/tie/background; analysed in-process, strata = the estimates key fields it has)",
-    )
-    parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace an earlier statistics output in --out (other files there are kept)",
-    )
-    add_trust_modified(parser)
-    parser.add_argument("--replicates", type=int, default=1000, help="bootstrap replicates")
-    parser.add_argument("--level", type=float, default=0.95, help="interval level")
-    add_criterion(parser, "analyse")
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    parser.add_argument(
-        "--bootstrap-correction",
-        choices=("cgm", "none"),
-        default="cgm",
-        help="cgm (default): shrink the subject-clustered bootstrap to the two-way "
-        "cluster-robust (Cameron-Gelbach-Miller) variance, since with crossed subjects it counts "
-        "composite-level noise three times; none: plain bootstrap (conservative)",
-    )
-    parser.add_argument(
-        "--model-max",
-        type=int,
-        default=200,
-        metavar="N",
-        help="fit the crossed random-effects logistic cross-check to strata with up to N "
-        "decisive composites (default 200; 0: none); larger strata say why not",
-    )
-    parser.add_argument(
-        "--column",
-        action="append",
-        default=[],
-        metavar="NAME=COLUMN",
-        help="for a plain table: the column holding a role (a_subject, b_subject, position, "
-        "outcome; defaults a_subject_id, b_subject_id, position, outcome) or a key field "
-        "(group_a, group_b, criterion ...); repeat for several",
-    )
-    parser.set_defaults(func=run, accepts_pipeline_args=True)
+from cropaudit.commands import options as o
 
 
 def column_map(items: list[str]) -> dict[str, str]:
@@ -104,3 +48,57 @@ def run(args: argparse.Namespace) -> int:
         )
     print(path)
     return 0
+
+
+COMMAND = o.Command(
+    "stats",
+    "estimate survival ratios with subject-clustered bootstrap intervals",
+    (
+        o.arg(
+            "survival_paths",
+            nargs="+",
+            metavar="SURVIVAL_PATH",
+            help="run directory (or its survival/ or single_survival/ folder), or one plain table "
+            "of composites "
+            "(.parquet or .csv: a-subject, b-subject, position a_first/b_first, outcome "
+            "a/b/tie/background; analysed in-process, strata = the estimates key fields it has)",
+        ),
+        o.out("output directory", required=True, metavar="DIR"),
+        o.overwrite("replace an earlier statistics output in --out (other files there are kept)"),
+        o.TRUST_MODIFIED,
+        o.replicates("bootstrap replicates"),
+        o.level("interval level", default=0.95),
+        o.criterion("analyse"),
+        o.seed("bootstrap seed", default=0),
+        o.arg(
+            "--bootstrap-correction",
+            choices=("cgm", "none"),
+            default="cgm",
+            help="cgm (default): shrink the subject-clustered bootstrap to the two-way "
+            "cluster-robust (Cameron-Gelbach-Miller) variance, since with crossed subjects it "
+            "counts composite-level noise three times; none: plain bootstrap (conservative)",
+        ),
+        o.arg(
+            "--model-max",
+            type=int,
+            default=200,
+            metavar="N",
+            help="fit the crossed random-effects logistic cross-check to strata with up to N "
+            "decisive composites (default 200; 0: none); larger strata say why not",
+        ),
+        o.arg(
+            "--column",
+            action="append",
+            default=[],
+            metavar="NAME=COLUMN",
+            help="for a plain table: the column holding a role (a_subject, b_subject, position, "
+            "outcome; defaults a_subject_id, b_subject_id, position, outcome) or a key field "
+            "(group_a, group_b, criterion ...); repeat for several",
+        ),
+    ),
+    run,
+    description="Read the survival tables of finished runs (directories with _SUCCESS) and "
+    "write OUT/estimates/*.parquet, OUT/plots/ and OUT/report.html. Extra Beam options "
+    "(--runner, --direct_num_workers ...) pass through to the pipeline.",
+    pipeline_args=True,
+)

@@ -2,16 +2,7 @@
 
 from __future__ import annotations
 
-
-def register(sub) -> None:
-    p = sub.add_parser("validate", help="check experiment configs without running them")
-    p.add_argument("configs", nargs="+", help="config files (TOML)")
-    p.add_argument(
-        "--allow-large-plan",
-        action="store_true",
-        help="accept a plan estimated far beyond the local runner (a cluster is meant)",
-    )
-    p.set_defaults(func=main)
+from cropaudit.commands import options as o
 
 
 def main(args) -> int:
@@ -39,3 +30,11 @@ def main(args) -> int:
         print(f"ok      {path}: {cfg.name} ({cfg.config_hash[:12]}){sweep}")
         print(f"        plan: {plan.describe()}")
     return 1 if failed else 0
+
+
+COMMAND = o.Command(
+    "validate",
+    "check experiment configs without running them",
+    (o.arg("configs", nargs="+", help="config files (TOML)"), o.allow_large_plan("accept")),
+    main,
+)
