@@ -329,11 +329,33 @@ def available_criteria(files: Sequence[str], point: str = "point_winner") -> set
             parquet = pq.ParquetFile(f)
             for batch in parquet.iter_batches(batch_size=1, columns=[point, "crops"]):
                 if batch.num_rows:
-                    row = batch.to_pylist()[0]
-                    if row[point] is not None:
-                        found.add(POINT)
-                    found.update(criterion_name(c["aspect_ratio"]) for c in row["crops"] or ())
+                    found |= row_criteria(batch.to_pylist()[0], point)
                     break
+    return found
+
+
+def row_criteria(row: dict[str, Any], point: str) -> set[str]:
+    """The criteria one survival row can be analysed by: ``point`` when its salient point
+    column (``point``) is set, and one per crop."""
+    found = {POINT} if row[point] is not None else set()
+    return found | {criterion_name(c["aspect_ratio"]) for c in row["crops"] or ()}
+
+
+def _single_rows_of_old_tables(pair_files: Sequence[str]) -> list[pa.Table]:
+    """The single-image rows survival/v3-v4 pair tables hold, in today's words: the design
+    column is read first (streamed, not the whole file), since most pair tables hold none."""
+    found = []
+    for path in pair_files:
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            parquet = pq.ParquetFile(f)
+            if "design" not in parquet.schema_arrow.names:
+                continue
+            has_single = any(
+                pc.any(pc.equal(batch.column(0), single_survival.SINGLE)).as_py()
+                for batch in parquet.iter_batches(batch_size=SLICE_ROWS, columns=["design"])
+            )
+            if has_single:
+                found.append(single_survival.from_survival_v3(parquet.read()))
     return found
 
 
@@ -437,24 +459,15 @@ def write_face_rates(
     target = StatsDir(out_dir).face_rates
     fileio.delete_tree(target)
     tables = [pq.read_table(pa.BufferReader(fileio.read_bytes(f))) for f in files]
-    for f in pair_files:  # the design column first: most pair tables hold no single rows
-        raw = fileio.read_bytes(f)
-        if "design" not in pq.read_schema(pa.BufferReader(raw)).names:
-            continue
-        design = pq.read_table(pa.BufferReader(raw), columns=["design"])["design"]
-        if pc.any(pc.equal(design, single_survival.SINGLE)).as_py():
-            old = single_survival.from_survival_v3(pq.read_table(pa.BufferReader(raw)))
-            tables.append(old)
+    tables += _single_rows_of_old_tables(pair_files)
     if not tables:
         return None
     single = pa.concat_tables(
         [t.select(tables[0].column_names) for t in tables], promote_options="default"
     )
     criteria = set()
-    for row in (r for t in tables for r in t.slice(0, 1).to_pylist()):  # as available_criteria
-        if row["point_on"] is not None:
-            criteria.add(POINT)
-        criteria.update(criterion_name(c["aspect_ratio"]) for c in row["crops"] or ())
+    for row in (r for t in tables for r in t.slice(0, 1).to_pylist()):
+        criteria |= row_criteria(row, "point_on")
     frames = []
     for criterion in sorted(criteria):
         if options.criteria is None or criterion in options.criteria:

@@ -434,10 +434,9 @@ def test_single_design_runs_end_to_end(tmp_path):
     assert html.count("re-scored: matches the recorded row") == 2
 
 
-def test_survival_v3_single_rows_read_in_the_new_words():
-    """A run written before single_survival existed (its single rows in the pair table, with
-    a_* for the image, point_winner and crop winners) reads as the new table."""
-    from cropaudit.schemas.single_survival import SINGLE_SURVIVAL_SCHEMA, from_survival_v3
+def _v3_table() -> pa.Table:
+    """A survival/v3-v4 pair table holding one single-image row (a_* for the image,
+    point_winner and crop winners) and one pair row."""
     from cropaudit.schemas.survival import SURVIVAL_SCHEMA
 
     box = {"x": 1, "y": 2, "w": 3, "h": 4}
@@ -457,12 +456,47 @@ def test_survival_v3_single_rows_read_in_the_new_words():
     )  # fmt: skip
     pair = {**row, "design": "pairs", "composite_id": "pairs:k:0:a_first", "point_winner": "a"}
     old = pa.Table.from_pylist([row, pair], schema=SURVIVAL_SCHEMA)
+    return old
+
+
+def test_survival_v3_single_rows_read_in_the_new_words():
+    """A run written before single_survival existed (its single rows in the pair table, with
+    a_* for the image, point_winner and crop winners) reads as the new table."""
+    from cropaudit.schemas.single_survival import SINGLE_SURVIVAL_SCHEMA, from_survival_v3
+
+    old = _v3_table()
+
     new = from_survival_v3(old)
     assert new.schema == SINGLE_SURVIVAL_SCHEMA and new.num_rows == 1
     got = new.to_pylist()[0]
     assert (got["group"], got["image_id"], got["subject_id"]) == ("f", "img", "subj")
-    assert got["face_box"] == box and got["point_on"] == "face" and got["face_max"] == 0.5
+    assert (
+        got["face_box"] == {"x": 1, "y": 2, "w": 3, "h": 4}
+        and got["point_on"] == "face"
+        and got["face_max"] == 0.5
+    )
     assert got["crops"] == [{"aspect_ratio": 1.0, "x": 0, "y": 0, "w": 10, "h": 10,
                              "face_area": 12, "body_area": 88, "kept": "face"}]  # fmt: skip
     assert face_rates(new).n.tolist() == [1] and face_rates(new).on_face.tolist() == [1]
     assert from_survival_v3(old.drop_columns(["design"])).num_rows == 0
+
+
+def test_stats_stage_finds_the_single_rows_of_old_pair_tables(tmp_path):
+    """The statistics stage reads old pair-table files for single rows (design column first):
+    one file with a single row gives it, a pairs-only file and one without a design column
+    give nothing."""
+    import pyarrow.parquet as pq
+
+    from cropaudit.pipelines.stats_pipeline import _single_rows_of_old_tables
+
+    old = _v3_table()
+    files = {
+        "mixed": old,
+        "pairs": old.filter(pa.compute.equal(old["design"], "pairs")),
+        "no_design": old.drop_columns(["design"]),
+    }
+    for name, table in files.items():
+        pq.write_table(table, tmp_path / f"{name}.parquet")
+    found = _single_rows_of_old_tables([str(tmp_path / f"{n}.parquet") for n in files])
+    assert [t.num_rows for t in found] == [1]
+    assert found[0].to_pylist()[0]["image_id"] == "img"

@@ -106,7 +106,7 @@ class RunDir:
     def survival_name(self) -> str:
         """The survival table this run wrote: the one its summary names
         (``survival_table_name``: single-image runs), else the pair table."""
-        return self.summary.get("survival_table_name") or SURVIVAL
+        return _survival_name(self.summary)
 
     def survival_table(self) -> pa.Table:
         return self.table(self.survival_name)
@@ -162,8 +162,10 @@ class RunDir:
         ``UserError`` naming the differences, unless ``trust_modified`` (the caller records
         them); empty when it matches."""
         self.require_finished()
-        recorded = self.summary.get("survival_table")
-        found = tablecheck.differences(self.folder(self.survival_name), recorded)
+        summary = self.summary  # read once
+        found = tablecheck.differences(
+            self.folder(_survival_name(summary)), summary.get("survival_table")
+        )
         if found and not trust_modified:
             raise UserError(
                 f"the survival table of {self.root} does not match its {SUMMARY}: "
@@ -272,6 +274,10 @@ class RunDir:
         )
         fileio.write_atomic(self.marker, b"")
         ownership.finish(self.root, RUN_OUTPUT, config.config_hash)
+
+
+def _survival_name(summary: dict) -> str:
+    return summary.get("survival_table_name") or SURVIVAL
 
 
 def format_summary(summary: dict, out_dir: str) -> str:
