@@ -40,14 +40,17 @@ ours = lambda f: "__editable__" not in getattr(f, "__module__", "")
 sys.meta_path[:] = [f for f in sys.meta_path if ours(f)]
 sys.path_hooks[:] = [h for h in sys.path_hooks if ours(h)]
 sys.path_importer_cache.clear()
-import cropaudit.pipelines.stats_pipeline as stage
-from cropaudit.rundir import StatsDir
-from cropaudit.pipelines.stats_pipeline import run_stats
+import importlib
+import pandas as pd
+try:  # the stage's module before and after the redesign's renames
+    stage = importlib.import_module("cropaudit.pipelines.stats_pipeline")
+except ImportError:
+    stage = importlib.import_module("cropaudit.pipelines.stats")
 run, out, replicates = sys.argv[1], sys.argv[2], int(sys.argv[3])
 t = time.perf_counter()
-run_stats([run], out, replicates=replicates)
+stage.run_stats([run], out, replicates=replicates)
 elapsed = time.perf_counter() - t
-df = StatsDir(out).estimates().to_pandas().sort_values(["criterion", "comparison"])
+df = pd.read_parquet(f"{out}/estimates").sort_values(["criterion", "comparison"])
 print(json.dumps({"seconds": elapsed, "module": stage.__file__,
                   "n": df["n"].tolist(), "ratio": df["ratio"].tolist(),
                   "bca": df["ratio_bca_low"].tolist()}))

@@ -138,9 +138,7 @@ def build_audit(
         base = provenance.pop(BASE_VARIANT)
         provenance = {i: {**base, **c.describe()} for i, c in enumerate(croppers)}
     suffixes = row_suffixes(croppers)
-    schema = survival_schema(
-        kind.schema, kind.version, config.to_toml(), config.config_hash, run_versions
-    )
+    schema = survival_schema(kind.table, config.to_toml(), config.config_hash, run_versions)
     rows = outcomes | "ToSurvivalRows" >> beam.MapTuple(
         lambda r, o: kind.row(
             r,
@@ -149,7 +147,7 @@ def build_audit(
             suffixes[r.model],
         )
     )
-    rows | "WriteSurvivalTable" >> WriteSurvivalTable(run.part_prefix(kind.table), schema)
+    rows | "WriteSurvivalTable" >> WriteSurvivalTable(run.part_prefix(kind.table.name), schema)
     (
         (manifest[DEAD_LETTER], rendered[DEAD_LETTER], predict_dead)
         | "AllDeadLetters" >> beam.Flatten()
@@ -250,7 +248,7 @@ def run_audit(
                 print(f"Dataflow template -> {template} (staged, not run; nothing published)")
             return {"runner": runner, "template_location": template}
         seconds = time.monotonic() - started
-        table = design_kind(config.design.kind).table
+        table = design_kind(config.design.kind).table.name
         removed = run.remove_duplicate_rows(config.config_hash, table)
 
         summary = run.summarize(

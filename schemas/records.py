@@ -167,13 +167,24 @@ class SingleImage:
         }
 
 
+@dataclass(frozen=True, kw_only=True)
 class _OnCanvas:
-    """What both rendered records share: how one is made from its rendered canvas."""
+    """What every rendered record carries besides its item and boxes (keyword-only, so each
+    kind's own fields come first and positional): the canvas size and the cropper's input."""
+
+    width: int
+    height: int
+    model_input: np.ndarray = field(compare=False, repr=False)
+    #: Which of the run's croppers ``model_input`` is for (its index; 0 in a one-model run).
+    model: int = 0
 
     @classmethod
     def on_canvas(cls, item, canvas: np.ndarray, boxes: tuple, model_input, model: int):
         """The record of ``item`` rendered on ``canvas`` with its ``boxes`` (in field order)."""
-        return cls(item, canvas.shape[1], canvas.shape[0], *boxes, model_input, model)
+        return cls(
+            item, *boxes, width=canvas.shape[1], height=canvas.shape[0],
+            model_input=model_input, model=model,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -181,13 +192,8 @@ class RenderedComposite(_OnCanvas):
     """A composite after rendering and pre-processing: only the small model input travels on."""
 
     composite: Composite
-    width: int
-    height: int
     box_a: Box
     box_b: Box
-    model_input: np.ndarray = field(compare=False, repr=False)
-    #: Which of the run's croppers ``model_input`` is for (its index; 0 in a one-model run).
-    model: int = 0
 
 
 @dataclass(frozen=True)
@@ -196,13 +202,8 @@ class RenderedSingle(_OnCanvas):
     canvas (padding around it is background)."""
 
     composite: SingleImage
-    width: int
-    height: int
     face_box: Box
     image_box: Box
-    model_input: np.ndarray = field(compare=False, repr=False)
-    #: Which of the run's croppers ``model_input`` is for (its index; 0 in a one-model run).
-    model: int = 0
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from cropaudit.schemas.survival import (
     crop_struct,
     required,
 )
+from cropaudit.schemas.table_rows import TableSpec
 
 #: The design kind, its folder in a run directory and the version its files record.
 SINGLE = "single"
@@ -70,6 +71,7 @@ SINGLE_SURVIVAL_SCHEMA = pa.schema(
         *RUN_FIELDS,
     ]
 )
+SPEC = TableSpec(TABLE, VERSION, SINGLE_SURVIVAL_SCHEMA)
 
 #: single_survival column -> the survival/v3 column that held it (the others keep their name).
 FROM_V3 = {

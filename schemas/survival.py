@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from cropaudit.schemas.table_rows import TableSpec
+
 #: The folder of this table in a run directory, and the version its files' metadata records.
 TABLE = "survival"
 VERSION = "survival/v4"
@@ -126,6 +128,8 @@ SURVIVAL_SCHEMA = pa.schema(
         *RUN_FIELDS,
     ]
 )
+
+SPEC = TableSpec(TABLE, VERSION, SURVIVAL_SCHEMA)
 
 #: Every dead-letter column is required text.
 DEAD_LETTER_SCHEMA = pa.schema(

@@ -22,7 +22,14 @@ def rendered(n: int, width: int = 90, height: int = 60) -> list[RenderedComposit
         c = Composite(f"c{i}", "pairs", "x", "x", i, "a_first", f, f)
         image = np.full((height, width, 3), i, np.uint8)
         out.append(
-            RenderedComposite(c, width, height, Box(0, 0, 45, 60), Box(45, 0, 45, 60), image)
+            RenderedComposite(
+                c,
+                Box(0, 0, 45, 60),
+                Box(45, 0, 45, 60),
+                width=width,
+                height=height,
+                model_input=image,
+            )
         )
     return out
 

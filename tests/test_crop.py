@@ -92,7 +92,9 @@ def test_simulate_crops_stage_crops_a_grid_by_the_rule_and_scores_a_croppers_box
 
     def rendered(cid):
         composite = Composite(cid, "pairs", "x", "x", 0, "a_first", face, face)
-        return RenderedComposite(composite, 100, 300, top, bottom, np.empty(0, np.float32))
+        return RenderedComposite(
+            composite, top, bottom, width=100, height=300, model_input=np.empty(0, np.float32)
+        )
 
     # the grid's maximum sits at (25, 250), in the bottom face: a 1:1 crop keeps that face
     scores = np.array([[1, 0], [0, 0], [9, 0]], np.float32)

@@ -48,8 +48,10 @@ def _faces() -> list[Face]:
 
 def test_kinds_are_one_object_each_with_its_own_table():
     assert set(KINDS) == {"pairs", "single"}
-    assert design_kind("pairs").table == survival.TABLE == "survival"
-    assert design_kind("single").table == single_survival.TABLE == "single_survival"
+    assert design_kind("pairs").table == survival.SPEC
+    assert survival.SPEC.name == "survival" and survival.SPEC.schema is survival.SURVIVAL_SCHEMA
+    assert design_kind("single").table == single_survival.SPEC
+    assert single_survival.SPEC.name == "single_survival"
     for design in ("pairs", "same_group", "same_image"):
         assert isinstance(kind_of(design), PairDesign)
     assert isinstance(kind_of("single"), SingleDesign)
@@ -71,12 +73,12 @@ def test_a_kind_row_fills_exactly_its_schema(name):
     rendered = kind.rendered_record.on_canvas(item, canvas, boxes, np.zeros((1,), np.uint8), 0)
     cropping = Cropping((1.0,), (Box(0, 0, 20, 20),), (5, 5, 0.5))
     row = kind.row(rendered, kind.score(cropping, rendered), PROVENANCE, "#m")
-    assert set(row) == set(kind.schema.names)
+    assert set(row) == set(kind.table.schema.names)
     assert row["composite_id"] == item.composite_id + "#m"
-    table = pa.Table.from_pylist([row], schema=kind.schema)
+    table = pa.Table.from_pylist([row], schema=kind.table.schema)
     assert table.num_rows == 1
     other = design_kind("single" if name == "pairs" else "pairs")
-    assert set(kind.schema.names) != set(other.schema.names)
+    assert set(kind.table.schema.names) != set(other.table.schema.names)
 
 
 def _pair_rendered():
@@ -130,7 +132,9 @@ def test_single_outcomes_in_a_pipeline():
     face = Face("p", "/p.png", "s", (("g", "f"),), (10, 10, 20, 20))
     item = SingleImage("single:k:000000:a_first", "f", 0, face)
     # a 50 x 90 canvas: the image is the left 40 x 80, the face box 20 x 20 at (10, 10)
-    rendered = RenderedSingle(item, 50, 90, Box(10, 10, 20, 20), Box(0, 0, 40, 80), None)
+    rendered = RenderedSingle(
+        item, Box(10, 10, 20, 20), Box(0, 0, 40, 80), width=50, height=90, model_input=None
+    )
     crops = (Box(0, 0, 40, 20), Box(0, 5, 40, 30), Box(40, 0, 10, 90))
     elements = [
         (rendered, Cropping((0.5, 0.75, 9.0), crops, point))

@@ -42,7 +42,16 @@ def rendered(n: int) -> list[RenderedComposite]:
         face = Face(f"img-{i}", f"img-{i}.png", f"s-{i}", (("g", "x"),))
         composite = Composite(f"pairs:k:{i}:a_first", "pairs", "x", "x", i, "a_first", face, face)
         box_a, box_b = Box(0, 0, 64, 40), Box(0, 56, 64, 40)
-        out.append(RenderedComposite(composite, 64, 96, box_a, box_b, handler.preprocess(canvas)))
+        out.append(
+            RenderedComposite(
+                composite,
+                box_a,
+                box_b,
+                width=64,
+                height=96,
+                model_input=handler.preprocess(canvas),
+            )
+        )
     return out
 
 

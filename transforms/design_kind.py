@@ -13,10 +13,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
-import pyarrow as pa
 
 from cropaudit.config import DesignConfig, LayoutConfig
 from cropaudit.schemas.records import Cropping, Face
+from cropaudit.schemas.table_rows import TableSpec
 from cropaudit.transforms.pair_design import PairDesign
 from cropaudit.transforms.sampling import DesignCell, GroupIndex
 from cropaudit.transforms.single_design import SingleDesign
@@ -27,10 +27,8 @@ class DesignKind(Protocol):
     #: ``[design] kind`` of the config; the ``design`` values of its cells and records.
     name: str
     designs: tuple[str, ...]
-    #: Its table: folder in the run directory, schema, and the version the files record.
-    table: str
-    schema: pa.Schema
-    version: str
+    #: Its table: folder in the run directory, version the files record, schema.
+    table: TableSpec
     #: Whether the manifest must give face boxes.
     face_boxes: bool
     #: The rendered record that travels on to the cropper (``on_canvas`` makes one).

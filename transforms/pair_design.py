@@ -14,7 +14,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 from cropaudit.config import DesignConfig, LayoutConfig
 from cropaudit.errors import ManifestError
@@ -35,7 +34,12 @@ from cropaudit.transforms.sampling import (
     composite_id,
     generator,
 )
-from cropaudit.transforms.write import crop_columns, point_columns, replay_columns
+from cropaudit.transforms.write import (
+    crop_columns,
+    point_columns,
+    replay_columns,
+    sample_columns,
+)
 
 
 def _draw_face(rng: np.random.Generator, subjects: Mapping[str, tuple[Face, ...]]) -> Face:
@@ -62,9 +66,7 @@ class PairDesign:
 
     name = survival.PAIRS
     designs = survival.DESIGNS
-    table = survival.TABLE
-    version = survival.VERSION
-    schema: pa.Schema = survival.SURVIVAL_SCHEMA
+    table = survival.SPEC
     #: The manifest needs no face boxes: whole face crops are shown.
     face_boxes = False
     rendered_record = RenderedComposite
@@ -157,19 +159,15 @@ class PairDesign:
     ) -> dict:
         """One survival-table row; ``provenance`` holds the columns shared by every row of the
         composite's variant and cropper (model, layout, layout params, preprocessing, seed,
-        config hash, versions); ``id_suffix`` (``#<model_name>`` when a run compares
-        croppers) keeps composite ids unique per row."""
+        config hash, versions); ``id_suffix`` as in :func:`sample_columns`."""
         c = rendered.composite
         return {
-            "composite_id": c.composite_id + id_suffix,
-            "sample_id": c.sample_id,
+            **sample_columns(c, id_suffix),
             "design": c.design,
             "pair_id": c.pair_id,
             "group_a": c.group_a,
             "group_b": c.group_b,
-            "sample_index": c.sample_index,
             "position": c.position,
-            "variant": c.variant,
             **_face_columns(
                 "a", c.face_a, c.group_a, rendered.box_a, outcome.a_max, outcome.a_mean
             ),

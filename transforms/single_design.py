@@ -16,8 +16,6 @@ import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import pyarrow as pa
-
 from cropaudit.config import DesignConfig, LayoutConfig
 from cropaudit.errors import ManifestError
 from cropaudit.schemas import single_survival
@@ -42,7 +40,12 @@ from cropaudit.transforms.sampling import (
     generator,
     group_sizes,
 )
-from cropaudit.transforms.write import crop_columns, point_columns, replay_columns
+from cropaudit.transforms.write import (
+    crop_columns,
+    point_columns,
+    replay_columns,
+    sample_columns,
+)
 
 
 def point_on(x: int, y: int, face: Box, image: Box) -> str:
@@ -60,19 +63,20 @@ def crop_keeps(face_area: int, body_area: int, face: Box) -> str:
     return BODY if body_area > 0 else BACKGROUND
 
 
+def single_crop(face: Box, image: Box, ar: float, box: Box) -> SingleCrop:
+    """What the crop ``box`` for aspect ratio ``ar`` keeps of the face and of the body."""
+    face_area = box.intersection_area(face)
+    body_area = box.intersection_area(image) - face_area  # the face lies inside the image
+    return SingleCrop(ar, box, face_area, body_area, crop_keeps(face_area, body_area, face))
+
+
 def score_single(cropping: Cropping, face: Box, image: Box) -> SingleOutcome:
     """Everything the cropper decided for one single image, from its boxes (and its salient
     point and grid, when it has them)."""
-
-    def crop(ar: float, box: Box) -> SingleCrop:
-        face_area = box.intersection_area(face)
-        body_area = box.intersection_area(image) - face_area  # the face lies inside the image
-        return SingleCrop(ar, box, face_area, body_area, crop_keeps(face_area, body_area, face))
-
     face_max, face_mean = box_saliency(cropping.grid, face)
     return SingleOutcome(
         point_on=at_point(cropping, lambda x, y: point_on(x, y, face, image)),
-        crops=per_crop(cropping, crop),
+        crops=per_crop(cropping, functools.partial(single_crop, face, image)),
         face_max=face_max,
         face_mean=face_mean,
         **cropping_columns(cropping),
@@ -107,9 +111,7 @@ class SingleDesign:
 
     name = single_survival.SINGLE
     designs = (single_survival.SINGLE,)
-    table = single_survival.TABLE
-    version = single_survival.VERSION
-    schema: pa.Schema = single_survival.SINGLE_SURVIVAL_SCHEMA
+    table = single_survival.SPEC
     #: The manifest must give each image's face box.
     face_boxes = True
     rendered_record = RenderedSingle
@@ -182,11 +184,8 @@ class SingleDesign:
         """One ``single_survival`` row (``provenance`` and ``id_suffix`` as for pairs)."""
         item = rendered.composite
         return {
-            "composite_id": item.composite_id + id_suffix,
-            "sample_id": item.sample_id,
+            **sample_columns(item, id_suffix),
             "group": item.group,
-            "sample_index": item.sample_index,
-            "variant": item.variant,
             "image_id": item.face.image_id,
             "subject_id": item.face.subject_id,
             "attributes": list(item.face.attributes),

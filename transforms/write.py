@@ -15,9 +15,20 @@ import pyarrow as pa
 
 from cropaudit.schemas.records import Box, DeadLetter
 from cropaudit.schemas.survival import DEAD_LETTER_SCHEMA
-from cropaudit.schemas.table_rows import CODEC, canonical_row
+from cropaudit.schemas.table_rows import CODEC, TableSpec, canonical_row
 
 ROW_GROUP_BYTES = 8 << 20
+
+
+def sample_columns(item, id_suffix: str) -> dict:
+    """The columns that name a sampled record in every design kind's table; ``id_suffix``
+    (``#<model_name>`` when a run compares croppers) keeps composite ids unique per row."""
+    return {
+        "composite_id": item.composite_id + id_suffix,
+        "sample_id": item.sample_id,
+        "sample_index": item.sample_index,
+        "variant": item.variant,
+    }
 
 
 def point_columns(rendered, outcome) -> dict:
@@ -58,16 +69,16 @@ def replay_columns(row, point: str, kept: str, boxes: tuple[str, str]) -> tuple:
 
 
 def survival_schema(
-    schema: pa.Schema, version: str, config_toml: str, config_hash: str, versions: str
+    table: TableSpec, config_toml: str, config_hash: str, versions: str
 ) -> pa.Schema:
-    """A design kind's table schema (``DesignKind.schema``, ``.version``) with the run's
-    provenance in the file metadata."""
-    return schema.with_metadata(
+    """A design kind's table schema (``DesignKind.table``) with the run's provenance in the
+    file metadata."""
+    return table.schema.with_metadata(
         {
             "cropaudit.config": config_toml,
             "cropaudit.config_hash": config_hash,
             "cropaudit.versions": versions,
-            "cropaudit.schema": version,
+            "cropaudit.schema": table.version,
         }
     )
 
