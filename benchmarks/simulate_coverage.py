@@ -7,8 +7,9 @@ carrying most composites, subject-specific position effects, heavy-tailed (t3) s
 several images per subject, a true ratio near 0.85, tiny pairs of 16 composites (at 0.6 and at
 0.85), and 10 x 10 subjects; then, with ``--held-out``, the designs of ``HELD_OUT`` that the
 interval was not tuned on (25 vs 75 faces, a milder popularity spread, a ratio near 0.7 with 30
-composites, strong subject-specific position effects). Truth = the population-average statistic
-under the counterbalanced design (see cropaudit/stats/simulation.py).
+composites, strong subject-specific position effects; and, chosen after the tail rule of
+``effective.score_interval``, ratios near 0.1 and 0.9 from 24 and 40 composites). Truth = the
+population-average statistic under the counterbalanced design (see cropaudit/stats/simulation.py).
 
 Prints, per design and method, coverage of the nominal-level interval with its Monte-Carlo SE,
 mean width and the number of zero-width (point or undefined) intervals: ``reported`` (the

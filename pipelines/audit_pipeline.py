@@ -215,10 +215,14 @@ def run_audit(
     show_progress: bool = True,
     handler: SaliencyModelHandler | None = None,
     allow_large_plan: bool = False,
+    shared_model_copies: int = 0,
 ) -> dict:
     """Validate, run the pipeline, verify its outputs, publish the run; returns its summary.
     The plan is checked first (:func:`check_plan`); ``allow_large_plan`` lets a plan beyond the
-    local runner's reach start anyway."""
+    local runner's reach start anyway. ``shared_model_copies`` > 0: every model is loaded that
+    many times per machine and shared by its worker processes (Beam's
+    ``share_model_across_processes``, for a GPU); 0, one copy per process. Not part of the
+    config: it changes memory, never a row."""
     # the cheap checks first (manifest, design, plan, output folder): a run that cannot start
     # fails before a model is downloaded
     inputs = read_inputs(config, config_dir)
@@ -233,6 +237,9 @@ def run_audit(
     for cropper in croppers:  # a model that cannot score (NaN weights) fails here, not on a worker
         cropper.check()
     variants = variant_handlers(config, handler)
+    if shared_model_copies:
+        for h in {id(h): h for h in [*croppers, *(h for _, h in variants.values())]}.values():
+            h.configure(share_model_across_processes=True, model_copies=shared_model_copies)
     expected_rows = inputs.expected * len(croppers)  # one row per composite and cropper
 
     with run.writing(overwrite=overwrite, config_hash=config.config_hash, command=command):

@@ -129,6 +129,24 @@ def test_rerun_and_multiprocess_give_identical_tables(faces, run_dir, tmp_path):
     )
 
 
+def test_a_model_shared_across_worker_processes_gives_the_same_table(faces, run_dir, tmp_path):
+    """``--shared-model-copies`` (Beam's share_model_across_processes, for a GPU): two worker
+    processes predict through one copy of the model per machine, and the rows do not move."""
+    cfg = small_config().replace(manifest={"path": str(faces)})
+    out = tmp_path / "shared"
+    run_audit(
+        cfg,
+        str(out),
+        quiet=True,
+        shared_model_copies=1,
+        pipeline_args=["--direct_num_workers=2", "--direct_running_mode=multi_processing"],
+    )
+    reference = table_hash(read_table(str(run_dir / "survival")))
+    assert table_hash(read_table(str(out / "survival"))) == reference
+    with pytest.raises(UserError, match="model_copies must be at least 1"):
+        run_audit(cfg, str(tmp_path / "bad"), quiet=True, shared_model_copies=-1)
+
+
 def test_reruns_under_other_hash_seeds_give_the_same_table(faces, tmp_path):
     """Each run in its own interpreter, with string hashing seeded differently: nothing in the
     design, rendering or writing may depend on set or dict order of strings."""

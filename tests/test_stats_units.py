@@ -303,6 +303,62 @@ def test_zero_of_sixteen_interval_inside_unit_interval_with_positive_width(a_win
     assert est["ratio_high"] - est["ratio_low"] > naive[1] - naive[0]
 
 
+def _inverted(p: float, n_eff: float, level: float, df: float, n: float) -> tuple[float, float]:
+    """The interval by brute force: the values theta on a fine grid that the score test the
+    tail rule describes accepts (one-sided beyond r = n / (n + q^2) and below 1 - r, where no
+    sample of n composites can reject from the other side; equal-tailed between)."""
+    from scipy.stats import t as student_t
+
+    q, q1 = student_t.ppf(0.5 + level / 2, df), student_t.ppf(level, df)
+    r = n / (n + q * q)
+    theta = np.linspace(1e-7, 1 - 1e-7, 2_000_001)
+    z = (p - theta) / np.sqrt(theta * (1 - theta) / n_eff)
+    two = np.abs(z) <= q
+    if r > 0.5:
+        accept = np.where(theta >= r, z >= -q1, np.where(theta <= 1 - r, z <= q1, two))
+    else:
+        accept = two
+    return float(theta[accept].min()), float(theta[accept].max())
+
+
+@pytest.mark.parametrize(
+    ("p", "n_eff", "df", "n"),
+    [
+        (14 / 15, 12.0, 9.0, 15),  # near the top of a tiny pair: the upper bound is one-sided
+        (0.6, 9.0, 8.0, 15),  # wide: both ends move
+        (1 / 24, 20.0, 12.0, 24),  # near the bottom
+        (0.5, 4.0, 3.0, 6),  # r below 1/2: equal-tailed
+        (0.55, 400.0, 60.0, 1000),  # large: nothing reaches r, equal-tailed
+    ],
+)
+def test_tail_rule_is_the_inversion_of_its_test(p, n_eff, df, n):
+    got = effective.score_interval(p, n_eff, 0.95, df, n)
+    want = _inverted(p, n_eff, 0.95, df, n)
+    assert got == pytest.approx(want, abs=2e-6)
+    plain = effective.score_interval(p, n_eff, 0.95, df)
+    assert got[0] >= plain[0] and got[1] <= plain[1]  # the rule only gives up an unreachable tail
+
+
+@pytest.mark.parametrize("n", [8, 16, 40])
+def test_no_sample_of_n_composites_reaches_a_lower_bound_above_the_tail_point(n):
+    """The rule's premise: with no more information than n independent composites (n* <= n),
+    no outcome's equal-tailed lower bound exceeds r = n / (n + q^2) (nor the upper below 1 - r)."""
+    from scipy.stats import t as student_t
+
+    df = 7.0
+    q = student_t.ppf(0.975, df)
+    r = n / (n + q * q)
+    bounds = np.array(
+        [
+            effective.score_interval(k / n, n_eff, 0.95, df)
+            for k in range(n + 1)
+            for n_eff in np.linspace(0.5, n, 40)
+        ]
+    )
+    assert bounds[:, 0].max() == pytest.approx(r)  # reached only by n of n at n* = n
+    assert bounds[:, 1].min() == pytest.approx(1 - r)
+
+
 def _sizes(ia: np.ndarray, ib: np.ndarray) -> effective.ClusterSizes:
     """ClusterSizes of composites of a-subjects ``ia`` and b-subjects ``ib`` (0-based)."""
     n_a = ia.max() + 1

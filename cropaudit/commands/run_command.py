@@ -30,6 +30,7 @@ def main(args) -> int:
         pipeline_args=args.pipeline_args,
         overwrite=args.overwrite,
         allow_large_plan=args.allow_large_plan,
+        shared_model_copies=args.shared_model_copies,
         quiet=args.quiet,
         show_progress=not args.no_progress,
     )
@@ -47,6 +48,15 @@ COMMAND = o.Command(
         o.seed("override design.seed"),
         o.overwrite("replace the run in --out (other files there are kept)"),
         o.allow_large_plan("start"),
+        o.arg(
+            "--shared-model-copies",
+            type=int,
+            default=0,
+            metavar="N",
+            help="load each model N times per machine, shared by its worker processes (Beam's "
+            "share_model_across_processes: on a GPU one copy saves its memory); default 0, one "
+            "copy per process. Rows are the same either way",
+        ),
         o.flag("--quiet", "print neither progress nor the summary"),
         o.flag(
             "--no-progress", "no progress bar (it only shows on a terminal with the direct runner)"

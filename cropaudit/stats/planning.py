@@ -240,7 +240,7 @@ def reported_half_width(
     subject; ``df``: the t quantile's degrees of freedom, :func:`effective.cluster_df`),
     composed from :mod:`cropaudit.stats.effective` exactly as the estimates are."""
     n_eff = effective.effective_n(p, var, n, subject_sq_sum)
-    lo, hi = effective.score_interval(p, n_eff, level, df)
+    lo, hi = effective.score_interval(p, n_eff, level, df, n)
     return (hi - lo) / 2.0
 
 

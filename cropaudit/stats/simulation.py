@@ -287,8 +287,8 @@ DESIGNS = {
 
 #: Designs the interval was not tuned on (chosen after the method, to check it): one group's
 #: faces against the pooled faces of two others (25 vs 75, random draws), a milder popularity
-#: spread (lognormal sigma 1) over 80 faces a side, a true ratio near 0.7 with 30 composites, and
-#: strong position effects that differ by subject with 40 x 20 faces.
+#: spread (lognormal sigma 1) over 80 faces a side, a true ratio near 0.7 with 30 composites,
+#: strong position effects that differ by subject with 40 x 20 faces, and two near the bounds.
 HELD_OUT = {
     "group_vs_rest_25x75": SimulationDesign(
         subjects_a=25, subjects_b=75, pairings=700, sampling="random"
@@ -301,5 +301,13 @@ HELD_OUT = {
     ),
     "position_strong_40x20": SimulationDesign(
         subjects_a=40, subjects_b=20, pairings=400, position_effect=1.0, position_sd=1.5
+    ),
+    # Chosen after the interval's tail rule (cropaudit.stats.effective.score_interval), to check
+    # it: a true ratio near 0.1 from 24 composites, and near 0.9 from 40 of 15 vs 25 faces.
+    "ratio_0.1_24": SimulationDesign(
+        subjects_per_group=12, pairings=12, sampling="random", baseline_logit=-3.5
+    ),
+    "ratio_0.9_40": SimulationDesign(
+        subjects_a=15, subjects_b=25, pairings=20, sampling="random", baseline_logit=3.5
     ),
 }

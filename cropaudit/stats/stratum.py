@@ -154,7 +154,7 @@ def estimate_stratum(
         r = reps[stat]
         variance, _ = variances[stat]
         n_eff = effective.effective_n(point[stat], variance, decisive, float(m_subjects.sum()))
-        lo, hi = effective.score_interval(point[stat], n_eff, level, df)
+        lo, hi = effective.score_interval(point[stat], n_eff, level, df, decisive)
         out[f"{stat}_cluster_se"] = math.sqrt(variance) if math.isfinite(variance) else math.nan
         out[f"{stat}_effective_n"] = n_eff
         out[f"{stat}_{effective.METHOD}_low"], out[f"{stat}_{effective.METHOD}_high"] = lo, hi
