@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cropaudit.errors import ConfigError, UserError
-from cropaudit.schemas.criteria import DEFAULT_BATCH_SIZE, TWITTER_ASPECT_RATIOS
+from cropaudit.model import DEFAULT_BATCH_SIZE
+from cropaudit.schemas.criteria import TWITTER_ASPECT_RATIOS
 from cropaudit.schemas.single_survival import SINGLE
 from cropaudit.schemas.survival import CONTROLS, PAIRS
 from cropaudit.schemas.variants import SWEEP_AXES, variant_name

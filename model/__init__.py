@@ -1,5 +1,9 @@
 """Saliency models and croppers as Beam ``ModelHandler`` subclasses, made from a spec by
-:func:`model_handler` (see :mod:`cropaudit.model.registry`; the interface: :mod:`.base`)."""
+:func:`model_handler` (see :mod:`cropaudit.model.registry`; the interface: :mod:`.base`).
+The package itself imports nothing, so the config can read its defaults cheaply."""
+
+#: Rows per prediction call unless configured (``model.batch_size``'s default).
+DEFAULT_BATCH_SIZE = 16
 
 
 def model_handler(spec: str, **settings):

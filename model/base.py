@@ -21,8 +21,8 @@ import numpy as np
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from cropaudit.errors import UserError
+from cropaudit.model import DEFAULT_BATCH_SIZE
 from cropaudit.model.resize import DEFAULT_OPTIONS, PreprocessOptions, resize_for_model
-from cropaudit.schemas.criteria import DEFAULT_BATCH_SIZE
 
 
 @dataclass(frozen=True)

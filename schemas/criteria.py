@@ -33,6 +33,3 @@ def crop_ratio(criterion: str) -> float | None:
 
 #: The crop ratios (height/width) Twitter's cropper produced: the default crop criteria.
 TWITTER_ASPECT_RATIOS = (0.56, 1.0, 1.14, 2.0)
-#: Rows per prediction call unless configured (``model.batch_size``'s default; the model layer's
-#: handlers and the config both take it from here, the lowest layer both import).
-DEFAULT_BATCH_SIZE = 16
