@@ -17,7 +17,8 @@ distinct subject pairs with a decisive composite.
 ``<statistic>_low/high`` is the interval the report shows and ``<statistic>_interval_method``
 its method (``wilson_effective_n``: Wilson score interval on the effective sample size
 ``<statistic>_effective_n`` = p(1-p) / ``<statistic>_cluster_se``^2, with a t quantile on
-``cluster_df`` degrees of freedom; see cropaudit.stats.effective); it has positive width for any
+``cluster_df`` degrees of freedom, one-sided beyond the tail no ``decisive`` composites can
+reach; see cropaudit.stats.effective.score_interval); it has positive width for any
 stratum with a decisive composite. ``model_*`` is the crossed random-effects logistic
 cross-check (cropaudit.stats.mixed): population-averaged ratio, its interval, the a- and b-subject
 standard deviations on the logit scale, ``model_status`` (``fitted`` or why not) and
