@@ -223,8 +223,13 @@ def run_audit(
     many times per machine and shared by its worker processes (Beam's
     ``share_model_across_processes``, for a GPU); 0, one copy per process. Not part of the
     config: it changes memory, never a row."""
-    # the cheap checks first (manifest, design, plan, output folder): a run that cannot start
-    # fails before a model is downloaded
+    # the cheap checks first (options, manifest, design, plan, output folder): a run that
+    # cannot start fails before a model is downloaded
+    if shared_model_copies < 0:
+        raise UserError(
+            f"--shared-model-copies must be 0 (one model per process) or more, got "
+            f"{shared_model_copies}"
+        )
     inputs = read_inputs(config, config_dir)
     runner, options = pipeline_options(pipeline_args)
     plan = make_plan(config, inputs.expected)
@@ -238,7 +243,7 @@ def run_audit(
         cropper.check()
     variants = variant_handlers(config, handler)
     if shared_model_copies:
-        for h in {id(h): h for h in [*croppers, *(h for _, h in variants.values())]}.values():
+        for h in [*croppers, *(h for _, h in variants.values())]:  # configuring twice is harmless
             h.configure(share_model_across_processes=True, model_copies=shared_model_copies)
     expected_rows = inputs.expected * len(croppers)  # one row per composite and cropper
 

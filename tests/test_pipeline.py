@@ -143,8 +143,11 @@ def test_a_model_shared_across_worker_processes_gives_the_same_table(faces, run_
     )
     reference = table_hash(read_table(str(run_dir / "survival")))
     assert table_hash(read_table(str(out / "survival"))) == reference
-    with pytest.raises(UserError, match="model_copies must be at least 1"):
-        run_audit(cfg, str(tmp_path / "bad"), quiet=True, shared_model_copies=-1)
+    # refused first, before the manifest (missing here) is read or a model is loaded
+    missing = cfg.replace(manifest={"path": str(tmp_path / "no-such-manifest.csv")})
+    with pytest.raises(UserError, match="--shared-model-copies must be 0"):
+        run_audit(missing, str(tmp_path / "bad"), quiet=True, shared_model_copies=-1)
+    assert not (tmp_path / "bad").exists()
 
 
 def test_reruns_under_other_hash_seeds_give_the_same_table(faces, tmp_path):

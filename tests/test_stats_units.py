@@ -325,7 +325,7 @@ def _inverted(p: float, n_eff: float, level: float, df: float, n: float) -> tupl
     ("p", "n_eff", "df", "n"),
     [
         (14 / 15, 12.0, 9.0, 15),  # near the top of a tiny pair: the upper bound is one-sided
-        (0.6, 9.0, 8.0, 15),  # wide: both ends move
+        (0.6, 9.0, 8.0, 15),  # wide: the upper end straddles r and moves
         (1 / 24, 20.0, 12.0, 24),  # near the bottom
         (0.5, 4.0, 3.0, 6),  # r below 1/2: equal-tailed
         (0.55, 400.0, 60.0, 1000),  # large: nothing reaches r, equal-tailed
