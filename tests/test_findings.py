@@ -152,3 +152,35 @@ def test_analysis_config_defaults_checks_and_hash():
         base.replace(analysis={"parity_width": 0.5})
     with pytest.raises(ConfigError, match="unknown key"):
         base.replace(analysis={"primary": "point"})
+
+
+@pytest.mark.slow
+def test_demo_findings_and_tests_agree_with_the_intervals(tmp_path, capsys):
+    """Acceptance of issue 22 on the demo's real table: for every estimates row and statistic,
+    p < 0.05 iff 1/2 is outside the reported 95% interval; p_family keeps the controls apart;
+    the identical criteria are one line; ``demo`` ends with the findings."""
+    from cropaudit.cli import main
+    from cropaudit.rundir import StatsDir
+
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--no-progress"]) == 0
+    stats = tmp_path / "demo" / "stats"
+    est = StatsDir(str(stats)).estimates().to_pandas()
+    assert len(est) and (est["level"] == 0.95).all()
+    for stat, test in (("ratio", "ratio_p"), ("order_adjusted_ratio", "order_adjusted_p"),
+                       ("first_slot_rate", "first_slot_p")):  # fmt: skip
+        outside = (est[f"{stat}_low"] > 0.5) | (est[f"{stat}_high"] < 0.5)
+        assert ((est[test] < 0.05) == outside).all(), stat
+        assert (est[f"{test}_holm"] >= est[test] - 1e-12).all()
+    controls = est[est["design"] != "pairs"]
+    assert len(controls) and not set(controls["p_family"]) & set(
+        est[est["design"] == "pairs"]["p_family"]
+    )
+    saved = json.loads((stats / "findings.json").read_text())["findings"]
+    out = capsys.readouterr().out.rstrip("\n").splitlines()
+    assert out[-len(saved) :] == [f"  {f['text']}" for f in saved]
+    # The demo's criteria pick the same face in every composite: one line per comparison.
+    comparisons = [f for f in saved if f["kind"] == "comparison"]
+    assert len(comparisons) == len(est[(est.design == "pairs") & (est.criterion == "point")])
+    assert {tuple(f["criteria"]) for f in comparisons} == {
+        ("point", "crop_0.56", "crop_1.00", "crop_1.14", "crop_2.00")
+    }
