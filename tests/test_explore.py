@@ -170,6 +170,10 @@ def test_the_page_lists_the_demos_pairs_from_loopback(server, models_demo):
     assert all(r["ratio_low"] <= r["ratio"] <= r["ratio_high"] for r in rows if r["decisive"])
     info = get_json(server["url"] + "api/run")
     assert info["croppers"] == list(CROPPERS) and "found beside the run" in info["stats_source"]
+    # the findings in the words the statistics stage printed and wrote
+    written = json.loads((models_demo / "stats" / "findings.json").read_text())["findings"]
+    assert [f["text"] for f in info["findings"]] == [f["text"] for f in written]
+    assert len(written) > 0 and info["findings_note"] == ""
     # a request addressed to another name (DNS rebinding) is refused
     assert get(server["url"], Host="attacker.example")[0] == 400
     for asset in ("static/explore.js", "static/explore.css"):
@@ -373,6 +377,8 @@ def assert_every_croppers_boxes(page, root: str) -> None:
 def test_browser_load_filter_and_sort(explorer_page, models_demo):
     page, url, _ = explorer_page
     open_page(page, url)
+    findings = get_json(url + "api/run")["findings"]
+    assert page.locator("#findings li").all_inner_texts() == [f["text"] for f in findings]
     assert page.locator("#estimates tbody tr").count() == len(
         get_json(url + "api/estimates")["rows"]
     )

@@ -100,7 +100,7 @@ class Explorer:
         return cls(inputs, queries, Croppers(config), faces, problem)
 
     def run_info(self) -> dict:
-        items, note = finding_lines(self.inputs.estimates)
+        items, note = finding_lines(self.inputs)
         survival = self.inputs.survival
         warnings = list(self.inputs.warnings)
         if self.faces_problem:

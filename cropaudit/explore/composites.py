@@ -153,15 +153,24 @@ class SurvivalQueries:
                 filters.append(sql)
                 params[name] = value
         base = f"FROM ({inner})" + (f" WHERE {' AND '.join(filters)}" if filters else "")
-        ordered = f"SELECT * {base} ORDER BY {ORDERS[query.order]} LIMIT $limit OFFSET $offset"
+        # one scan: the count rides along as a window over the filtered rows
+        ordered = (
+            f"SELECT *, count(*) OVER () AS total {base} ORDER BY {ORDERS[query.order]} "
+            "LIMIT $limit OFFSET $offset"
+        )
         with self._lock:
-            total = self._con.execute(f"SELECT count(*) {base}", params).fetchone()[0]
             cursor = self._con.execute(
                 ordered, {**params, "limit": query.limit, "offset": query.offset}
             )
             names = [d[0] for d in cursor.description]
             rows = [dict(zip(names, r)) for r in cursor.fetchall()]
-        return Page(int(total), [_plain(r) for r in rows])
+            if rows:
+                total = rows[0]["total"]
+            else:  # past the last page
+                total = self._con.execute(f"SELECT count(*) {base}", params).fetchone()[0]
+        return Page(
+            int(total), [_plain({k: v for k, v in r.items() if k != "total"}) for r in rows]
+        )
 
     def siblings(self, composite_id: str) -> list[dict]:
         """Every row of the rendered composite ``composite_id`` belongs to: one per cropper

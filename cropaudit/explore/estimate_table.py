@@ -9,6 +9,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cropaudit.errors import UserError
+from cropaudit.report.inputs import RunInputs
+from cropaudit.report.plan_section import PAGE_PLAN_ROWS
+from cropaudit.stats.findings import findings
+from cropaudit.stats.planning import plan_survival
+
 #: Columns the page receives, in table order: the stratum's key, counts, the survival ratio and
 #: the reported interval, and its p-values where the statistics output has them.
 COLUMNS = (
@@ -60,15 +66,29 @@ def estimate_rows(estimates: pd.DataFrame | None) -> list[dict]:
     return [jsonable(r) for r in estimates[present].to_dict("records")]
 
 
-def finding_lines(estimates: pd.DataFrame | None) -> tuple[list[dict], str]:
-    """The run's findings (``cropaudit.stats.findings``: kind, verdict and the one line the
-    report prints) and a note when there are none to show."""
-    if estimates is None or estimates.empty:
-        return [], "No estimates, so no findings."
-    try:
-        from cropaudit.stats.findings import findings
-    except ModuleNotFoundError:  # the findings API of issue 22 is not in this build yet
-        return [], "Findings are not available in this build of cropaudit."
-    items = findings(estimates)
+def finding_lines(inputs: RunInputs) -> tuple[list[dict], str]:
+    """The run's findings, as the run report reads them (:func:`cropaudit.stats.findings.findings`
+    with the run's ``[analysis]`` settings, the estimates' level and, for a run small enough to
+    plan from here, the plan for a half-width of the parity width), and a note when there are
+    none."""
+    est = inputs.estimates
+    if est is None or est.empty:
+        return [], inputs.stats_source or "No estimates: no findings."
+    analysis = inputs.config.analysis
+    level = float(est["level"].iloc[0])
+    plan, table = None, inputs.survival_table
+    if table is not None and 0 < table.num_rows <= PAGE_PLAN_ROWS:
+        try:
+            plan = plan_survival(table, analysis.parity_width, level)
+        except UserError:  # nothing to plan: the findings say what they need in words
+            plan = None
+    items = findings(
+        est,
+        primary_criterion=analysis.primary_criterion or None,
+        parity_width=analysis.parity_width,
+        level=level,
+        aspect_ratios=tuple(inputs.config.crop.aspect_ratios),
+        plan=plan,
+    )
     keep = ("kind", "verdict", "model_name", "design", "criterion", "group_a", "group_b", "text")
     return [{k: jsonable(getattr(f, k)) for k in keep} for f in items], ""
