@@ -410,6 +410,7 @@ def test_browser_drills_down_to_every_croppers_boxes_and_shares_the_url(explorer
     assert_every_croppers_boxes(page, "#composite")
     assert page.locator("#composite figure.untinted img").count() == 1
     assert page.locator("#composite-rows details").count() == len(CROPPERS)
+    assert "[object" not in page.locator("#composite-section").inner_text()
     page.select_option("select[name=position]", "b_first")
     page.wait_for_function(
         "() => [...document.querySelectorAll('#composites tbody tr')].every("

@@ -108,7 +108,7 @@ class Explorer:
         return {
             "run_dir": self.inputs.run_dir,
             "config": self.inputs.config.name,
-            "croppers": list(dict.fromkeys(survival["model_name"])),
+            "croppers": sorted(set(survival["model_name"])),
             "rows": len(survival),
             "stats_source": self.inputs.stats_source,
             "warnings": warnings,

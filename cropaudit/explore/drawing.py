@@ -38,8 +38,8 @@ from cropaudit.transforms.images import decode_image
 from cropaudit.transforms.render import FaceCache
 
 #: Largest side of a drawn panel, in pixels.
-MAX_HEIGHT = 560
-MAX_WIDTH = 420
+MAX_HEIGHT = 720
+MAX_WIDTH = 480
 
 
 @dataclass(frozen=True)

@@ -12,19 +12,16 @@ import pandas as pd
 from cropaudit.errors import UserError
 from cropaudit.report.inputs import RunInputs
 from cropaudit.report.plan_section import PAGE_PLAN_ROWS
+from cropaudit.schemas.estimates import KEY_FIELDS
 from cropaudit.stats.findings import findings
 from cropaudit.stats.planning import plan_survival
 
+#: Key fields the page leaves out (one run: provenance, not a choice to filter by).
+PROVENANCE_KEYS = ("model_hash", "layout", "layout_params", "preprocessing")
 #: Columns the page receives, in table order: the stratum's key, counts, the survival ratio and
 #: the reported interval, and its p-values where the statistics output has them.
 COLUMNS = (
-    "model_name",
-    "variant",
-    "design",
-    "criterion",
-    "comparison",
-    "group_a",
-    "group_b",
+    *(k for k in KEY_FIELDS if k not in PROVENANCE_KEYS),
     "n",
     "decisive",
     "wins_a",

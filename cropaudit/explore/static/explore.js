@@ -322,7 +322,7 @@ async function loadComposite() {
   }
   const ratios = drawn.panels.length ? drawn.panels[0].crops.map((c) => c.aspect_ratio) : [];
   const legendNode = document.getElementById("legend");
-  legendNode.replaceChildren(...legend(ratios));
+  legendNode.replaceChildren(...legend(ratios).flat());
   colourSwatches(legendNode);
   drawPanels(root, drawn);
   document.getElementById("composite-rows").replaceChildren(...drawn.rows.map(rowTable));
