@@ -10,6 +10,8 @@ the sort order is picked from :data:`ORDERS` by name, never spliced in.
 from __future__ import annotations
 
 import math
+import os
+import tempfile
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -98,14 +100,18 @@ class Page:
 class SurvivalQueries:
     """Parameterised DuckDB queries over the Parquet ``files`` of a survival table.
 
-    One in-memory database reads the files in place (nothing is copied or written beside
-    them); a lock serialises queries, which take milliseconds to a fraction of a second."""
+    One in-memory database reads the files in place (nothing is copied, nothing written beside
+    them); a lock serialises queries, which take milliseconds to a fraction of a second
+    (``benchmarks/bench_explore.py``)."""
 
     def __init__(self, files: Sequence[str], aspect_ratios: Sequence[float]):
         if not files:
             raise UserError("the survival table has no Parquet parts")
         self._crop_index = {criteria.criterion_name(r): i + 1 for i, r in enumerate(aspect_ratios)}
-        self._con = duckdb.connect(":memory:")
+        # DuckDB spills to ``.tmp`` in the working directory by default, which may be the run:
+        # its spill folder is made (only if needed) under the system's temporary directory
+        spill = os.path.join(tempfile.gettempdir(), f"cropaudit-explore-{os.getpid()}")
+        self._con = duckdb.connect(":memory:", config={"temp_directory": spill})
         self._con.read_parquet(list(files)).create_view("survival")
         self._lock = threading.Lock()
 
