@@ -302,7 +302,19 @@ def test_a_modified_run_is_refused_unless_trusted_and_then_says_so(models_demo, 
     with pytest.raises(UserError, match="trust-modified"):
         Explorer.open(str(copy), quiet=True)
     explorer = Explorer.open(str(copy), trust_modified=True, quiet=True)
-    assert any("--trust-modified" in w for w in explorer.run_info()["warnings"])
+    assert any("--trust-modified" in w for w in explorer.info["warnings"])
+
+
+@pytest.mark.slow
+def test_without_a_statistics_output_the_estimates_are_computed(models_demo, tmp_path):
+    from cropaudit.explore.app import Explorer
+
+    shutil.copytree(models_demo / "run", tmp_path / "run")
+    explorer = Explorer.open(str(tmp_path / "run"), replicates=20, quiet=True)
+    info = explorer.info
+    assert "computed" in info["stats_source"] and info["findings"]
+    assert {r["model_name"] for r in explorer.inputs.estimates.to_dict("records")} == set(CROPPERS)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # nothing written beside it
 
 
 def test_only_a_loopback_address_goes_unannounced():

@@ -21,6 +21,7 @@ must say they are images, so a cross-site form cannot post one.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import sys
 import threading
@@ -99,7 +100,9 @@ class Explorer:
             faces, problem = {}, f"manifest {uri} could not be read ({exc}): no re-rendering"
         return cls(inputs, queries, Croppers(config), faces, problem)
 
-    def run_info(self) -> dict:
+    @functools.cached_property
+    def info(self) -> dict:
+        """What ``/api/run`` answers (the findings computed once)."""
         items, note = finding_lines(self.inputs)
         survival = self.inputs.survival
         warnings = list(self.inputs.warnings)
@@ -189,7 +192,7 @@ def create_app(explorer: Explorer, host: str = "127.0.0.1") -> Starlette:
             return FileResponse(path, media_type="text/html")
 
     async def run_info(request: Request) -> Response:
-        return as_json_response(explorer.run_info())
+        return as_json_response(explorer.info)
 
     async def estimates(request: Request) -> Response:
         return as_json_response({"rows": estimate_rows(explorer.inputs.estimates)})

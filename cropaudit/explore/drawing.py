@@ -145,6 +145,19 @@ class Croppers:
             (grid,) = handler.predict_grids(model, [x], [(h, w)], batch)
         return grid_cropping(grid, w, h, self.ratios), None
 
+    def decide(
+        self, spec: str, image: np.ndarray, variant: str = BASE_VARIANT
+    ) -> tuple[str, Cropping | None, str | None]:
+        """(cropper name, cropping, None), or (name or spec, None, why not): a cropper that
+        cannot load or crop must not hide the others."""
+        name = spec
+        try:
+            handler, model = self.loaded(spec, variant)
+            name = handler.name
+            return (name, *self.crop(handler, model, image))
+        except Exception as exc:  # noqa: BLE001 - said on its panel
+            return name, None, f"{type(exc).__name__}: {exc}"
+
 
 def _crops(cropping: Cropping | None) -> list[dict]:
     if cropping is None:
@@ -152,7 +165,7 @@ def _crops(cropping: Cropping | None) -> list[dict]:
     return [{"aspect_ratio": r, **b.to_dict()} for r, b in zip(cropping.ratios, cropping.boxes)]
 
 
-def _panel(name, small, k, cropping, error, faces=(), reproduced=None) -> Panel:
+def _panel(name, cropping, error, faces=(), reproduced=None, *, small, k) -> Panel:
     return Panel(
         model_name=name,
         png=data_uri(draw_panel(small, k, cropping, faces)),
@@ -196,19 +209,14 @@ def draw_composite(
     by_name = {r["model_name"]: r for r in rows}
     panels = []
     for i, spec in enumerate(croppers.specs()):
-        handler, model = croppers.loaded(spec, first["variant"])
-        row = by_name.get(handler.name)
-        try:
-            cropping, error = croppers.crop(handler, model, canvas)
-        except Exception as exc:  # noqa: BLE001 - one cropper failing must not hide the rest
-            cropping, error = None, f"{type(exc).__name__}: {exc}"
-        reproduced = None
+        name, cropping, error = croppers.decide(spec, canvas, first["variant"])
+        row, reproduced = by_name.get(name), None
         if cropping is not None and row is not None:
             model_input = np.empty(0, np.uint8)
             again = kind.rendered_record.on_canvas(item, canvas, boxes, model_input, i)
             outcome = kind.score(cropping, again)
             reproduced = kind.replay_key(kind.row(again, outcome, {})) == kind.replay_key(row)
-        panels.append(_panel(handler.name, small, k, cropping, error, boxes, reproduced))
+        panels.append(_panel(name, cropping, error, boxes, reproduced, small=small, k=k))
     untinted = data_uri(draw_panel(small, k, None, boxes))
     return Drawn(canvas.shape[1], canvas.shape[0], untinted, panels)
 
@@ -218,14 +226,7 @@ def draw_upload(data: bytes, croppers: Croppers) -> Drawn:
     cropper of the run; :class:`~cropaudit.transforms.images.ImageError` for a bad image."""
     image = decode_image(data, "the uploaded image")
     small, k = _small(image)
-    panels = []
-    for spec in croppers.specs():
-        handler, model = croppers.loaded(spec)
-        try:
-            cropping, error = croppers.crop(handler, model, image)
-        except Exception as exc:  # noqa: BLE001
-            cropping, error = None, f"{type(exc).__name__}: {exc}"
-        panels.append(_panel(handler.name, small, k, cropping, error))
+    panels = [_panel(*croppers.decide(spec, image), small=small, k=k) for spec in croppers.specs()]
     return Drawn(image.shape[1], image.shape[0], data_uri(Image.fromarray(small)), panels)
 
 
