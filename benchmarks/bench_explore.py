@@ -70,13 +70,16 @@ def main() -> None:
     parser.add_argument("--run", help="a finished run or demo folder (default: a new demo)")
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench_explore_") as folder:  # removed at the end
+        run(args, Path(folder))
 
+
+def run(args: argparse.Namespace, work: Path) -> None:
     import pyarrow.compute as pc
 
     from cropaudit.explore.composites import Comparison, PageQuery, SurvivalQueries
     from cropaudit.report.inputs import load_run
 
-    work = Path(tempfile.mkdtemp(prefix="bench_explore_"))
     run_dir = args.run
     if run_dir is None:
         from cropaudit.cli import main as cli
