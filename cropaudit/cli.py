@@ -20,7 +20,18 @@ from cropaudit.errors import UserError
 VERBOSE_HELP = "also show the libraries' start-up logging (TensorFlow, absl, Beam)"
 
 #: Command modules, in the order ``--help`` lists them.
-COMMANDS = ("demo", "run", "validate", "stats", "plan", "report", "manifest", "model", "saliency")
+COMMANDS = (
+    "demo",
+    "run",
+    "validate",
+    "stats",
+    "plan",
+    "report",
+    "manifest",
+    "model",
+    "saliency",
+    "explore",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -64,6 +64,7 @@ LAYER_OF = {
     "cropaudit.rundir.tablecheck": "utilities",
     "cropaudit.rundir.parquet_folder": "utilities",
     "cropaudit.report": "report",
+    "cropaudit.explore": "report",  # the explorer reads runs as the report does
     "cropaudit.pipelines": "pipelines",
     "cropaudit.commands": "commands",
     "cropaudit.cli": "cli",
