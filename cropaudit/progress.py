@@ -87,14 +87,18 @@ def active_path() -> str | None:
 
 
 def track(done: Any, *dead_letters: Any) -> None:
-    """Count ``done`` (composites through the cropper) and ``dead_letters`` (PCollections of
-    composites that could not go on) for the active reporter; adds nothing when none is active."""
+    """Count ``done`` (composites through a cropper; None: none here) and ``dead_letters``
+    (PCollections of composites that could not go on) for the active reporter; adds nothing
+    when none is active. Attach it to each branch before a ``Flatten``: the local runner runs
+    what follows a Flatten of several stages only once they have all finished, so a count
+    there would sit at 0 until the end."""
     path = active_path()
     if path is None:
         return
     try:
         n = next(_LABELS)
-        done | f"ProgressDone{n}" >> beam.ParDo(_Tick(path, "done"))
+        if done is not None:
+            done | f"ProgressDone{n}" >> beam.ParDo(_Tick(path, "done"))
         for i, letters in enumerate(dead_letters):
             letters | f"ProgressDead{n}_{i}" >> beam.ParDo(_Tick(path, "dead"))
     except Exception as exc:  # noqa: BLE001
