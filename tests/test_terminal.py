@@ -297,3 +297,65 @@ def test_every_refusal_leaves_through_the_one_exit_path(demo, tmp_path):
         assert len(errors) == 1, (command, proc.stderr)
         if command != ("run",):
             assert proc.stderr == errors[0] + "\n", (command, proc.stderr)
+
+
+# -- saliency and detect-faces output ---------------------------------------------------------
+
+
+def test_saliency_prints_labelled_lines_and_the_grid_only_when_asked(tmp_path, capsys):
+    from cropaudit.cli import main
+
+    image = str(gradient(tmp_path / "gradient.png"))
+    assert main(["saliency", image, "--model", "baseline", "--aspect-ratios", "1", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"{image} 96x64"
+    assert re.fullmatch(r"  salient point +x \d+, y \d+, score [\d.]+", lines[1])
+    assert re.fullmatch(r"  crop 1 \(h/w\) +x \d+, y 0, width 64, height 64", lines[2])
+    assert re.fullmatch(r"  crop 2 \(h/w\) +x \d+, y 0, width 32, height 64", lines[3])
+    scored = int(re.fullmatch(r"  grid: (\d+) scored points \(--grid lists them\)", lines[4])[1])
+    assert len(lines) == 5 and scored > 0
+    assert main(["saliency", image, "--model", "baseline", "--aspect-ratios", "1", "--grid"]) == 0
+    grid = capsys.readouterr().out.splitlines()
+    assert grid[3] == f"  grid: {scored} scored points (x, y, score)" and len(grid) == 4 + scored
+    assert all(re.fullmatch(r"    \d+ \d+ [\d.]+", line) for line in grid[4:])
+
+
+def test_saliency_overlay_draws_a_box_croppers_crops_over_the_untouched_image(tmp_path, capsys):
+    from cropaudit.cli import main
+
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "noise.png")
+    overlay = tmp_path / "crops.png"
+    argv = ["saliency", str(tmp_path / "noise.png"), "--model", "smartcrop"]
+    assert main([*argv, "--aspect-ratios", "1", "--overlay", str(overlay)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    x, y, w, h = map(int, re.fullmatch(r"  crop 1 \(h/w\) +x (\d+), y (\d+), width (\d+), "
+                                       r"height (\d+)", out[1]).groups())  # fmt: skip
+    drawn = np.asarray(Image.open(overlay).convert("RGB"))
+    assert drawn.shape == pixels.shape
+    changed = np.any(drawn != pixels, axis=2)
+    # the box's outline (thick enough to see) and the legend are drawn; inside, the image is
+    # as it was: no tint
+    assert changed[y + h // 2, x] and changed[y + h // 2, x + 1]
+    assert changed[:12, :40].mean() > 0.5  # legend panel, top left
+    inside = changed[y + 10 : y + h - 10, x + 10 : x + w - 10]
+    if y > 40:  # the legend may overlap the top of the box
+        assert not inside.any()
+    else:
+        assert not inside[40:].any()
+
+
+def test_detect_faces_refuses_attributes_the_manifest_lacks(tmp_path, capsys):
+    """As ``manifest check`` does: exit 2, one line, nothing written (not a group ``?/?``)."""
+    from cropaudit.cli import main
+
+    manifest = tmp_path / "in.csv"
+    manifest.write_text("image_uri,gender\nface.png,F\n")
+    out = tmp_path / "out.csv"
+    argv = ["manifest", "detect-faces", str(manifest), "--out", str(out)]
+    assert main([*argv, "--attributes", "race,gender"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cropaudit: error: manifest ") and err.count("\n") == 1
+    assert "lacks required column(s): race (it has: gender, image_uri)" in err
+    assert not out.exists()
