@@ -25,6 +25,7 @@ import select
 import signal
 import subprocess
 import sys
+import traceback
 
 #: Lines TensorFlow (through absl) writes on stderr while it loads and starts: information, the
 #: notice that absl is not initialised, and on GPU hosts the well-known duplicate-registration
@@ -37,18 +38,33 @@ NATIVE_NOTICES = re.compile(
     r"|[EW]\d{4} [\d:.]+\s+\d+ \S+:\d+\] computation placer already registered"
     r"|\S*TF-TRT Warning: Could not find TensorRT)"
 )
-#: Beam's start-up warnings: (logger name, start of the message).
+#: Beam's warnings about its own set-up: (logger name, start of the message). ``__main__`` is
+#: Beam's ``sdk_worker_main`` in a ``multi_processing`` worker.
 PYTHON_NOTICES = (
     ("root", "crcmod package not found."),
     ("apache_beam.transforms.core", "Using yield and return in the process method of"),
+    ("apache_beam.options.pipeline_options", "Discarding unparseable args"),
+    ("__main__", "No semi_persistent_directory found"),
 )
-#: The same warnings as another process prints them: bare (``logging.lastResort``) or in
-#: ``logging``'s default format (``WARNING:root:crcmod ...``).
+#: The logger through which the local job service relays its workers' log entries
+#: (``Worker: severity: WARN ... message: "..."``).
+RELAY_LOGGER = "apache_beam.runners.portability.local_job_service"
+#: The same warnings as another process prints them, bare (``logging.lastResort``) or in
+#: ``logging``'s default format (``WARNING:root:crcmod ...``); the information Beam's workers
+#: log at their default level (``INFO:apache_beam.runners.worker.sdk_worker:...``); and the
+#: notice Google's client libraries give at import about grpcio's future releases (cropaudit's
+#: own ``__init__`` ignores it, but a worker imports those libraries before cropaudit).
 _PRINTED_NOTICES = re.compile(
     "|".join(
-        rf"^(?:[A-Z]+:{re.escape(name)}:)?{re.escape(start)}" for name, start in PYTHON_NOTICES
+        [
+            *(rf"^(?:[A-Z]+:{re.escape(n)}:)?{re.escape(start)}" for n, start in PYTHON_NOTICES),
+            r"^INFO:(?:apache_beam(?:\.\w+)*|__main__):",
+        ]
     )
 )
+_GOOGLE_WARNING = re.compile(r"^\S*/google/\S+\.py:\d+: FutureWarning: ")
+#: The source line ``warnings`` prints under a warning (dropped with the warning).
+_WARNING_SOURCE = re.compile(r"^\s+\S")
 #: How long the filter holds a line that has not ended (a prompt, a progress line) before it
 #: copies it out anyway.
 PARTIAL_LINE_SECONDS = 0.2
@@ -56,6 +72,9 @@ PARTIAL_LINE_SECONDS = 0.2
 
 class _NoticeFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == RELAY_LOGGER:  # a worker's entry: its message is inside
+            relayed = record.getMessage()
+            return not any(f'message: "{start}' in relayed for _, start in PYTHON_NOTICES)
         message = str(record.msg)
         return not any(
             record.name == name and message.startswith(start) for name, start in PYTHON_NOTICES
@@ -67,12 +86,12 @@ _FILTER = _NoticeFilter()
 
 def keep_line(line: str) -> bool:
     """Whether a line some process wrote on stderr is more than a library's notice."""
-    return not (NATIVE_NOTICES.match(line) or _PRINTED_NOTICES.match(line))
+    return not any(p.match(line) for p in (NATIVE_NOTICES, _PRINTED_NOTICES, _GOOGLE_WARNING))
 
 
 def quiet() -> None:
     """Drop Beam's start-up notices in this process's logging from now on."""
-    for name, _ in PYTHON_NOTICES:
+    for name in {*(name for name, _ in PYTHON_NOTICES), RELAY_LOGGER}:
         logger = logging.getLogger(None if name == "root" else name)
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)
@@ -131,6 +150,7 @@ def copy_kept(source: int, target: int) -> None:
     writers never block."""
     pending = b""
     alive = True
+    warned = False  # the last line was a dropped warning: its source line follows
 
     def write(data: bytes) -> None:
         nonlocal alive
@@ -150,11 +170,29 @@ def copy_kept(source: int, target: int) -> None:
         if not chunk:
             break
         *lines, pending = (pending + chunk).split(b"\n")
-        write(b"".join(line + b"\n" for line in lines if keep_line(line.decode(errors="replace"))))
+        kept = []
+        for line in lines:
+            text = line.decode(errors="replace")
+            below = warned and _WARNING_SOURCE.match(text)
+            warned = bool(_GOOGLE_WARNING.match(text))
+            if keep_line(text) and not below:
+                kept.append(line + b"\n")
+        write(b"".join(kept))
     if pending and keep_line(pending.decode(errors="replace")):
         write(pending)
 
 
+def _copy_all(source: int, target: int) -> None:
+    """Copy everything, filtering nothing (what the filter does if it ever fails itself)."""
+    while chunk := os.read(source, 1 << 16):
+        with contextlib.suppress(OSError):
+            os.write(target, chunk)
+
+
 if __name__ == "__main__":  # the filter process of StderrFilter
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: keep copying until the writers end
-    copy_kept(0, 1)
+    try:
+        copy_kept(0, 1)
+    except Exception:  # noqa: BLE001 - never lose what the command writes: say so, copy the rest
+        os.write(1, f"cropaudit: stderr filter failed:\n{traceback.format_exc()}".encode())
+        _copy_all(0, 1)
