@@ -251,7 +251,9 @@ def run_audit(
     with run.writing(overwrite=overwrite, config_hash=config.config_hash, command=command):
         started = time.monotonic()
         bar = progress.reporter(
-            expected_rows, enabled=show_progress and not quiet and runner == "direct"
+            expected_rows,
+            enabled=show_progress and not quiet and runner == "direct",
+            unit="composites" if len(croppers) == 1 else f"crops by {len(croppers)} croppers",
         )
         with bar, pipeline(runner, options) as p:
             build_audit(p, config, handler, inputs, run.absolute(), variants, croppers[1:])
