@@ -12,7 +12,8 @@ The filter drops only lines that match a known notice (:data:`NATIVE_NOTICES`,
 and tracebacks never pass through the filter at all. The filter is a process, not a thread, so
 what a crashing process wrote is still copied out after it died. In the launcher, Beam's
 notices are dropped before they are formatted, by a logging filter (:func:`quiet`). Library
-users importing cropaudit are unaffected: only :func:`cropaudit.cli.main` calls these.
+users importing cropaudit are unaffected: only the command line (:func:`cropaudit.cli.main`)
+installs these.
 """
 
 from __future__ import annotations
@@ -114,10 +115,9 @@ class StderrFilter:
         )
         os.dup2(self._process.stdin.fileno(), 2)
         self._process.stdin.close()  # descriptor 2 is now this process's only write end
-        sys.stderr = os.fdopen(
-            os.dup(self._real), "w", buffering=1, encoding=self._stderr.encoding,
-            errors="backslashreplace",
-        )  # fmt: skip
+        encoding = self._stderr.encoding
+        real = os.fdopen(os.dup(self._real), "w", 1, encoding, errors="backslashreplace")
+        sys.stderr = real
 
     def close(self, timeout: float = 2.0) -> None:
         """Give descriptor 2 back to the real stderr; wait (up to ``timeout``) until the filter
@@ -135,12 +135,13 @@ class StderrFilter:
 
 
 def filter_stderr() -> StderrFilter | None:
-    """Starts a :class:`StderrFilter`; ``None`` (nothing filtered) when stderr is not open."""
+    """Starts a :class:`StderrFilter`; ``None`` (nothing filtered) when stderr is not open or
+    the filter process cannot start."""
     try:
         os.fstat(2)
+        return StderrFilter()
     except OSError:
         return None
-    return StderrFilter()
 
 
 def copy_kept(source: int, target: int) -> None:
