@@ -200,6 +200,21 @@ def test_library_notices_of_child_processes_are_dropped_and_the_rest_kept(tmp_pa
     assert [line for line in lines if LIBRARY_LINE.search(line) and "libfoo" not in line] == []
 
 
+def test_workers_notices_relayed_by_the_job_service_are_dropped_and_the_rest_kept(caplog):
+    import logging
+
+    from cropaudit import startup_logs
+
+    startup_logs.quiet()
+    relay = logging.getLogger(startup_logs.RELAY_LOGGER)
+    entry = 'severity: WARN timestamp {{ seconds: 1 }} message: "{}" log_location: "x.py:1"'
+    with caplog.at_level(logging.WARNING):
+        relay.warning("Worker: %s", entry.format("Discarding unparseable args: ['--x']"))
+        relay.warning("Worker: %s", entry.format("No semi_persistent_directory found: ..."))
+        relay.warning("Worker: %s", entry.format("cropaudit: 3 retries for composite 7"))
+    assert [r.getMessage().split('message: "')[1][:9] for r in caplog.records] == ["cropaudit"]
+
+
 # -- every command, as a person runs it ----------------------------------------------------------
 
 
