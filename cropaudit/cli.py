@@ -13,7 +13,7 @@ import argparse
 import importlib
 import sys
 
-from cropaudit import __version__, startup_logs
+from cropaudit import __version__, shutdown, startup_logs
 from cropaudit.commands.options import Command
 from cropaudit.errors import UserError
 
@@ -84,7 +84,8 @@ def _add_verbose(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    if argv is None:  # this process's own command line: one way out of it (cropaudit.shutdown)
+        return shutdown.run_command_line(main, sys.argv[1:], quiet="--verbose" not in sys.argv)
     if "--verbose" not in argv:  # before the parser: building it imports Beam
         startup_logs.quiet()
     parser = build_parser()

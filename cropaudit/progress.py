@@ -87,14 +87,18 @@ def active_path() -> str | None:
 
 
 def track(done: Any, *dead_letters: Any) -> None:
-    """Count ``done`` (composites through the cropper) and ``dead_letters`` (PCollections of
-    composites that could not go on) for the active reporter; adds nothing when none is active."""
+    """Count ``done`` (composites through a cropper; None: none here) and ``dead_letters``
+    (PCollections of composites that could not go on) for the active reporter; adds nothing
+    when none is active. Attach it to each branch before a ``Flatten``: the local runner runs
+    what follows a Flatten of several stages only once they have all finished, so a count
+    there would sit at 0 until the end."""
     path = active_path()
     if path is None:
         return
     try:
         n = next(_LABELS)
-        done | f"ProgressDone{n}" >> beam.ParDo(_Tick(path, "done"))
+        if done is not None:
+            done | f"ProgressDone{n}" >> beam.ParDo(_Tick(path, "done"))
         for i, letters in enumerate(dead_letters):
             letters | f"ProgressDead{n}_{i}" >> beam.ParDo(_Tick(path, "dead"))
     except Exception as exc:  # noqa: BLE001
@@ -108,14 +112,16 @@ def bar(
     seconds: float,
     width: int = 28,
     rate: float | None = None,
+    unit: str = "composites",
 ) -> str:
-    """One status line, e.g. ``[#####.....] 7/12 composites (58%), 1 dead-lettered, 3.5/s``."""
+    """One status line, e.g. ``[#####.....] 7/12 composites (58%), 1 dead-lettered, 3.5/s``;
+    ``unit``: what is counted (``crops`` when several croppers score each composite)."""
     finished = done + dead
     total = max(expected, finished, 1)
     frac = min(1.0, finished / total)
     filled = int(round(frac * width))
     line = (
-        f"[{'#' * filled}{'.' * (width - filled)}] {done}/{expected} composites "
+        f"[{'#' * filled}{'.' * (width - filled)}] {done}/{expected} {unit} "
         f"({frac:.0%}), {dead} dead-lettered"
     )
     if rate is None and finished and seconds > 0:
@@ -142,8 +148,10 @@ class ProgressReporter:
         enabled: bool = True,
         stream: IO[str] | None = None,
         interval: float = 0.25,
+        unit: str = "composites",
     ):
         self.expected = int(expected)
+        self.unit = unit
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = enabled
         self.interval = interval
@@ -235,7 +243,8 @@ class ProgressReporter:
             since, n0 = self._first
             if now - since >= 1.0 and self.done + self.dead > n0:
                 rate = (self.done + self.dead - n0) / (now - since)
-        return bar(self.done, self.dead, self.expected, now - self._started, rate=rate or 0.0)
+        elapsed = now - self._started
+        return bar(self.done, self.dead, self.expected, elapsed, rate=rate or 0.0, unit=self.unit)
 
     def _draw(self, final: bool = False) -> None:
         text = self.line()
@@ -253,11 +262,18 @@ class ProgressReporter:
                 pass
 
 
-def reporter(expected: int, *, enabled: bool = True, stream: IO[str] | None = None):
+def reporter(
+    expected: int,
+    *,
+    enabled: bool = True,
+    stream: IO[str] | None = None,
+    unit: str = "composites",
+):
     """A :class:`ProgressReporter` that shows progress only when ``enabled`` and ``stream`` (stderr
     by default) is a terminal."""
     stream = stream if stream is not None else sys.stderr
-    return ProgressReporter(expected, enabled=bool(enabled) and _isatty(stream), stream=stream)
+    enabled = bool(enabled) and _isatty(stream)
+    return ProgressReporter(expected, enabled=enabled, stream=stream, unit=unit)
 
 
 def _isatty(stream: Any) -> bool:

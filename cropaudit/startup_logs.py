@@ -1,30 +1,36 @@
-"""Keep libraries' start-up notices off a ``cropaudit`` command's stderr (``--verbose`` shows them).
+"""Keep libraries' log notices off a ``cropaudit`` command's terminal (``--verbose`` shows them).
 
-TensorFlow's C++ side logs through absl while it loads, before anyone could call
-``absl::InitializeLog``, so ``TF_CPP_MIN_LOG_LEVEL`` (or any other variable) cannot silence
-those lines: while ``tensorflow`` is first imported, file descriptor 2 is pointed at a temporary
-file, and afterwards every captured line that is not a known start-up notice is written back to
-the real stderr (an error during the import is therefore still shown, just after it). Beam's
-Python warnings of the same kind (no ``crcmod``; a DoFn that mixes ``yield`` and ``return``, a
-lint about the source, not the data) are dropped by a logging filter on the two loggers that
-emit them. Library users importing cropaudit are unaffected: only :func:`cropaudit.cli.main`
-calls :func:`quiet`.
+TensorFlow's C++ side logs through absl before anyone could call ``absl::InitializeLog``, and
+does so in every process that loads it: the launcher, Beam's ``multi_processing`` workers,
+smartcrop's spawned pool (which re-imports Beam, whose missing ``crcmod`` is then reported
+again). No environment variable silences all of it, and Python cannot see what C++ writes to
+file descriptor 2. So the command line (:func:`filter_stderr`, from :mod:`cropaudit.shutdown`)
+points descriptor 2 at a pipe that a small filter process reads; child processes inherit it.
+The filter drops only lines that match a known notice (:data:`NATIVE_NOTICES`,
+:data:`PYTHON_NOTICES`) and copies every other byte to the real stderr; Python's
+``sys.stderr`` in the launcher is bound to the real stderr directly, so cropaudit's own messages
+and tracebacks never pass through the filter at all. The filter is a process, not a thread, so
+what a crashing process wrote is still copied out after it died. In the launcher, Beam's
+notices are dropped before they are formatted, by a logging filter (:func:`quiet`). Library
+users importing cropaudit are unaffected: only the command line (:func:`cropaudit.cli.main`)
+installs these.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib.abc
-import importlib.util
 import logging
 import os
 import re
+import select
+import signal
+import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
+import traceback
 
-#: Lines TensorFlow (through absl) writes on stderr while it loads: information, and on GPU
-#: hosts the well-known duplicate-registration and TensorRT notices.
+#: Lines TensorFlow (through absl) writes on stderr while it loads and starts: information, the
+#: notice that absl is not initialised, and on GPU hosts the well-known duplicate-registration
+#: and TensorRT notices.
 NATIVE_NOTICES = re.compile(
     r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
     r"|I\d{4} [\d:.]+\s+\d+ \S+:\d+\] "  # absl INFO lines (oneDNN, cpu_feature_guard ...)
@@ -33,15 +39,43 @@ NATIVE_NOTICES = re.compile(
     r"|[EW]\d{4} [\d:.]+\s+\d+ \S+:\d+\] computation placer already registered"
     r"|\S*TF-TRT Warning: Could not find TensorRT)"
 )
-#: Beam's start-up warnings: (logger name, start of the message).
+#: Beam's warnings about its own set-up: (logger name, start of the message). ``__main__`` is
+#: Beam's ``sdk_worker_main`` in a ``multi_processing`` worker.
 PYTHON_NOTICES = (
     ("root", "crcmod package not found."),
     ("apache_beam.transforms.core", "Using yield and return in the process method of"),
+    ("apache_beam.options.pipeline_options", "Discarding unparseable args"),
+    ("__main__", "No semi_persistent_directory found"),
 )
+#: The logger through which the local job service relays its workers' log entries
+#: (``Worker: severity: WARN ... message: "..."``).
+RELAY_LOGGER = "apache_beam.runners.portability.local_job_service"
+#: The same warnings as another process prints them, bare (``logging.lastResort``) or in
+#: ``logging``'s default format (``WARNING:root:crcmod ...``); the information Beam's workers
+#: log at their default level (``INFO:apache_beam.runners.worker.sdk_worker:...``); and the
+#: notice Google's client libraries give at import about grpcio's future releases (cropaudit's
+#: own ``__init__`` ignores it, but a worker imports those libraries before cropaudit).
+_PRINTED_NOTICES = re.compile(
+    "|".join(
+        [
+            *(rf"^(?:[A-Z]+:{re.escape(n)}:)?{re.escape(start)}" for n, start in PYTHON_NOTICES),
+            r"^INFO:(?:apache_beam(?:\.\w+)*|__main__):",
+        ]
+    )
+)
+_GOOGLE_WARNING = re.compile(r"^\S*/google/\S+\.py:\d+: FutureWarning: ")
+#: The source line ``warnings`` prints under a warning (dropped with the warning).
+_WARNING_SOURCE = re.compile(r"^\s+\S")
+#: How long the filter holds a line that has not ended (a prompt, a progress line) before it
+#: copies it out anyway.
+PARTIAL_LINE_SECONDS = 0.2
 
 
 class _NoticeFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == RELAY_LOGGER:  # a worker's entry: its message is inside
+            relayed = record.getMessage()
+            return not any(f'message: "{start}' in relayed for _, start in PYTHON_NOTICES)
         message = str(record.msg)
         return not any(
             record.name == name and message.startswith(start) for name, start in PYTHON_NOTICES
@@ -52,68 +86,114 @@ _FILTER = _NoticeFilter()
 
 
 def keep_line(line: str) -> bool:
-    """Whether a line TensorFlow's import wrote on stderr is more than a start-up notice."""
-    return not NATIVE_NOTICES.match(line)
-
-
-@contextlib.contextmanager
-def filtered_stderr() -> Iterator[None]:
-    """Capture file descriptor 2 for the block, then write back what :func:`keep_line` keeps."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            text = captured.read().decode("utf-8", errors="replace")
-            kept = "".join(line for line in text.splitlines(True) if keep_line(line))
-            if kept:
-                os.write(2, kept.encode("utf-8"))
-
-
-class _Loader(importlib.abc.Loader):
-    """Runs the real loader of ``tensorflow`` inside :func:`filtered_stderr`."""
-
-    def __init__(self, loader):
-        self._loader = loader
-
-    def create_module(self, spec):
-        return self._loader.create_module(spec)
-
-    def exec_module(self, module):
-        with filtered_stderr():
-            self._loader.exec_module(module)
-
-    def __getattr__(self, name):  # resources, source, ... as the real loader has them
-        return getattr(self._loader, name)
-
-
-class _TensorFlowFinder(importlib.abc.MetaPathFinder):
-    """Finds ``tensorflow`` as the other finders do, with its loader wrapped; once."""
-
-    def find_spec(self, fullname, path, target=None):
-        if fullname != "tensorflow":
-            return None
-        with contextlib.suppress(ValueError):
-            sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(fullname)
-        if spec is not None and spec.loader is not None:
-            spec.loader = _Loader(spec.loader)
-        return spec
+    """Whether a line some process wrote on stderr is more than a library's notice."""
+    return not any(p.match(line) for p in (NATIVE_NOTICES, _PRINTED_NOTICES, _GOOGLE_WARNING))
 
 
 def quiet() -> None:
-    """Drop the start-up notices of TensorFlow (if not imported yet) and Beam from now on."""
-    for name, _ in PYTHON_NOTICES:
+    """Drop Beam's start-up notices in this process's logging from now on."""
+    for name in {*(name for name, _ in PYTHON_NOTICES), RELAY_LOGGER}:
         logger = logging.getLogger(None if name == "root" else name)
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)
-    if "tensorflow" not in sys.modules and not any(
-        isinstance(f, _TensorFlowFinder) for f in sys.meta_path
-    ):
-        sys.meta_path.insert(0, _TensorFlowFinder())
+
+
+class StderrFilter:
+    """Descriptor 2 of this process (and of every child it starts) goes through
+    :func:`copy_kept` in a filter process until :meth:`close`; ``sys.stderr`` writes to the
+    real stderr meanwhile."""
+
+    def __init__(self) -> None:
+        sys.stderr.flush()
+        self._real = os.dup(2)  # not inheritable: children get the pipe
+        self._stderr = sys.stderr
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", __name__],
+            stdin=subprocess.PIPE,
+            stdout=self._real,
+            stderr=self._real,
+        )
+        os.dup2(self._process.stdin.fileno(), 2)
+        self._process.stdin.close()  # descriptor 2 is now this process's only write end
+        encoding = self._stderr.encoding
+        real = os.fdopen(os.dup(self._real), "w", 1, encoding, errors="backslashreplace")
+        sys.stderr = real
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Give descriptor 2 back to the real stderr; wait (up to ``timeout``) until the filter
+        copied out what this process and its children wrote."""
+        for stream in (sys.stderr, self._stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        os.dup2(self._real, 2)
+        os.close(self._real)
+        sys.stderr, self._stderr = self._stderr, sys.stderr
+        self._stderr.close()
+        # a child still running keeps the pipe open; the filter ends when that child does
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._process.wait(timeout)
+
+
+def filter_stderr() -> StderrFilter | None:
+    """Starts a :class:`StderrFilter`; ``None`` (nothing filtered) when stderr is not open or
+    the filter process cannot start."""
+    try:
+        os.fstat(2)
+        return StderrFilter()
+    except OSError:
+        return None
+
+
+def copy_kept(source: int, target: int) -> None:
+    """Copy ``source`` to ``target`` until end of file, line by line, leaving out the lines
+    :func:`keep_line` rejects. A line not ended within :data:`PARTIAL_LINE_SECONDS` is copied
+    as it is. When ``target`` is gone (a closed pipe), ``source`` is still read to the end, so
+    writers never block."""
+    pending = b""
+    alive = True
+    warned = False  # the last line was a dropped warning: its source line follows
+
+    def write(data: bytes) -> None:
+        nonlocal alive
+        while alive and data:
+            try:
+                data = data[os.write(target, data) :]
+            except OSError:
+                alive = False
+
+    while True:
+        ready, _, _ = select.select([source], [], [], PARTIAL_LINE_SECONDS if pending else None)
+        if not ready:
+            write(pending)
+            pending = b""
+            continue
+        chunk = os.read(source, 1 << 16)
+        if not chunk:
+            break
+        *lines, pending = (pending + chunk).split(b"\n")
+        kept = []
+        for line in lines:
+            text = line.decode(errors="replace")
+            below = warned and _WARNING_SOURCE.match(text)
+            warned = bool(_GOOGLE_WARNING.match(text))
+            if keep_line(text) and not below:
+                kept.append(line + b"\n")
+        write(b"".join(kept))
+    if pending and keep_line(pending.decode(errors="replace")):
+        write(pending)
+
+
+def _copy_all(source: int, target: int) -> None:
+    """Copy everything, filtering nothing (what the filter does if it ever fails itself)."""
+    while chunk := os.read(source, 1 << 16):
+        with contextlib.suppress(OSError):
+            os.write(target, chunk)
+
+
+if __name__ == "__main__":  # the filter process of StderrFilter
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: keep copying until the writers end
+    try:
+        copy_kept(0, 1)
+    except Exception:  # noqa: BLE001 - never lose what the command writes: say so, copy the rest
+        os.write(1, f"cropaudit: stderr filter failed:\n{traceback.format_exc()}".encode())
+        _copy_all(0, 1)

@@ -121,7 +121,7 @@ def build_audit(
         handler, config.layout, variants, croppers[1:]
     )
     outcomes, predict_dead = score_composites(rendered.rendered, croppers, config, kind)
-    progress.track(outcomes, rendered[DEAD_LETTER], predict_dead)  # local progress bar
+    progress.track(None, rendered[DEAD_LETTER])  # local progress bar (croppers: per branch)
     run_versions = versions()
     provenance = {  # per variant: its actual layout parameters and pre-processing
         name: {
@@ -186,6 +186,7 @@ def score_composites(
             decided.predicted | f"SimulateCrops{tag}" >> SimulateCrops(ratios, kind.score)
         )
         dead.append(decided[DEAD_LETTER])
+        progress.track(outcomes[-1], dead[-1])  # before the Flatten, which waits for every branch
     if len(croppers) == 1:
         return outcomes[0], dead[0]
     return (
@@ -250,7 +251,9 @@ def run_audit(
     with run.writing(overwrite=overwrite, config_hash=config.config_hash, command=command):
         started = time.monotonic()
         bar = progress.reporter(
-            expected_rows, enabled=show_progress and not quiet and runner == "direct"
+            expected_rows,
+            enabled=show_progress and not quiet and runner == "direct",
+            unit="composites" if len(croppers) == 1 else f"crops by {len(croppers)} croppers",
         )
         with bar, pipeline(runner, options) as p:
             build_audit(p, config, handler, inputs, run.absolute(), variants, croppers[1:])

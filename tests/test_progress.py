@@ -37,6 +37,10 @@ def test_bar_text():
     line = progress.bar(6, 2, 10, 4.0, width=10)
     assert line.startswith("[########..] 6/10 composites (80%), 2 dead-lettered, 2.0/s, ~1 s left")
     assert "100%" in progress.bar(12, 0, 10, 1.0)  # retries may overshoot: never above 100%
+    # several croppers score each composite: what is counted is a crop, and the bar says so
+    assert "] 3/20 crops by 2 croppers (15%)" in progress.bar(
+        3, 0, 20, 1.0, unit="crops by 2 croppers"
+    )
 
 
 def test_counts_in_process_and_draws_on_a_terminal():
@@ -118,3 +122,29 @@ def test_run_and_demo_flags():
     assert args.no_progress and args.quiet
     assert parser.parse_args(["demo", "--no-progress"]).no_progress
     assert not parser.parse_args(["run", "c.toml", "--out", "o"]).no_progress
+
+
+@pytest.mark.slow
+def test_a_run_that_compares_croppers_counts_as_it_goes(tmp_path, monkeypatch):
+    """With ``model.compare`` each cropper's branch is counted before the Flatten that joins
+    them (the local runner runs what follows it only once every branch has finished): the bar
+    shows counts between 0 and the end, and counts every cropper's crop."""
+    from cropaudit import config as config_mod
+    from cropaudit.pipelines.audit_pipeline import run_audit
+    from cropaudit.synthetic import write_face_set
+
+    manifest = write_face_set(tmp_path / "faces", seed=3, subjects_per_group=2)
+    cfg = config_mod.ExperimentConfig().replace(
+        manifest={"path": str(manifest)},
+        groups={"attributes": ["tone", "hair"]},
+        design={"composites_per_pair": 2, "controls_per_group": 1},
+        model={"spec": "baseline", "compare": ["opencv-spectral-residual"], "batch_size": 4},
+    )
+    terminal = Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)  # a terminal: the bar draws
+    run_audit(cfg, str(tmp_path / "run"), overwrite=True)
+    drawn = [line for line in terminal.getvalue().replace("\r", "\n").splitlines() if line]
+    counts = [int(line.split("] ", 1)[1].split("/", 1)[0]) for line in drawn]
+    total = int(drawn[-1].split("/", 1)[1].split(" ", 1)[0])
+    assert "crops by 2 croppers" in drawn[-1] and counts[-1] == total
+    assert any(0 < n < total for n in counts), counts

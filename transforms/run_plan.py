@@ -38,6 +38,15 @@ from cropaudit.transforms.manifests import config_manifest_uri, load_faces
 #: per canvas megapixel (from the demo on 2 cores: 160 composites of 1.75 MP in about 17 s).
 LOCAL_SECONDS_PER_COMPOSITE = 0.02
 LOCAL_SECONDS_PER_MEGAPIXEL = 0.05
+#: What a cropper slower than the baseline adds per composite it scores, by model spec (its
+#: defaults on a 583x3000 demo canvas, measured on the shared 2-core machine: smartcrop about
+#: 0.8 s with its process pool, the OpenCV croppers 0.005-0.025 s, the baseline 0.05-0.1 s).
+#: Every cropper of ``model.compare`` scores every composite, so each one counts.
+LOCAL_EXTRA_SECONDS_PER_CROP = {
+    "smartcrop": 0.8,
+    "opencv-fine-grained": 0.02,
+    "opencv-spectral-residual": 0.01,
+}
 #: A plan estimated beyond this on the local runner is refused unless explicitly allowed.
 MAX_LOCAL_SECONDS = 48 * 3600
 
@@ -66,6 +75,7 @@ class Plan:
     composites: int | None  # None: the manifest was not read (``validate`` without it)
     variants: tuple[VariantPlan, ...]
     box: int
+    croppers: tuple[str, ...] = ("baseline",)  # model specs: each scores every composite
 
     @property
     def bytes_per_composite(self) -> int | None:
@@ -75,18 +85,23 @@ class Plan:
 
     @property
     def local_seconds(self) -> float | None:
-        """Rough time on the local runner (composites already count every variant)."""
+        """Rough time on the local runner (composites already count every variant): each
+        cropper renders and scores every composite, at the baseline's cost plus its own extra
+        (:data:`LOCAL_EXTRA_SECONDS_PER_CROP`)."""
         if self.composites is None:
             return None
         known = [v.canvas_pixels for v in self.variants if v.canvas_pixels is not None]
         megapixels = (sum(known) / len(known) / 1e6) if known else 1.0
         per = LOCAL_SECONDS_PER_COMPOSITE + LOCAL_SECONDS_PER_MEGAPIXEL * megapixels
-        return self.composites * per
+        extra = sum(LOCAL_EXTRA_SECONDS_PER_CROP.get(spec, 0.0) for spec in self.croppers)
+        return self.composites * (per * max(1, len(self.croppers)) + extra)
 
     def describe(self) -> str:
         parts = []
         if self.composites is not None:
             parts.append(f"{self.composites} composites")
+        if len(self.croppers) > 1:
+            parts.append(f"{len(self.croppers)} croppers each")
         parts.append(f"{len(self.variants)} variant(s)")
         canvases = sorted({f"{v.canvas[0]}x{v.canvas[1]}" for v in self.variants if v.canvas})
         if canvases:
@@ -148,7 +163,7 @@ def make_plan(config: ExperimentConfig, composites: int | None) -> Plan:
     variants = tuple(
         variant_plan(v.name, v.config.layout, v.config.model.box) for v in config.variants()
     )
-    return Plan(composites, variants, config.model.box)
+    return Plan(composites, variants, config.model.box, config.model.specs)
 
 
 def check_plan(

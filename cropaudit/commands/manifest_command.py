@@ -81,13 +81,14 @@ def run_detect(args: argparse.Namespace) -> int:
     from cropaudit.importers import write_manifest
     from cropaudit.rundir.ownership import check_new_file
     from cropaudit.transforms.images import load_image
-    from cropaudit.transforms.manifests import _resolve, read_manifest
+    from cropaudit.transforms.manifests import _resolve, check_columns, read_manifest
 
     attributes = tuple(a.strip() for a in args.attributes.split(",") if a.strip())
     target = args.dead_letter or f"{args.out}.dead_letter.csv"
     for path in (args.out, target):
         check_new_file(path, args.overwrite)
     table = read_manifest(args.manifest)
+    check_columns(table.columns, attributes, args.manifest)  # as `manifest check`: no "?/?" group
     base = args.image_root or fileio.dirname(args.manifest)
     detector = HaarFaceDetector()
     rows, dead = [], []

@@ -1,8 +1,10 @@
 """``cropaudit saliency IMAGE...``: one model on a few images, like Twitter's ``candidate_crops``.
 
-Prints the salient point, the crop for each aspect ratio and every scored grid point (text or
-JSON); ``--overlay`` draws the saliency map, the point and the crops over the image. A box
-cropper (``--model smartcrop``, a plugin) has no map: it prints its crop for each ratio. Images are
+Prints the salient point and the crop for each aspect ratio, labelled (``--grid`` adds every
+scored grid point; ``--json`` prints one object per image, grid included); ``--overlay`` draws
+the saliency map, the point and the crops over the image. A box cropper (``--model smartcrop``,
+a plugin) has no map: it prints (and ``--overlay`` draws) its crop for each ratio, and its point
+when it has one. Images are
 read and checked by the pipeline's one decoder (``transforms.images``); JPEG files then go through
 the model's file-decoding path (for FastGaze: JPEG DCT reduction), as the binary did.
 """
@@ -54,7 +56,10 @@ def handler(args: argparse.Namespace) -> int:
             out = {"image": path, **model_handler.describe(), **result.to_dict()}
             print(json.dumps(out))
         else:
-            _print_text(path, result, sys.stdout)
+            crops = [(c.aspect_ratio, c.x, c.y, c.w, c.h) for c in result.crops]
+            point = (result.salient_x, result.salient_y, result.salient_score)
+            grid = result.points if args.grid else None
+            _print_text(path, result.width, result.height, crops, point, len(result.points), grid)
         if args.overlay:
             import numpy as np
 
@@ -65,12 +70,11 @@ def handler(args: argparse.Namespace) -> int:
 
 
 def _box_crops(path: str, image, cropper, model, args: argparse.Namespace) -> None:
-    """A box cropper's crops for one image (no salient point, no grid)."""
+    """A box cropper's crops for one image, and its point when it has one (no grid)."""
+    from cropaudit import fileio
     from cropaudit.model.cropper import checked, crop_batch
     from cropaudit.transforms.candidate_crops import default_ratios
 
-    if args.overlay:
-        raise UserError(f"--overlay draws a saliency map; {cropper.name} is a box cropper")
     h, w = image.shape[:2]
     ratios = tuple(args.aspect_ratios) if args.aspect_ratios else default_ratios(w, h)
     (result,) = crop_batch(model, [cropper.preprocess(image)], ratios)
@@ -80,11 +84,17 @@ def _box_crops(path: str, image, cropper, model, args: argparse.Namespace) -> No
     crops = [{"aspect_ratio": ar, **b.to_dict()} for ar, b in zip(result.ratios, result.boxes)]
     if args.json:
         out = {"image": path, **cropper.describe(), "width": w, "height": h}
-        print(json.dumps({**out, "salient_point": None, "crops": crops}))
-        return
-    print(f"{path} {w}x{h}")
-    for c in crops:
-        print(f"crop {c['aspect_ratio']:g} {c['x']} {c['y']} {c['w']} {c['h']}")
+        point = None if result.point is None else dict(zip(("x", "y", "score"), result.point))
+        print(json.dumps({**out, "salient_point": point, "crops": crops}))
+    else:
+        rows = [(ar, b.x, b.y, b.w, b.h) for ar, b in zip(result.ratios, result.boxes)]
+        _print_text(path, w, h, rows, result.point, None, None)
+    if args.overlay:
+        from cropaudit.transforms.overlay import draw_crops
+
+        point = result.point[:2] if result.point else None
+        png = draw_crops(image, list(zip(result.ratios, result.boxes)), point)
+        fileio.write_bytes(args.overlay, png)
 
 
 def _read(path: str):
@@ -115,16 +125,22 @@ def _score(path: str, data: bytes, image, model_handler, model, aspect_ratios):
     return result, scores
 
 
-def _print_text(path: str, result, out) -> None:
-    """Layout close to ``candidate_crops ... show_all_points``."""
-    print(f"{path} {result.width}x{result.height}", file=out)
-    print(
-        f"salient_point {result.salient_x} {result.salient_y} {result.salient_score:.6f}", file=out
-    )
-    for crop in result.crops:
-        print(f"crop {crop.aspect_ratio:g} {crop.x} {crop.y} {crop.w} {crop.h}", file=out)
-    for x, y, score in result.points:
-        print(f"{x} {y} {score:.6f}", file=out)
+def _print_text(path: str, width: int, height: int, crops, point, scored, grid) -> None:
+    """One image, labelled: its size, the salient point (``point``: x, y, score; None for a box
+    cropper without one), each crop (aspect ratio, x, y, w, h), how many grid points were scored
+    (``scored``; None: no grid) and, when asked (``grid``), every one of them."""
+    lines = [f"{path} {width}x{height}"]
+    if point is not None:
+        x, y, score = point
+        lines.append(f"  {'salient point':<22}x {x}, y {y}, score {score:.6f}")
+    for ar, x, y, w, h in crops:
+        lines.append(f"  {f'crop {ar:g} (h/w)':<22}x {x}, y {y}, width {w}, height {h}")
+    if grid is not None:
+        lines.append(f"  grid: {scored} scored points (x, y, score)")
+        lines += [f"    {x} {y} {s:.6f}" for x, y, s in grid]
+    elif scored is not None:
+        lines.append(f"  grid: {scored} scored points (--grid lists them)")
+    print("\n".join(lines))
 
 
 COMMAND = o.Command(
@@ -141,8 +157,14 @@ COMMAND = o.Command(
             help="crop ratios (height/width); default Twitter's 0.56 1.0 1.14 2.0 plus the image's",
         ),
         o.arg("--resize", choices=RESIZE_METHODS, default="faithful"),
-        o.flag("--json", "print one JSON object per image"),
-        o.arg("--overlay", metavar="PNG", help="write an overlay PNG (one image only)"),
+        o.flag("--json", "print one JSON object per image (grid points included)"),
+        o.flag("--grid", "also list every scored grid point (x, y, score)"),
+        o.arg(
+            "--overlay",
+            metavar="PNG",
+            help="write an overlay PNG (one image only): the saliency map, point and crops; a "
+            "box cropper's crops (and its point, if any) over the untouched image",
+        ),
         o.overwrite("replace an existing --overlay file"),
     ),
     handler,
