@@ -74,6 +74,8 @@ CRITERION_FIELDS = KEY_FIELDS[: KEY_FIELDS.index("criterion") + 1]
 #: Estimates file metadata: the survival tables used although they differ from their run
 #: summaries (``--trust-modified``), run -> what differs.
 UNVERIFIED_KEY = "cropaudit.unverified_inputs"
+#: Estimates metadata: run -> the content hash of the survival table they were computed from.
+TABLES_KEY = "cropaudit.survival_tables_sha256"
 
 
 @dataclass(frozen=True)
@@ -284,27 +286,30 @@ def finalise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def resolve_tables(
     paths: Sequence[str], trust_modified: bool = False
-) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+) -> tuple[dict[str, list[str]], dict[str, list[str]], dict[str, str]]:
     """Parquet files of finished runs per survival table (``survival``, ``single_survival``:
-    each run wrote its design kind's), and per run how its table differs from its summary
-    (only with ``trust_modified``; otherwise a difference is a ``UserError``). Each path is a
+    each run wrote its design kind's), per run how its table differs from its summary
+    (only with ``trust_modified``; otherwise a difference is a ``UserError``), and per run its
+    table's content hash as read (what the statistics were computed from). Each path is a
     run directory (or its table folder); a run without ``_SUCCESS`` is refused, since its table
     may be partial."""
     if not paths:
         raise UserError("no survival paths given")
     files: dict[str, list[str]] = {name: [] for name in SURVIVAL_TABLES}
     modified: dict[str, list[str]] = {}
+    hashes: dict[str, str] = {}
     for path in paths:
         run = RunDir.open(fileio.absolute(path.rstrip("/")))  # as the workers of a cluster see it
-        differences = run.verified(trust_modified)
-        if differences:
-            modified[run.root] = differences
+        check = run.verify(trust_modified)
+        hashes[run.root] = check.table_sha256
+        if check.differences:
+            modified[run.root] = check.differences
         name = run.survival_name
         found = run.table_files(name)
         if not found:
             raise UserError(f"{run.root} has no {name}/*.parquet files")
         files[name].extend(found)
-    return files, modified
+    return files, modified, hashes
 
 
 def resolve_survival(
@@ -312,7 +317,7 @@ def resolve_survival(
 ) -> tuple[list[str], dict[str, list[str]]]:
     """The pair tables' files of :func:`resolve_tables` (a run of single images has none:
     ``UserError``), and what differs."""
-    files, modified = resolve_tables(paths, trust_modified)
+    files, modified, _ = resolve_tables(paths, trust_modified)
     if not files[survival.TABLE]:
         raise UserError(
             f"no pair survival table in {', '.join(paths)} (single-image runs have no pairs)"
@@ -523,7 +528,7 @@ def run_stats(
         bootstrap_correction=str(bootstrap_correction),
         model_max=int(model_max),
     )
-    tables, modified = resolve_tables(survival_paths, trust_modified)
+    tables, modified, hashes = resolve_tables(survival_paths, trust_modified)
     files, single = tables[survival.TABLE], tables[single_survival.TABLE]
     available = available_criteria(files) | available_criteria(single, point="point_on")
     unknown = sorted(set(options.criteria or ()) - available)
@@ -534,7 +539,9 @@ def run_stats(
         )
     runner, beam_options = pipeline_options(pipeline_args)
     stats = StatsDir(out_dir)
-    metadata = {UNVERIFIED_KEY: json.dumps(modified, sort_keys=True)} if modified else None
+    metadata = {TABLES_KEY: json.dumps(hashes, sort_keys=True)}
+    if modified:
+        metadata[UNVERIFIED_KEY] = json.dumps(modified, sort_keys=True)
     with stats.writing(overwrite=overwrite):
         if files:
             with pipeline(runner, beam_options) as p:
@@ -543,7 +550,7 @@ def run_stats(
             write_no_estimates(stats.estimates_prefix, metadata)
         write_agreement(files, out_dir, options)
         write_face_rates(single, out_dir, options, files)
-        return _finish(stats, list(survival_paths), render, modified, files)
+        return _finish(stats, list(survival_paths), render, modified, files, hashes)
 
 
 def _finish(
@@ -552,6 +559,7 @@ def _finish(
     render: bool,
     modified: dict[str, list[str]] | None = None,
     survival_files: Sequence[str] = (),
+    tables: dict[str, str] | None = None,
 ) -> str:
     """Plots and page from the written estimates (with the planning section of the runs'
     ``survival_files``, if any), then ``_SUCCESS`` and the ownership record (inside
@@ -564,7 +572,7 @@ def _finish(
         estimates = stats.estimates()
         plan = stats_planning_section(survival_files, estimates.to_pandas(), stats.root)
         write_outputs(estimates, stats.root, unverified=modified, planning=plan)
-    return stats.publish(inputs, modified)
+    return stats.publish(inputs, modified, tables)
 
 
 #: Key fields a plain table may leave out, and the value its rows get.

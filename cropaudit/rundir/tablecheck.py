@@ -1,60 +1,123 @@
 """A Parquet table folder checked against what its writer recorded.
 
-The run summary records, for its survival table, every part file with its row count and the
-sha256 of its bytes, and the table's schema (columns and types, metadata aside). A reader
-compares the folder with that record before using it: a copied-in part (every n doubled), a
-removed part or rows, an edited value (a flipped winner) or a changed column type would
-otherwise pass unnoticed and change a published number. What differs is said in words; the
+The run summary records, for its survival table, every part file (its row count, the sha256
+of its bytes, of its rows and of its key-value metadata), the table's schema (columns and
+types, metadata aside) and, beside it, the table's own content hash
+(``survival_table_sha256``). A reader compares the folder with that record before using it: a
+copied-in part (every n doubled), a removed part or rows, an edited value (a flipped winner) or
+a changed column type would otherwise pass unnoticed and change a published number, and an edit
+of a part's recorded sha256 to match an edited part still fails the table hash.
+
+Identity is the table's content (:func:`~cropaudit.rundir.parquet_folder.table_hash`: the
+same rows in any order, sharding, encoding or compression), its schema and its metadata: a
+part rewritten with the same rows (re-encoded, recompressed, rows reordered) is the same table
+and passes; what differs otherwise is said in words (values, metadata only, rows, columns). The
 caller refuses the table unless the user passed ``--trust-modified``, and then records it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cropaudit import fileio
+from cropaudit.rundir.parquet_folder import digests_hash, row_digests
 
 
 def schema_record(schema: pa.Schema) -> list[list[str]]:
     return [[f.name, str(f.type)] for f in schema]
 
 
-def _parts(folder: str) -> list[tuple[dict, list[list[str]]]]:
-    """(name, rows, sha256) and schema of every part file in ``folder``."""
+@dataclass(frozen=True)
+class Part:
+    """One part file as read now: its record, schema, and its rows' digests in file order."""
+
+    record: dict
+    schema: list[list[str]]
+    digests: list[bytes]
+
+
+def _metadata_hash(schema: pa.Schema) -> str:
+    meta = {k.decode(errors="replace"): v.hex() for k, v in (schema.metadata or {}).items()}
+    meta.pop("ARROW:schema", None)  # how a writer encodes the schema, not what it says
+    return hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()
+
+
+def _parts(folder: str) -> list[Part]:
+    """Every part file in ``folder``: name, rows, the sha256 of its bytes, of its rows (order
+    aside: ``content_sha256``) and of its key-value metadata; schema; row digests."""
     found = []
     for path in fileio.glob(fileio.join(folder, "*.parquet")):
         data = fileio.read_bytes(path)
-        meta = pq.read_metadata(pa.BufferReader(data))
-        part = {
+        reader = pq.ParquetFile(pa.BufferReader(data))
+        schema = reader.schema_arrow
+        digests = row_digests(reader.iter_batches()) if reader.num_row_groups else []
+        record = {
             "name": path.replace("\\", "/").rsplit("/", 1)[-1],
-            "rows": meta.num_rows,
+            "rows": reader.metadata.num_rows,
             "sha256": hashlib.sha256(data).hexdigest(),
+            "content_sha256": digests_hash(digests),
+            "metadata_sha256": _metadata_hash(schema),
         }
-        found.append((part, schema_record(meta.schema.to_arrow_schema())))
+        found.append(Part(record, schema_record(schema), digests))
     return found
 
 
 def describe(folder: str) -> dict:
-    """The record of the table in ``folder``: parts (name, rows, sha256), rows, schema."""
+    """The record of the table in ``folder``: parts (name, rows, sha256s), rows, schema."""
     parts = _parts(folder)
     return {
-        "parts": [p for p, _ in parts],
-        "rows": sum(p["rows"] for p, _ in parts),
-        "schema": parts[0][1] if parts else [],
+        "parts": [p.record for p in parts],
+        "rows": sum(p.record["rows"] for p in parts),
+        "schema": parts[0].schema if parts else [],
     }
 
 
-def differences(folder: str, recorded: dict | None) -> list[str]:
-    """How the table in ``folder`` differs from ``recorded`` (empty: it matches)."""
-    if not recorded or "parts" not in recorded:
-        return ["the run summary records no part files for this table (an older cropaudit?)"]
+@dataclass(frozen=True)
+class Check:
+    """A table folder compared with its record: what differs (empty: the same table) and the
+    table's content hash as it is now."""
+
+    differences: list[str]
+    table_sha256: str
+
+
+def check(folder: str, recorded: dict | None, table_sha256: str | None) -> Check:
+    """How the table in ``folder`` differs from ``recorded`` (its part record) and from
+    ``table_sha256`` (its content hash), both as the run summary holds them. The same rows as
+    recorded (equal table hash) leave only the schema and the parts' metadata to compare."""
     parts = _parts(folder)
-    found = []
+    now = digests_hash(d for p in parts for d in p.digests)
+    if not recorded or "parts" not in recorded:
+        found = ["the run summary records no part files for this table (an older cropaudit?)"]
+        return Check(found, now)
     before = {p["name"]: p for p in recorded["parts"]}
-    after = {p["name"]: p for p, _ in parts}
+    found = [] if now == table_sha256 else _row_differences(parts, recorded, before)
+    if not found and now != table_sha256:
+        found.append(
+            f"its rows hash to {now[:12]}, not to the survival_table_sha256 its summary records "
+            f"({table_sha256[:12]}): values were changed and the part record edited to match"
+            if table_sha256
+            else "the run summary records no survival_table_sha256"
+        )
+    found += _schema_differences(parts, recorded)
+    found += [
+        f"{p.record['name']} was modified: its Parquet metadata only (the rows are unchanged)"
+        for p in parts
+        if before.get(p.record["name"], {}).get("metadata_sha256", p.record["metadata_sha256"])
+        != p.record["metadata_sha256"]
+    ]
+    return Check(found, now)
+
+
+def _row_differences(parts: list[Part], recorded: dict, before: dict[str, dict]) -> list[str]:
+    """Which parts hold other rows than the run wrote (added, missing, fewer, changed)."""
+    found = []
+    after = {p.record["name"]: p.record for p in parts}
     for name in sorted(after.keys() - before.keys()):
         found.append(f"{name} ({after[name]['rows']} rows) is not a part the run wrote")
     for name in sorted(before.keys() - after.keys()):
@@ -63,14 +126,21 @@ def differences(folder: str, recorded: dict | None) -> list[str]:
         b, a = before[name], after[name]
         if b["rows"] != a["rows"]:
             found.append(f"{name} has {a['rows']} rows, the run wrote {b['rows']}")
-        elif b["sha256"] != a["sha256"]:
+        elif b.get("content_sha256", a["content_sha256"]) != a["content_sha256"]:
+            found.append(f"{name} was modified: row values differ (same row count)")
+        elif "content_sha256" not in b and b["sha256"] != a["sha256"]:  # an older record
             found.append(f"{name} was modified (same row count, different content)")
     rows = sum(a["rows"] for a in after.values())
     if rows != recorded.get("rows"):
         found.append(f"the table has {rows} rows, the run wrote {recorded.get('rows')}")
+    return found
+
+
+def _schema_differences(parts: list[Part], recorded: dict) -> list[str]:
+    found = []
     was = dict(map(tuple, recorded.get("schema") or []))
-    for part, schema in parts:
-        now = dict(map(tuple, schema))
+    for part in parts:
+        now = dict(map(tuple, part.schema))
         changes = [f"column {c} ({t}) was added" for c, t in now.items() if c not in was]
         changes += [
             f"column {c} is {t}, the run wrote {was[c]}"
@@ -78,5 +148,5 @@ def differences(folder: str, recorded: dict | None) -> list[str]:
             if c in was and was[c] != t
         ]
         changes += [f"column {c} was removed" for c in was if c not in now]
-        found.extend(f"{part['name']}: {c}" for c in changes)
+        found.extend(f"{part.record['name']}: {c}" for c in changes)
     return found
