@@ -23,6 +23,8 @@ import sys
 import tempfile
 from collections.abc import Iterator
 
+from cropaudit.errors import FULL_TEXT
+
 #: Lines TensorFlow (through absl) writes on stderr while it loads: information, and on GPU
 #: hosts the well-known duplicate-registration and TensorRT notices.
 NATIVE_NOTICES = re.compile(
@@ -38,11 +40,16 @@ PYTHON_NOTICES = (
     ("root", "crcmod package not found."),
     ("apache_beam.transforms.core", "Using yield and return in the process method of"),
 )
+#: The logger Beam's runner logs a failed bundle's traceback on: a full disk is then said in
+#: one line by :func:`cropaudit.errors.disk_full` instead.
+BUNDLE_ERRORS = "apache_beam.runners.common"
 
 
 class _NoticeFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = str(record.msg)
+        if record.name == BUNDLE_ERRORS:
+            return not any(t in message for t in FULL_TEXT)
         return not any(
             record.name == name and message.startswith(start) for name, start in PYTHON_NOTICES
         )
@@ -109,7 +116,7 @@ class _TensorFlowFinder(importlib.abc.MetaPathFinder):
 
 def quiet() -> None:
     """Drop the start-up notices of TensorFlow (if not imported yet) and Beam from now on."""
-    for name, _ in PYTHON_NOTICES:
+    for name in (*(n for n, _ in PYTHON_NOTICES), BUNDLE_ERRORS):
         logger = logging.getLogger(None if name == "root" else name)
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)

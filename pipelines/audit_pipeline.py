@@ -285,7 +285,7 @@ def run_audit(
             raise RuntimeError(f"published tables do not match the design: {summary}")
         run.publish(config, summary)
     if summary["status"] == NO_ROWS:
-        raise UserError(f"run {config.name} -> {out_dir} {no_rows_reason(summary)}")
+        raise UserError(f"run {config.name} -> {out_dir} {no_rows_reason(summary)} (no _SUCCESS)")
     if not quiet:
         print(format_summary(summary, out_dir))
     return summary

@@ -32,7 +32,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from cropaudit import fileio
-from cropaudit.errors import UserError
+from cropaudit.errors import UserError, first_line
 from cropaudit.pipelines.runners import pipeline, pipeline_options
 from cropaudit.rundir.run_dir import SURVIVAL_TABLES, RunDir
 from cropaudit.rundir.stats_dir import StatsDir
@@ -592,13 +592,37 @@ TABLE_KEY_DEFAULTS = {
 
 
 def read_plain_table(path: str) -> pd.DataFrame:
-    """A Parquet or CSV table of composites (every column read as given; CSV as strings)."""
+    """A Parquet or CSV table of composites (every column read as given; CSV as strings);
+    ``UserError`` for a file that is not one, or has no rows."""
+    if not path.endswith((".parquet", ".csv")):
+        raise UserError(f"{path}: a table must end in .parquet or .csv (or give a run directory)")
     data = io.BytesIO(fileio.read_bytes(path))
-    if path.endswith(".parquet"):
-        return pq.read_table(data).to_pandas()
-    if path.endswith(".csv"):
-        return pd.read_csv(data, dtype=str, keep_default_na=False, na_values=[""])
-    raise UserError(f"{path}: a table must end in .parquet or .csv (or give a run directory)")
+    try:
+        if path.endswith(".parquet"):
+            # one thread: Arrow's pool, still starting when an empty table's error ends the
+            # command, aborts the interpreter's exit ("terminate called ...") beside Beam
+            df = pq.read_table(data, use_threads=False).to_pandas()
+        else:
+            df = pd.read_csv(data, dtype=str, keep_default_na=False, na_values=[""])
+    except (pa.ArrowException, OSError, ValueError, pd.errors.ParserError) as exc:
+        kind = "Parquet" if path.endswith(".parquet") else "CSV"
+        raise UserError(f"{path} is not a readable {kind} table: {first_line(exc)}") from None
+    if df.empty:
+        raise UserError(f"{path} has no rows; nothing to analyse")
+    return df
+
+
+def _require_plain_values(df: pd.DataFrame, path: str, columns: Sequence[str]) -> None:
+    """``UserError`` for a role or stratum column holding lists, maps or records: a value
+    there must be one label, compared and grouped as such."""
+    for column in columns:
+        nested = df[column].map(lambda v: isinstance(v, (list, tuple, dict, np.ndarray)))
+        if nested.any():
+            value = df[column][nested].iloc[0]
+            raise UserError(
+                f"{path}: column {column!r} holds {type(value).__name__} values (e.g. "
+                f"{list(value)[:3]}); a role or stratum column must hold one label per row"
+            )
 
 
 def run_stats_table(
@@ -639,6 +663,8 @@ def run_stats_table(
         raise UserError(f"{path} has no column(s) {missing}")
     df = df.rename(columns=keys)
     by = [f for f in KEY_FIELDS if f in df.columns]
+    roles = {**ROLES, **columns}
+    _require_plain_values(df, path, [*by, *(c for c in roles.values() if c in df.columns)])
     est = estimate_survival(
         df, by, columns, replicates, level, seed, bootstrap_correction, model_max
     )

@@ -157,7 +157,9 @@ class RunDir:
     def require_finished(self) -> RunDir:
         """This run, or a clear error for a run that never completed or published no row."""
         if not self.finished and self.summary.get("status") == NO_ROWS:
-            raise UserError(f"{self.root} {no_rows_reason(self.summary)}; nothing to analyse")
+            raise UserError(
+                f"{self.root} {no_rows_reason(self.summary)} (so no {SUCCESS}); nothing to analyse"
+            )
         if not self.finished:
             raise UserError(
                 f"{self.root} is not a finished run (no {SUCCESS} marker); its tables may be "
@@ -187,6 +189,8 @@ class RunDir:
                 f"{'; '.join(found.differences)}; pass --trust-modified to use it anyway "
                 "(outputs record it)"
             )
+        if not found.rows:  # an older run of no rows has _SUCCESS
+            raise UserError(f"{self.root} {no_rows_reason(summary)}; nothing to analyse")
         return found
 
     # -- writing ------------------------------------------------------------------------------
@@ -308,8 +312,7 @@ def no_rows_reason(summary: dict, top: int = 3) -> str:
     return (
         f"published no survival row: {summary.get('composites_dead_lettered', '?')} of "
         f"{summary.get('composites_expected', '?')} composites dead-lettered "
-        f"(top reasons: {said}); the folder holds the dead letters and {SUMMARY}, and no "
-        f"{SUCCESS}"
+        f"(top reasons: {said}); its dead letters and {SUMMARY} say why"
     )
 
 

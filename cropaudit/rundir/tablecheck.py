@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cropaudit import fileio
+from cropaudit.errors import UserError, first_line
 from cropaudit.rundir.parquet_folder import digests_hash, row_digests
 
 
@@ -53,7 +54,10 @@ def _parts(folder: str) -> list[Part]:
     found = []
     for path in fileio.glob(fileio.join(folder, "*.parquet")):
         data = fileio.read_bytes(path)
-        reader = pq.ParquetFile(pa.BufferReader(data))
+        try:
+            reader = pq.ParquetFile(pa.BufferReader(data))
+        except (pa.ArrowException, OSError) as exc:
+            raise UserError(f"{path} is not a readable Parquet file: {first_line(exc)}") from None
         schema = reader.schema_arrow
         digests = row_digests(reader.iter_batches()) if reader.num_row_groups else []
         record = {
@@ -84,6 +88,7 @@ class Check:
 
     differences: list[str]
     table_sha256: str
+    rows: int
 
 
 def check(folder: str, recorded: dict | None, table_sha256: str | None) -> Check:
@@ -92,9 +97,10 @@ def check(folder: str, recorded: dict | None, table_sha256: str | None) -> Check
     recorded (equal table hash) leave only the schema and the parts' metadata to compare."""
     parts = _parts(folder)
     now = digests_hash(d for p in parts for d in p.digests)
+    rows = sum(p.record["rows"] for p in parts)
     if not recorded or "parts" not in recorded:
         found = ["the run summary records no part files for this table (an older cropaudit?)"]
-        return Check(found, now)
+        return Check(found, now, rows)
     before = {p["name"]: p for p in recorded["parts"]}
     found = [] if now == table_sha256 else _row_differences(parts, recorded, before)
     if not found and now != table_sha256:
@@ -111,7 +117,7 @@ def check(folder: str, recorded: dict | None, table_sha256: str | None) -> Check
         if before.get(p.record["name"], {}).get("metadata_sha256", p.record["metadata_sha256"])
         != p.record["metadata_sha256"]
     ]
-    return Check(found, now)
+    return Check(found, now, rows)
 
 
 def _row_differences(parts: list[Part], recorded: dict, before: dict[str, dict]) -> list[str]:

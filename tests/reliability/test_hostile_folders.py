@@ -20,7 +20,8 @@ import pytest
 from cropaudit.cli import main
 from cropaudit.rundir import StatsDir, ownership, table_hash
 from cropaudit.rundir.locks import LOCK_NAME
-from tests.reliability.test_outputs import STATS, _flipped_winners, clean, copy_run  # noqa: F401
+from tests.reliability.test_outputs import STATS, _flipped_winners, copy_run
+from tests.reliability.test_outputs import clean as clean_run  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.slow
 
