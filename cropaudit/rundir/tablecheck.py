@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -31,6 +32,15 @@ from cropaudit.rundir.parquet_folder import digests_hash, row_digests
 
 def schema_record(schema: pa.Schema) -> list[list[str]]:
     return [[f.name, str(f.type)] for f in schema]
+
+
+def _same_type(a: str, b: str) -> bool:
+    """Whether two recorded column types are one type: the name of a list's item field is how
+    a writer encodes lists (Beam's sink: ``item``; pyarrow's compliant default: ``element``)."""
+    return _LIST_ITEM.sub("list<", a) == _LIST_ITEM.sub("list<", b)
+
+
+_LIST_ITEM = re.compile(r"list<(?:item|element): ")
 
 
 @dataclass(frozen=True)
@@ -151,7 +161,7 @@ def _schema_differences(parts: list[Part], recorded: dict) -> list[str]:
         changes += [
             f"column {c} is {t}, the run wrote {was[c]}"
             for c, t in now.items()
-            if c in was and was[c] != t
+            if c in was and not _same_type(was[c], t)
         ]
         changes += [f"column {c} was removed" for c in was if c not in now]
         found.extend(f"{part.record['name']}: {c}" for c in changes)

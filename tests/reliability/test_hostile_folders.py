@@ -20,10 +20,14 @@ import pytest
 from cropaudit.cli import main
 from cropaudit.rundir import StatsDir, ownership, table_hash
 from cropaudit.rundir.locks import LOCK_NAME
+from tests.reliability import test_outputs
+from tests.reliability.conftest import tree_digest
 from tests.reliability.test_outputs import STATS, _flipped_winners, copy_run
-from tests.reliability.test_outputs import clean as clean_run  # noqa: F401 (the fixture)
+from tests.services import canonical_estimates
 
 pytestmark = pytest.mark.slow
+#: A clean run of the tiny config and its statistics (the fixture of :mod:`.test_outputs`).
+clean = test_outputs.clean
 
 
 def lstat_digest(root: Path) -> dict[str, str]:
@@ -174,3 +178,249 @@ def test_a_hand_written_marker_cannot_make_overwrite_delete_a_users_files(clean,
     assert (tmp_path / "outside.txt").read_text() == "keep"
     published = json.loads((out / "run_summary.json").read_text())
     assert published["survival_table_sha256"] == summary["survival_table_sha256"]
+
+
+# -- degenerate inputs: one line, exit 2 (item 6) ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dead_run(face_set, tmp_path_factory):
+    """A config whose every composite is dead-lettered (every image is garbage), and its run."""
+    from tests.reliability.conftest import tiny_config
+
+    base = tmp_path_factory.mktemp("dead")
+    faces = Path(shutil.copytree(face_set.parent, base / "faces"))
+    for image in (faces / "images").iterdir():
+        image.write_bytes(b"not an image")
+    (base / "cfg.toml").write_text(tiny_config(faces / face_set.name).to_toml())
+    return base
+
+
+def one_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+def test_a_run_of_no_rows_exits_2_in_one_line_and_is_complete_but_not_finished(
+    dead_run, tmp_path, capsys
+):
+    out = tmp_path / "run"
+    args = ["run", str(dead_run / "cfg.toml"), "--out", str(out), "--quiet"]
+    assert main(args) == 2
+    err = one_line(capsys)
+    assert "published no survival row: 24 of 24 composites dead-lettered" in err, err
+    assert "render/image_not_an_image 24" in err and "no _SUCCESS" in err
+    summary = json.loads((out / "run_summary.json").read_text())
+    assert summary["status"] == "no_survival_rows" and summary["survival_rows"] == 0
+    assert (out / "config.toml").is_file() and not (out / "_SUCCESS").exists()
+    dead = pq.read_table(out / "dead_letter").to_pylist()
+    assert len(dead) == 24 and {d["reason"] for d in dead} == {"image_not_an_image"}
+    assert ownership.read_owner(str(out))["finished"]
+    before = tree_digest(tmp_path)
+    assert main(["stats", str(out), "--out", str(tmp_path / "stats"), *STATS]) == 2
+    assert "published no survival row" in one_line(capsys)
+    report = ["report", str(out), "--out", str(tmp_path / "r.html"), "--gallery", "0"]
+    assert main(report) == 2
+    assert "published no survival row" in one_line(capsys)
+    assert tree_digest(tmp_path) == before  # neither wrote anything
+    assert main([*args, "--overwrite"]) == 2  # a rerun: the same run, the same dead letters
+    assert "24 of 24" in one_line(capsys)
+    assert table_hash(pq.read_table(out / "dead_letter")) == table_hash(pa.Table.from_pylist(dead))
+
+
+def test_an_older_run_of_no_rows_with_success_is_one_line(dead_run, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", str(dead_run / "cfg.toml"), "--out", str(out), "--quiet"]) == 2
+    capsys.readouterr()
+    summary = json.loads((out / "run_summary.json").read_text())
+    del summary["status"]  # as cropaudit wrote it before: _SUCCESS and no rows
+    (out / "run_summary.json").write_text(json.dumps(summary))
+    (out / "_SUCCESS").write_text("")
+    before = tree_digest(tmp_path)
+    assert main(["stats", str(out), "--out", str(tmp_path / "stats"), *STATS]) == 2
+    assert "published no survival row" in one_line(capsys)
+    assert tree_digest(tmp_path) == before
+
+
+def _plain(tmp_path: Path, name: str) -> Path:
+    path = tmp_path / "in" / name
+    path.parent.mkdir()
+    cols = ["a_subject_id", "b_subject_id", "position", "outcome"]
+    if name == "empty.parquet":
+        pq.write_table(pa.table({c: pa.array([], pa.string()) for c in cols}), path)
+    elif name == "list.parquet":
+        n = 40
+        rows = {
+            "a_subject_id": [f"a{i % 5}" for i in range(n)],
+            "b_subject_id": [f"b{i % 5}" for i in range(n)],
+            "position": ["a_first", "b_first"] * (n // 2),
+            "outcome": ["a", "b", "a", "tie"] * (n // 4),
+            "group_a": [["x", "y"]] * n,
+        }
+        pq.write_table(pa.table(rows), path)
+    elif name == "garbage.parquet":
+        path.write_bytes(b"PAR1 not a Parquet file PAR1")
+    else:
+        path.write_text(",".join(cols) + "\n")  # a CSV with a header only
+    return path
+
+
+PLAIN = {
+    "empty.parquet": "has no rows",
+    "header_only.csv": "has no rows",
+    "list.parquet": "column 'group_a' holds ndarray values",
+    "garbage.parquet": "is not a readable Parquet table",
+}
+
+
+@pytest.mark.parametrize("name", sorted(PLAIN))
+def test_stats_on_an_empty_mistyped_or_unreadable_table_is_one_line(tmp_path, capsys, name):
+    path = _plain(tmp_path, name)
+    before = tree_digest(tmp_path)
+    args = ["stats", str(path), "--out", str(tmp_path / "s"), "--replicates", "20"]
+    assert main([*args, "--column", "group_a=group_a"] if "list" in name else args) == 2
+    assert PLAIN[name] in one_line(capsys)
+    assert tree_digest(tmp_path) == before
+
+
+def test_a_garbage_part_in_a_run_is_one_line(clean, tmp_path, capsys):
+    run = copy_run(clean, tmp_path)
+    next((run / "survival").glob("*.parquet")).write_bytes(b"PAR1 garbage PAR1")
+    before = tree_digest(tmp_path)
+    assert main(["stats", str(run), "--out", str(tmp_path / "s"), *STATS]) == 2
+    assert "is not a readable Parquet file" in one_line(capsys)
+    assert tree_digest(tmp_path) == before
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare (util-linux)")
+@pytest.mark.parametrize("command", ["run", "stats"])
+def test_a_full_disk_is_one_line_naming_the_output_and_nothing_looks_finished(
+    clean, tmp_path, command
+):
+    """The output folder is a 24 KiB tmpfs, mounted in a private user and mount namespace."""
+    import subprocess
+    import sys
+
+    base, _ = clean
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    out = disk / command
+    args = (
+        ["run", str(base / "cfg.toml"), "--out", str(out), "--quiet"]
+        if command == "run"
+        else ["stats", str(base / "run"), "--out", str(out), *STATS]
+    )
+    cli = " ".join([sys.executable, "-m", "cropaudit", *args])
+    script = f"mount -t tmpfs -o size=24k tmpfs {disk} && {cli}; rc=$?; ls -AR {out}; exit $rc"
+    before = tree_digest(base)
+    done = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 2, done.stderr
+    err = done.stderr.strip()
+    assert len(err.splitlines()) == 1 and "no space left" in err and str(out) in err, err
+    assert "_SUCCESS" not in done.stdout and ownership.MARKER in done.stdout  # not finished
+    assert tree_digest(base) == before and not any(disk.iterdir())
+
+
+# -- verification that cannot be edited around (item 7) ----------------------------------------
+
+
+def _rewrite_part(run: Path, change=lambda t: t, **write) -> None:
+    part = next((run / "survival").glob("*.parquet"))
+    pq.write_table(change(pq.read_table(part)), part, **write)
+
+
+def _swap_and_edit_summary(run: Path) -> None:
+    part = next((run / "survival").glob("*.parquet"))
+    _rewrite_part(run, _flipped_winners, compression="zstd", use_compliant_nested_type=False)
+    summary = json.loads((run / "run_summary.json").read_text())
+    for p in summary["survival_table"]["parts"]:
+        if p["name"] == part.name:  # the record made to match, as by hand
+            p["sha256"] = hashlib.sha256(part.read_bytes()).hexdigest()
+    (run / "run_summary.json").write_text(json.dumps(summary))
+
+
+REFUSED = {
+    "swapped_winners_and_edited_summary": (
+        _swap_and_edit_summary,
+        "row values differ",
+    ),
+    "metadata_only": (
+        lambda r: _rewrite_part(
+            r, lambda t: t.replace_schema_metadata({**t.schema.metadata, b"note": b"x"})
+        ),
+        "its Parquet metadata only (the rows are unchanged)",
+    ),
+    "values": (lambda r: _rewrite_part(r, _flipped_winners), "row values differ"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_an_edit_is_refused_saying_what_differs(clean, tmp_path, capsys, case):
+    edit, expected = REFUSED[case]
+    run = copy_run(clean, tmp_path)
+    edit(run)
+    before = tree_digest(tmp_path)
+    assert main(["stats", str(run), "--out", str(tmp_path / "s"), *STATS]) == 2
+    err = one_line(capsys)
+    assert expected in err and "--trust-modified" in err, err
+    assert tree_digest(tmp_path) == before
+
+
+def test_an_edited_part_record_without_row_hashes_fails_the_table_hash(clean, tmp_path, capsys):
+    """The attack of the issue on a record as older versions wrote it (bytes' sha256 only):
+    the part matches its edited record, the table's own hash does not."""
+    run = copy_run(clean, tmp_path)
+    _swap_and_edit_summary(run)
+    summary = json.loads((run / "run_summary.json").read_text())
+    for p in summary["survival_table"]["parts"]:
+        del p["content_sha256"], p["metadata_sha256"]
+    (run / "run_summary.json").write_text(json.dumps(summary))
+    assert main(["stats", str(run), "--out", str(tmp_path / "s"), *STATS]) == 2
+    assert "not to the survival_table_sha256 its summary records" in one_line(capsys)
+
+
+IDENTICAL = {
+    "pyarrow_default": {},
+    "snappy_small_row_groups": {"compression": "snappy", "row_group_size": 5},
+}
+
+
+@pytest.mark.parametrize("case", [*sorted(IDENTICAL), "rows_reversed"])
+def test_a_rewrite_with_the_same_rows_is_the_same_table(clean, tmp_path, capsys, case):
+    base, _ = clean
+    run = copy_run(clean, tmp_path)
+    if case == "rows_reversed":
+        _rewrite_part(run, lambda t: t.take(list(range(t.num_rows))[::-1]))
+    else:
+        _rewrite_part(run, **IDENTICAL[case])
+    stats = tmp_path / "s"
+    assert main(["stats", str(run), "--out", str(stats), *STATS]) == 0
+    assert capsys.readouterr().err == ""
+    est = canonical_estimates(StatsDir(str(stats)).estimates())
+    assert est.equals(canonical_estimates(StatsDir(str(base / "stats")).estimates()))
+
+
+def test_report_warns_when_its_statistics_came_from_another_table(clean, tmp_path, capsys):
+    """Statistics made with --trust-modified from an edited table, shown after the table was
+    restored: the page says so; the same run's clean statistics carry no such warning."""
+    base, _ = clean
+    run = copy_run(clean, tmp_path)
+    part = next((run / "survival").glob("*.parquet"))
+    original = part.read_bytes()
+    _rewrite_part(run, _flipped_winners)
+    edited = tmp_path / "edited_stats"
+    assert main(["stats", str(run), "--out", str(edited), "--trust-modified", *STATS]) == 0
+    part.write_bytes(original)  # restored
+    page = tmp_path / "r.html"
+    report = ["report", str(run), "--out", str(page), "--gallery", "0", "--quiet"]
+    assert main([*report, "--stats", str(edited)]) == 0
+    text = page.read_text()
+    assert "were not computed from this survival table" in text
+    assert "were made with --trust-modified" in text
+    assert main([*report, "--stats", str(base / "stats")]) == 0
+    text = page.read_text()
+    assert "were not computed from this survival table" not in text
+    assert "--trust-modified" not in text
