@@ -22,7 +22,13 @@ from cropaudit.rundir import StatsDir, ownership, table_hash
 from cropaudit.rundir.locks import LOCK_NAME
 from tests.reliability import test_outputs
 from tests.reliability.conftest import tree_digest
-from tests.reliability.test_outputs import STATS, _flipped_winners, copy_run
+from tests.reliability.test_outputs import (
+    STATS,
+    _flipped_winners,
+    _rewrite,
+    _swap_and_edit_summary,
+    copy_run,
+)
 from tests.services import canonical_estimates
 
 pytestmark = pytest.mark.slow
@@ -327,48 +333,6 @@ def test_a_full_disk_is_one_line_naming_the_output_and_nothing_looks_finished(
 # -- verification that cannot be edited around (item 7) ----------------------------------------
 
 
-def _rewrite_part(run: Path, change=lambda t: t, **write) -> None:
-    part = next((run / "survival").glob("*.parquet"))
-    pq.write_table(change(pq.read_table(part)), part, **write)
-
-
-def _swap_and_edit_summary(run: Path) -> None:
-    part = next((run / "survival").glob("*.parquet"))
-    _rewrite_part(run, _flipped_winners, compression="zstd", use_compliant_nested_type=False)
-    summary = json.loads((run / "run_summary.json").read_text())
-    for p in summary["survival_table"]["parts"]:
-        if p["name"] == part.name:  # the record made to match, as by hand
-            p["sha256"] = hashlib.sha256(part.read_bytes()).hexdigest()
-    (run / "run_summary.json").write_text(json.dumps(summary))
-
-
-REFUSED = {
-    "swapped_winners_and_edited_summary": (
-        _swap_and_edit_summary,
-        "row values differ",
-    ),
-    "metadata_only": (
-        lambda r: _rewrite_part(
-            r, lambda t: t.replace_schema_metadata({**t.schema.metadata, b"note": b"x"})
-        ),
-        "its Parquet metadata only (the rows are unchanged)",
-    ),
-    "values": (lambda r: _rewrite_part(r, _flipped_winners), "row values differ"),
-}
-
-
-@pytest.mark.parametrize("case", sorted(REFUSED))
-def test_an_edit_is_refused_saying_what_differs(clean, tmp_path, capsys, case):
-    edit, expected = REFUSED[case]
-    run = copy_run(clean, tmp_path)
-    edit(run)
-    before = tree_digest(tmp_path)
-    assert main(["stats", str(run), "--out", str(tmp_path / "s"), *STATS]) == 2
-    err = one_line(capsys)
-    assert expected in err and "--trust-modified" in err, err
-    assert tree_digest(tmp_path) == before
-
-
 def test_an_edited_part_record_without_row_hashes_fails_the_table_hash(clean, tmp_path, capsys):
     """The attack of the issue on a record as older versions wrote it (bytes' sha256 only):
     the part matches its edited record, the table's own hash does not."""
@@ -383,7 +347,7 @@ def test_an_edited_part_record_without_row_hashes_fails_the_table_hash(clean, tm
 
 
 IDENTICAL = {
-    "pyarrow_default": {},
+    "pyarrow_default": {"compression": "snappy", "use_compliant_nested_type": True},
     "snappy_small_row_groups": {"compression": "snappy", "row_group_size": 5},
 }
 
@@ -393,9 +357,9 @@ def test_a_rewrite_with_the_same_rows_is_the_same_table(clean, tmp_path, capsys,
     base, _ = clean
     run = copy_run(clean, tmp_path)
     if case == "rows_reversed":
-        _rewrite_part(run, lambda t: t.take(list(range(t.num_rows))[::-1]))
+        _rewrite(run, lambda t: t.take(list(range(t.num_rows))[::-1]))
     else:
-        _rewrite_part(run, **IDENTICAL[case])
+        _rewrite(run, **IDENTICAL[case])
     stats = tmp_path / "s"
     assert main(["stats", str(run), "--out", str(stats), *STATS]) == 0
     assert capsys.readouterr().err == ""
@@ -410,7 +374,7 @@ def test_report_warns_when_its_statistics_came_from_another_table(clean, tmp_pat
     run = copy_run(clean, tmp_path)
     part = next((run / "survival").glob("*.parquet"))
     original = part.read_bytes()
-    _rewrite_part(run, _flipped_winners)
+    _rewrite(run, _flipped_winners)
     edited = tmp_path / "edited_stats"
     assert main(["stats", str(run), "--out", str(edited), "--trust-modified", *STATS]) == 0
     part.write_bytes(original)  # restored
@@ -424,3 +388,22 @@ def test_report_warns_when_its_statistics_came_from_another_table(clean, tmp_pat
     text = page.read_text()
     assert "were not computed from this survival table" not in text
     assert "--trust-modified" not in text
+
+
+def test_a_report_written_over_a_link_replaces_the_link_not_its_target(clean, tmp_path, capsys):
+    """``report --out LINK``: a link to another report is replaced by the new page (the
+    report it pointed to is left as it was); a link to any other file is refused."""
+    base, _ = clean
+    outside = _outside(tmp_path, base)
+    (outside / "report.html").write_text(f"<html>{ownership.html_mark('report')}</html>")
+    page = tmp_path / "r.html"
+    page.symlink_to(outside / "report.html")
+    other = tmp_path / "o.html"
+    other.symlink_to(outside / "victim.txt")
+    before = lstat_digest(outside)
+    report = ["report", str(base / "run"), "--gallery", "0", "--no-compute", "--quiet"]
+    assert main([*report, "--out", str(other)]) == 2
+    assert "was not written by this cropaudit command" in one_line(capsys)
+    assert main([*report, "--out", str(page)]) == 0
+    assert not page.is_symlink() and "cropaudit report" in page.read_text()
+    assert lstat_digest(outside) == before
