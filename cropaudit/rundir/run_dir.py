@@ -280,7 +280,7 @@ class RunDir:
             ),
             "status": PUBLISHED if ids else NO_ROWS,
             "survival_table_sha256": table_sha256,
-            "survival_table": tablecheck.describe(self.folder(table)),
+            "survival_table": tablecheck.describe(self.folder(table), table_sha256),
             **({} if table == SURVIVAL else {"survival_table_name": table}),
             "versions": versions(),
             **extra,
@@ -350,9 +350,10 @@ def write_run_dir(
         tables = [tables]
     for i, table in enumerate(tables):
         pq.write_table(table, run / SURVIVAL / f"part-{i:05d}.parquet", compression="zstd")
+    sha256 = table_hash(read_table(str(run / SURVIVAL)))
     summary = {
-        "survival_table": tablecheck.describe(str(run / SURVIVAL)),
-        "survival_table_sha256": table_hash(read_table(str(run / SURVIVAL))),
+        "survival_table": tablecheck.describe(str(run / SURVIVAL), sha256),
+        "survival_table_sha256": sha256,
     }
     (run / SUMMARY).write_text(json.dumps(summary))
     if success:

@@ -1,18 +1,22 @@
 """A Parquet table folder checked against what its writer recorded.
 
 The run summary records, for its survival table, every part file (its row count, the sha256
-of its bytes, of its rows and of its key-value metadata), the table's schema (columns and
-types, metadata aside) and, beside it, the table's own content hash
-(``survival_table_sha256``). A reader compares the folder with that record before using it: a
-copied-in part (every n doubled), a removed part or rows, an edited value (a flipped winner) or
-a changed column type would otherwise pass unnoticed and change a published number, and an edit
-of a part's recorded sha256 to match an edited part still fails the table hash.
+of its bytes and of its key-value metadata), the table's schema (columns and types), and a
+``seal``: the sha256 of that record together with the table's own content hash
+(``survival_table_sha256``, beside it). A reader compares the folder with that record before
+using it: a copied-in part (every n doubled), a removed part or rows, an edited value (a flipped
+winner), edited metadata or a changed column type would otherwise pass unnoticed and change a
+published number; and the seal ties the two records together, so that an edit of a part's
+recorded sha256 to match an edited part, or of the table hash alone, is refused too. A folder
+whose parts all match a sealed record is checked from the bytes alone (no row is read); rows are
+hashed only when a part's bytes differ, or for a record without a seal (an older cropaudit).
 
 Identity is the table's content (:func:`~cropaudit.rundir.parquet_folder.table_hash`: the
-same rows in any order, sharding, encoding or compression), its schema and its metadata: a
-part rewritten with the same rows (re-encoded, recompressed, rows reordered) is the same table
-and passes; what differs otherwise is said in words (values, metadata only, rows, columns). The
-caller refuses the table unless the user passed ``--trust-modified``, and then records it.
+same rows in any order, sharding, encoding or compression), its schema (a list's item field
+name aside) and its metadata: a part rewritten with the same rows (re-encoded, recompressed,
+rows reordered) is the same table and passes; what differs otherwise is said in words (values,
+metadata only, rows, columns, the record). The caller refuses the table unless the user passed
+``--trust-modified``, and then records it.
 """
 
 from __future__ import annotations
@@ -45,11 +49,16 @@ _LIST_ITEM = re.compile(r"list<(?:item|element): ")
 
 @dataclass(frozen=True)
 class Part:
-    """One part file as read now: its record, schema, and its rows' digests in file order."""
+    """One part file as read now: its record (name, rows, sha256 of bytes and metadata), its
+    schema, and its bytes (rows are hashed only when needed: :meth:`digests`)."""
 
     record: dict
     schema: list[list[str]]
-    digests: list[bytes]
+    data: bytes
+
+    def digests(self) -> list[bytes]:
+        reader = pq.ParquetFile(pa.BufferReader(self.data))
+        return row_digests(reader.iter_batches()) if reader.num_row_groups else []
 
 
 def _metadata_hash(schema: pa.Schema) -> str:
@@ -59,8 +68,7 @@ def _metadata_hash(schema: pa.Schema) -> str:
 
 
 def _parts(folder: str) -> list[Part]:
-    """Every part file in ``folder``: name, rows, the sha256 of its bytes, of its rows (order
-    aside: ``content_sha256``) and of its key-value metadata; schema; row digests."""
+    """Every part file in ``folder``, read to its footer."""
     found = []
     for path in fileio.glob(fileio.join(folder, "*.parquet")):
         data = fileio.read_bytes(path)
@@ -69,32 +77,40 @@ def _parts(folder: str) -> list[Part]:
         except (pa.ArrowException, OSError) as exc:
             raise UserError(f"{path} is not a readable Parquet file: {first_line(exc)}") from None
         schema = reader.schema_arrow
-        digests = row_digests(reader.iter_batches()) if reader.num_row_groups else []
         record = {
             "name": path.replace("\\", "/").rsplit("/", 1)[-1],
             "rows": reader.metadata.num_rows,
             "sha256": hashlib.sha256(data).hexdigest(),
-            "content_sha256": digests_hash(digests),
             "metadata_sha256": _metadata_hash(schema),
         }
-        found.append(Part(record, schema_record(schema), digests))
+        found.append(Part(record, schema_record(schema), data))
     return found
 
 
-def describe(folder: str) -> dict:
-    """The record of the table in ``folder``: parts (name, rows, sha256s), rows, schema."""
+def _seal(record: dict, table_sha256: str | None) -> str:
+    """What ties a part record to the table hash beside it."""
+    body = {k: record.get(k) for k in ("parts", "rows", "schema")}
+    text = json.dumps({**body, "survival_table_sha256": table_sha256}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def describe(folder: str, table_sha256: str) -> dict:
+    """The record of the table in ``folder`` (parts, rows, schema), sealed with its content
+    hash ``table_sha256`` (which the summary records beside it)."""
     parts = _parts(folder)
-    return {
+    record = {
         "parts": [p.record for p in parts],
         "rows": sum(p.record["rows"] for p in parts),
         "schema": parts[0].schema if parts else [],
     }
+    return {**record, "seal": _seal(record, table_sha256)}
 
 
 @dataclass(frozen=True)
 class Check:
-    """A table folder compared with its record: what differs (empty: the same table) and the
-    table's content hash as it is now."""
+    """A table folder compared with its record: what differs (empty: the same table), the
+    table's content hash (as recorded when the bytes match a sealed record, else as read) and
+    its rows."""
 
     differences: list[str]
     table_sha256: str
@@ -106,28 +122,50 @@ def check(folder: str, recorded: dict | None, table_sha256: str | None) -> Check
     ``table_sha256`` (its content hash), both as the run summary holds them. The same rows as
     recorded (equal table hash) leave only the schema and the parts' metadata to compare."""
     parts = _parts(folder)
-    now = digests_hash(d for p in parts for d in p.digests)
     rows = sum(p.record["rows"] for p in parts)
     if not recorded or "parts" not in recorded:
         found = ["the run summary records no part files for this table (an older cropaudit?)"]
-        return Check(found, now, rows)
+        return Check(found, _content_hash(parts), rows)
     before = {p["name"]: p for p in recorded["parts"]}
+    sealed = SEAL in recorded
+    if sealed and recorded[SEAL] != _seal(recorded, table_sha256):
+        found = [
+            f"its record of the parts and its survival_table_sha256 do not agree (the {SEAL} "
+            "does not match): the summary was edited"
+        ]
+        return Check(found, _content_hash(parts), rows)
+    same_bytes = {p.record["name"]: p.record["sha256"] for p in parts} == {
+        n: b["sha256"] for n, b in before.items()
+    }
+    if sealed and same_bytes:  # the parts the run wrote, byte for byte: no row to read
+        return Check([], str(table_sha256), rows)
+    now = _content_hash(parts)
     found = [] if now == table_sha256 else _row_differences(parts, recorded, before)
-    if not found and now != table_sha256:
+    if now != table_sha256 and (not found or any(f.endswith(REWRITTEN) for f in found)):
         found.append(
             f"its rows hash to {now[:12]}, not to the survival_table_sha256 its summary records "
-            f"({table_sha256[:12]}): values were changed and the part record edited to match"
+            f"({table_sha256[:12]})"
             if table_sha256
             else "the run summary records no survival_table_sha256"
         )
     found += _schema_differences(parts, recorded)
+    what = "only (the rows are unchanged)" if now == table_sha256 else "too"
     found += [
-        f"{p.record['name']} was modified: its Parquet metadata only (the rows are unchanged)"
+        f"{p.record['name']} was modified: its Parquet metadata {what}"
         for p in parts
         if before.get(p.record["name"], {}).get("metadata_sha256", p.record["metadata_sha256"])
         != p.record["metadata_sha256"]
     ]
     return Check(found, now, rows)
+
+
+#: The field of a part record that ties it to the table hash (:func:`describe`).
+SEAL = "seal"
+REWRITTEN = "was rewritten (same row count)"
+
+
+def _content_hash(parts: list[Part]) -> str:
+    return digests_hash(d for p in parts for d in p.digests())
 
 
 def _row_differences(parts: list[Part], recorded: dict, before: dict[str, dict]) -> list[str]:
@@ -138,14 +176,17 @@ def _row_differences(parts: list[Part], recorded: dict, before: dict[str, dict])
         found.append(f"{name} ({after[name]['rows']} rows) is not a part the run wrote")
     for name in sorted(before.keys() - after.keys()):
         found.append(f"{name} ({before[name]['rows']} rows) is missing")
+    rewritten = []
     for name in sorted(before.keys() & after.keys()):
         b, a = before[name], after[name]
         if b["rows"] != a["rows"]:
             found.append(f"{name} has {a['rows']} rows, the run wrote {b['rows']}")
-        elif b.get("content_sha256", a["content_sha256"]) != a["content_sha256"]:
-            found.append(f"{name} was modified: row values differ (same row count)")
-        elif "content_sha256" not in b and b["sha256"] != a["sha256"]:  # an older record
-            found.append(f"{name} was modified (same row count, different content)")
+        elif b["sha256"] != a["sha256"]:
+            rewritten.append(name)
+    if len(rewritten) == 1:  # the table's rows differ, and only this part changed
+        found.append(f"{rewritten[0]} was modified: row values differ (same row count)")
+    elif rewritten:  # which of them holds other rows, the record does not say
+        found += [f"{name} {REWRITTEN}" for name in rewritten]
     rows = sum(a["rows"] for a in after.values())
     if rows != recorded.get("rows"):
         found.append(f"the table has {rows} rows, the run wrote {recorded.get('rows')}")

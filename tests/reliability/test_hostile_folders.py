@@ -334,13 +334,12 @@ def test_a_full_disk_is_one_line_naming_the_output_and_nothing_looks_finished(
 
 
 def test_an_edited_part_record_without_row_hashes_fails_the_table_hash(clean, tmp_path, capsys):
-    """The attack of the issue on a record as older versions wrote it (bytes' sha256 only):
-    the part matches its edited record, the table's own hash does not."""
+    """The attack of the issue on a record as older versions wrote it (no seal): the part
+    matches its edited record, the table's own hash does not."""
     run = copy_run(clean, tmp_path)
     _swap_and_edit_summary(run)
     summary = json.loads((run / "run_summary.json").read_text())
-    for p in summary["survival_table"]["parts"]:
-        del p["content_sha256"], p["metadata_sha256"]
+    del summary["survival_table"]["seal"]
     (run / "run_summary.json").write_text(json.dumps(summary))
     assert main(["stats", str(run), "--out", str(tmp_path / "s"), *STATS]) == 2
     assert "not to the survival_table_sha256 its summary records" in one_line(capsys)
@@ -407,3 +406,14 @@ def test_a_report_written_over_a_link_replaces_the_link_not_its_target(clean, tm
     assert main([*report, "--out", str(page)]) == 0
     assert not page.is_symlink() and "cropaudit report" in page.read_text()
     assert lstat_digest(outside) == before
+
+
+def test_an_edited_table_hash_alone_breaks_the_seal(clean, tmp_path, capsys):
+    run = copy_run(clean, tmp_path)
+    summary = json.loads((run / "run_summary.json").read_text())
+    summary["survival_table_sha256"] = "0" * 64
+    (run / "run_summary.json").write_text(json.dumps(summary))
+    before = tree_digest(tmp_path)
+    assert main(["stats", str(run), "--out", str(tmp_path / "s"), *STATS]) == 2
+    assert "the summary was edited" in one_line(capsys)
+    assert tree_digest(tmp_path) == before

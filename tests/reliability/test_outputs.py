@@ -352,7 +352,7 @@ MODIFICATIONS = {
     "removed_rows": (lambda r: _rewrite(r, _removed_rows), "has 21 rows, the run wrote 24"),
     "flipped_winners": (lambda r: _rewrite(r, _flipped_winners), "row values differ"),
     "retyped_column": (lambda r: _rewrite(r, _retyped_column), "column seed is string"),
-    "swapped_winners_and_edited_summary": (_swap_and_edit_summary, "row values differ"),
+    "swapped_winners_and_edited_summary": (_swap_and_edit_summary, "the summary was edited"),
     "metadata_only": (lambda r: _rewrite(r, _noted), "its Parquet metadata only"),
 }
 
