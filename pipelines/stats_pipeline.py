@@ -599,9 +599,11 @@ def read_plain_table(path: str) -> pd.DataFrame:
     data = io.BytesIO(fileio.read_bytes(path))
     try:
         if path.endswith(".parquet"):
-            # one thread: Arrow's pool, still starting when an empty table's error ends the
-            # command, aborts the interpreter's exit ("terminate called ...") beside Beam
-            df = pq.read_table(data, use_threads=False).to_pandas()
+            # no pre-buffering, one thread: Arrow's I/O pool, still starting when an error
+            # about the table ends the command, aborts the interpreter's exit beside Beam
+            # ("terminate called without an active exception")
+            table = pq.read_table(data, use_threads=False, pre_buffer=False)
+            df = table.to_pandas(use_threads=False)
         else:
             df = pd.read_csv(data, dtype=str, keep_default_na=False, na_values=[""])
     except (pa.ArrowException, OSError, ValueError, pd.errors.ParserError) as exc:

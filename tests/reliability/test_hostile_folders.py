@@ -417,3 +417,22 @@ def test_an_edited_table_hash_alone_breaks_the_seal(clean, tmp_path, capsys):
     assert main(["stats", str(run), "--out", str(tmp_path / "s"), *STATS]) == 2
     assert "the summary was edited" in one_line(capsys)
     assert tree_digest(tmp_path) == before
+
+
+def test_the_one_line_ends_the_process_cleanly(tmp_path):
+    """As a subprocess: the error about an empty table is the whole of stderr and the exit
+    is 2 (Arrow's I/O pool, left starting by a pre-buffered read, used to abort the
+    interpreter's exit with 'terminate called without an active exception')."""
+    import subprocess
+    import sys
+
+    path = _plain(tmp_path, "empty.parquet")
+    for _ in range(3):
+        done = subprocess.run(
+            [sys.executable, "-m", "cropaudit", "stats", str(path), "--out", str(tmp_path / "s")],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 2 and done.stderr.strip().endswith("nothing to analyse"), done
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
