@@ -15,7 +15,7 @@ import sys
 
 from cropaudit import __version__, shutdown, startup_logs
 from cropaudit.commands.options import Command
-from cropaudit.errors import UserError
+from cropaudit.errors import UserError, disk_full
 
 VERBOSE_HELP = "also show the libraries' start-up logging (TensorFlow, absl, Beam)"
 
@@ -101,6 +101,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # SIGINT; SIGTERM exits 143 (cropaudit.rundir.ownership)
         print("cropaudit: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        full = disk_full(exc, getattr(args, "out", None))
+        if full is None:
+            raise
+        print(f"cropaudit: error: {full}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

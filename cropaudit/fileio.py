@@ -181,6 +181,20 @@ def files_under(uri: str) -> dict[str, int]:
     return {str(p): p.stat().st_size for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+def links_under(uri: str) -> list[str]:
+    """Symbolic links below the local folder ``uri`` (not followed), relative with ``/``;
+    none on object stores, which have no links."""
+    if is_remote(uri) or not os.path.isdir(uri):
+        return []
+    found = []
+    for top, dirs, files in os.walk(uri):
+        for name in (*dirs, *files):
+            path = os.path.join(top, name)
+            if os.path.islink(path):
+                found.append(Path(path).relative_to(uri).as_posix())
+    return sorted(found)
+
+
 def relative(uri: str, root: str) -> str:
     """``uri`` relative to the folder ``root``, with ``/`` separators."""
     if is_remote(root):
@@ -217,7 +231,11 @@ def _remote_folders(pattern: str) -> set[str]:
 
 
 def delete_tree(uri: str) -> None:
-    """Delete the file or folder ``uri`` (on object stores: every object below it too)."""
+    """Delete the file or folder ``uri`` (on object stores: every object below it too); a
+    local symbolic link is removed itself, never what it points to."""
+    if not is_remote(uri) and os.path.islink(uri):
+        os.unlink(uri)
+        return
     if FileSystems.exists(uri):
         FileSystems.delete([uri])
     if is_remote(uri) and _objects_under(uri):

@@ -28,6 +28,8 @@ import subprocess
 import sys
 import traceback
 
+from cropaudit.errors import FULL_TEXT
+
 #: Lines TensorFlow (through absl) writes on stderr while it loads and starts: information, the
 #: notice that absl is not initialised, and on GPU hosts the well-known duplicate-registration
 #: and TensorRT notices.
@@ -69,6 +71,9 @@ _WARNING_SOURCE = re.compile(r"^\s+\S")
 #: How long the filter holds a line that has not ended (a prompt, a progress line) before it
 #: copies it out anyway.
 PARTIAL_LINE_SECONDS = 0.2
+#: The logger Beam's runner logs a failed bundle's traceback on: a full disk is then said in
+#: one line by :func:`cropaudit.errors.disk_full` instead.
+BUNDLE_ERRORS = "apache_beam.runners.common"
 
 
 class _NoticeFilter(logging.Filter):
@@ -77,6 +82,8 @@ class _NoticeFilter(logging.Filter):
             relayed = record.getMessage()
             return not any(f'message: "{start}' in relayed for _, start in PYTHON_NOTICES)
         message = str(record.msg)
+        if record.name == BUNDLE_ERRORS:
+            return not any(t in message for t in FULL_TEXT)
         return not any(
             record.name == name and message.startswith(start) for name, start in PYTHON_NOTICES
         )
@@ -91,8 +98,9 @@ def keep_line(line: str) -> bool:
 
 
 def quiet() -> None:
-    """Drop Beam's start-up notices in this process's logging from now on."""
-    for name in {*(name for name, _ in PYTHON_NOTICES), RELAY_LOGGER}:
+    """Drop Beam's start-up notices (and its log of a full disk) in this process's logging from
+    now on."""
+    for name in {*(name for name, _ in PYTHON_NOTICES), RELAY_LOGGER, BUNDLE_ERRORS}:
         logger = logging.getLogger(None if name == "root" else name)
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)

@@ -26,7 +26,7 @@ from cropaudit.model.resize import PreprocessOptions
 from cropaudit.pipelines.runners import pipeline, pipeline_options
 from cropaudit.provenance import versions
 from cropaudit.rundir.run_dir import DEAD_LETTER as DEAD_LETTER_TABLE
-from cropaudit.rundir.run_dir import RunDir, format_summary
+from cropaudit.rundir.run_dir import NO_ROWS, RunDir, format_summary, no_rows_reason
 from cropaudit.schemas.variants import BASE_VARIANT
 from cropaudit.transforms.boxes import CropBoxes
 from cropaudit.transforms.crop import SimulateCrops
@@ -287,6 +287,8 @@ def run_audit(
         if summary["duplicate_composite_ids"] or not summary["all_composites_accounted"]:
             raise RuntimeError(f"published tables do not match the design: {summary}")
         run.publish(config, summary)
+    if summary["status"] == NO_ROWS:
+        raise UserError(f"run {config.name} -> {out_dir} {no_rows_reason(summary)} (no _SUCCESS)")
     if not quiet:
         print(format_summary(summary, out_dir))
     return summary

@@ -15,7 +15,9 @@ from cropaudit.rundir.stats_dir import INNER_STATS, REPORT
 from cropaudit.synthetic import write_face_set
 
 #: The demo folder's own files; ``run/`` and ``stats/`` are outputs of their own inside it.
-DEMO_OUTPUT = ownership.OutputKind("demo", (REPORT, "faces/manifest.csv", "faces/images/*.jpg"))
+DEMO_OUTPUT = ownership.OutputKind(
+    "demo", (REPORT, "faces/manifest.csv", "faces/images/*.jpg"), inner=(INNER_RUN, INNER_STATS)
+)
 
 
 def embedded_config(name: str = "demo") -> config_mod.ExperimentConfig:

@@ -35,7 +35,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from cropaudit import fileio
 from cropaudit.config import AnalysisConfig
-from cropaudit.errors import UserError
+from cropaudit.errors import UserError, first_line
 from cropaudit.pipelines.runners import pipeline, pipeline_options
 from cropaudit.rundir.run_dir import SURVIVAL_TABLES, RunDir
 from cropaudit.rundir.stats_dir import StatsDir
@@ -84,6 +84,8 @@ CRITERION_FIELDS = KEY_FIELDS[: KEY_FIELDS.index("criterion") + 1]
 #: Estimates file metadata: the survival tables used although they differ from their run
 #: summaries (``--trust-modified``), run -> what differs.
 UNVERIFIED_KEY = "cropaudit.unverified_inputs"
+#: Estimates metadata: run -> the content hash of the survival table they were computed from.
+TABLES_KEY = "cropaudit.survival_tables_sha256"
 
 
 @dataclass(frozen=True)
@@ -269,27 +271,30 @@ def finalise(
 
 def resolve_tables(
     paths: Sequence[str], trust_modified: bool = False
-) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+) -> tuple[dict[str, list[str]], dict[str, list[str]], dict[str, str]]:
     """Parquet files of finished runs per survival table (``survival``, ``single_survival``:
-    each run wrote its design kind's), and per run how its table differs from its summary
-    (only with ``trust_modified``; otherwise a difference is a ``UserError``). Each path is a
+    each run wrote its design kind's), per run how its table differs from its summary
+    (only with ``trust_modified``; otherwise a difference is a ``UserError``), and per run its
+    table's content hash as read (what the statistics were computed from). Each path is a
     run directory (or its table folder); a run without ``_SUCCESS`` is refused, since its table
     may be partial."""
     if not paths:
         raise UserError("no survival paths given")
     files: dict[str, list[str]] = {name: [] for name in SURVIVAL_TABLES}
     modified: dict[str, list[str]] = {}
+    hashes: dict[str, str] = {}
     for path in paths:
         run = RunDir.open(fileio.absolute(path.rstrip("/")))  # as the workers of a cluster see it
-        differences = run.verified(trust_modified)
-        if differences:
-            modified[run.root] = differences
+        check = run.verify(trust_modified)
+        hashes[run.root] = check.table_sha256
+        if check.differences:
+            modified[run.root] = check.differences
         name = run.survival_name
         found = run.table_files(name)
         if not found:
             raise UserError(f"{run.root} has no {name}/*.parquet files")
         files[name].extend(found)
-    return files, modified
+    return files, modified, hashes
 
 
 def resolve_survival(
@@ -297,7 +302,7 @@ def resolve_survival(
 ) -> tuple[list[str], dict[str, list[str]]]:
     """The pair tables' files of :func:`resolve_tables` (a run of single images has none:
     ``UserError``), and what differs."""
-    files, modified = resolve_tables(paths, trust_modified)
+    files, modified, _ = resolve_tables(paths, trust_modified)
     if not files[survival.TABLE]:
         raise UserError(
             f"no pair survival table in {', '.join(paths)} (single-image runs have no pairs)"
@@ -519,7 +524,7 @@ def run_stats(
         bootstrap_correction=str(bootstrap_correction),
         model_max=int(model_max),
     )
-    tables, modified = resolve_tables(survival_paths, trust_modified)
+    tables, modified, hashes = resolve_tables(survival_paths, trust_modified)
     files, single = tables[survival.TABLE], tables[single_survival.TABLE]
     available = available_criteria(files) | available_criteria(single, point="point_on")
     unknown = sorted(set(options.criteria or ()) - available)
@@ -530,7 +535,9 @@ def run_stats(
         )
     runner, beam_options = pipeline_options(pipeline_args)
     stats = StatsDir(out_dir)
-    metadata = {UNVERIFIED_KEY: json.dumps(modified, sort_keys=True)} if modified else None
+    metadata = {TABLES_KEY: json.dumps(hashes, sort_keys=True)}
+    if modified:
+        metadata[UNVERIFIED_KEY] = json.dumps(modified, sort_keys=True)
     with stats.writing(overwrite=overwrite):
         if files:
             with pipeline(runner, beam_options) as p:
@@ -540,7 +547,7 @@ def run_stats(
         write_agreement(files, out_dir, options)
         write_face_rates(single, out_dir, options, files)
         reading = Reading.of_runs(survival_paths)
-        return _finish(stats, list(survival_paths), render, modified, files, reading)
+        return _finish(stats, list(survival_paths), render, modified, files, reading, hashes)
 
 
 @dataclass(frozen=True)
@@ -570,6 +577,7 @@ def _finish(
     modified: dict[str, list[str]] | None = None,
     survival_files: Sequence[str] = (),
     reading: Reading = Reading(),
+    tables: dict[str, str] | None = None,
 ) -> str:
     """Findings, plots and page from the written estimates (with the planning section of the
     runs' ``survival_files``, if any), then ``_SUCCESS`` and the ownership record (inside
@@ -583,7 +591,7 @@ def _finish(
 
         plan = stats_planning_section(survival_files, estimates.to_pandas(), stats.root)
         write_outputs(estimates, stats.root, unverified=modified, planning=plan)
-    return stats.publish(inputs, modified)
+    return stats.publish(inputs, modified, tables)
 
 
 def write_findings(
@@ -648,13 +656,39 @@ TABLE_KEY_DEFAULTS = {
 
 
 def read_plain_table(path: str) -> pd.DataFrame:
-    """A Parquet or CSV table of composites (every column read as given; CSV as strings)."""
+    """A Parquet or CSV table of composites (every column read as given; CSV as strings);
+    ``UserError`` for a file that is not one, or has no rows."""
+    if not path.endswith((".parquet", ".csv")):
+        raise UserError(f"{path}: a table must end in .parquet or .csv (or give a run directory)")
     data = io.BytesIO(fileio.read_bytes(path))
-    if path.endswith(".parquet"):
-        return pq.read_table(data).to_pandas()
-    if path.endswith(".csv"):
-        return pd.read_csv(data, dtype=str, keep_default_na=False, na_values=[""])
-    raise UserError(f"{path}: a table must end in .parquet or .csv (or give a run directory)")
+    try:
+        if path.endswith(".parquet"):
+            # no pre-buffering, one thread: Arrow's I/O pool, still starting when an error
+            # about the table ends the command, aborts the interpreter's exit beside Beam
+            # ("terminate called without an active exception")
+            table = pq.read_table(data, use_threads=False, pre_buffer=False)
+            df = table.to_pandas(use_threads=False)
+        else:
+            df = pd.read_csv(data, dtype=str, keep_default_na=False, na_values=[""])
+    except (pa.ArrowException, OSError, ValueError, pd.errors.ParserError) as exc:
+        kind = "Parquet" if path.endswith(".parquet") else "CSV"
+        raise UserError(f"{path} is not a readable {kind} table: {first_line(exc)}") from None
+    if df.empty:
+        raise UserError(f"{path} has no rows; nothing to analyse")
+    return df
+
+
+def _require_plain_values(df: pd.DataFrame, path: str, columns: Sequence[str]) -> None:
+    """``UserError`` for a role or stratum column holding lists, maps or records: a value
+    there must be one label, compared and grouped as such."""
+    for column in columns:
+        nested = df[column].map(lambda v: isinstance(v, (list, tuple, dict, np.ndarray)))
+        if nested.any():
+            value = df[column][nested].iloc[0]
+            raise UserError(
+                f"{path}: column {column!r} holds {type(value).__name__} values (e.g. "
+                f"{list(value)[:3]}); a role or stratum column must hold one label per row"
+            )
 
 
 def run_stats_table(
@@ -695,6 +729,8 @@ def run_stats_table(
         raise UserError(f"{path} has no column(s) {missing}")
     df = df.rename(columns=keys)
     by = [f for f in KEY_FIELDS if f in df.columns]
+    roles = {**ROLES, **columns}
+    _require_plain_values(df, path, [*by, *(c for c in roles.values() if c in df.columns)])
     est = estimate_survival(
         df, by, columns, replicates, level, seed, bootstrap_correction, model_max
     )

@@ -43,6 +43,8 @@ class RunInputs:
     #: One sentence on where the estimates came from (or why there are none).
     stats_source: str = ""
     warnings: list[str] = field(default_factory=list)
+    #: The survival table's content hash as read (:func:`cropaudit.rundir.table_hash`).
+    table_sha256: str = ""
 
     @property
     def config_hashes(self) -> set[str]:
@@ -61,7 +63,8 @@ def load_run(run_dir: str, trust_modified: bool = False) -> RunInputs:
     """A finished run's inputs (``UserError`` for a run without ``_SUCCESS``, or whose survival
     table differs from its summary's record unless ``trust_modified``: then a warning)."""
     run = RunDir.open(run_dir)
-    modified = run.verified(trust_modified)
+    check = run.verify(trust_modified)
+    modified = check.differences
     run_dir = run.root  # a demo folder's run/: its stats/ is then found beside it
     table = run.survival_table()
     single = None
@@ -105,6 +108,7 @@ def load_run(run_dir: str, trust_modified: bool = False) -> RunInputs:
         single=single,
         dead=dead,
         warnings=warnings,
+        table_sha256=check.table_sha256,
     )
 
 
@@ -135,6 +139,36 @@ def candidate_stats_dirs(run_dir: str) -> list[str]:
     return [s.root for s in StatsDir.beside(run_dir)]
 
 
+def source_warnings(inputs: RunInputs, stats: StatsDir) -> list[str]:
+    """Why the estimates of ``stats`` may not describe the survival table the page shows: they
+    were computed from another table (its content hash, recorded by ``cropaudit stats``,
+    differs), cannot be checked (no hash recorded), or came from tables used although they
+    differed from their run summaries (``--trust-modified``)."""
+    success = stats.success()
+    found = []
+    recorded = success.get("survival_tables_sha256")
+    if not isinstance(recorded, dict):
+        found.append(
+            f"The statistics in {stats.root} record no hash of the survival table they were "
+            "computed from (an older cropaudit): they cannot be checked against this run's table."
+        )
+    elif inputs.table_sha256 not in recorded.values():
+        was = ", ".join(sorted(str(h)[:12] for h in recorded.values()))
+        found.append(
+            f"The statistics in {stats.root} were not computed from this survival table: they "
+            f"record table hash {was}, the table read here hashes to {inputs.table_sha256[:12]}. "
+            "Their estimates may not match the counts on this page; rerun `cropaudit stats`."
+        )
+    unverified = success.get("unverified_inputs")
+    if unverified:
+        said = "; ".join(f"{run}: {'; '.join(d)}" for run, d in sorted(unverified.items()))
+        found.append(
+            f"The statistics in {stats.root} were made with --trust-modified from survival "
+            f"tables that differed from their run summaries ({said})."
+        )
+    return found
+
+
 def attach_estimates(
     inputs: RunInputs,
     stats_dir: str | None = None,
@@ -159,6 +193,7 @@ def attach_estimates(
             )
         inputs.estimates = estimates
         inputs.stats_source = f"Estimates from {stats_dir} (--stats)."
+        inputs.warnings.extend(source_warnings(inputs, StatsDir(stats_dir)))
         return
     for candidate in candidate_stats_dirs(inputs.run_dir):
         if not StatsDir(candidate).finished:
@@ -167,6 +202,7 @@ def attach_estimates(
         if not estimates.empty:
             inputs.estimates = estimates
             inputs.stats_source = f"Estimates from {candidate} (found beside the run)."
+            inputs.warnings.extend(source_warnings(inputs, StatsDir(candidate)))
             return
     looked = ", ".join(candidate_stats_dirs(inputs.run_dir))
     if not compute:

@@ -13,9 +13,11 @@ The holder record (pid, host, start time, command) is what the second writer's e
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import socket
+import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -95,7 +97,7 @@ def _acquire_local(folder: str, lock: str, me: Holder):
 
     os.makedirs(folder, exist_ok=True)
     while True:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = _open_lock(lock)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -117,6 +119,31 @@ def _acquire_local(folder: str, lock: str, me: Holder):
         os.close(fd)
 
     return release
+
+
+def _open_lock(lock: str) -> int:
+    """The lock file, opened without following a link: a ``.cropaudit.lock`` that is a symbolic
+    link, a hard link or not a regular file is refused before a byte is written (its holder
+    record would otherwise overwrite the file it points to)."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+    try:
+        fd = os.open(lock, flags, 0o644)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EMLINK) or os.path.islink(lock):
+            raise UserError(
+                f"{lock} is a symbolic link; cropaudit will not write through it: "
+                "delete it and rerun"
+            ) from None
+        if exc.errno in (errno.ENXIO, errno.EISDIR):
+            raise UserError(f"{lock} is not a regular file; delete it and rerun") from None
+        raise
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink > 1:
+        os.close(fd)
+        what = "a hard link to another file" if stat.S_ISREG(info.st_mode) else "not a file"
+        raise UserError(f"{lock} is {what}; cropaudit will not write it: delete it and rerun")
+    os.set_blocking(fd, True)
+    return fd
 
 
 def _acquire_gcs(folder: str, lock: str, me: Holder):

@@ -48,6 +48,24 @@ class OutputKind:
     #: Folders whose ``*.parquet`` files are read back as one table: a foreign Parquet file
     #: there would join the table, so it is refused rather than kept.
     tables: tuple[str, ...] = ()
+    #: Folders below it that other kinds write (the demo's ``run/`` and ``stats/``).
+    inner: tuple[str, ...] = ()
+
+    def writes_at(self, rel: str) -> bool:
+        """Whether this kind (or one written inside it) writes, replaces or deletes at ``rel``:
+        one of its files, a folder above them, its bookkeeping or a temporary file."""
+        parts = rel.split("/")
+        above = tuple(
+            "/".join(p.split("/")[:n])
+            for p in (*self.patterns, *self.inner)
+            for n in range(1, p.count("/") + 2)
+        )
+        return (
+            rel in BOOKKEEPING
+            or matches(rel, above)
+            or parts[0] in self.inner
+            or any(p.startswith(BEAM_TEMP) or fileio.TEMP_MARK in p for p in parts)
+        )
 
 
 def root_file(name: str, doc: str | None = None) -> property:
@@ -123,6 +141,7 @@ def _claimable(
     folder: str, kind: OutputKind, *, overwrite: bool, rerun: bool
 ) -> tuple[set[str], list[str]]:
     """What :func:`claim` removes and keeps, or its ``UserError``; changes nothing."""
+    _refuse_links(folder, kind)
     owner = read_owner(folder)
     if owner and owner["kind"] != kind.name:
         raise UserError(
@@ -143,8 +162,8 @@ def _claimable(
         )
     ours = {rel for rel, size in content.items() if is_debris(rel, size, kind)}
     named = {rel for rel in content if matches(rel, kind.patterns)} - ours
-    if owner and owner.get("finished"):
-        ours |= set(owner.get("files") or ()) & set(content)
+    if owner and owner.get("finished"):  # only names of this kind: a marker cannot widen them
+        ours |= {r for r in owner.get("files") or () if isinstance(r, str) and r in named}
     elif owner:  # unfinished: its names, but not the foreign files its claim kept
         ours |= named - set(owner.get("kept") or ())
     elif named:
@@ -160,6 +179,19 @@ def _claimable(
             "be read as part of its table; move it away or choose another folder"
         )
     return ours, kept
+
+
+def _refuse_links(folder: str, kind: OutputKind) -> None:
+    """``UserError`` when a path this kind writes at is a symbolic link: writing, truncating or
+    deleting through it would change files outside ``folder`` (Beam's sink deletes the old
+    parts of the table folder it writes). Other links are kept and never followed."""
+    links = [rel for rel in fileio.links_under(folder) if kind.writes_at(rel)]
+    if links:
+        raise UserError(
+            f"{fileio.join(folder, links[0])} is a symbolic link, and cropaudit {kind.name} writes "
+            "there: it would write or delete files outside the folder through it; replace it "
+            "with a real file or folder, or choose another folder"
+        )
 
 
 def finish(folder: str, kind: OutputKind, config_hash: str | None = None) -> list[str]:

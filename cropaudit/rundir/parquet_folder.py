@@ -46,16 +46,27 @@ def column_values(folder: str, column: str) -> list:
     return [v for b in iter_batches(folder, [column]) for v in b.column(0).to_pylist()]
 
 
-def table_hash(table: pa.Table | Iterable[pa.RecordBatch]) -> str:
-    """Order- and sharding-independent content hash of a table, metadata ignored: sha256 over
-    the sorted per-row digests, so it streams batch by batch (32 bytes held per row)."""
+def row_digests(table: pa.Table | Iterable[pa.RecordBatch]) -> list[bytes]:
+    """The sha256 of every row's canonical text, in table order."""
     batches = table.to_batches() if isinstance(table, pa.Table) else table
-    digests = [
+    return [
         hashlib.sha256(canonical_row(row).encode()).digest()
         for batch in batches
         for row in batch.to_pylist()
     ]
+
+
+def digests_hash(digests: Iterable[bytes]) -> str:
+    """The table hash of rows with these digests (:func:`table_hash`)."""
     return hashlib.sha256(b"".join(sorted(digests))).hexdigest()
+
+
+def table_hash(table: pa.Table | Iterable[pa.RecordBatch]) -> str:
+    """Order- and sharding-independent content hash of a table, metadata ignored: sha256 over
+    the sorted per-row digests, so it streams batch by batch (32 bytes held per row). Two
+    tables are the same table when their hashes are equal: same rows, whatever their order,
+    sharding, encoding or compression."""
+    return digests_hash(row_digests(table))
 
 
 def parquet_bytes(table: pa.Table) -> bytes:

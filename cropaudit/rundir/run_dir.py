@@ -54,6 +54,12 @@ RUN_OUTPUT = ownership.OutputKind(
 )
 #: The run's folder inside an output that holds one (``cropaudit demo``: DIR/run, DIR/stats).
 INNER_RUN = "run"
+#: ``run_summary.json``'s ``status``: the run published survival rows, or none (every composite
+#: dead-lettered). A run of no rows is written whole (config, summary, dead letters, the
+#: ownership record) but without ``_SUCCESS``: no reader, and no tool that waits for the marker,
+#: takes it for a finished run with results, and each says why in one line.
+PUBLISHED = "published"
+NO_ROWS = "no_survival_rows"
 #: Stages whose dead letters stand for a whole composite.
 COMPOSITE_STAGES = ("render", "predict")
 
@@ -149,7 +155,11 @@ class RunDir:
         return fileio.exists(self.marker)
 
     def require_finished(self) -> RunDir:
-        """This run, or a clear error for a run that never completed."""
+        """This run, or a clear error for a run that never completed or published no row."""
+        if not self.finished and self.summary.get("status") == NO_ROWS:
+            raise UserError(
+                f"{self.root} {no_rows_reason(self.summary)} (so no {SUCCESS}); nothing to analyse"
+            )
         if not self.finished:
             raise UserError(
                 f"{self.root} is not a finished run (no {SUCCESS} marker); its tables may be "
@@ -161,16 +171,26 @@ class RunDir:
         """How the finished run's survival table differs from its summary's record: a
         ``UserError`` naming the differences, unless ``trust_modified`` (the caller records
         them); empty when it matches."""
+        return self.verify(trust_modified).differences
+
+    def verify(self, trust_modified: bool = False) -> tablecheck.Check:
+        """:meth:`verified`, with the survival table's content hash as read now (what a
+        statistics output records, so the report can tell what its estimates came from)."""
         self.require_finished()
         summary = self.summary  # read once
-        found = tablecheck.differences(
-            self.folder(_survival_name(summary)), summary.get("survival_table")
+        found = tablecheck.check(
+            self.folder(_survival_name(summary)),
+            summary.get("survival_table"),
+            summary.get("survival_table_sha256"),
         )
-        if found and not trust_modified:
+        if found.differences and not trust_modified:
             raise UserError(
                 f"the survival table of {self.root} does not match its {SUMMARY}: "
-                f"{'; '.join(found)}; pass --trust-modified to use it anyway (outputs record it)"
+                f"{'; '.join(found.differences)}; pass --trust-modified to use it anyway "
+                "(outputs record it)"
             )
+        if not found.rows:  # an older run of no rows has _SUCCESS
+            raise UserError(f"{self.root} {no_rows_reason(summary)}; nothing to analyse")
         return found
 
     # -- writing ------------------------------------------------------------------------------
@@ -258,26 +278,42 @@ class RunDir:
             "dead_letters_by_stage_reason": dict(
                 sorted(Counter(f"{d['stage']}/{d['reason']}" for d in dead_rows).items())
             ),
+            "status": PUBLISHED if ids else NO_ROWS,
             "survival_table_sha256": table_sha256,
-            "survival_table": tablecheck.describe(self.folder(table)),
+            "survival_table": tablecheck.describe(self.folder(table), table_sha256),
             **({} if table == SURVIVAL else {"survival_table_name": table}),
             "versions": versions(),
             **extra,
         }
 
     def publish(self, config: ExperimentConfig, summary: dict) -> None:
-        """Write the config, the summary and, last, ``_SUCCESS``; record the run's files as its
-        own (inside :meth:`writing`)."""
+        """Write the config, the summary and, last, ``_SUCCESS`` (not for a run of no rows:
+        :data:`NO_ROWS`); record the run's files as its own (inside :meth:`writing`)."""
         fileio.write_atomic(self.config_path, config.to_toml().encode())
         fileio.write_atomic(
             self.summary_path, json.dumps(summary, indent=2, sort_keys=True).encode()
         )
-        fileio.write_atomic(self.marker, b"")
+        if summary.get("status") != NO_ROWS:
+            fileio.write_atomic(self.marker, b"")
         ownership.finish(self.root, RUN_OUTPUT, config.config_hash)
 
 
 def _survival_name(summary: dict) -> str:
     return summary.get("survival_table_name") or SURVIVAL
+
+
+def no_rows_reason(summary: dict, top: int = 3) -> str:
+    """Why a run published no survival row, in one line: its counts and its commonest dead
+    letters."""
+    reasons = sorted(
+        (summary.get("dead_letters_by_stage_reason") or {}).items(), key=lambda kv: (-kv[1], kv[0])
+    )
+    said = ", ".join(f"{reason} {n}" for reason, n in reasons[:top]) or "none recorded"
+    return (
+        f"published no survival row: {summary.get('composites_dead_lettered', '?')} of "
+        f"{summary.get('composites_expected', '?')} composites dead-lettered "
+        f"(top reasons: {said}); its dead letters and {SUMMARY} say why"
+    )
 
 
 def format_summary(summary: dict, out_dir: str) -> str:
@@ -314,7 +350,11 @@ def write_run_dir(
         tables = [tables]
     for i, table in enumerate(tables):
         pq.write_table(table, run / SURVIVAL / f"part-{i:05d}.parquet", compression="zstd")
-    summary = {"survival_table": tablecheck.describe(str(run / SURVIVAL))}
+    sha256 = table_hash(read_table(str(run / SURVIVAL)))
+    summary = {
+        "survival_table": tablecheck.describe(str(run / SURVIVAL), sha256),
+        "survival_table_sha256": sha256,
+    }
     (run / SUMMARY).write_text(json.dumps(summary))
     if success:
         (run / SUCCESS).write_text("")

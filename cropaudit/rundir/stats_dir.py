@@ -130,8 +130,10 @@ class StatsDir:
         return self
 
     def success(self) -> dict:
-        """The ``_SUCCESS`` record: ``estimates`` (files), ``inputs`` (what was analysed) and,
-        when some were used although modified, ``unverified_inputs`` (run -> differences)."""
+        """The ``_SUCCESS`` record: ``estimates`` (files), ``inputs`` (what was analysed),
+        ``survival_tables_sha256`` (run -> the content hash of the table analysed; runs only)
+        and, when some were used although modified, ``unverified_inputs`` (run ->
+        differences)."""
         return json.loads(fileio.read_bytes(self.require_finished().marker))
 
     # -- writing ------------------------------------------------------------------------------
@@ -148,11 +150,19 @@ class StatsDir:
             raise UserError("the statistics pipeline wrote no estimates")
         return written
 
-    def publish(self, inputs: list[str], modified: dict[str, list[str]] | None = None) -> str:
+    def publish(
+        self,
+        inputs: list[str],
+        modified: dict[str, list[str]] | None = None,
+        tables: dict[str, str] | None = None,
+    ) -> str:
         """Write the ``_SUCCESS`` record and record the folder's files as the stage's own
-        (inside :meth:`writing`); returns the first estimates file."""
+        (inside :meth:`writing`); returns the first estimates file. ``tables``: run -> the
+        content hash of the survival table the estimates were computed from."""
         written = self.require_estimates()
         success: dict = {"estimates": written, "inputs": inputs}
+        if tables is not None:
+            success["survival_tables_sha256"] = tables
         if modified:
             success["unverified_inputs"] = modified
         fileio.write_atomic(self.marker, json.dumps(success).encode())

@@ -34,16 +34,17 @@ def test_transient_failures_are_retried_without_duplicates(face_set, tmp_path):
 
 
 def test_a_model_that_always_fails_dead_letters_every_composite(face_set, tmp_path):
-    summary = run_audit(
-        tiny_config(face_set), str(tmp_path / "run"), quiet=True, handler=BrokenHandler()
-    )
+    with pytest.raises(UserError, match="published no survival row: 24 of 24 composites"):
+        run_audit(tiny_config(face_set), str(tmp_path / "run"), quiet=True, handler=BrokenHandler())
+    summary = RunDir(str(tmp_path / "run")).summary  # written whole, without _SUCCESS
     assert summary["survival_rows"] == 0 and summary["composites_dead_lettered"] == 24
     assert summary["all_composites_accounted"]
     assert summary["dead_letters_by_stage_reason"] == {"predict/inference_error": 24}
     dead = read_table(str(tmp_path / "run" / "dead_letter")).to_pandas()
     assert len(set(dead.element_id)) == 24
     assert set(dead.detail) == {"RuntimeError: injected permanent failure"}
-    RunDir.open(str(tmp_path / "run")).require_finished()
+    with pytest.raises(UserError, match="inference_error 24"):
+        RunDir.open(str(tmp_path / "run")).require_finished()
 
 
 def test_redelivered_rows_collapse_and_conflicting_copies_are_dead_lettered(face_set, tmp_path):

@@ -7,6 +7,7 @@ command's own files changed, and where the command succeeds that its result equa
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -308,10 +309,25 @@ def _copied_part(run: Path) -> None:
     shutil.copy(part, run / "survival" / "part-copy.parquet")
 
 
-def _rewrite(run: Path, change) -> None:
+def _rewrite(run: Path, change=lambda t: t, **write) -> None:
     part = next((run / "survival").glob("*.parquet"))
     table = pq.read_table(part)
-    pq.write_table(change(table), part, compression="zstd")
+    pq.write_table(change(table), part, **{"compression": "zstd", **write})
+
+
+def _swap_and_edit_summary(run: Path) -> None:
+    """Flipped winners, and the part's sha256 in the summary edited to match, as by hand."""
+    part = next((run / "survival").glob("*.parquet"))
+    _rewrite(run, _flipped_winners)
+    summary = json.loads((run / "run_summary.json").read_text())
+    for p in summary["survival_table"]["parts"]:
+        if p["name"] == part.name:
+            p["sha256"] = hashlib.sha256(part.read_bytes()).hexdigest()
+    (run / "run_summary.json").write_text(json.dumps(summary))
+
+
+def _noted(table: pa.Table) -> pa.Table:
+    return table.replace_schema_metadata({**table.schema.metadata, b"note": b"edited"})
 
 
 def _removed_rows(table: pa.Table) -> pa.Table:
@@ -334,8 +350,10 @@ def _retyped_column(table: pa.Table) -> pa.Table:
 MODIFICATIONS = {
     "copied_part": (_copied_part, "part-copy.parquet (24 rows) is not a part the run wrote"),
     "removed_rows": (lambda r: _rewrite(r, _removed_rows), "has 21 rows, the run wrote 24"),
-    "flipped_winners": (lambda r: _rewrite(r, _flipped_winners), "was modified"),
+    "flipped_winners": (lambda r: _rewrite(r, _flipped_winners), "row values differ"),
     "retyped_column": (lambda r: _rewrite(r, _retyped_column), "column seed is string"),
+    "swapped_winners_and_edited_summary": (_swap_and_edit_summary, "the summary was edited"),
+    "metadata_only": (lambda r: _rewrite(r, _noted), "its Parquet metadata only"),
 }
 
 
