@@ -5,7 +5,8 @@
 pre-processing options.
 
 Specs: a catalogue name (``baseline``, ``fastgaze``, the third-party croppers ``smartcrop``,
-``opencv-spectral-residual``, ``opencv-fine-grained``, or a name from the user catalogue; see
+``opencv-spectral-residual``, ``opencv-fine-grained``, ``vips-attention``, ``vips-entropy``,
+``vips-centre``, or a name from the user catalogue; see
 :mod:`cropaudit.model.catalogue`), fetched and verified once here; ``plugin:module:function`` or
 ``plugin:NAME`` (a Python callable, or an entry point in group ``cropaudit.croppers``) and an
 ``http://``/``https://`` URL (a cropping endpoint; see :mod:`cropaudit.model.plugin`);
@@ -121,6 +122,10 @@ def _local(name: str, options: PreprocessOptions) -> Cropper:
         from cropaudit.model.croppers.smartcrop import SmartcropCropper
 
         return SmartcropCropper()
+    if name.startswith("vips-"):
+        from cropaudit.model.croppers.vips import VipsCropper
+
+        return VipsCropper(name)
     if name.startswith("opencv-"):
         from cropaudit.model.croppers.opencv_saliency import OpenCVSaliencyHandler
 
