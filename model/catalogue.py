@@ -149,6 +149,15 @@ BUILTIN: Mapping[str, CatalogueEntry] = {
             )
         ),
         CatalogueEntry(
+            name="thumbor",
+            kind="cropper",
+            licence="MIT (thumbor, in its own venv); OpenCV Haar cascades (BSD-3-Clause)",
+            citation="thumbor 7.8 (thumbor.org), smart crop via GET /meta: face detection, "
+            "then image features",
+            input_notes="box cropper: a thumbor server started for the run (loopback); "
+            "largest box of each ratio around its focal points",
+        ),
+        CatalogueEntry(
             name="opencv-spectral-residual",
             kind="cropper",
             licence="Apache-2.0 (OpenCV contrib; PyPI opencv-contrib-python-headless)",
