@@ -38,7 +38,7 @@ import numpy as np
 
 from cropaudit import fileio
 from cropaudit.errors import UserError
-from cropaudit.model.cropper import BoxCropper, LoadedCropper, package_version
+from cropaudit.model.cropper import BoxCropper, LoadedCropper, crop_or_error, package_version
 from cropaudit.schemas.records import Box, Cropping
 
 ENTRY_POINT_GROUP = "cropaudit.croppers"
@@ -214,13 +214,7 @@ class _HttpLoaded(LoadedCropper):
         return cropping
 
     def crop_many(self, images: Sequence[np.ndarray], ratios: tuple[float, ...]) -> list:
-        def one(image):
-            try:
-                return self.crop(image, ratios)
-            except Exception as exc:  # noqa: BLE001 - dead-lettered by the caller
-                return exc
-
-        return list(self._pool.map(one, images))
+        return list(self._pool.map(lambda im: crop_or_error(self.crop, im, ratios), images))
 
     def _request(self, body: bytes, ratios: tuple[float, ...]) -> Any:
         query = urllib.parse.urlencode({"aspect_ratios": ",".join(f"{r:g}" for r in ratios)})

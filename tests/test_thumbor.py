@@ -12,7 +12,7 @@ import urllib.request
 import numpy as np
 import pytest
 from services import serve_bytes
-from tests_support import real_faces
+from tests_support import astronaut_saliency_json, real_faces
 
 from cropaudit.cli import main
 from cropaudit.errors import UserError
@@ -164,12 +164,20 @@ def test_unreachable_and_garbage_servers_are_dead_letters_with_reasons(tmp_path)
 
 
 def test_saliency_json_gives_thumbors_crops(capsys, tmp_path):
-    from PIL import Image
-
-    path = tmp_path / "astronaut.png"
-    Image.fromarray(real_faces()["astronaut"]).save(path)
-    assert main(["saliency", str(path), "--model", "thumbor", "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
+    out = astronaut_saliency_json(capsys, tmp_path, "thumbor")
     assert out["model_name"] == "thumbor" and out["salient_point"] is None
     assert [c["aspect_ratio"] for c in out["crops"]] == [0.56, 1.0, 1.14, 2.0, 1.0]
     assert all(150 < c["focus"]["x"] < 300 for c in out["crops"])
+
+
+def test_demo_writes_rows_for_the_web_croppers(tmp_path):
+    from cropaudit.rundir import read_table
+
+    names = ["vips-attention", "vips-entropy", "thumbor"]
+    args = ["demo", "--out", str(tmp_path), "--no-stats", "--no-progress", "--models", *names]
+    assert main(args) == 0
+    df = read_table(str(tmp_path / "run" / "survival")).to_pandas()
+    assert set(df.model_name) == set(names)
+    counts = df.groupby("model_name").size()
+    assert (counts == df.sample_id.nunique()).all()
+    assert df[df.model_name == "thumbor"].model_source.str.contains("thumbor==7.8.0").all()

@@ -7,8 +7,7 @@ import pickle
 
 import numpy as np
 import pytest
-from PIL import Image
-from tests_support import real_faces
+from tests_support import astronaut_saliency_json, real_faces
 
 from cropaudit.cli import main
 from cropaudit.model.cropper import BoxCropper
@@ -86,12 +85,9 @@ def test_a_pickled_cropper_crops_alike():
 def test_model_list_and_saliency_json_give_each_ones_crops(capsys, tmp_path):
     assert main(["model", "list"]) == 0
     listed = capsys.readouterr().out
-    path = tmp_path / "astronaut.png"
-    Image.fromarray(real_faces()["astronaut"]).save(path)
     for name in NAMES:
         assert name in listed
-        assert main(["saliency", str(path), "--model", name, "--json"]) == 0
-        out = json.loads(capsys.readouterr().out)
+        out = astronaut_saliency_json(capsys, tmp_path, name)
         assert out["model_name"] == name
         assert [c["aspect_ratio"] for c in out["crops"]] == [0.56, 1.0, 1.14, 2.0, 1.0]
         assert out["salient_point"] is None

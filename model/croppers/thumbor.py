@@ -2,11 +2,12 @@
 
 ``thumbor`` starts a thumbor server for the run's duration: loopback, a free port, its own
 config (:data:`CONFIG`: face detector, then feature detector when no face is found; a file
-loader rooted in the server's temporary folder, where each image is written as PNG; no storage,
-so no answer is cached), log kept in that folder. For each aspect ratio (height/width) it asks
-``/unsafe/meta/WxH/smart/IMAGE`` for the largest box of that ratio (Twitter's crop size, as for
-the libvips croppers) and reads thumbor's ``crop`` operation (the box, in source pixels) and its
-focal points (their weighted centre, the point thumbor centred on, is the cropping's ``focus``).
+loader rooted in the server's temporary folder, where each image is written as PNG; a file
+storage there keeps each image's focal points, no result storage), log kept in that folder.
+For each aspect ratio (height/width) it asks ``/unsafe/meta/WxH/smart/IMAGE`` for the largest
+box of that ratio (Twitter's crop size, as for the libvips croppers) and reads thumbor's
+``crop`` operation (the box, in source pixels) and its focal points (their weighted centre, the
+point thumbor centred on, is the cropping's ``focus``).
 ``thumbor+http://HOST:PORT#root=FOLDER`` uses a server the user runs, whose file loader is
 rooted in ``FOLDER`` (cropaudit writes the images there).
 
@@ -47,7 +48,7 @@ import numpy as np
 
 from cropaudit.engine.flink_local import free_port
 from cropaudit.errors import UserError
-from cropaudit.model.cropper import BoxCropper, LoadedCropper
+from cropaudit.model.cropper import BoxCropper, LoadedCropper, crop_or_error
 from cropaudit.model.croppers.vips import largest_box
 from cropaudit.model.plugin import CropperError, HttpSettings, image_key, png_bytes, send
 from cropaudit.schemas.records import Box, Cropping
@@ -61,14 +62,15 @@ VENV_ENV = "CROPAUDIT_THUMBOR_VENV"
 VENV_REQUIREMENTS = ("thumbor==7.8.0", "opencv-python-headless==4.14.0.94", "numpy>=1.26,<2.5")
 #: Distributions whose versions are recorded with every row.
 RECORDED = ("thumbor", "opencv-python-headless", "pillow", "numpy", "tornado")
-#: The server's config; ``FILE_LOADER_ROOT_PATH`` is added per server.
+#: The server's config; the loader's and storage's folders are added per server.
 CONFIG: Mapping[str, Any] = {
     "LOADER": "thumbor.loaders.file_loader",
     "DETECTORS": ["thumbor.detectors.face_detector", "thumbor.detectors.feature_detector"],
     "FACE_DETECTOR_CASCADE_FILE": "haarcascade_frontalface_alt.xml",
     "ENGINE": "thumbor.engines.pil",
     "ALLOW_UNSAFE_URL": True,
-    "STORAGE": "thumbor.storages.no_storage",
+    # detector results kept per image, so the ratios after the first reuse its focal points
+    "STORAGE": "thumbor.storages.file_storage",
     "RESULT_STORAGE": None,
     "RESPECT_ORIENTATION": False,
     "MAX_WIDTH": 0,
@@ -127,7 +129,7 @@ def venv_versions(python: Path) -> dict[str, str]:
     return json.loads(out.stdout)
 
 
-def _stop(process: subprocess.Popen, images: Path) -> None:
+def _stop(process: subprocess.Popen, *folders: Path) -> None:
     """End the server this cropper started (only it) and drop the images; keep config and log."""
     if process.poll() is None:
         process.terminate()
@@ -136,7 +138,8 @@ def _stop(process: subprocess.Popen, images: Path) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(10)
-    shutil.rmtree(images, ignore_errors=True)
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 class ThumborServer:
@@ -146,6 +149,7 @@ class ThumborServer:
         self.python = python
         self.folder = Path(folder or tempfile.mkdtemp(prefix="cropaudit-thumbor-"))
         self.images = self.folder / "images"
+        self.storage = self.folder / "storage"
         self.log_path = self.folder / "thumbor.log"
         self.url = ""
         self.startup_s = float("nan")
@@ -157,7 +161,11 @@ class ThumborServer:
         return None if self._process is None else self._process.pid
 
     def config_text(self) -> str:
-        config = {**CONFIG, "FILE_LOADER_ROOT_PATH": str(self.images)}
+        config = {
+            **CONFIG,
+            "FILE_LOADER_ROOT_PATH": str(self.images),
+            "FILE_STORAGE_ROOT_PATH": str(self.storage),
+        }
         return "".join(f"{k} = {v!r}\n" for k, v in config.items())
 
     def start(self, attempts: int = 3) -> ThumborServer:
@@ -174,7 +182,9 @@ class ThumborServer:
                 self._process = subprocess.Popen(
                     argv, stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
                 )
-            self._finalizer = weakref.finalize(self, _stop, self._process, self.images)
+            self._finalizer = weakref.finalize(
+                self, _stop, self._process, self.images, self.storage
+            )
             self.url = f"http://127.0.0.1:{port}"
             if self._wait_healthy(began + START_TIMEOUT):
                 self.startup_s = time.monotonic() - began
@@ -259,13 +269,7 @@ class _Loaded(LoadedCropper):
         return Cropping(tuple(float(r) for r in ratios), tuple(boxes), focus=tuple(focus))
 
     def crop_many(self, images: Sequence[np.ndarray], ratios: tuple[float, ...]) -> list:
-        def one(image):
-            try:
-                return self.crop(image, ratios)
-            except Exception as exc:  # noqa: BLE001 - dead-lettered by the caller
-                return exc
-
-        return list(self._pool.map(one, images))
+        return list(self._pool.map(lambda im: crop_or_error(self.crop, im, ratios), images))
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
