@@ -99,7 +99,7 @@ def venv_dir() -> Path:
     return Path(os.environ.get(VENV_ENV) or Path(sys.prefix) / "thumbor-venv")
 
 
-def venv_python(create: bool = True) -> Path:
+def venv_python() -> Path:
     """thumbor's venv's python, creating the venv (from PyPI) when it is missing."""
     folder = venv_dir()
     python = folder / "bin" / "python"
@@ -107,8 +107,6 @@ def venv_python(create: bool = True) -> Path:
     wanted = "\n".join(VENV_REQUIREMENTS)
     if python.exists() and marker.exists() and marker.read_text() == wanted:
         return python
-    if not create:
-        raise UserError(f"thumbor's venv {folder} is missing; python -m {__name__} creates it")
     print(f"cropaudit: creating thumbor's own venv at {folder} (once)", file=sys.stderr)
     try:
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(folder)], check=True)
