@@ -11,7 +11,7 @@ import urllib.request
 
 import numpy as np
 import pytest
-from services import serve_bytes
+from services import serve_bytes, tiny_config
 from tests_support import astronaut_saliency_json, real_faces
 
 from cropaudit.cli import main
@@ -170,14 +170,21 @@ def test_saliency_json_gives_thumbors_crops(capsys, tmp_path):
     assert all(150 < c["focus"]["x"] < 300 for c in out["crops"])
 
 
-def test_demo_writes_rows_for_the_web_croppers(tmp_path):
+def test_a_run_writes_rows_for_the_web_croppers(tmp_path):
+    """A run comparing the croppers (``model.compare``, what ``demo --models`` sets): they travel
+    to the workers and thumbor's server starts there; a cut-down demo (12 composites) keeps it
+    short."""
     from cropaudit.rundir import read_table
+    from cropaudit.synthetic import write_face_set
 
-    names = ["vips-attention", "vips-entropy", "thumbor"]
-    args = ["demo", "--out", str(tmp_path), "--no-stats", "--no-progress", "--models", *names]
-    assert main(args) == 0
+    names = ["vips-attention", "vips-entropy", "thumbor", "smartcrop"]
+    manifest = write_face_set(tmp_path / "faces", seed=5, subjects_per_group=1)
+    config = tiny_config(manifest, "web").replace(model={"spec": names[0], "compare": names[1:]})
+    (tmp_path / "web.toml").write_text(config.to_toml())
+    assert main(["run", str(tmp_path / "web.toml"), "--out", str(tmp_path / "run"),
+                 "--no-progress"]) == 0  # fmt: skip
     df = read_table(str(tmp_path / "run" / "survival")).to_pandas()
     assert set(df.model_name) == set(names)
     counts = df.groupby("model_name").size()
-    assert (counts == df.sample_id.nunique()).all()
+    assert (counts == df.sample_id.nunique()).all() and df.sample_id.nunique() >= 12
     assert df[df.model_name == "thumbor"].model_source.str.contains("thumbor==7.8.0").all()
