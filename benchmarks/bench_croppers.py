@@ -5,7 +5,10 @@ Usage: python benchmarks/bench_croppers.py [--vxm PATH] [--composites N] [--repe
 The demo faces are drawn into ``--composites`` 583x3000 composites (the WACV-2022 3x1 layout) once;
 each cropper then pre-processes and crops all of them (saliency models: batched prediction at
 ``--batch`` and the crop rule; box croppers: as the pipeline hands them a batch, smartcrop over
-its process pool and, for comparison, in one process).
+its process pool and, for comparison, in one process; thumbor through its own server, started
+before the timed passes, its stored focal points dropped before each pass, so every pass
+detects as a run does: once per image, the other ratios reusing it). Then the thumbor server's
+start-up time: launch to a healthy ``/healthcheck``, median of ``--repeats`` fresh starts.
 Figures are the median of ``--repeats`` timed repeats after one warm-up pass (which also traces
 TensorFlow functions); the last column is each cropper's rate relative to FastGaze.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -54,6 +58,9 @@ def run_cropper(handler, images: list[np.ndarray], batch: int) -> None:
 
     if isinstance(handler, BoxCropper):
         model = handler.__dict__.setdefault("_bench_model", handler.load_model())
+        storage = getattr(getattr(model, "server", None), "storage", None)
+        if storage is not None:  # thumbor: detect afresh, not from the last pass's focal points
+            shutil.rmtree(storage, ignore_errors=True)
         crop_batch(model, [handler.preprocess(im) for im in images], RATIOS)
         return
     model = handler.__dict__.setdefault("_bench_model", handler.load_model())
@@ -73,7 +80,16 @@ def main() -> None:
     parser.add_argument(
         "--models",
         nargs="+",
-        default=["smartcrop", "opencv-spectral-residual", "opencv-fine-grained", "baseline"],
+        default=[
+            "smartcrop",
+            "opencv-spectral-residual",
+            "opencv-fine-grained",
+            "baseline",
+            "vips-attention",
+            "vips-entropy",
+            "vips-centre",
+            "thumbor",
+        ],  # fmt: skip
     )
     args = parser.parse_args()
 
@@ -103,6 +119,15 @@ def main() -> None:
         base = base or rate
         name = handler.name + (f" ({handler.workers} proc)" if hasattr(handler, "workers") else "")
         print(f"{name:<34} {rate:>12.1f} {rate / base:>10.2f}x")
+        close = getattr(handler.__dict__.get("_bench_model"), "close", None)
+        if close is not None:  # thumbor: stop its server before the next cropper is timed
+            close()
+    if "thumbor" in args.models:
+        from cropaudit.model.croppers.thumbor import startup_seconds
+
+        starts = [startup_seconds() for _ in range(args.repeats)]
+        print(f"thumbor server start-up: median {statistics.median(starts):.2f} s "
+              f"(of {', '.join(f'{t:.2f}' for t in starts)} s)")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -124,6 +124,39 @@ BUILTIN: Mapping[str, CatalogueEntry] = {
             input_notes="box cropper: skin (fixed skin colour), edge and saturation scores; "
             "default settings, recorded per row",
         ),
+        *(
+            CatalogueEntry(
+                name=f"vips-{strategy}",
+                kind="cropper",
+                licence="LGPL-2.1-or-later (libvips, in PyPI pyvips-binary); MIT (pyvips); "
+                "extra 'croppers'",
+                citation="J. Cupitt et al., libvips vips_smartcrop (interesting="
+                f"{strategy}); as called by sharp, imgproxy and CMS thumbnailers",
+                input_notes=note,
+            )
+            for strategy, note in (
+                (
+                    "attention",
+                    "box cropper: skin colour (fixed vector), saturation and edges; "
+                    "largest box of each ratio centred on the attention centre",
+                ),
+                (
+                    "entropy",
+                    "box cropper: trims the lower-entropy edge until the largest box "
+                    "of each ratio fits",
+                ),
+                ("centre", "box cropper (control): the largest box of each ratio, centred"),
+            )
+        ),
+        CatalogueEntry(
+            name="thumbor",
+            kind="cropper",
+            licence="MIT (thumbor, in its own venv); OpenCV Haar cascades (BSD-3-Clause)",
+            citation="thumbor 7.8 (thumbor.org), smart crop via GET /meta: face detection, "
+            "then image features",
+            input_notes="box cropper: a thumbor server started for the run (loopback); "
+            "largest box of each ratio around its focal points",
+        ),
         CatalogueEntry(
             name="opencv-spectral-residual",
             kind="cropper",

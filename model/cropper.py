@@ -61,18 +61,20 @@ class LoadedCropper(abc.ABC):
         """(H, W, 3) uint8 RGB and aspect ratios (height/width) -> one box per ratio."""
 
 
+def crop_or_error(crop, image: np.ndarray, ratios: tuple[float, ...]):
+    """``crop(image, ratios)``, or the exception it raised (the caller dead-letters it)."""
+    try:
+        return crop(image, ratios)
+    except Exception as exc:  # noqa: BLE001 - dead-lettered by the caller
+        return exc
+
+
 def crop_batch(model, images: Sequence[np.ndarray], ratios: tuple[float, ...]) -> list:
     """The cropper's :class:`Cropping` (or the exception it raised) for each image."""
     many = getattr(model, "crop_many", None)
     if many is not None:
         return many(images, ratios)
-    out: list[Cropping | Exception] = []
-    for image in images:
-        try:
-            out.append(model.crop(image, ratios))
-        except Exception as exc:  # noqa: BLE001 - dead-lettered by the caller
-            out.append(exc)
-    return out
+    return [crop_or_error(model.crop, image, ratios) for image in images]
 
 
 def checked(result, width: int, height: int) -> tuple[str, str] | None:

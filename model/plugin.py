@@ -38,7 +38,7 @@ import numpy as np
 
 from cropaudit import fileio
 from cropaudit.errors import UserError
-from cropaudit.model.cropper import BoxCropper, LoadedCropper, package_version
+from cropaudit.model.cropper import BoxCropper, LoadedCropper, crop_or_error, package_version
 from cropaudit.schemas.records import Box, Cropping
 
 ENTRY_POINT_GROUP = "cropaudit.croppers"
@@ -214,51 +214,54 @@ class _HttpLoaded(LoadedCropper):
         return cropping
 
     def crop_many(self, images: Sequence[np.ndarray], ratios: tuple[float, ...]) -> list:
-        def one(image):
-            try:
-                return self.crop(image, ratios)
-            except Exception as exc:  # noqa: BLE001 - dead-lettered by the caller
-                return exc
-
-        return list(self._pool.map(one, images))
+        return list(self._pool.map(lambda im: crop_or_error(self.crop, im, ratios), images))
 
     def _request(self, body: bytes, ratios: tuple[float, ...]) -> Any:
-        s = self._settings
         query = urllib.parse.urlencode({"aspect_ratios": ",".join(f"{r:g}" for r in ratios)})
         url = f"{self._url}{'&' if '?' in self._url else '?'}{query}"
-        last: CropperError | None = None
-        for attempt in range(s.attempts):
-            if attempt:
-                time.sleep(s.backoff * 2 ** (attempt - 1))
-            request = urllib.request.Request(
+
+        def request() -> urllib.request.Request:
+            self.requests_sent += 1
+            return urllib.request.Request(
                 url, data=body, method="POST", headers={"Content-Type": "image/png"}
             )
-            self.requests_sent += 1
-            try:
-                with urllib.request.urlopen(request, timeout=s.timeout) as response:
-                    raw = response.read()
-            except urllib.error.HTTPError as exc:
-                last = CropperError("http_error", f"HTTP {exc.code} from {self._url}")
-                if exc.code not in RETRY_STATUS:
-                    raise last from None
-                continue
-            except (TimeoutError, OSError) as exc:  # URLError is an OSError
-                reason = getattr(exc, "reason", exc)
-                kind = (
-                    "timeout"
-                    if isinstance(reason, TimeoutError) or "timed out" in str(reason)
-                    else "http_error"
-                )
-                last = CropperError(kind, f"{type(exc).__name__}: {reason} ({self._url})")
-                continue
-            try:
-                return json.loads(raw)["boxes"]
-            except (ValueError, KeyError, TypeError) as exc:
-                raise CropperError(
-                    "malformed_response", f"{self._url} answered {raw[:200]!r}: {exc}"
-                ) from None
-        assert last is not None
-        raise CropperError(last.reason, f"{last} (after {s.attempts} attempts)")
+
+        raw = send(request, self._settings, self._url)
+        try:
+            return json.loads(raw)["boxes"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CropperError(
+                "malformed_response", f"{self._url} answered {raw[:200]!r}: {exc}"
+            ) from None
+
+
+def send(request, s: HttpSettings, where: str) -> bytes:
+    """The body of the answer to ``request()`` (called once per attempt): timeouts, connection
+    errors and :data:`RETRY_STATUS` answers are retried with backoff; what still fails raises
+    :class:`CropperError` (``http_error`` or ``timeout``) naming ``where``."""
+    last: CropperError | None = None
+    for attempt in range(s.attempts):
+        if attempt:
+            time.sleep(s.backoff * 2 ** (attempt - 1))
+        try:
+            with urllib.request.urlopen(request(), timeout=s.timeout) as response:
+                return response.read()
+        except urllib.error.HTTPError as exc:
+            last = CropperError("http_error", f"HTTP {exc.code} from {where}")
+            if exc.code not in RETRY_STATUS:
+                raise last from None
+            continue
+        except (TimeoutError, OSError) as exc:  # URLError is an OSError
+            reason = getattr(exc, "reason", exc)
+            kind = (
+                "timeout"
+                if isinstance(reason, TimeoutError) or "timed out" in str(reason)
+                else "http_error"
+            )
+            last = CropperError(kind, f"{type(exc).__name__}: {reason} ({where})")
+            continue
+    assert last is not None
+    raise CropperError(last.reason, f"{last} (after {s.attempts} attempts)")
 
 
 class HttpCropper(BoxCropper):

@@ -5,10 +5,13 @@
 pre-processing options.
 
 Specs: a catalogue name (``baseline``, ``fastgaze``, the third-party croppers ``smartcrop``,
-``opencv-spectral-residual``, ``opencv-fine-grained``, or a name from the user catalogue; see
+``opencv-spectral-residual``, ``opencv-fine-grained``, ``vips-attention``, ``vips-entropy``,
+``vips-centre``, ``thumbor``, or a name from the user catalogue; see
 :mod:`cropaudit.model.catalogue`), fetched and verified once here; ``plugin:module:function`` or
 ``plugin:NAME`` (a Python callable, or an entry point in group ``cropaudit.croppers``) and an
 ``http://``/``https://`` URL (a cropping endpoint; see :mod:`cropaudit.model.plugin`);
+``thumbor+http://HOST:PORT#root=DIR`` (a thumbor server the user runs; see
+:mod:`cropaudit.model.croppers.thumbor`);
 ``fastgaze:PATH`` (a ``.vxm`` file or a converted model); ``keras:PATH`` (a ``.keras`` file or
 a SavedModel directory); a bare path ending in ``.vxm``/``.keras`` or a directory is recognised
 too. A catalogue name wins over a same-named folder; write ``./NAME`` or ``keras:NAME`` for the
@@ -77,6 +80,10 @@ def load_handler(
     offline: bool = False,
 ) -> Cropper:
     """The handler for ``spec``; ``catalogue_file``/``cache_dir``/``offline`` apply to names."""
+    if spec.startswith("thumbor+"):
+        from cropaudit.model.croppers.thumbor import ThumborCropper
+
+        return ThumborCropper(spec)
     if spec.startswith(("plugin:", "http://", "https://")):
         from cropaudit.model.plugin import plugin_cropper
 
@@ -121,6 +128,14 @@ def _local(name: str, options: PreprocessOptions) -> Cropper:
         from cropaudit.model.croppers.smartcrop import SmartcropCropper
 
         return SmartcropCropper()
+    if name == "thumbor":
+        from cropaudit.model.croppers.thumbor import ThumborCropper
+
+        return ThumborCropper()
+    if name.startswith("vips-"):
+        from cropaudit.model.croppers.vips import VipsCropper
+
+        return VipsCropper(name)
     if name.startswith("opencv-"):
         from cropaudit.model.croppers.opencv_saliency import OpenCVSaliencyHandler
 

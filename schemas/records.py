@@ -218,6 +218,9 @@ class Cropping:
     boxes: tuple[Box, ...]
     point: tuple[int, int, float] | None = None
     grid: Any = field(default=None, compare=False, repr=False)  # SaliencyGrid | None
+    #: Per ratio, the (x, y) a box cropper says it centred on (libvips' attention centre,
+    #: thumbor's focal point), or None; shown by ``saliency``, not scored.
+    focus: tuple[tuple[int, int] | None, ...] | None = None
 
     def check(self, width: int, height: int) -> None:
         """Raise ``ValueError`` unless there is one non-empty box per ratio inside the image."""

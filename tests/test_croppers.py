@@ -9,8 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-from tests_support import obama_mcconnell, real_faces
+from tests_support import astronaut_saliency_json, obama_mcconnell, real_faces
 
 from cropaudit.cli import main
 from cropaudit.errors import UserError
@@ -123,10 +122,7 @@ def test_model_list_shows_the_croppers(capsys):
 
 
 def test_saliency_command_prints_smartcrop_crops_per_ratio(capsys, tmp_path):
-    path = tmp_path / "astronaut.png"
-    Image.fromarray(real_faces()["astronaut"]).save(path)
-    assert main(["saliency", str(path), "--model", "smartcrop", "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
+    out = astronaut_saliency_json(capsys, tmp_path, "smartcrop")
     assert out["model_name"] == "smartcrop" and out["salient_point"] is None
     ratios = [c["aspect_ratio"] for c in out["crops"]]
     assert ratios == [0.56, 1.0, 1.14, 2.0, 1.0]  # Twitter's ratios and the image's own
@@ -153,6 +149,15 @@ def test_croppers_experiment_lists_every_cropper():
     cfg = config_mod.load(str(Path(__file__).parents[1] / "experiments" / "croppers.toml"))
     assert cfg.model.specs == (
         "fastgaze", "smartcrop", "opencv-spectral-residual", "opencv-fine-grained", "baseline",
+    )  # fmt: skip
+
+
+def test_web_croppers_experiment_lists_every_web_cropper():
+    from cropaudit import config as config_mod
+
+    path = Path(__file__).parents[1] / "experiments" / "web_croppers.toml"
+    assert config_mod.load(str(path)).model.specs == (
+        "fastgaze", "vips-attention", "vips-entropy", "vips-centre", "thumbor", "smartcrop",
     )  # fmt: skip
 
 

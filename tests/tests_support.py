@@ -4,6 +4,7 @@ photos scikit-image ships inside its wheel (no download)."""
 from __future__ import annotations
 
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 from conftest import shared_file
@@ -32,3 +33,15 @@ def lfw_faces() -> tuple[np.ndarray, np.ndarray]:
 
     subset = np.asarray(data.lfw_subset())
     return subset[:100], subset[100:]
+
+
+def astronaut_saliency_json(capsys, folder, model: str) -> dict:
+    """``cropaudit saliency ASTRONAUT.png --model MODEL --json`` (the 512x512 photo), parsed."""
+    import json
+
+    from cropaudit.cli import main
+
+    path = Path(folder) / "astronaut.png"
+    Image.fromarray(real_faces()["astronaut"]).save(path)
+    assert main(["saliency", str(path), "--model", model, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)

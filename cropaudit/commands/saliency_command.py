@@ -70,7 +70,8 @@ def handler(args: argparse.Namespace) -> int:
 
 
 def _box_crops(path: str, image, cropper, model, args: argparse.Namespace) -> None:
-    """A box cropper's crops for one image, and its point when it has one (no grid)."""
+    """A box cropper's crops for one image, and its point when it has one (no grid; in JSON each
+    crop's ``focus`` where the cropper reports the point it centred on)."""
     from cropaudit import fileio
     from cropaudit.model.cropper import checked, crop_batch
     from cropaudit.transforms.candidate_crops import default_ratios
@@ -82,6 +83,8 @@ def _box_crops(path: str, image, cropper, model, args: argparse.Namespace) -> No
     if problem is not None:
         raise UserError(f"{cropper.name} on {path}: {problem[0]}: {problem[1]}")
     crops = [{"aspect_ratio": ar, **b.to_dict()} for ar, b in zip(result.ratios, result.boxes)]
+    for crop, focus in zip(crops, result.focus or ()):
+        crop["focus"] = None if focus is None else {"x": focus[0], "y": focus[1]}
     if args.json:
         out = {"image": path, **cropper.describe(), "width": w, "height": h}
         point = None if result.point is None else dict(zip(("x", "y", "score"), result.point))
