@@ -440,8 +440,20 @@ class ExperimentConfig:
             del data["model"]["compare"]
         return data
 
+    def recorded_dict(self) -> dict[str, Any]:
+        """:meth:`to_dict` as written into outputs: model specs without credentials
+        (:func:`cropaudit.redact.redact_spec`); the hash and ``config.toml`` use it."""
+        from cropaudit.redact import redact_spec
+
+        data = self.to_dict()
+        model = data["model"]
+        model["spec"] = redact_spec(model["spec"])
+        if "compare" in model:
+            model["compare"] = [redact_spec(s) for s in model["compare"]]
+        return data
+
     def canonical_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return json.dumps(self.recorded_dict(), sort_keys=True, separators=(",", ":"))
 
     @property
     def config_hash(self) -> str:
@@ -459,7 +471,7 @@ class ExperimentConfig:
         return from_dict(data)
 
     def to_toml(self) -> str:
-        return _to_toml(self.to_dict())
+        return _to_toml(self.recorded_dict())
 
 
 def _jsonable(value: Any) -> Any:

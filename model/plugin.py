@@ -33,13 +33,16 @@ and pages name the endpoint, never the secret.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import importlib
+import importlib.util
 import io
 import json
 import math
 import numbers
 import os
+import sys
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -101,8 +104,95 @@ def _is_number(value: Any) -> bool:
 # -- Python callables ----------------------------------------------------------------------------
 
 
+#: Environment variable: folders (``os.pathsep``-separated) plugin modules may also come from.
+PLUGIN_PATH_ENV = "CROPAUDIT_PLUGIN_PATH"
+#: The user-level allow list: one plugin spec (``plugin:module:function``, ``plugin:NAME``) or
+#: module name per line, ``#`` comments; a config naming only these runs without
+#: ``--allow-plugins``.
+ALLOW_LIST = "allowed-plugins"
+
+
+def allow_list_path() -> Path:
+    """``$XDG_CONFIG_HOME/cropaudit/allowed-plugins`` (default ``~/.config``)."""
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "cropaudit" / ALLOW_LIST
+
+
+def allowed_plugins() -> set[str]:
+    try:
+        text = allow_list_path().read_text()
+    except OSError:
+        return set()
+    return {line.split("#", 1)[0].strip() for line in text.splitlines()} - {""}
+
+
+def code_specs(specs: Sequence[str]) -> list[str]:
+    """The specs among ``specs`` that import and run Python code (``plugin:...``)."""
+    return [s for s in specs if s.startswith("plugin:")]
+
+
+def _module_of(spec: str) -> str:
+    return spec[len("plugin:") :].partition(":")[0]
+
+
+def require_allowed(specs: Sequence[str], allow: bool, flag: str = "--allow-plugins") -> None:
+    """Refuse specs that would run code unless ``allow`` or the user's allow list names them:
+    a config downloaded from elsewhere must not run code just by being run."""
+    if allow:
+        return
+    allowed = allowed_plugins()
+    refused = [s for s in code_specs(specs) if not {s, _module_of(s)} & allowed]
+    if refused:
+        raise UserError(
+            f"{refused[0]} would import and run Python code ({describe_code(refused[0])}); "
+            f"pass {flag} if you trust it, or list it in {allow_list_path()}"
+        )
+
+
+def describe_code(spec: str) -> str:
+    """What ``spec`` would import, found without importing or running anything."""
+    target = spec[len("plugin:") :]
+    if ":" in target:
+        module = target.partition(":")[0]
+        found = None
+        with _plugin_path(), contextlib.suppress(ImportError, ValueError):
+            found = importlib.util.find_spec(module) if "." not in module else None
+        where = f" from {found.origin}" if found is not None and found.origin else ""
+        return f"module {module}{where}"
+    from importlib.metadata import entry_points
+
+    with _plugin_path():
+        eps = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == target]
+    if not eps:
+        return f"entry point {target} (not installed)"
+    dist = getattr(eps[0], "dist", None)
+    by = f" of {dist.name} {dist.version}" if dist is not None else ""
+    return f"entry point {target} = {eps[0].value}{by}"
+
+
+@contextlib.contextmanager
+def _plugin_path():
+    """``sys.path`` without the current directory (``python -m`` and ``''`` put it there),
+    plus the folders of :data:`PLUGIN_PATH_ENV`, for the block."""
+    cwd = os.path.realpath(os.getcwd())
+    extra = [p for p in os.environ.get(PLUGIN_PATH_ENV, "").split(os.pathsep) if p]
+    saved = list(sys.path)
+    kept = [p for p in saved if p and os.path.realpath(p) != cwd]
+    sys.path[:] = [*extra, *kept]
+    try:
+        yield
+    finally:
+        sys.path[:] = saved
+
+
 def resolve_callable(target: str):
-    """``module:function`` or an entry point name in :data:`ENTRY_POINT_GROUP`."""
+    """``module:function`` or an entry point name in :data:`ENTRY_POINT_GROUP`, imported
+    without searching the current directory (see :data:`PLUGIN_PATH_ENV`)."""
+    with _plugin_path():
+        return _resolve(target)
+
+
+def _resolve(target: str):
     if ":" in target:
         module_name, _, attr = target.partition(":")
         try:

@@ -82,6 +82,14 @@ def manifest_path() -> Arg:
     return arg("manifest", help="manifest path or gs:// URI")
 
 
+#: ``--allow-plugins``: run ``plugin:`` croppers, which import and run Python code
+#: (:func:`cropaudit.model.plugin.require_allowed`).
+ALLOW_PLUGINS = flag(
+    "--allow-plugins",
+    "run plugin: croppers named by the config or the command line (they import and run Python "
+    "code); without it only those in the user's allow list run",
+)
+
 #: ``--trust-modified``: read survival tables that differ from their run summary (every command
 #: that takes it records it in its outputs).
 TRUST_MODIFIED = flag(

@@ -25,6 +25,7 @@ def handler(args: argparse.Namespace) -> int:
     from cropaudit import fileio
     from cropaudit.model import model_handler as make_handler
     from cropaudit.model.cropper import BoxCropper
+    from cropaudit.model.plugin import require_allowed
     from cropaudit.model.resize import PreprocessOptions
     from cropaudit.transforms.images import ImageError
 
@@ -34,6 +35,7 @@ def handler(args: argparse.Namespace) -> int:
         from cropaudit.rundir.ownership import check_new_file
 
         check_new_file(args.overlay, args.overwrite)
+    require_allowed([args.model], args.allow_plugins)
     model_handler = make_handler(args.model, options=PreprocessOptions(resize=args.resize))
     model = model_handler.load_model()
     failed = 0
@@ -140,6 +142,7 @@ COMMAND = o.Command(
             default=None,
             help="crop ratios (height/width); default Twitter's 0.56 1.0 1.14 2.0 plus the image's",
         ),
+        o.ALLOW_PLUGINS,
         o.arg("--resize", choices=RESIZE_METHODS, default="faithful"),
         o.flag("--json", "print one JSON object per image"),
         o.arg("--overlay", metavar="PNG", help="write an overlay PNG (one image only)"),
