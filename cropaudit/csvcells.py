@@ -50,6 +50,12 @@ def restore_cell(text: str | None) -> str | None:
 def csv_text(rows: Iterable[Sequence[Any]], delimiter: str = ",") -> str:
     """``rows`` (the header first) as CSV text with every cell made safe."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\n")
-    writer.writerows([safe_cell(v) for v in row] for row in rows)
+    minimal = csv.writer(buffer, delimiter=delimiter, lineterminator="\n")
+    # with a "\n" line end the csv module leaves a "\r" unquoted, which a reader takes for a
+    # line break: such a row is written fully quoted
+    quoted = csv.writer(buffer, delimiter=delimiter, lineterminator="\n", quoting=csv.QUOTE_ALL)
+    for row in rows:
+        cells = [safe_cell(v) for v in row]
+        has_cr = any(isinstance(c, str) and "\r" in c for c in cells)
+        (quoted if has_cr else minimal).writerow(cells)
     return buffer.getvalue()

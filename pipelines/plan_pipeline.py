@@ -89,7 +89,7 @@ def write_plan(plan: pd.DataFrame, path: str) -> str:
         for col in flat.columns:
             if flat[col].map(lambda v: isinstance(v, (list, np.ndarray))).any():
                 flat[col] = flat[col].map(lambda v: " ".join(map(str, v)))
-            if flat[col].dtype == object:  # text cells a spreadsheet must not run
+            if not pd.api.types.is_numeric_dtype(flat[col]):  # text a spreadsheet must not run
                 flat[col] = flat[col].map(safe_cell)
         data = flat.to_csv(index=False, float_format="%.6g").encode()
     fileio.write_atomic(path, data)
