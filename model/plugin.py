@@ -372,9 +372,10 @@ class _HttpLoaded(LoadedCropper):
         futures = [self._pool.submit(one, image) for image in images]
         try:
             return [f.result() for f in futures]
-        except BaseException:  # SIGINT/SIGTERM while waiting: end the requests, then stop
+        except BaseException as exc:  # SIGINT/SIGTERM while waiting: end requests, then stop
             http_client.cancel_all()
             self._pool.shutdown(wait=False, cancel_futures=True)
+            exc._tagged_with_step = True  # Beam re-raises it as it is, without logging it
             raise
 
     def _request(self, body: bytes, ratios: tuple[float, ...]) -> Any:

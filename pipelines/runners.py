@@ -114,10 +114,27 @@ def pipeline(runner: str, options: PipelineOptions):
         with beam.Pipeline(runner=make_runner(runner, options), options=options) as p:
             yield p
     except RuntimeError as exc:
+        _raise_interruption(exc)
         if " failed in state " not in str(exc):  # PortableRunner's wording for a failed job
             raise
         why = failure_line(str(exc))
         raise JobFailed(f"{runner}: the job failed on the engine: {why}") from exc
+
+
+#: How Beam reports a Ctrl-C or SIGTERM (``SystemExit(143)``, :mod:`cropaudit.rundir.ownership`)
+#: raised inside a DoFn: it passes the worker as text inside a ``RuntimeError``.
+_INTERRUPTED = re.compile(r"\b(?:KeyboardInterrupt\b|SystemExit: (\d+))")
+
+
+def _raise_interruption(exc: RuntimeError) -> None:
+    """Raise the interruption ``exc`` stands for, if any, so the command exits as interrupted
+    (130 / 143) rather than with a failed job's traceback."""
+    found = _INTERRUPTED.search(str(exc))
+    if found is None:
+        return
+    if found.group(1):
+        raise SystemExit(int(found.group(1))) from None
+    raise KeyboardInterrupt from None
 
 
 #: The exception line that ends a Python traceback (``ValueError: ...``, ``pkg.mod.Error: ...``).
