@@ -21,7 +21,8 @@ from typing import Any
 FORMULA_START = frozenset("=+-@\t\r")
 
 
-def _reads_as_number(text: str) -> bool:
+def reads_as_number(text: str) -> bool:
+    """Whether ``text`` parses as a number (``-3.5``, ``1e-5``, ``-inf``)."""
     try:
         float(text)
     except ValueError:
@@ -30,7 +31,7 @@ def _reads_as_number(text: str) -> bool:
 
 
 def _quoted_formula(text: str) -> bool:
-    return text.lstrip("'")[:1] in FORMULA_START and not _reads_as_number(text)
+    return text.lstrip("'")[:1] in FORMULA_START and not reads_as_number(text)
 
 
 def safe_cell(value: Any) -> Any:

@@ -59,6 +59,7 @@ from apache_beam.options.pipeline_options import (
 )
 from apache_beam.runners.runner import PipelineRunner
 
+from cropaudit.csvcells import reads_as_number
 from cropaudit.errors import JobFailed, UserError
 
 RUNNERS = ("direct", "portable", "dataflow", "flink", "spark")
@@ -190,17 +191,9 @@ def unknown_pipeline_args(args: list[str]) -> list[str]:
     unknown = [
         name
         for name in (token.split("=", 1)[0] for token in args)
-        if name.startswith("-") and name not in known and not _is_number(name)
+        if name.startswith("-") and name not in known and not reads_as_number(name)
     ]
     return unknown or parser.parse_known_args(args)[1]
-
-
-def _is_number(token: str) -> bool:
-    try:
-        float(token)
-    except ValueError:
-        return False
-    return True
 
 
 def split_runner(pipeline_args: list[str] | None) -> tuple[str, list[str]]:

@@ -36,6 +36,11 @@ def gzip_bomb() -> bytes:
     return b"".join(packer.compress(zeros) for _ in range(BOMB_BYTES >> 20)) + packer.flush()
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True  # a hostile answer still dripping does not hold up the stop
+    request_queue_size = 128  # many croppers at full concurrency: no refused connection
+
+
 class CropServer:
     """Paths: ``/ok`` (centred boxes), ``/slow`` (answers after ``delay`` s), ``/flaky`` (503 for
     the first ``failures`` requests per image, then ok), ``/fail`` (always 500), ``/malformed``
@@ -147,8 +152,7 @@ class CropServer:
                 self.wfile.write(data)
 
         self.bomb = gzip_bomb()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = _Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 

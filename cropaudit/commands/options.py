@@ -32,7 +32,7 @@ class Command:
     arguments: tuple[Arg, ...] = ()
     run: Callable[..., int] | None = None
     description: str | None = None
-    pipeline_args: bool = False  # unknown options pass through to Beam
+    pipeline_args: bool = False  # options of Beam's option classes pass through to Beam
     actions: tuple[Command, ...] = ()
     dest: str | None = None
     metavar: str | None = None

@@ -189,6 +189,7 @@ def write_outputs(
         for fmt, data in figs.items():
             fileio.write_atomic(stats.plot(criterion, fmt), data)
         images[criterion] = figs["png"]
-    page = relative_paths(render_html(df, images, unverified, planning), stats.report, [out_dir])
+    above = fileio.dirname(out_dir.rstrip("/"))  # the page names its own folder, ``stats``
+    page = relative_paths(render_html(df, images, unverified, planning), above, [out_dir])
     fileio.write_atomic(stats.report, page.encode("utf-8"))
     return stats.report
