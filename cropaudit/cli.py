@@ -10,6 +10,7 @@ Heavy imports (Beam, TensorFlow) happen inside the handlers so that
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import sys
 
@@ -65,6 +66,7 @@ def add_command(subparsers, command: Command) -> argparse.ArgumentParser:
             add_command(actions, action)
     if command.run is not None:
         parser.set_defaults(func=command.run, accepts_pipeline_args=command.pipeline_args)
+        parser.set_defaults(command_flags=tuple(parser._option_string_actions))
     return parser
 
 
@@ -83,6 +85,27 @@ def _add_verbose(parser: argparse.ArgumentParser) -> None:
                 _add_verbose(child)
 
 
+def unknown_option(args: argparse.Namespace, extra: list[str]) -> str | None:
+    """One line for the first option neither the command nor Beam's option classes define
+    (Beam would drop it silently and run another experiment), naming the nearest flag."""
+    if not extra:
+        return None
+    candidates: tuple[str, ...] = getattr(args, "command_flags", ())
+    unknown = extra
+    if getattr(args, "accepts_pipeline_args", False):
+        from cropaudit.pipelines.runners import beam_flags, unknown_pipeline_args
+
+        unknown = unknown_pipeline_args(extra)
+        candidates = (*candidates, *sorted(beam_flags()))
+    if not unknown:
+        return None
+    first = unknown[0]
+    near = difflib.get_close_matches(first, candidates, n=1, cutoff=0.6)
+    kind = "option" if first.startswith("-") else "argument"
+    hint = f"; did you mean {near[0]}?" if near else "; see --help"
+    return f"cropaudit {args.command}: error: unknown {kind} {first}{hint}"
+
+
 def main(argv: list[str] | None = None) -> int:
     if argv is None:  # this process's own command line: one way out of it (cropaudit.shutdown)
         return shutdown.run_command_line(main, sys.argv[1:], quiet="--verbose" not in sys.argv)
@@ -90,10 +113,12 @@ def main(argv: list[str] | None = None) -> int:
         startup_logs.quiet()
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if extra and not getattr(args, "accepts_pipeline_args", False):
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.pipeline_args = extra
     try:
+        refused = unknown_option(args, extra)
+        if refused:
+            print(refused, file=sys.stderr)
+            return 2
         return int(args.func(args) or 0)
     except UserError as exc:
         print(f"cropaudit: error: {exc}", file=sys.stderr)

@@ -473,9 +473,22 @@ class ExperimentConfig:
             del data["analysis"]
         return data
 
+    def recorded_dict(self) -> dict[str, Any]:
+        """:meth:`to_dict` as written into outputs: model specs without credentials
+        (:func:`cropaudit.redact.redact_spec`); the hash and ``config.toml`` use it."""
+        from cropaudit.redact import redact_spec
+
+        data = self.to_dict()
+        model = data["model"]
+        model["spec"] = redact_spec(model["spec"])
+        if "compare" in model:
+            model["compare"] = [redact_spec(s) for s in model["compare"]]
+        return data
+
     def canonical_json(self) -> str:
-        """What the hash covers: every section but ``[analysis]`` (how the results are read)."""
-        data = {k: v for k, v in self.to_dict().items() if k != "analysis"}
+        """What the hash covers: the recorded config (no credentials) but ``[analysis]`` (how the
+        results are read)."""
+        data = {k: v for k, v in self.recorded_dict().items() if k != "analysis"}
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     @property
@@ -494,7 +507,7 @@ class ExperimentConfig:
         return from_dict(data)
 
     def to_toml(self) -> str:
-        return _to_toml(self.to_dict())
+        return _to_toml(self.recorded_dict())
 
 
 def _jsonable(value: Any) -> Any:

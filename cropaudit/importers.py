@@ -8,7 +8,6 @@ list files or read the label table, then call them. :func:`write_manifest` write
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import os
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from importlib import resources
 
 from cropaudit import fileio
+from cropaudit.csvcells import csv_text
 from cropaudit.errors import ManifestError, UserError
 from cropaudit.transforms.manifests import manifest_format, read_manifest
 
@@ -308,11 +308,8 @@ def write_manifest(rows: Sequence[Mapping[str, str | None]], out_uri: str) -> No
         lines = (json.dumps(dict(row), ensure_ascii=False) for row in rows)
         data = "".join(line + "\n" for line in lines).encode("utf-8")
     else:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, delimiter="\t" if kind == "tsv" else ",", lineterminator="\n")
-        writer.writerow(columns)
-        writer.writerows([row.get(c) or "" for c in columns] for row in rows)
-        data = buffer.getvalue().encode("utf-8")
+        cells = [columns, *([row.get(c) or "" for c in columns] for row in rows)]
+        data = csv_text(cells, "\t" if kind == "tsv" else ",").encode("utf-8")
     fileio.write_atomic(out_uri, data)
 
 

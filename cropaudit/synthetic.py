@@ -7,12 +7,13 @@ seed, so the same seed writes the same bytes.
 
 from __future__ import annotations
 
-import csv
 import io
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
+
+from cropaudit.csvcells import csv_text
 
 TONES = {"light": (232, 196, 170), "dark": (120, 82, 60)}
 HAIRS = ("short", "long")
@@ -81,8 +82,6 @@ def write_face_set(
                         }
                     )
     manifest = out / "manifest.csv"
-    with open(manifest, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    columns = list(rows[0])
+    manifest.write_text(csv_text([columns, *([r[c] for c in columns] for r in rows)]))
     return manifest

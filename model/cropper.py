@@ -53,6 +53,14 @@ def package_version(distribution: str) -> str:
         return "unknown"
 
 
+class CropperError(Exception):
+    """A cropper failure with a short reason code for its dead letter."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
 class LoadedCropper(abc.ABC):
     """A cropper ready to run on one worker."""
 

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cropaudit import fileio
+from cropaudit.csvcells import safe_cell
 from cropaudit.errors import UserError
 from cropaudit.pipelines.stats_pipeline import resolve_survival
 from cropaudit.report.plan_section import SHOWN
@@ -88,6 +89,8 @@ def write_plan(plan: pd.DataFrame, path: str) -> str:
         for col in flat.columns:
             if flat[col].map(lambda v: isinstance(v, (list, np.ndarray))).any():
                 flat[col] = flat[col].map(lambda v: " ".join(map(str, v)))
+            if not pd.api.types.is_numeric_dtype(flat[col]):  # text a spreadsheet must not run
+                flat[col] = flat[col].map(safe_cell)
         data = flat.to_csv(index=False, float_format="%.6g").encode()
     fileio.write_atomic(path, data)
     return path

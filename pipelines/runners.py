@@ -37,6 +37,7 @@ Each profile fills in defaults and checks what it cannot run without, before any
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import re
 import shutil
@@ -58,6 +59,7 @@ from apache_beam.options.pipeline_options import (
 )
 from apache_beam.runners.runner import PipelineRunner
 
+from cropaudit.csvcells import reads_as_number
 from cropaudit.errors import JobFailed, UserError
 
 RUNNERS = ("direct", "portable", "dataflow", "flink", "spark")
@@ -113,10 +115,27 @@ def pipeline(runner: str, options: PipelineOptions):
         with beam.Pipeline(runner=make_runner(runner, options), options=options) as p:
             yield p
     except RuntimeError as exc:
+        _raise_interruption(exc)
         if " failed in state " not in str(exc):  # PortableRunner's wording for a failed job
             raise
         why = failure_line(str(exc))
         raise JobFailed(f"{runner}: the job failed on the engine: {why}") from exc
+
+
+#: How Beam reports a Ctrl-C or SIGTERM (``SystemExit(143)``, :mod:`cropaudit.rundir.ownership`)
+#: raised inside a DoFn: it passes the worker as text inside a ``RuntimeError``.
+_INTERRUPTED = re.compile(r"\b(?:KeyboardInterrupt\b|SystemExit: (\d+))")
+
+
+def _raise_interruption(exc: RuntimeError) -> None:
+    """Raise the interruption ``exc`` stands for, if any, so the command exits as interrupted
+    (130 / 143) rather than with a failed job's traceback."""
+    found = _INTERRUPTED.search(str(exc))
+    if found is None:
+        return
+    if found.group(1):
+        raise SystemExit(int(found.group(1))) from None
+    raise KeyboardInterrupt from None
 
 
 #: The exception line that ends a Python traceback (``ValueError: ...``, ``pkg.mod.Error: ...``).
@@ -134,6 +153,47 @@ def failure_line(message: str) -> str:
     python = [line for line in after if _PYTHON_ERROR.match(line)]
     line = python[0] if python else (lines[0] if lines else message.strip())
     return line if len(line) <= 400 else line[:397] + "..."
+
+
+def beam_option_parser() -> argparse.ArgumentParser:
+    """A parser of every option Beam's own option classes define (each ``PipelineOptions``
+    subclass, recursively, through its ``_add_argparse_args``); errors raise ``UserError``."""
+    from apache_beam.options.pipeline_options import _BeamArgumentParser
+
+    class Parser(_BeamArgumentParser):
+        def error(self, message):
+            raise UserError(f"Beam option: {message}")
+
+    parser = Parser(allow_abbrev=False, add_help=False, conflict_handler="resolve")
+    seen: set[type] = set()
+    todo = [PipelineOptions]
+    while todo:
+        for cls in todo.pop().__subclasses__():
+            if cls not in seen:
+                seen.add(cls)
+                todo.append(cls)
+                if "_add_argparse_args" in cls.__dict__:
+                    cls._add_argparse_args(parser)
+    return parser
+
+
+def beam_flags(parser: argparse.ArgumentParser | None = None) -> set[str]:
+    """Every ``--flag`` Beam's option classes define."""
+    parser = parser or beam_option_parser()
+    return {flag for action in parser._actions for flag in action.option_strings}
+
+
+def unknown_pipeline_args(args: list[str]) -> list[str]:
+    """What in ``args`` Beam's option classes do not define (Beam would drop it silently): flags
+    of no option class, then values that belong to no flag."""
+    parser = beam_option_parser()
+    known = beam_flags(parser)
+    unknown = [
+        name
+        for name in (token.split("=", 1)[0] for token in args)
+        if name.startswith("-") and name not in known and not reads_as_number(name)
+    ]
+    return unknown or parser.parse_known_args(args)[1]
 
 
 def split_runner(pipeline_args: list[str] | None) -> tuple[str, list[str]]:

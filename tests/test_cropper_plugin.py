@@ -4,10 +4,7 @@ here (slow, failing and malformed answers included). Nothing leaves 127.0.0.1.""
 from __future__ import annotations
 
 import json
-import threading
 import time
-import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
@@ -16,6 +13,7 @@ from cropaudit.errors import UserError
 from cropaudit.model.cropper import checked, crop_batch
 from cropaudit.model.plugin import CallableCropper, CropperError, HttpCropper, HttpSettings
 from cropaudit.model.registry import load_handler
+from tests.crop_server import CropServer
 
 RATIOS = (0.56, 1.0, 2.0)
 
@@ -23,82 +21,6 @@ RATIOS = (0.56, 1.0, 2.0)
 def images(n: int, size=(60, 80)) -> list[np.ndarray]:
     rng = np.random.default_rng(0)
     return [rng.integers(0, 255, (*size, 3), dtype=np.uint8) for _ in range(n)]
-
-
-class CropServer:
-    """A loopback cropping endpoint. Paths: ``/ok`` (centred boxes), ``/slow`` (answers after
-    ``delay`` s), ``/flaky`` (503 for the first ``failures`` requests per image, then ok),
-    ``/fail`` (always 500), ``/malformed`` (not JSON), ``/bad-request`` (400)."""
-
-    def __init__(self, delay: float = 1.0, failures: int = 2):
-        self.delay, self.failures = delay, failures
-        self.hits: dict[str, int] = {}
-        self.in_flight = self.max_in_flight = 0
-        self.lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # keep test output clean
-                pass
-
-            def do_POST(self):
-                url = urllib.parse.urlsplit(self.path)
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                asked = urllib.parse.parse_qs(url.query)["aspect_ratios"][0]
-                ratios = [float(r) for r in asked.split(",")]
-                with server.lock:
-                    key = f"{url.path}:{hash(body)}"
-                    server.hits[url.path] = server.hits.get(url.path, 0) + 1
-                    n = server.hits[key] = server.hits.get(key, 0) + 1
-                    server.in_flight += 1
-                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
-                try:
-                    time.sleep(0.05)  # long enough for concurrent requests to overlap
-                    if url.path == "/slow":
-                        time.sleep(server.delay)
-                    if url.path == "/fail" or (url.path == "/flaky" and n <= server.failures):
-                        return self._send(500 if url.path == "/fail" else 503, b"busy")
-                    if url.path == "/bad-request":
-                        return self._send(400, b"no")
-                    if url.path == "/malformed":
-                        return self._send(200, b"<html>not json</html>")
-                    from io import BytesIO
-
-                    from PIL import Image
-
-                    w, h = Image.open(BytesIO(body)).size
-                    boxes = [
-                        [0, 0, w, min(h, round(ar * w))]
-                        if ar < h / w
-                        else [0, 0, min(w, round(h / ar)), h]
-                        for ar in ratios
-                    ]
-                    self._send(200, json.dumps({"boxes": boxes}).encode())
-                finally:
-                    with server.lock:
-                        server.in_flight -= 1
-
-            def _send(self, status, data):
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client timed out and left, as the slow tests intend
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join()
 
 
 @pytest.fixture
@@ -253,3 +175,73 @@ def test_a_cropper_named_by_an_installed_entry_point(tmp_path, monkeypatch):
     got = by_entry_point.crop(image, RATIOS).boxes
     assert got == by_module.crop(image, RATIOS).boxes
     assert (got[1].w, got[1].h) == (60, 60)  # the 1:1 box of an 80x60 image
+
+
+# -- a hostile endpoint: every request ends in time, with the reason dead-lettered ------------
+
+
+@pytest.mark.parametrize(
+    "path, reason",
+    [
+        ("/drip", "timeout"),  # one byte every 0.5 s: alive on every read, over the deadline
+        ("/endless", "malformed_response"),  # a body that never ends: over the size cap
+        ("/huge", "malformed_response"),  # declares 100 MB: refused before reading it
+        ("/gzip-bomb", "malformed_response"),  # 20 KB that inflates to 64 MB: stopped at 1 MB
+        ("/redirect", "http_error"),  # never followed: the image would not go along
+        ("/infinity", "malformed_response"),
+        ("/nan", "malformed_response"),
+        ("/wrong-count", "malformed_response"),
+    ],
+)
+def test_a_hostile_endpoint_ends_each_request_in_time(server, tmp_path, path, reason):
+    model = http(server, path, tmp_path, timeout=1.5, attempts=2).load_model()
+    started = time.monotonic()
+    (result,) = crop_batch(model, images(1), RATIOS)
+    took = time.monotonic() - started
+    assert checked(result, 80, 60)[0] == reason, result
+    assert took < 2 * 1.5 + 1.5, took  # two whole-request deadlines and a backoff at most
+    assert server.hits.get("GET /ok", 0) == 0  # the redirect was not followed
+    expected_requests = 2 if reason == "timeout" else 1  # only a timeout is retried
+    assert server.hits[path] == expected_requests
+    assert not list((tmp_path / "cache").glob("*.json"))  # nothing malformed is cached
+
+
+def test_a_gzip_encoded_answer_is_decoded(server, tmp_path):
+    (result,) = crop_batch(http(server, "/gzip-ok", tmp_path).load_model(), images(1), RATIOS)
+    assert checked(result, 80, 60) is None
+
+
+def test_authentication_comes_from_the_environment_and_stays_out_of_the_record(
+    server, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("CROPAUDIT_TEST_TOKEN", "Bearer s3cret-value")
+    spec = (
+        f"{server.url}/ok?api_key=k3y-value#auth_header=Authorization&auth_env=CROPAUDIT_TEST_TOKEN"
+    )
+    cropper = load_handler(spec)
+    (result,) = crop_batch(cropper.load_model(), images(1), RATIOS)
+    assert checked(result, 80, 60) is None
+    assert server.last_headers["Authorization"] == "Bearer s3cret-value"
+    described = json.dumps(cropper.describe())
+    assert "s3cret" not in described and "k3y" not in described
+    assert f"{server.url}/ok?api_key=REDACTED" in described
+    monkeypatch.delenv("CROPAUDIT_TEST_TOKEN")
+    with pytest.raises(UserError, match="CROPAUDIT_TEST_TOKEN"):
+        load_handler(spec)
+
+
+def test_userinfo_is_sent_as_basic_auth_and_redacted(server, tmp_path):
+    import base64
+
+    url = server.url.replace("http://", "http://alice:pa55word@") + "/ok"
+    cropper = HttpCropper(url, HttpSettings(attempts=1), str(tmp_path / "cache"))
+    (result,) = crop_batch(cropper.load_model(), images(1), RATIOS)
+    assert checked(result, 80, 60) is None
+    sent = base64.b64decode(server.last_headers["Authorization"].split()[1]).decode()
+    assert sent == "alice:pa55word"
+    assert cropper.name == server.url.replace("http://", "http://REDACTED@") + "/ok"
+    assert "pa55word" not in json.dumps(cropper.describe())
+    # a failure's dead letter names the endpoint without the password
+    failing = HttpCropper(url.replace("/ok", "/fail"), HttpSettings(attempts=1, backoff=0))
+    (result,) = crop_batch(failing.load_model(), images(1), RATIOS)
+    assert result.reason == "http_error" and "pa55word" not in str(result)

@@ -19,6 +19,7 @@ from typing import Any
 
 from cropaudit import fileio
 from cropaudit.config import ExperimentConfig, GroupsConfig
+from cropaudit.csvcells import restore_cell
 from cropaudit.errors import ManifestError, UserError
 from cropaudit.schemas.manifest import (
     DETECTOR_MISSES,
@@ -130,7 +131,7 @@ def _parse_delimited(text: str, kind: str, uri: str) -> ManifestTable:
     records = [r for r in records if r]  # blank lines are not rows
     if not records:
         raise ManifestError(f"manifest {uri} is empty (no header row)")
-    header = [name.strip() for name in records[0]]
+    header = [restore_cell(name).strip() for name in records[0]]
     named = [(i, name) for i, name in enumerate(header) if name]
     columns = tuple(name for _, name in named)
     if not columns:
@@ -141,7 +142,7 @@ def _parse_delimited(text: str, kind: str, uri: str) -> ManifestTable:
     rows: list[dict[str, str | None]] = []
     for line, record in enumerate(records[1:], start=2):
         row: dict[str, str | None] = {
-            name: record[i] if i < len(record) else None for i, name in named
+            name: restore_cell(record[i]) if i < len(record) else None for i, name in named
         }
         extra = [v for v in record[len(header) :] if v.strip()]
         if extra:

@@ -6,8 +6,10 @@ from cropaudit.commands import options as o
 
 
 def main(args) -> int:
+    from cropaudit.model.plugin import require_allowed
     from cropaudit.pipelines.demo_pipeline import run_demo
 
+    require_allowed(args.models or (), args.allow_plugins)
     run_demo(
         args.out,
         pipeline_args=args.pipeline_args,
@@ -29,6 +31,7 @@ COMMAND = o.Command(
         ),
         o.flag("--no-stats", "stop after the survival table"),
         o.flag("--no-progress", "no progress bar on the terminal"),
+        o.ALLOW_PLUGINS,
         o.arg(
             "--models",
             nargs="+",

@@ -73,10 +73,8 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_detect(args: argparse.Namespace) -> int:
-    import csv
-    import io
-
     from cropaudit import fileio
+    from cropaudit.csvcells import csv_text
     from cropaudit.facedetect import face_detector, fill_row, miss_rates
     from cropaudit.importers import write_manifest
     from cropaudit.rundir.ownership import check_new_file
@@ -100,10 +98,8 @@ def run_detect(args: argparse.Namespace) -> int:
         if detail is not None:
             dead.append((filled["face_detection"], row.get("image_uri") or "", detail))
     write_manifest(rows, args.out)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerows([("reason", "image_uri", "detail"), *dead])
-    fileio.write_atomic(target, buffer.getvalue().encode("utf-8"))
+    dead_rows = [("reason", "image_uri", "detail"), *dead]
+    fileio.write_atomic(target, csv_text(dead_rows).encode("utf-8"))
     print(f"wrote {len(rows)} rows to {args.out}; {len(dead)} dead letters to {target}")
     print(f"detector: {detector.name}")
     _print_reasons("dead letters", [(reason, uri) for reason, uri, _ in dead])

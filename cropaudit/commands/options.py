@@ -32,7 +32,7 @@ class Command:
     arguments: tuple[Arg, ...] = ()
     run: Callable[..., int] | None = None
     description: str | None = None
-    pipeline_args: bool = False  # unknown options pass through to Beam
+    pipeline_args: bool = False  # options of Beam's option classes pass through to Beam
     actions: tuple[Command, ...] = ()
     dest: str | None = None
     metavar: str | None = None
@@ -81,6 +81,14 @@ def image_root(help: str = "folder relative image_uris resolve against") -> Arg:
 def manifest_path() -> Arg:
     return arg("manifest", help="manifest path or gs:// URI")
 
+
+#: ``--allow-plugins``: run ``plugin:`` croppers, which import and run Python code
+#: (:func:`cropaudit.model.plugin.require_allowed`).
+ALLOW_PLUGINS = flag(
+    "--allow-plugins",
+    "run plugin: croppers named by the config or the command line (they import and run Python "
+    "code); without it only those in the user's allow list run",
+)
 
 #: ``--trust-modified``: read survival tables that differ from their run summary (every command
 #: that takes it records it in its outputs).

@@ -19,9 +19,11 @@ def apply_overrides(config, args):
 def main(args) -> int:
     from cropaudit import config as config_mod
     from cropaudit import fileio
+    from cropaudit.model.plugin import require_allowed
     from cropaudit.pipelines.audit_pipeline import run_audit
 
     config = apply_overrides(config_mod.load(args.config), args)
+    require_allowed(config.model.specs, args.allow_plugins)
     config_dir = None if args.manifest else fileio.dirname(args.config)
     run_audit(
         config,
@@ -48,6 +50,7 @@ COMMAND = o.Command(
         o.seed("override design.seed"),
         o.overwrite("replace the run in --out (other files there are kept)"),
         o.allow_large_plan("start"),
+        o.ALLOW_PLUGINS,
         o.arg(
             "--shared-model-copies",
             type=int,

@@ -27,6 +27,7 @@ def handler(args: argparse.Namespace) -> int:
     from cropaudit import fileio
     from cropaudit.model import model_handler as make_handler
     from cropaudit.model.cropper import BoxCropper
+    from cropaudit.model.plugin import require_allowed
     from cropaudit.model.resize import PreprocessOptions
     from cropaudit.transforms.images import ImageError
 
@@ -36,6 +37,7 @@ def handler(args: argparse.Namespace) -> int:
         from cropaudit.rundir.ownership import check_new_file
 
         check_new_file(args.overlay, args.overwrite)
+    require_allowed([args.model], args.allow_plugins)
     model_handler = make_handler(args.model, options=PreprocessOptions(resize=args.resize))
     model = model_handler.load_model()
     failed = 0
@@ -159,6 +161,7 @@ COMMAND = o.Command(
             default=None,
             help="crop ratios (height/width); default Twitter's 0.56 1.0 1.14 2.0 plus the image's",
         ),
+        o.ALLOW_PLUGINS,
         o.arg("--resize", choices=RESIZE_METHODS, default="faithful"),
         o.flag("--json", "print one JSON object per image (grid points included)"),
         o.flag("--grid", "also list every scored grid point (x, y, score)"),

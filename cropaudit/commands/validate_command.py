@@ -9,6 +9,7 @@ def main(args) -> int:
     from cropaudit import config as config_mod
     from cropaudit import fileio
     from cropaudit.errors import ConfigError, UserError
+    from cropaudit.model.plugin import code_specs, describe_code
     from cropaudit.transforms.run_plan import check_plan, plan_config
 
     failed = 0
@@ -29,6 +30,8 @@ def main(args) -> int:
         sweep = f", {cfg.sweep_size()} sweep variants" if cfg.sweep.active else ""
         print(f"ok      {path}: {cfg.name} ({cfg.config_hash[:12]}){sweep}")
         print(f"        plan: {plan.describe()}")
+        for spec in code_specs(cfg.model.specs):  # what `run` would import and run
+            print(f"        runs code: {spec}: {describe_code(spec)} (needs --allow-plugins)")
     return 1 if failed else 0
 
 

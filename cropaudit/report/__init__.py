@@ -13,7 +13,9 @@ from __future__ import annotations
 import json
 import sys
 
-from cropaudit.report.inputs import RunInputs, attach_estimates, load_run
+from cropaudit import fileio
+from cropaudit.report.inputs import RunInputs, attach_estimates, candidate_stats_dirs, load_run
+from cropaudit.report.pagekit import relative_paths
 from cropaudit.rundir import ownership
 
 __all__ = ["RunInputs", "build_report", "gallery_for", "load_run", "render_report"]
@@ -109,6 +111,9 @@ def build_report(
         quiet=quiet,
     )
     text = render_report(inputs, gallery, model_spec)
+    manifest = inputs.summary.get("manifest") or inputs.config.manifest.path
+    local = [inputs.run_dir, manifest, stats_dir or "", *candidate_stats_dirs(inputs.run_dir)]
+    text = relative_paths(text, fileio.dirname(out), local)
     ownership.replace_own_file(out, text.encode("utf-8"), mark)
     if not quiet:
         print(f"report -> {out} ({len(text) / 1e6:.1f} MB)", file=sys.stderr)

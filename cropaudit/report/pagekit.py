@@ -145,3 +145,25 @@ def html_page(
 {warned}{header}<nav>{nav}</nav>{body}
 </body></html>
 """
+
+
+#: Environment variable: set to 1 for pages that show full local paths (default: relative).
+FULL_PATHS_ENV = "CROPAUDIT_FULL_PATHS"
+
+
+def relative_paths(text: str, base: str, paths: Iterable[str]) -> str:
+    """``text`` with each absolute local path in ``paths`` written relative to the folder
+    ``base`` (where the page is, or the folder above a statistics output): a shared page does
+    not reveal a home directory. Full paths when :data:`FULL_PATHS_ENV` is ``1``; ``gs://``
+    paths stay."""
+    import os
+
+    if os.environ.get(FULL_PATHS_ENV) == "1" or "://" in base:
+        return text
+    base = os.path.abspath(base)
+    local = {os.path.abspath(p) for p in paths if p and "://" not in p}
+    for path in sorted(local, key=len, reverse=True):
+        shown = os.path.relpath(path, base)
+        for form in {path, html.escape(path)}:
+            text = text.replace(form, shown)
+    return text

@@ -14,7 +14,15 @@ import pandas as pd
 import pyarrow as pa
 
 from cropaudit import fileio
-from cropaudit.report.pagekit import Section, frame_table, html_page, img, note, render_sections
+from cropaudit.report.pagekit import (
+    Section,
+    frame_table,
+    html_page,
+    img,
+    note,
+    relative_paths,
+    render_sections,
+)
 from cropaudit.report.plotkit import criteria_order, forest_plot
 from cropaudit.rundir.stats_dir import StatsDir
 
@@ -181,6 +189,7 @@ def write_outputs(
         for fmt, data in figs.items():
             fileio.write_atomic(stats.plot(criterion, fmt), data)
         images[criterion] = figs["png"]
-    page = render_html(df, images, unverified, planning)
+    above = fileio.dirname(out_dir.rstrip("/"))  # the page names its own folder, ``stats``
+    page = relative_paths(render_html(df, images, unverified, planning), above, [out_dir])
     fileio.write_atomic(stats.report, page.encode("utf-8"))
     return stats.report

@@ -260,7 +260,7 @@ class _Loaded(LoadedCropper):
         for ar in ratios:
             w, h = largest_box(width, height, ar)
             url = f"{self.url}/unsafe/meta/{w}x{h}/smart/{urllib.parse.quote(name)}"
-            raw = send(lambda u=url: urllib.request.Request(u), HTTP, self.url)
+            raw = send("GET", url, None, {}, HTTP, self.url)
             box, point = parse_meta(raw, width, height)
             boxes.append(box)
             focus.append(point)
