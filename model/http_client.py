@@ -1,5 +1,6 @@
-"""One bounded HTTP request for the HTTP croppers (``http://``, thumbor): a deadline for the whole exchange, a size cap on
-the answer, no redirects, and cancellation of every request in flight.
+"""One bounded HTTP request for the HTTP croppers (``http://``, thumbor): a deadline for the
+whole exchange, a size cap on the answer, no redirects, and cancellation of every request in
+flight.
 
 ``urllib``'s timeout applies to each socket operation, so a server sending a byte every few
 seconds keeps a request alive forever, and it follows redirects (turning the POST into a GET
