@@ -14,30 +14,31 @@ import pandas as pd
 import pyarrow as pa
 
 from cropaudit import fileio
-from cropaudit.report.pagekit import Section, frame_table, html_page, img, note, render_sections
-from cropaudit.report.plotkit import criteria_order, forest_plot
+from cropaudit.report.estimate_tables import (
+    comparison_text,
+    group_heading,
+    interval_cell,
+    position_table,
+    ratio_table,
+    same_results_note,
+)
+from cropaudit.report.pagekit import Section, html_page, img, note, render_sections, table
+from cropaudit.report.plotkit import criteria_groups, criteria_order, forest_plot
 from cropaudit.rundir.stats_dir import StatsDir
 
-ESTIMATE_COLUMNS = [
-    "model_name", "layout", "preprocessing", "design", "criterion", "comparison", "group_a",
-    "group_b", "n", "n_subjects", "wins_a", "wins_b", "ties", "background", "ratio",
-    "ratio_low", "ratio_high", "ratio_interval_method", "ratio_effective_n", "ratio_bca_low",
-    "ratio_bca_high", "ratio_percentile_low", "ratio_percentile_high",
-    "ratio_wilson_low", "ratio_wilson_high", "ratio_twitter_low", "ratio_twitter_high", "effect",
-    "effect_low", "effect_high", "model_ratio", "model_low", "model_high", "model_sd_a",
-    "model_sd_b", "model_status", "model_disagrees",
-]  # fmt: skip
-POSITION_COLUMNS = [
-    "model_name", "layout", "preprocessing", "design", "criterion", "comparison", "group_a",
-    "group_b", "n_a_first", "n_b_first", "ratio_a_first", "ratio_b_first", "first_slot_rate",
-    "first_slot_rate_low", "first_slot_rate_high", "p_first_slot_bootstrap",
-    "order_adjusted_ratio", "order_adjusted_ratio_low", "order_adjusted_ratio_high",
-]  # fmt: skip
-TEST_COLUMNS = [
-    "model_name", "layout", "preprocessing", "design", "criterion", "comparison", "group_a",
-    "group_b", "p_binomial", "p_binomial_holm", "p_binomial_bh", "p_bootstrap",
-    "p_bootstrap_holm", "p_bootstrap_bh",
-]  # fmt: skip
+#: The model cross-check's columns as the page shows them (the rest are in estimates.parquet).
+CROSS_CHECK = {
+    "model_ratio": "model ratio", "model_low": "model low", "model_high": "model high",
+    "model_sd_a": "subject SD a (logit)", "model_sd_b": "subject SD b (logit)",
+    "model_status": "fit", "model_disagrees": "disagrees",
+}  # fmt: skip
+#: The tests' columns as the page shows them: the reported test first (its family, raw and
+#: adjusted), then the exact binomial and the bootstrap ones beside.
+TESTS = {
+    "p_family": "family", "ratio_p": "p", "ratio_p_holm": "p (Holm)", "ratio_p_bh": "p (BH)",
+    "p_binomial": "binomial p", "p_bootstrap": "bootstrap p",
+    "p_bootstrap_holm": "bootstrap p (Holm)",
+}  # fmt: skip
 
 METHODS = """<p>Survival ratio = wins_a / (wins_a + wins_b): the chance that group a's face survives
 given the crop keeps exactly one face; 0.5 is parity. Ties and background are counted, not in the
@@ -76,9 +77,8 @@ def unverified_note(unverified: dict[str, list[str]] | None) -> str:
     )
 
 
-def header(page: StatsPage) -> str:
-    """Bootstrap settings and config hashes, the methods, and the strata where the model
-    cross-check disagrees with the reported interval."""
+def provenance(page: StatsPage) -> str:
+    """Bootstrap settings, config hashes and the methods, collapsed: the page's last section."""
     estimates = page.estimates
     meta = ""
     if len(estimates):
@@ -87,46 +87,93 @@ def header(page: StatsPage) -> str:
             f"<p>{int(first['replicates'])} bootstrap replicates (multiway Poisson, by subject; "
             f"variance correction {html.escape(str(first.get('bootstrap_correction', 'none')))}), "
             f"level {first['level']:.3g}, seed {int(first['seed'])}. Config hashes: "
-            f"{html.escape(', '.join(sorted(set().union(*estimates['config_hashes']))))}.</p>"
+            f"{html.escape(', '.join(sorted(set().union(*estimates['config_hashes']))))}. "
+            "Every column of every row is in estimates/*.parquet beside this page.</p>"
         )
-    disagree = (
-        estimates[estimates["model_disagrees"].fillna(False).astype(bool)]
-        if len(estimates) and "model_disagrees" in estimates
-        else estimates.iloc[0:0]
+    return (
+        f"<details><summary>Methods, settings and config hashes</summary>{meta}{METHODS}</details>"
     )
-    flagged = (
-        f"<p><strong>Methods disagree</strong> in {len(disagree)} strata (model interval and "
-        f"reported interval do not overlap):</p>{frame_table(disagree, ESTIMATE_COLUMNS)}"
-        if len(disagree)
-        else ""
-    )
-    return meta + METHODS + flagged
+
+
+def _groups(page: StatsPage) -> list[tuple[str, ...]]:
+    return criteria_groups(page.estimates) if len(page.estimates) else []
 
 
 def plots_section(page: StatsPage) -> str:
-    return "".join(
-        f"<h3>{html.escape(c)}</h3>" + img(png, c, data_criterion=c)
-        for c, png in page.images.items()
-    )
-
-
-def estimates_section(page: StatsPage) -> str:
-    return frame_table(page.estimates, ESTIMATE_COLUMNS)
+    groups = _groups(page)
+    parts = [
+        note(
+            "Per criterion, the survival ratio of every comparison with its reported interval; "
+            "p (adjusted): the test that interval inverts, Holm-adjusted within its family; "
+            "bootstrap p beside it, unadjusted; neither = ties and crops that kept no face."
+        ),
+        same_results_note(groups),
+    ]
+    for group in groups:
+        png = page.images.get(group[0])
+        plot = img(png, group[0], data_criterion=group[0]) if png else ""
+        parts.append(group_heading(group) + plot + ratio_table(page.estimates, group))
+    return "".join(parts)
 
 
 def position_section(page: StatsPage) -> str:
-    return note(
-        "first_slot_rate: share of decisive composites won by the face drawn first (top/left). "
-        "order_adjusted_ratio: mean of the two position-conditional ratios."
-    ) + frame_table(page.estimates, POSITION_COLUMNS)
+    groups = _groups(page)
+    parts = [
+        note(
+            "First-slot rate: share of decisive composites won by the face drawn first "
+            "(top/left). Order-adjusted ratio: mean of the two position-conditional ratios."
+        ),
+        same_results_note(groups),
+    ]
+    parts += [group_heading(g, "position") + position_table(page.estimates, g) for g in groups]
+    return "".join(parts)
+
+
+def _by_group(page: StatsPage, columns: dict[str, str], anchor: str, cells=None) -> str:
+    """One table per criteria group: design, comparison and the ``columns`` present."""
+    parts = []
+    for group in _groups(page):
+        rows = page.estimates[page.estimates["criterion"] == group[0]]
+        shown = [c for c in columns if c in rows]
+        body = [
+            [r["design"], comparison_text(r), *(cells(r) if cells else []), *(r[c] for c in shown)]
+            for _, r in rows.iterrows()
+        ]
+        heads = ["design", "comparison", *(["ratio", "interval"] if cells else [])]
+        parts.append(
+            group_heading(group, anchor) + table([*heads, *(columns[c] for c in shown)], body)
+        )
+    return "".join(parts)
+
+
+def cross_check_section(page: StatsPage) -> str:
+    estimates = page.estimates
+    flagged = (
+        int(estimates["model_disagrees"].fillna(False).astype(bool).sum())
+        if len(estimates) and "model_disagrees" in estimates
+        else 0
+    )
+    summary = note(
+        "A crossed random-effects logistic model (a random effect per face subject on each "
+        "side, position fixed): its population-averaged ratio and interval beside the reported "
+        f"one. It disagrees (the intervals do not overlap) in {flagged} of "
+        f"{len(estimates)} rows."
+    )
+
+    def reported(r):
+        return [r["ratio"], interval_cell(r.get("ratio_low"), r.get("ratio_high"))]
+
+    return summary + _by_group(page, CROSS_CHECK, "cross-check", reported)
 
 
 def tests_section(page: StatsPage) -> str:
     return note(
-        f"Adjusted across all {len(page.estimates)} comparisons of the run (Holm: family-wise "
-        "error; BH: false discovery rate). The exact binomial test ignores subject clustering; "
-        "the bootstrap test does not."
-    ) + frame_table(page.estimates, TEST_COLUMNS)
+        "p: the test against parity (0.5) that the reported interval inverts; Holm (family-wise "
+        "error) and BH (false discovery rate) adjust it within its family (cropper, variant, "
+        "criterion, design and kind of comparison; controls apart). The exact binomial test "
+        "ignores subject clustering; the bootstrap test does not, but cannot go below "
+        "1/(replicates + 1)."
+    ) + _by_group(page, TESTS, "tests")
 
 
 def planning_section(page: StatsPage) -> str:
@@ -135,11 +182,12 @@ def planning_section(page: StatsPage) -> str:
 
 #: The page's sections, in order: the one list of its anchors.
 SECTIONS: tuple[Section[StatsPage], ...] = (
-    Section("plots", "Plots", plots_section),
-    Section("estimates", "Estimates", estimates_section),
+    Section("plots", "Survival ratios", plots_section),
     Section("position-bias", "Position bias", position_section),
     Section("tests", "Tests against parity", tests_section),
+    Section("cross-check", "Model cross-check", cross_check_section),
     Section("planning", "Planning", planning_section),
+    Section("methods", "Methods and provenance", provenance),
 )
 
 
@@ -160,7 +208,7 @@ def render_html(
         heading="cropaudit: survival statistics",
         sections=SECTIONS,
         bodies=render_sections(SECTIONS, page),
-        header=header(page),
+        header="",
         warnings=[f"Warning: {warning}"] if warning else [],
     )
 
