@@ -19,6 +19,7 @@ from cropaudit.report.estimate_tables import (
     ratio_table,
     same_results_note,
 )
+from cropaudit.report.findings_section import findings_section
 from cropaudit.report.gallery import GalleryItem
 from cropaudit.report.inputs import RunInputs
 from cropaudit.report.pagekit import (
@@ -433,6 +434,7 @@ def _gallery(page: RunPage) -> str:
 
 #: The run report's sections, in order: the one list of its anchors.
 SECTIONS: tuple[Section[RunPage], ...] = (
+    Section("findings", "Findings", _of_inputs(findings_section)),
     Section("survival-ratios", "Survival ratios", _of_inputs(survival_section)),
     Section("croppers", "Croppers side by side", _of_inputs(croppers_section)),
     Section("position-bias", "Position bias", _of_inputs(position_section)),

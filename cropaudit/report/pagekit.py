@@ -37,14 +37,15 @@ nav a{margin-right:1em}
 .swatch{display:inline-block;width:.9em;height:.9em;border:1px solid #333;vertical-align:middle}
 pre{background:#f6f6f6;padding:.6em;font-size:12px;overflow:auto;white-space:pre-wrap;
 word-break:break-all}
-td{overflow-wrap:anywhere}
-#findings ul{font-size:15px;line-height:1.5;padding-left:1.2em}
+td{overflow-wrap:break-word}
+#findings ul{font-size:14px;line-height:1.4;padding-left:1.2em}#findings li{margin:.2em 0}
 .verdict-disparity{color:#a00000;font-weight:bold}.verdict-parity{color:#006000;font-weight:bold}
 .verdict-inconclusive{color:#805000;font-weight:bold}
 details>summary{cursor:pointer;color:#333}
 @media print{body{margin:0;padding:0}nav{display:none}h2{break-after:avoid}
-img.plot{max-height:5.5in;width:auto}.gallery{gap:6px}
-.gallery figure{width:auto!important;max-width:2.2in;break-inside:avoid;padding:3px}}
+img.plot{max-height:4.8in;width:auto}.gallery{gap:6px}
+.gallery figure{width:auto!important;max-width:1.75in;break-inside:avoid;padding:3px}
+table{font-size:10px}td,th{padding:1px 4px}}
 """
 
 Context = TypeVar("Context")

@@ -25,13 +25,6 @@ from cropaudit.stats.intervals import finite, reported_interval  # noqa: E402
 #: Context columns a label names only when they vary across the plotted rows. Never the
 #: pre-processing: a box cropper's is its settings JSON (provenance, not a label).
 CONTEXT = ("model_name", "layout", "variant")
-#: What identifies an estimates row within one criterion, and the numbers the pages show of it:
-#: two criteria whose rows agree on all of these, row for row, picked the same winners.
-ROW_KEY = ("model_name", "layout", "preprocessing", "variant", "design", "comparison", "group_a",
-           "group_b")  # fmt: skip
-SHOWN_RESULT = ("n", "wins_a", "wins_b", "ties", "background", "ratio", "ratio_low", "ratio_high",
-                "first_slot_rate", "first_slot_rate_low", "first_slot_rate_high",
-                "order_adjusted_ratio")  # fmt: skip
 #: One colour per cropper in the plots that compare croppers.
 MODEL_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
 PARITY_XLABEL = "survival ratio of group a, wins_a / (wins_a + wins_b); dashed: parity 0.5"
@@ -50,21 +43,23 @@ def criteria_order(criteria: Iterable[str]) -> list[str]:
 
 
 def criteria_groups(estimates: pd.DataFrame) -> list[tuple[str, ...]]:
-    """The criteria of ``estimates`` in :func:`criteria_order`, those whose rows agree on every
-    number the pages show (:data:`SHOWN_RESULT`), row for row, in one tuple: the pages show such
-    criteria once, naming all of them (:func:`criteria_title`)."""
-    keys = [c for c in ROW_KEY if c in estimates]
-    values = [c for c in SHOWN_RESULT if c in estimates]
-    groups: dict[tuple, list[str]] = {}
-    for criterion in criteria_order(estimates["criterion"]):
-        sub = estimates[estimates["criterion"] == criterion].sort_values(keys)
-        numbers = sub[values].astype(float).round(12).fillna(-1.0)
-        key = (
-            tuple(map(tuple, sub[keys].astype(str).to_numpy())),
-            tuple(map(tuple, numbers.to_numpy())),
-        )
-        groups.setdefault(key, []).append(criterion)
-    return [tuple(g) for g in groups.values()]
+    """The criteria of ``estimates`` in :func:`criteria_order`, those whose winners are identical
+    row for row in one tuple (every row of the first names the others in its
+    ``identical_criteria``, as the statistics stage records them): the pages show such criteria
+    once, naming all of them (:func:`criteria_title`). Without that column, one each."""
+    order = criteria_order(estimates["criterion"])
+    if "identical_criteria" not in estimates:
+        return [(c,) for c in order]
+    groups, placed = [], set()
+    for criterion in order:
+        if criterion in placed:
+            continue
+        rows = estimates.loc[estimates["criterion"] == criterion, "identical_criteria"]
+        same = set.intersection(*(set(map(str, v)) for v in rows)) if len(rows) else set()
+        group = (criterion, *(c for c in order if c in same and c not in placed | {criterion}))
+        placed.update(group)
+        groups.append(group)
+    return groups
 
 
 def criteria_title(group: Sequence[str]) -> str:

@@ -8,6 +8,7 @@ each a function of :class:`StatsPage`: adding a section is one entry.
 from __future__ import annotations
 
 import html
+import json
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -22,6 +23,7 @@ from cropaudit.report.estimate_tables import (
     ratio_table,
     same_results_note,
 )
+from cropaudit.report.findings_section import findings_html
 from cropaudit.report.pagekit import Section, html_page, img, note, render_sections, table
 from cropaudit.report.plotkit import criteria_groups, criteria_order, forest_plot
 from cropaudit.rundir.stats_dir import StatsDir
@@ -64,6 +66,8 @@ class StatsPage:
     images: dict[str, bytes] = field(default_factory=dict)
     unverified: dict[str, list[str]] | None = None
     planning: str = ""
+    #: ``findings.json`` as the stage wrote it (:mod:`cropaudit.stats.findings`), or None.
+    findings: dict | None = None
 
 
 def unverified_note(unverified: dict[str, list[str]] | None) -> str:
@@ -176,12 +180,19 @@ def tests_section(page: StatsPage) -> str:
     ) + _by_group(page, TESTS, "tests")
 
 
+def findings_of(page: StatsPage) -> str:
+    if page.findings is None:
+        return note("No findings.json beside these estimates: run cropaudit stats again.")
+    return findings_html(page.findings.get("findings", []))
+
+
 def planning_section(page: StatsPage) -> str:
     return page.planning or note("Not planned on this page: run cropaudit plan STATS_DIR.")
 
 
 #: The page's sections, in order: the one list of its anchors.
 SECTIONS: tuple[Section[StatsPage], ...] = (
+    Section("findings", "Findings", findings_of),
     Section("plots", "Survival ratios", plots_section),
     Section("position-bias", "Position bias", position_section),
     Section("tests", "Tests against parity", tests_section),
@@ -196,11 +207,13 @@ def render_html(
     images: dict[str, bytes],
     unverified: dict[str, list[str]] | None = None,
     planning: str = "",
+    findings: dict | None = None,
 ) -> str:
     """The page as one HTML string; ``images`` maps criterion -> PNG bytes; ``unverified``
     (run -> what differs) puts a warning at the top; ``planning``: the planning section's body
-    (:func:`cropaudit.report.plan_section.stats_planning_section`)."""
-    page = StatsPage(estimates, images, unverified, planning)
+    (:func:`cropaudit.report.plan_section.stats_planning_section`); ``findings``: the
+    contents of ``findings.json``."""
+    page = StatsPage(estimates, images, unverified, planning, findings)
     warning = unverified_note(unverified)
     return html_page(
         kind="stats",
@@ -220,8 +233,12 @@ def write_outputs(
     planning: str = "",
 ) -> str:
     """Write ``plots/<criterion>.png|svg`` and ``report.html`` under ``out_dir`` (``planning``:
-    the planning section's body); returns the report path."""
+    the planning section's body; the findings: ``findings.json`` there, when written);
+    returns the report path."""
     stats = StatsDir(out_dir)
+    found = None
+    if fileio.exists(stats.findings):
+        found = json.loads(fileio.read_bytes(stats.findings))
     df = estimates.to_pandas()
     images = {}
     for criterion in criteria_order(df["criterion"]):
@@ -229,6 +246,6 @@ def write_outputs(
         for fmt, data in figs.items():
             fileio.write_atomic(stats.plot(criterion, fmt), data)
         images[criterion] = figs["png"]
-    page = render_html(df, images, unverified, planning)
+    page = render_html(df, images, unverified, planning, found)
     fileio.write_atomic(stats.report, page.encode("utf-8"))
     return stats.report
