@@ -44,19 +44,25 @@ def criteria_order(criteria: Iterable[str]) -> list[str]:
 
 def criteria_groups(estimates: pd.DataFrame) -> list[tuple[str, ...]]:
     """The criteria of ``estimates`` in :func:`criteria_order`, those whose winners are identical
-    row for row in one tuple (every row of the first names the others in its
-    ``identical_criteria``, as the statistics stage records them): the pages show such criteria
-    once, naming all of them (:func:`criteria_title`). Without that column, one each."""
+    row for row in one tuple: two criteria go together when every row of each names the other in
+    its ``identical_criteria`` (as the statistics stage records them), so no row of either is
+    left unshown. The pages show such criteria once, naming all of them
+    (:func:`criteria_title`). Without that column, one each."""
     order = criteria_order(estimates["criterion"])
     if "identical_criteria" not in estimates:
         return [(c,) for c in order]
+    same: dict[str, set[str]] = {}
+    for criterion in order:
+        rows = estimates.loc[estimates["criterion"] == criterion, "identical_criteria"]
+        same[criterion] = set.intersection(*(set(map(str, [] if v is None else v)) for v in rows))
     groups, placed = [], set()
     for criterion in order:
         if criterion in placed:
             continue
-        rows = estimates.loc[estimates["criterion"] == criterion, "identical_criteria"]
-        same = set.intersection(*(set(map(str, v)) for v in rows)) if len(rows) else set()
-        group = (criterion, *(c for c in order if c in same and c not in placed | {criterion}))
+        group = (criterion, *(
+            c for c in order
+            if c != criterion and c not in placed and c in same[criterion] and criterion in same[c]
+        ))  # fmt: skip
         placed.update(group)
         groups.append(group)
     return groups
