@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
@@ -86,4 +88,12 @@ def test_cli(run_dir, tmp_path, capsys):
     assert rc == 0
     df = StatsDir(str(tmp_path / "o")).estimates().to_pandas()
     assert set(df["criterion"]) == {"point"}
+    # The terminal output ends with the findings, the lines findings.json holds.
+    saved = json.loads((tmp_path / "o" / "findings.json").read_text())
+    texts = [f["text"] for f in saved["findings"]]
+    out = capsys.readouterr().out.rstrip("\n").splitlines()
+    assert len(texts) == 3 * 2 + 1 and out[-len(texts) :] == [f"  {t}" for t in texts]
+    assert out[-len(texts) - 1] == "findings:"
+    # Only point was analysed: the identity the stage recorded names no other criterion.
+    assert all(list(c) == ["point"] for c in df["identical_criteria"])
     assert main(["stats", str(tmp_path / "missing"), "--out", str(tmp_path / "x")]) == 2

@@ -18,10 +18,11 @@ from cropaudit.rundir.run_dir import write_run_dir
 from cropaudit.schemas.estimates import ESTIMATES_SCHEMA
 from cropaudit.stats import estimate_survival
 from cropaudit.stats.synthetic_tables import synthetic_survival
+from cropaudit.stats.tests_multiple import ADJUSTED
 
-#: Estimates columns compared: every number the stage computes per stratum (the adjusted
-#: p-values depend on the family of comparisons, which the query chooses).
-NOT_COMPARED = {"p_binomial_holm", "p_binomial_bh", "p_bootstrap_holm", "p_bootstrap_bh"}
+#: Estimates columns compared: every number the stage computes per stratum (the families and
+#: adjusted p-values depend on the key fields, which the query chooses).
+NOT_COMPARED = {"p_family"} | {f"{p}_{suffix}" for p in ADJUSTED for suffix in ("holm", "bh")}
 
 
 def _same(a, b) -> bool:
