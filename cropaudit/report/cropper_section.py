@@ -36,9 +36,13 @@ def side_by_side(estimates: pd.DataFrame, models: list[str]) -> dict[str, pd.Dat
 
 
 def croppers_section(inputs: RunInputs) -> str:
-    from cropaudit.report.estimate_tables import group_heading
     from cropaudit.report.pagekit import esc, img, note, table
-    from cropaudit.report.plotkit import criteria_groups, criteria_order, croppers_plot
+    from cropaudit.report.plotkit import (
+        criteria_groups,
+        criteria_order,
+        criteria_title,
+        croppers_plot,
+    )
     from cropaudit.stats.agreement import agreement
 
     survival = inputs.survival
@@ -62,7 +66,8 @@ def croppers_section(inputs: RunInputs) -> str:
     pairs = est[est["design"] == PAIRS] if has_estimates else None
     tables = side_by_side(est, models) if has_estimates else {}
     for group in criteria_groups(pairs) if has_estimates else []:
-        parts.append(group_heading(group, "croppers"))
+        heading = esc(criteria_title(group))
+        parts.append(f"<h3 id='croppers-{esc(group[0])}'>{heading}</h3>")
         shown = [
             m for m in models if (pairs[pairs["criterion"] == group[0]]["model_name"] == m).any()
         ]

@@ -9,13 +9,13 @@ within its family (``<stat>_p_holm``); the bootstrap p-value stands beside it, u
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
-from cropaudit.report.pagekit import esc, fmt, note, table
-from cropaudit.report.plotkit import criteria_title
+from cropaudit.report.pagekit import esc, fmt, table
+from cropaudit.report.plotkit import criteria_groups, criteria_title
 from cropaudit.stats.intervals import finite, reported_interval
 
 #: Columns shown only when the rows have more than one value, with their headers.
@@ -42,9 +42,42 @@ def varying(rows: pd.DataFrame) -> list[str]:
     return [c for c in VARYING if c in rows and rows[c].nunique() > 1]
 
 
-def ratio_table(estimates: pd.DataFrame, group: Sequence[str]) -> str:
-    """The survival ratios of the first criterion of ``group`` (the others have the same)."""
-    rows = estimates[estimates["criterion"] == group[0]]
+@dataclass(frozen=True)
+class Block:
+    """What the pages show as one plot and table: one cropper's criteria with identical winners
+    (``criteria``) and the rows of the first of them. ``model`` is set when the table has
+    several croppers (each gets its own blocks, since their criteria merge differently)."""
+
+    model: str | None
+    criteria: tuple[str, ...]
+    rows: pd.DataFrame
+
+    @property
+    def title(self) -> str:
+        title = criteria_title(self.criteria)
+        return f"{self.model}: {title}" if self.model else title
+
+    def heading(self, anchor: str = "criterion") -> str:
+        key = f"{self.model}-{self.criteria[0]}" if self.model else self.criteria[0]
+        return f"<h3 id='{esc(anchor)}-{esc(key)}'>{esc(self.title)}</h3>"
+
+
+def blocks(estimates: pd.DataFrame) -> list[Block]:
+    """The blocks of an estimates table: per cropper (in table order), per criteria group."""
+    if estimates.empty:
+        return []
+    models = list(dict.fromkeys(estimates["model_name"]))
+    out = []
+    for model in models:
+        own = estimates[estimates["model_name"] == model]
+        for group in criteria_groups(own):
+            rows = own[own["criterion"] == group[0]]
+            out.append(Block(model if len(models) > 1 else None, group, rows))
+    return out
+
+
+def ratio_table(rows: pd.DataFrame) -> str:
+    """The survival ratios of ``rows`` (one criterion's)."""
     extra = varying(rows)
     headers = [
         *(VARYING[c] for c in extra), "design", "comparison", "composites", "subjects",
@@ -65,9 +98,8 @@ def ratio_table(estimates: pd.DataFrame, group: Sequence[str]) -> str:
     return table(headers, body)
 
 
-def position_table(estimates: pd.DataFrame, group: Sequence[str]) -> str:
-    """First-slot rate and order-adjusted ratio of the first criterion of ``group``."""
-    rows = estimates[estimates["criterion"] == group[0]]
+def position_table(rows: pd.DataFrame) -> str:
+    """First-slot rate and order-adjusted ratio of ``rows`` (one criterion's)."""
     extra = varying(rows)
     headers = [
         *(VARYING[c] for c in extra), "design", "comparison", "a first", "b first",
@@ -86,19 +118,3 @@ def position_table(estimates: pd.DataFrame, group: Sequence[str]) -> str:
             ]
         )  # fmt: skip
     return table(headers, body)
-
-
-def group_heading(group: Sequence[str], anchor: str = "criterion") -> str:
-    return f"<h3 id='{anchor}-{esc(group[0])}'>{esc(criteria_title(group))}</h3>"
-
-
-def same_results_note(groups: Sequence[Sequence[str]]) -> str:
-    """One sentence when some criteria were merged, else nothing."""
-    merged = [g for g in groups if len(g) > 1]
-    if not merged:
-        return ""
-    parts = "; ".join(f"{', '.join(g[1:])} as {g[0]}" for g in merged)
-    return note(
-        f"Criteria with the same winners in every comparison are shown once: {parts} "
-        "(identical counts, ratios and intervals, row for row)."
-    )

@@ -13,12 +13,7 @@ import pandas as pd
 
 from cropaudit.report.cropper_section import croppers_section
 from cropaudit.report.detector import detector_section
-from cropaudit.report.estimate_tables import (
-    group_heading,
-    position_table,
-    ratio_table,
-    same_results_note,
-)
+from cropaudit.report.estimate_tables import Block, blocks, position_table, ratio_table
 from cropaudit.report.findings_section import findings_section
 from cropaudit.report.gallery import GalleryItem
 from cropaudit.report.inputs import RunInputs
@@ -36,8 +31,6 @@ from cropaudit.report.pagekit import (
 from cropaudit.report.plan_section import planning_section
 from cropaudit.report.plotkit import (
     comparison_label,
-    criteria_groups,
-    criteria_title,
     forest_plot,
     interval_plot,
     table_interval_plot,
@@ -188,14 +181,12 @@ def survival_section(inputs: RunInputs) -> str:
             f"({int(first['replicates'])} replicates, unadjusted) beside it."
         )
     )
-    groups = criteria_groups(est)
-    parts.append(same_results_note(groups))
-    for group in groups:
-        png = forest_plot(est, group[0], criteria_title(group))["png"]
+    for block in blocks(est):
+        png = forest_plot(block.rows, block.criteria[0], block.title)["png"]
         parts.append(
-            group_heading(group)
-            + img(png, f"survival ratio, {group[0]}", data_criterion=group[0])
-            + ratio_table(est, group)
+            block.heading()
+            + img(png, f"survival ratio, {block.title}", data_criterion=block.criteria[0])
+            + ratio_table(block.rows)
         )
     return "".join(parts)
 
@@ -211,23 +202,29 @@ def position_section(inputs: RunInputs) -> str:
     )
     if est is None or est.empty:
         return intro + raw_position_table(inputs.survival)
-    groups = criteria_groups(est)
-    parts = [intro, same_results_note(groups)]
-    primary = est[est["criterion"] == groups[0][0]].reset_index(drop=True)
-    cis = [reported_interval(r, "first_slot_rate") for _, r in primary.iterrows()]
+    parts = [intro]
+    plotted = set()
+    for block in blocks(est):
+        if block.model not in plotted:  # each cropper's first criterion: the plot
+            plotted.add(block.model)
+            parts.append(position_plot(block, est))
+        parts.append(block.heading("position") + position_table(block.rows))
+    return "".join(parts)
+
+
+def position_plot(block: Block, est: pd.DataFrame) -> str:
+    rows = block.rows.reset_index(drop=True)
+    cis = [reported_interval(r, "first_slot_rate") for _, r in rows.iterrows()]
     png = interval_plot(
-        [short_label(r, est) for _, r in primary.iterrows()],
-        list(primary["first_slot_rate"]),
+        [short_label(r, est) for _, r in rows.iterrows()],
+        list(rows["first_slot_rate"]),
         [lo for lo, _ in cis],
         [hi for _, hi in cis],
-        title=f"{criteria_title(groups[0])}: share of decisive composites won by the first slot",
+        title=f"{block.title}: share of decisive composites won by the first slot",
         xlabel="first-slot rate",
         reference_label="no position effect (0.5)",
     )
-    parts.append(img(png, f"first-slot rate, {groups[0][0]}", data_criterion="position"))
-    for group in groups:
-        parts.append(group_heading(group, "position") + position_table(est, group))
-    return "".join(parts)
+    return img(png, f"first-slot rate, {block.title}", data_criterion="position")
 
 
 def raw_position_table(survival: pd.DataFrame) -> str:

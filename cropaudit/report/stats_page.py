@@ -16,16 +16,15 @@ import pyarrow as pa
 
 from cropaudit import fileio
 from cropaudit.report.estimate_tables import (
+    blocks,
     comparison_text,
-    group_heading,
     interval_cell,
     position_table,
     ratio_table,
-    same_results_note,
 )
 from cropaudit.report.findings_section import findings_html
 from cropaudit.report.pagekit import Section, html_page, img, note, render_sections, table
-from cropaudit.report.plotkit import criteria_groups, criteria_order, forest_plot
+from cropaudit.report.plotkit import criteria_order, forest_plot
 from cropaudit.rundir.stats_dir import StatsDir
 
 #: The model cross-check's columns as the page shows them (the rest are in estimates.parquet).
@@ -99,54 +98,44 @@ def provenance(page: StatsPage) -> str:
     )
 
 
-def _groups(page: StatsPage) -> list[tuple[str, ...]]:
-    return criteria_groups(page.estimates) if len(page.estimates) else []
-
-
 def plots_section(page: StatsPage) -> str:
-    groups = _groups(page)
     parts = [
         note(
             "Per criterion, the survival ratio of every comparison with its reported interval; "
             "p (adjusted): the test that interval inverts, Holm-adjusted within its family; "
             "bootstrap p beside it, unadjusted; neither = ties and crops that kept no face."
-        ),
-        same_results_note(groups),
+        )
     ]
-    for group in groups:
-        png = page.images.get(group[0])
-        plot = img(png, group[0], data_criterion=group[0]) if png else ""
-        parts.append(group_heading(group) + plot + ratio_table(page.estimates, group))
+    for block in blocks(page.estimates):
+        first = block.criteria[0]
+        png = page.images.get(first) if block.model is None else None
+        png = png or forest_plot(block.rows, first, block.title)["png"]
+        parts.append(
+            block.heading() + img(png, block.title, data_criterion=first) + ratio_table(block.rows)
+        )
     return "".join(parts)
 
 
 def position_section(page: StatsPage) -> str:
-    groups = _groups(page)
-    parts = [
-        note(
-            "First-slot rate: share of decisive composites won by the face drawn first "
-            "(top/left). Order-adjusted ratio: mean of the two position-conditional ratios."
-        ),
-        same_results_note(groups),
-    ]
-    parts += [group_heading(g, "position") + position_table(page.estimates, g) for g in groups]
-    return "".join(parts)
+    intro = note(
+        "First-slot rate: share of decisive composites won by the face drawn first "
+        "(top/left). Order-adjusted ratio: mean of the two position-conditional ratios."
+    )
+    tables = [b.heading("position") + position_table(b.rows) for b in blocks(page.estimates)]
+    return intro + "".join(tables)
 
 
-def _by_group(page: StatsPage, columns: dict[str, str], anchor: str, cells=None) -> str:
-    """One table per criteria group: design, comparison and the ``columns`` present."""
+def _by_block(page: StatsPage, columns: dict[str, str], anchor: str, cells=None) -> str:
+    """One table per block: design, comparison and the ``columns`` present."""
     parts = []
-    for group in _groups(page):
-        rows = page.estimates[page.estimates["criterion"] == group[0]]
-        shown = [c for c in columns if c in rows]
+    for block in blocks(page.estimates):
+        shown = [c for c in columns if c in block.rows]
         body = [
             [r["design"], comparison_text(r), *(cells(r) if cells else []), *(r[c] for c in shown)]
-            for _, r in rows.iterrows()
+            for _, r in block.rows.iterrows()
         ]
         heads = ["design", "comparison", *(["ratio", "interval"] if cells else [])]
-        parts.append(
-            group_heading(group, anchor) + table([*heads, *(columns[c] for c in shown)], body)
-        )
+        parts.append(block.heading(anchor) + table([*heads, *(columns[c] for c in shown)], body))
     return "".join(parts)
 
 
@@ -167,7 +156,7 @@ def cross_check_section(page: StatsPage) -> str:
     def reported(r):
         return [r["ratio"], interval_cell(r.get("ratio_low"), r.get("ratio_high"))]
 
-    return summary + _by_group(page, CROSS_CHECK, "cross-check", reported)
+    return summary + _by_block(page, CROSS_CHECK, "cross-check", reported)
 
 
 def tests_section(page: StatsPage) -> str:
@@ -177,7 +166,7 @@ def tests_section(page: StatsPage) -> str:
         "criterion, design and kind of comparison; controls apart). The exact binomial test "
         "ignores subject clustering; the bootstrap test does not, but cannot go below "
         "1/(replicates + 1)."
-    ) + _by_group(page, TESTS, "tests")
+    ) + _by_block(page, TESTS, "tests")
 
 
 def findings_of(page: StatsPage) -> str:
