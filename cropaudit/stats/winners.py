@@ -49,6 +49,8 @@ def criterion_outcomes(table: pa.Table) -> Iterator[tuple[str, np.ndarray, np.nd
     if crops is None or len(crops) == 0:
         return
     flat = pc.list_flatten(crops)
+    if len(flat) == 0:  # no row has a crop (an all-empty column may be typed null)
+        return
     parents = pc.list_parent_indices(crops).to_numpy()
     ratios = flat.field("aspect_ratio").to_numpy(zero_copy_only=False)
     winners = codes(flat.field("winner"), OUTCOME_CODE, "crops.winner")
