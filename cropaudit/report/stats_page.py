@@ -2,7 +2,9 @@
 the forest plots (``OUT/plots/<criterion>.png|svg``), built with the report's page and plot kits.
 
 The page is a list of :class:`~cropaudit.report.pagekit.Section` entries (:data:`SECTIONS`),
-each a function of :class:`StatsPage`: adding a section is one entry.
+each a function of :class:`StatsPage`: adding a section is one entry. It opens with the findings
+the stage wrote to ``findings.json``; its tables show what a person reads (every column of every
+row stays in ``estimates/*.parquet``), the methods and settings come last, collapsed.
 """
 
 from __future__ import annotations
