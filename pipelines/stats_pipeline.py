@@ -10,7 +10,9 @@ sufficient statistics (per-replicate weighted wins, per-subject wins for the jac
 wins for the bootstrap variance correction, see :mod:`cropaudit.stats.bootstrap`). Weights
 are a pure function of (seed, subject, replicate), and all sums are exact integers, so the result
 does not depend on the runner, sharding or order. The few per-stratum rows are then gathered once
-to adjust p-values across the whole run (Holm, Benjamini-Hochberg).
+to adjust p-values within their families (Holm, Benjamini-Hochberg; ``p_family``) and to record
+which criteria have identical winners row for row (:mod:`cropaudit.stats.winners`, computed on a
+branch of the same read); the findings (``findings.json``) are then read off the estimates.
 """
 
 from __future__ import annotations

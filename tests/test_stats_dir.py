@@ -14,7 +14,7 @@ from cropaudit.errors import UserError
 from cropaudit.pipelines.stats_pipeline import run_stats_table
 from cropaudit.rundir import STATS_OUTPUT, StatsDir, ownership
 from cropaudit.rundir.stats_dir import DEFAULT_LEVEL, PLAN, PLOT_FORMATS
-from cropaudit.schemas.estimates import ESTIMATES_SCHEMA
+from cropaudit.schemas.estimates import ESTIMATES_SCHEMA, SINCE_FAMILIES
 from cropaudit.stats.synthetic_tables import synthetic_survival
 
 
@@ -53,6 +53,7 @@ def test_every_file_the_stage_writes_is_its_own(finished):
     for fmt in PLOT_FORMATS:
         assert f"plots/outcome.{fmt}" in written
         assert stats.plot("outcome", fmt).endswith(f"plots/outcome.{fmt}")
+    assert "findings.json" in written and stats.findings.endswith("findings.json")
     for rel in written:
         assert ownership.matches(rel, STATS_OUTPUT.patterns)
     # plan's default table is put in the folder but is not the stage's: --overwrite keeps it
@@ -82,3 +83,17 @@ def test_statistics_are_looked_for_in_and_beside_a_run(tmp_path):
         str(run / "stats"),
         str(tmp_path / "demo" / "stats"),
     ]
+
+
+def test_estimates_of_an_older_cropaudit_are_refused_with_the_fix(finished, tmp_path):
+    """A statistics folder written before the per-interval tests and families: one clear
+    message naming the command that rewrites it, not a cast error."""
+    stats, _ = finished
+    old = pq.read_table(stats.estimates_file)
+    old = old.drop_columns([c for c in SINCE_FAMILIES if c in old.column_names])
+    folder = StatsDir(str(tmp_path / "old"))
+    Path(folder.estimates_file).parent.mkdir(parents=True)
+    pq.write_table(old, folder.estimates_file)
+    with pytest.raises(UserError, match="older cropaudit.*--overwrite"):
+        folder.estimates()
+    assert folder.level() == 0.9  # the level alone still reads

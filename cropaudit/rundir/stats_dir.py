@@ -100,11 +100,12 @@ class StatsDir:
         if not self.estimate_files():
             return ESTIMATES_SCHEMA.empty_table()
         table = read_table(self.estimates_folder)
-        missing = [c for c in SINCE_FAMILIES if c not in table.column_names]
+        missing = [c for c in ESTIMATES_SCHEMA.names if c not in table.column_names]
         if missing:
+            named = [c for c in SINCE_FAMILIES if c in missing] or missing
             raise UserError(
                 f"{self.root}: these estimates were written by an older cropaudit (no "
-                f"{', '.join(missing)}); rerun the statistics: cropaudit stats RUN_DIR "
+                f"{', '.join(named[:3])}); rerun the statistics: cropaudit stats RUN_DIR "
                 f"--out {self.root} --overwrite"
             )
         return table.cast(ESTIMATES_SCHEMA)

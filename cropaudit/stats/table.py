@@ -58,10 +58,10 @@ def estimate_survival(
     model_max: int = MAX_COMPOSITES,
 ) -> pd.DataFrame:
     """Estimates per stratum (``by`` columns; one stratum when empty) of ``table`` (pandas,
-    Arrow table or record batch reader), one row each, with the
-    ``by`` columns first and then the estimates-table columns of :func:`estimate_stratum`;
-    p-values are Holm / BH-adjusted across the returned rows. ``columns`` maps a role of
-    ``ROLES`` to the table's column name (defaults: ``ROLES``). Subject ids are compared as
+    Arrow table or record batch reader), one row each, with the ``by`` columns first and then
+    the estimates-table columns of :func:`estimate_stratum`; p-values are Holm / BH-adjusted
+    within each row's family (``p_family``). ``columns`` maps a role of ``ROLES`` to the
+    table's column name (defaults: ``ROLES``). Subject ids are compared as
     strings, so bootstrap weights match the stage's for the same ids and ``seed``; strata up to
     ``model_max`` decisive composites also get the crossed random-effects model
     (:mod:`cropaudit.stats.mixed`)."""

@@ -46,10 +46,8 @@ def criterion_outcomes(table: pa.Table) -> Iterator[tuple[str, np.ndarray, np.nd
     if len(rows):
         yield POINT, rows, codes(point.take(pa.array(rows)), OUTCOME_CODE, "point")
     crops = pa.concat_arrays(table["crops"].chunks) if table.num_rows else None
-    if crops is None or len(crops) == 0:
-        return
-    flat = pc.list_flatten(crops)
-    if len(flat) == 0:  # no row has a crop (an all-empty column may be typed null)
+    flat = pc.list_flatten(crops) if crops is not None else None
+    if flat is None or len(flat) == 0:  # no crops (a hand-made table may type them null)
         return
     parents = pc.list_parent_indices(crops).to_numpy()
     ratios = flat.field("aspect_ratio").to_numpy(zero_copy_only=False)
