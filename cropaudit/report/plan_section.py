@@ -84,6 +84,7 @@ def plan_html(survival_table: pa.Table | None, level: float, pilot: str) -> str:
     """The section's body: an explanation and the plan table of ``survival_table`` at
     ``DEFAULT_HALF_WIDTH`` (``pilot``: the folder named in the command for other targets)."""
     from cropaudit.errors import UserError
+    from cropaudit.report.estimate_tables import VARYING
     from cropaudit.report.page import note, table
 
     if survival_table is None:
@@ -114,7 +115,8 @@ def plan_html(survival_table: pa.Table | None, level: float, pilot: str) -> str:
     skipped = len(plan) - len(planned)
     if skipped:
         intro += note(f"{skipped} of {len(plan)} comparisons could not be planned (not shown).")
-    columns = [c for c in SHOWN if c in planned]
+    several = [c for c in VARYING if c in planned and planned[c].nunique() > 1]
+    columns = several + [c for c in SHOWN if c in planned]
     rows: dict[tuple, list] = {}
     for row in planned[columns].itertuples(index=False):
         values = [None if v is pd.NA else v.item() if hasattr(v, "item") else v for v in row]
@@ -124,4 +126,4 @@ def plan_html(survival_table: pa.Table | None, level: float, pilot: str) -> str:
             rows[key][criterion] += f", {values[criterion]}"
         else:
             rows[key] = values  # plain Python numbers: the page right-aligns them
-    return intro + table([SHOWN[c] for c in columns], rows.values())
+    return intro + table([{**VARYING, **SHOWN}[c] for c in columns], rows.values())
