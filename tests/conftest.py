@@ -39,3 +39,14 @@ def shared_file(relative: str) -> Path:
 @pytest.fixture
 def fastgaze_vxm() -> Path:
     return shared_file("data/fastgaze/fastgaze.vxm")
+
+
+@pytest.fixture(scope="session")
+def demo_output(tmp_path_factory) -> Path:
+    """``cropaudit demo`` run once per session (the demo folder: run/, stats/, report.html), for
+    tests that read what a new user gets; treat it as read-only."""
+    from cropaudit.cli import main
+
+    out = tmp_path_factory.mktemp("demo") / "demo"
+    assert main(["demo", "--out", str(out), "--no-progress"]) == 0
+    return out

@@ -24,6 +24,7 @@ from cropaudit.synthetic import write_face_set
 
 GALLERY = 5
 SECTIONS = (
+    "findings",
     "design",
     "counts",
     "dead-letters",
@@ -113,13 +114,32 @@ def test_run_summary_records_beam_counters(run):
     assert counters["composites_dead_lettered"] == 0
 
 
-def test_page_has_sections_plots_and_gallery(report):
+def criteria_shown(run) -> list[tuple[str, ...]]:
+    """The run's criteria as the pages show them: those with identical winners together."""
+    from cropaudit.report.plotkit import criteria_groups
+    from cropaudit.rundir import StatsDir
+
+    base, _ = run
+    groups = criteria_groups(StatsDir(str(base / "stats")).estimates().to_pandas())
+    assert sorted(c for g in groups for c in g) == sorted(CRITERIA)
+    return groups
+
+
+def test_page_has_sections_plots_and_gallery(report, run):
     text = report.read_text(encoding="utf-8")
     page = parse(text)
     assert set(SECTIONS) <= page.ids
+    # the findings come first, provenance last and collapsed
+    assert text.index("<section id='findings'>") < text.index("<section id='survival-ratios'>")
+    design = text.split("<section id='design'>")[1]
+    assert design.startswith("<h2>Design and provenance</h2><details>")
+    assert text.index("<section id='design'>") > text.index("<section id='gallery'>")
     plots = [i for i in page.images if i.get("class") == "plot"]
-    for criterion in CRITERIA:
-        assert any(i.get("data-criterion") == criterion for i in plots), criterion
+    for group in criteria_shown(run):  # one plot per group, its heading naming the others
+        assert [i.get("data-criterion") for i in plots].count(group[0]) == 1, group
+        assert not any(i.get("data-criterion") in group[1:] for i in plots)
+        if len(group) > 1:
+            assert f"identical results for {', '.join(group[1:])}" in text
     assert any(i.get("data-criterion") == "position" for i in plots)
     gallery = [i for i in page.images if i.get("class") == "gallery-image"]
     assert len(gallery) == GALLERY
@@ -135,9 +155,10 @@ def test_page_has_sections_plots_and_gallery(report):
     assert "empty_field" in text  # the manifest dead letter, by reason
     assert "baseline-centre-surround" in text and "config hash" in text
     assert "One variant only" in text
-    # Planning: 10 composites are too few to plan from, and the page says why.
+    # Planning: 10 composites are too few to plan from, and the page says why in one sentence.
     planning = text.split("<section id='planning'>")[1].split("</section>")[0]
-    assert "cropaudit plan" in planning and "<table>" in planning
+    assert planning.count("<p") == 1 and "<table>" not in planning
+    assert "Nothing to plan from this run" in planning
     assert "went one way" in planning or "too small to plan from" in planning
     assert text.count("re-scored: matches the recorded row") == GALLERY
     assert len(text) < 3_000_000
@@ -174,7 +195,8 @@ def test_finds_stats_beside_run_or_computes_them(run, tmp_path):
     assert main([*args, "--replicates", "20"]) == 0
     text = out.read_text()
     assert "computed for this report (20 bootstrap replicates" in text
-    assert sum(1 for i in parse(text).images if i.get("class") == "plot") >= len(CRITERIA)
+    plots = sum(1 for i in parse(text).images if i.get("class") == "plot")
+    assert plots == len(criteria_shown(run)) + 1  # + position bias
 
 
 def test_computed_estimates_equal_the_stage(run):
@@ -249,7 +271,8 @@ def test_three_groups_get_group_vs_rest_as_the_stage_keys_them():
 
 def test_both_pages_come_from_one_kit(run, report, tmp_path):
     """The statistics page and the run report: the same stylesheet and skeleton, navigation
-    from each page's one section list, an embedded forest plot per criterion on both."""
+    from each page's one section list, an embedded forest plot per group of criteria with
+    identical winners on both, findings first."""
     from cropaudit.report import stats_page
     from cropaudit.report.pagekit import CSS
     from cropaudit.rundir import StatsDir
@@ -267,9 +290,11 @@ def test_both_pages_come_from_one_kit(run, report, tmp_path):
         assert [link for link in parsed.links if link.startswith("#")] == [f"#{i}" for i in ids]
         assert text.count("<section id=") == len(ids)
         plotted = {i.get("data-criterion") for i in parsed.images if i.get("class") == "plot"}
-        assert set(CRITERIA) <= plotted, name
+        assert {g[0] for g in criteria_shown(run)} <= plotted, name
+        assert ids[0] == "findings"
+        assert not re.findall(r"<th>[^<]*_[^<]*</th>", text), name  # human column headers
     stats_text = pages["stats"]
-    assert "Tests against parity" in stats_text and "p_bootstrap_holm" in stats_text
+    assert "Tests against parity" in stats_text and "bootstrap p (Holm)" in stats_text
     for criterion in CRITERIA:
         assert (tmp_path / "plots" / f"{criterion}.svg").read_bytes().lstrip().startswith(b"<?xml")
 
@@ -401,7 +426,7 @@ def chromium_cmd(binary: str, profile: Path) -> list[str]:
     ]
 
 
-def test_renders_in_headless_chromium(report, tmp_path):
+def test_renders_in_headless_chromium(report, run, tmp_path):
     binary = chromium()
     page = tmp_path / "checked.html"
     page.write_text(report.read_text().replace("</body>", CHECK_SCRIPT + "</body>"))
@@ -416,7 +441,7 @@ def test_renders_in_headless_chromium(report, tmp_path):
     assert match, (done.returncode, done.stderr[-2000:])
     check = json.loads(match.group(1).replace("&quot;", '"'))
     assert check["decoded"] == check["images"]
-    assert check["plots"] >= len(CRITERIA) + 1  # a plot per criterion + position bias
+    assert check["plots"] >= len(criteria_shown(run)) + 1  # per group of criteria + position
     assert check["gallery"] == GALLERY
     assert check["sections"] == len(page_sections)  # every section the page renders
 

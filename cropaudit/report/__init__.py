@@ -1,11 +1,13 @@
 """``cropaudit report RUN_DIR``: one self-contained HTML page about a finished run.
 
-Sections: the design (config summary, model, seed, hashes, versions), counts, dead letters by
-reason, survival-ratio interval plots per criterion (:func:`cropaudit.report.plotkit.forest_plot`),
-position bias, sensitivity across variants (when the survival table has several), planning
-(subjects and composites for a target interval half-width, this run as the pilot), and a gallery
-of close-call composites re-rendered and re-scored with the run's own model. Every image is an
-embedded ``data:`` URI, so the page works offline and can be mailed as one file.
+Sections: the findings first (:mod:`cropaudit.report.findings_section`), then survival-ratio
+interval plots and tables per cropper and group of criteria with identical winners
+(:func:`cropaudit.report.plotkit.forest_plot`), the croppers side by side, position bias,
+sensitivity across variants (when the survival table has several), planning (subjects and
+composites for a target interval half-width, this run as the pilot), a gallery of close-call
+composites re-rendered and re-scored with the run's own model, counts, dead letters by reason,
+and last, collapsed, the design and provenance (config, model, seed, hashes, versions). Every
+image is an embedded ``data:`` URI, so the page works offline and can be mailed as one file.
 """
 
 from __future__ import annotations

@@ -36,8 +36,13 @@ def side_by_side(estimates: pd.DataFrame, models: list[str]) -> dict[str, pd.Dat
 
 
 def croppers_section(inputs: RunInputs) -> str:
-    from cropaudit.report.pagekit import esc, note, table
-    from cropaudit.report.plotkit import criteria_order
+    from cropaudit.report.pagekit import esc, img, note, table
+    from cropaudit.report.plotkit import (
+        criteria_groups,
+        criteria_order,
+        criteria_title,
+        croppers_plot,
+    )
     from cropaudit.stats.agreement import agreement
 
     survival = inputs.survival
@@ -51,38 +56,52 @@ def croppers_section(inputs: RunInputs) -> str:
         replicates, seed, level = int(first["replicates"]), int(first["seed"]), first["level"]
     parts = [
         note(
-            f"{len(models)} croppers scored the same composites: {', '.join(models)}. Survival "
-            f"ratio per cropper (pairs design) with its {level:.0%} subject-clustered bootstrap "
-            "interval and decisive composites; then how often two croppers decided alike (kept "
-            "the same face, or both tied / kept neither), with the survival ratios' "
-            "subject-clustered bootstrap interval and the naive Wilson interval."
+            f"{len(models)} croppers scored the same composites: {', '.join(models)}. Per "
+            "comparison of the pairs design, each cropper's survival ratio with its "
+            f"{level:.0%} subject-clustered interval (table: ratio [interval] n=decisive "
+            "composites); below, how often two croppers decided alike."
         )
     ]
-    tables = side_by_side(est, models) if est is not None and not est.empty else {}
-    agree = agreement(survival, replicates, seed, level)
-    agree = agree[agree["design"] == PAIRS]
-    for criterion in criteria_order([*tables, *agree["criterion"]]):
-        parts.append(f"<h3 id='croppers-{esc(criterion)}'>{esc(criterion)}</h3>")
-        wide = tables.get(criterion)
+    has_estimates = est is not None and not est.empty
+    pairs = est[est["design"] == PAIRS] if has_estimates else None
+    tables = side_by_side(est, models) if has_estimates else {}
+    for group in criteria_groups(pairs) if has_estimates else []:
+        heading = esc(criteria_title(group))
+        parts.append(f"<h3 id='croppers-{esc(group[0])}'>{heading}</h3>")
+        shown = [
+            m for m in models if (pairs[pairs["criterion"] == group[0]]["model_name"] == m).any()
+        ]
+        png = croppers_plot(pairs, group[0], shown)
+        parts.append(img(png, f"croppers side by side, {group[0]}", data_criterion=group[0]))
+        wide = tables.get(group[0])
         if wide is not None and not wide.empty:
             rows = [
                 [a, b, *(v if isinstance(v, str) else "–" for v in r)]
                 for (a, b), r in wide.iterrows()
             ]
             parts.append(table(["a", "b", *wide.columns], rows))
+    agree = agreement(survival, replicates, seed, level)
+    agree = agree[agree["design"] == PAIRS]
+    blocks = []
+    for criterion in criteria_order(agree["criterion"]):
         sub = agree[agree["criterion"] == criterion]
-        if len(sub):
-            rows = [
-                [
-                    r["group_a"], r["group_b"], r["model_1"], r["model_2"], int(r["n"]),
-                    int(r["agree"]), r["agreement"], r["agreement_boot_low"],
-                    r["agreement_boot_high"], r["agreement_wilson_low"], r["agreement_wilson_high"],
-                ]
-                for _, r in sub.iterrows()
-            ]  # fmt: skip
-            headers = [
-                "a", "b", "cropper 1", "cropper 2", "composites", "agree", "agreement",
-                "boot low", "boot high", "Wilson low", "Wilson high",
-            ]  # fmt: skip
-            parts.append(table(headers, rows))
+        rows = [
+            [
+                r["group_a"], r["group_b"], r["model_1"], r["model_2"], int(r["n"]),
+                int(r["agree"]), r["agreement"], r["agreement_boot_low"],
+                r["agreement_boot_high"], r["agreement_wilson_low"], r["agreement_wilson_high"],
+            ]
+            for _, r in sub.iterrows()
+        ]  # fmt: skip
+        headers = [
+            "a", "b", "cropper 1", "cropper 2", "composites", "agree", "agreement",
+            "boot low", "boot high", "Wilson low", "Wilson high",
+        ]  # fmt: skip
+        blocks.append(f"<h4>{esc(criterion)}</h4>" + table(headers, rows))
+    if blocks:
+        parts.append(
+            "<details><summary>Agreement: how often two croppers decided alike (kept the same "
+            "face, or both tied / kept neither), with subject-clustered bootstrap and naive "
+            "Wilson intervals</summary>" + "".join(blocks) + "</details>"
+        )
     return "".join(parts)

@@ -4,14 +4,14 @@ Pair composites are picked from the survival table by ``|margin|`` (``a_max - b_
 between the two faces' best saliency scores) ascending: close calls are where a small,
 systematic bias decides the crop; single images (no margin) by id. Each one is re-rendered from
 the run's config and manifest (rendering is deterministic), the run's model is run on it again,
-and the saliency map, salient point and one crop box per aspect ratio are drawn over it with
-:func:`cropaudit.transforms.overlay.draw_overlay`. The recomputed salient point, winners and
-boxes are checked against the recorded row (what its design kind's ``replay_key`` names).
+drawn untinted (the faces' skin colour is the attribute under audit, so nothing is painted over
+it) with thick crop boxes, face outlines and the salient point, the saliency map in a panel
+beside it, and a legend inside the picture. The recomputed salient point, winners and boxes are
+checked against the recorded row (what its design kind's ``replay_key`` names).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import math
 from collections.abc import Sequence
@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from cropaudit.config import ExperimentConfig
 from cropaudit.model.base import SaliencyGrid, SaliencyModelHandler
@@ -30,11 +30,14 @@ from cropaudit.schemas.variants import BASE_VARIANT
 from cropaudit.transforms.candidate_crops import candidate_crops
 from cropaudit.transforms.crop import grid_cropping
 from cropaudit.transforms.design_kind import DesignKind, design_kind
-from cropaudit.transforms.overlay import _CROP_COLOURS, draw_overlay
+from cropaudit.transforms.overlay import _CROP_COLOURS
 from cropaudit.transforms.render import FaceCache
 
 #: Face outline colours in the gallery: face a, face b.
 FACE_COLOURS = ((0, 90, 255), (255, 110, 0))
+POINT_COLOUR = (255, 230, 0)
+#: Pixels between the picture and the map panel, and the legend's line height.
+GAP, LINE, LEGEND_W = 6, 15, 112
 
 
 def crop_colours(n: int) -> list[tuple[int, int, int]]:
@@ -107,41 +110,76 @@ def draw_item(
     max_height: int,
     max_width: int,
 ) -> tuple[bytes, int, int]:
-    """PNG of the composite at display size with map, salient point, crops and face boxes.
+    """PNG of the composite at display size, untinted, with thick crop boxes, face outlines and
+    the salient point; the min-max normalised saliency map in a panel beside it (below it for a
+    wide composite) with the same point; a legend underneath. Returns (png, width, height).
 
-    The composite is downscaled first and the geometry scaled with it, so the overlay's 1-pixel
-    outlines stay crisp."""
+    The composite is downscaled first and the geometry scaled with it, so outlines stay crisp."""
     h0, w0 = canvas.shape[:2]
-    k = min(1.0, max_height / h0, max_width / w0)
+    wide = w0 > h0
+    k = min(1.0, max_height / h0, max_width / w0 / (1 if wide else 2))
     w, h = max(1, _scaled(w0, k)), max(1, _scaled(h0, k))
-    small = np.asarray(Image.fromarray(canvas).resize((w, h), Image.Resampling.LANCZOS))
+    image = Image.fromarray(canvas).resize((w, h), Image.Resampling.LANCZOS).convert("RGB")
     result = candidate_crops(grid, w0, h0, aspect_ratios=tuple(aspect_ratios))
-    scaled = dataclasses.replace(
-        result,
-        salient_x=_scaled(result.salient_x, k),
-        salient_y=_scaled(result.salient_y, k),
-        crops=tuple(
-            dataclasses.replace(
-                c,
-                x=_scaled(c.x, k),
-                y=_scaled(c.y, k),
-                w=max(1, _scaled(c.w, k)),
-                h=max(1, _scaled(c.h, k)),
-            )
-            for c in result.crops
-        ),
-    )
-    image = Image.open(io.BytesIO(draw_overlay(small, scores, scaled))).convert("RGB")
+    point = (_scaled(result.salient_x, k), _scaled(result.salient_y, k))
+    thick = max(3, min(w, h) // 40)
     draw = ImageDraw.Draw(image)
+    for crop, colour in zip(result.crops, crop_colours(len(result.crops))):
+        x0, y0 = _scaled(crop.x, k), _scaled(crop.y, k)
+        x1, y1 = x0 + max(1, _scaled(crop.w, k)) - 1, y0 + max(1, _scaled(crop.h, k)) - 1
+        draw.rectangle([x0, y0, x1, y1], outline=colour, width=thick)
+    font = ImageFont.load_default(size=11)
     for label, box, colour in zip("ab", (box_a, box_b), FACE_COLOURS):
         x0, y0 = _scaled(box.x, k), _scaled(box.y, k)
         x1, y1 = _scaled(box.x + box.w, k) - 1, _scaled(box.y + box.h, k) - 1
         draw.rectangle([x0 + 1, y0 + 1, x1 - 1, y1 - 1], outline=colour, width=2)
         draw.rectangle([x0 + 2, y0 + 2, x0 + 14, y0 + 16], fill=colour)
-        draw.text((x0 + 5, y0 + 3), label, fill=(255, 255, 255))
+        draw.text((x0 + 5, y0 + 3), label, fill=(255, 255, 255), font=font)
+    _dot(draw, point, max(4, min(w, h) // 30))
+    panel = _map_panel(scores, (w, h))
+    _dot(ImageDraw.Draw(panel), point, max(4, min(w, h) // 30))
+    entries = [
+        ("salient point", POINT_COLOUR),
+        *((f"face {label}", colour) for label, colour in zip("ab", FACE_COLOURS)),
+        *(
+            (f"crop h/w {ratio:g}", colour)
+            for ratio, colour in zip(aspect_ratios, crop_colours(len(aspect_ratios)))
+        ),
+        (f"{'below' if wide else 'right'}: saliency map", None),
+    ]
+    pw, ph = (w, 2 * h + GAP) if wide else (2 * w + GAP, h)
+    legend_h = LINE * len(entries) + 4
+    beside = not wide and legend_h <= ph  # a tall composite: the legend to the right
+    lx, ly = (pw + GAP, 2) if beside else (2, ph + 3)
+    size = (pw + GAP + LEGEND_W, ph) if beside else (max(pw, LEGEND_W), ph + legend_h)
+    out = Image.new("RGB", size, (255, 255, 255))
+    out.paste(image, (0, 0))
+    out.paste(panel, (0, h + GAP) if wide else (w + GAP, 0))
+    ldraw = ImageDraw.Draw(out)
+    for i, (text, colour) in enumerate(entries):
+        y = ly + i * LINE
+        if colour is not None:
+            ldraw.rectangle([lx, y + 2, lx + 10, y + 11], fill=colour, outline=(0, 0, 0))
+        ldraw.text((lx + 14, y), text, fill=(0, 0, 0), font=font)
     buf = io.BytesIO()
-    image.save(buf, format="PNG", optimize=True)
-    return buf.getvalue(), w, h
+    out.save(buf, format="PNG", optimize=True)
+    return buf.getvalue(), out.width, out.height
+
+
+def _dot(draw: ImageDraw.ImageDraw, point: tuple[int, int], r: int) -> None:
+    x, y = point
+    draw.ellipse([x - r, y - r, x + r, y + r], fill=POINT_COLOUR, outline=(0, 0, 0), width=2)
+
+
+def _map_panel(scores: np.ndarray, size: tuple[int, int]) -> Image.Image:
+    """The min-max normalised map in a perceptual colour map, at ``size``."""
+    from matplotlib import colormaps
+
+    s = np.asarray(scores, np.float32)
+    span = float(s.max() - s.min()) or 1.0
+    norm = Image.fromarray(((s - s.min()) / span * 255).astype(np.uint8))
+    norm = np.asarray(norm.resize(size, Image.Resampling.BILINEAR), np.float32) / 255
+    return Image.fromarray((colormaps["magma"](norm)[..., :3] * 255).astype(np.uint8))
 
 
 def build_gallery(
@@ -151,7 +189,7 @@ def build_gallery(
     handler: SaliencyModelHandler,
     *,
     kind: DesignKind | None = None,
-    max_height: int = 600,
+    max_height: int = 420,
     max_width: int = 900,
 ) -> tuple[list[GalleryItem], list[str]]:
     """Re-render, re-score and draw ``rows`` (of the table of ``kind``, by default the config's

@@ -13,11 +13,14 @@ import pandas as pd
 
 from cropaudit.report.cropper_section import croppers_section
 from cropaudit.report.detector import detector_section
-from cropaudit.report.gallery import FACE_COLOURS, GalleryItem, crop_colours
+from cropaudit.report.estimate_tables import Block, blocks, position_table, ratio_table
+from cropaudit.report.findings_section import findings_section
+from cropaudit.report.gallery import GalleryItem
 from cropaudit.report.inputs import RunInputs
 from cropaudit.report.pagekit import (
     Section,
     esc,
+    frame_table,
     html_page,
     img,
     kv_table,
@@ -28,7 +31,6 @@ from cropaudit.report.pagekit import (
 from cropaudit.report.plan_section import planning_section
 from cropaudit.report.plotkit import (
     comparison_label,
-    criteria_order,
     forest_plot,
     interval_plot,
     table_interval_plot,
@@ -95,10 +97,11 @@ def design_section(inputs: RunInputs) -> str:
         ("versions", versions),
     ]
     return (
-        kv_table(rows)
+        "<details><summary>Config, model, seeds, hashes and versions of this run</summary>"
+        + kv_table(rows)
         + "<details><summary>config.toml</summary><pre>"
         + esc(inputs.config_toml)
-        + "</pre></details>"
+        + "</pre></details></details>"
     )
 
 
@@ -138,7 +141,12 @@ def counts_section(inputs: RunInputs) -> str:
     ]  # fmt: skip
     if len(keys) == 3:
         headers = ["variant", *headers]
-    return kv_table(overview) + "<h3>Per pair</h3>" + table(headers, rows)
+    return (
+        kv_table(overview)
+        + "<details><summary>Composites, subjects, slots and point winners per pair</summary>"
+        + table(headers, rows)
+        + "</details>"
+    )
 
 
 def dead_letter_section(inputs: RunInputs) -> str:
@@ -165,36 +173,20 @@ def survival_section(inputs: RunInputs) -> str:
     first = est.iloc[0]
     parts.append(
         note(
-            "Survival ratio = wins_a / (wins_a + wins_b), the chance that group a's face survives "
-            "when the cropper keeps exactly one face; 0.5 is parity. Lines are "
-            f"{first['level']:.0%} subject-clustered intervals (Wilson score on the effective "
-            "number of composites given the two-way cluster-robust variance, never of zero "
-            f"width); p-values against parity ({int(first['replicates'])} bootstrap "
-            "replicates) are "
-            f"Holm-adjusted across all {len(est)} comparisons of the statistics run."
+            "Survival ratio = wins a / (wins a + wins b), the chance that group a's face survives "
+            "when the cropper keeps exactly one face; 0.5 is parity; neither = ties and crops "
+            f"that kept no face. Lines and intervals: {first['level']:.0%} subject-clustered "
+            "(Wilson score on the effective number of composites); p (adjusted): the test that "
+            "interval inverts, Holm-adjusted within its family; bootstrap p "
+            f"({int(first['replicates'])} replicates, unadjusted) beside it."
         )
     )
-    headers = [
-        "design", "comparison", "a", "b", "n", "subjects", "wins a", "wins b", "ties",
-        "background", "ratio", "CI low", "CI high", "p (bootstrap, Holm)",
-    ]  # fmt: skip
-    for criterion in criteria_order(est["criterion"]):
-        sub = est[est["criterion"] == criterion].reset_index(drop=True)
-        png = forest_plot(est, criterion)["png"]
-        rows = []
-        for _, r in sub.iterrows():
-            lo, hi = reported_interval(r)
-            rows.append(
-                [
-                    r["design"], r["comparison"], r["group_a"], r["group_b"], int(r["n"]),
-                    int(r["n_subjects"]), int(r["wins_a"]), int(r["wins_b"]), int(r["ties"]),
-                    int(r["background"]), r["ratio"], lo, hi, r["p_bootstrap_holm"],
-                ]
-            )  # fmt: skip
+    for block in blocks(est):
+        png = forest_plot(block.rows, block.criteria[0], block.title)["png"]
         parts.append(
-            f"<h3 id='criterion-{esc(criterion)}'>{esc(criterion)}</h3>"
-            + img(png, f"survival ratio, {criterion}", data_criterion=criterion)
-            + table(headers, rows)
+            block.heading()
+            + img(png, f"survival ratio, {block.title}", data_criterion=block.criteria[0])
+            + ratio_table(block.rows)
         )
     return "".join(parts)
 
@@ -202,48 +194,37 @@ def survival_section(inputs: RunInputs) -> str:
 def position_section(inputs: RunInputs) -> str:
     est = inputs.estimates
     intro = note(
-        "Position bias: first_slot_rate is the share of decisive composites won by the face drawn "
-        "first (top for vertical_gap, left for horizontal), whatever its group; 0.5 means the "
-        "slot does not matter. The design counterbalances order, so the survival ratios above "
-        "are not confounded by it; order_adjusted_ratio averages the two position-conditional "
-        "ratios."
+        "Position bias: the first-slot rate is the share of decisive composites won by the face "
+        "drawn first (top for vertical_gap, left for horizontal), whatever its group; 0.5 means "
+        "the slot does not matter. The design counterbalances order, so the survival ratios "
+        "above are not confounded by it; the order-adjusted ratio averages the two "
+        "position-conditional ratios."
     )
     if est is None or est.empty:
         return intro + raw_position_table(inputs.survival)
     parts = [intro]
-    point = est[est["criterion"] == POINT].reset_index(drop=True)
-    if len(point):
-        cis = [reported_interval(r, "first_slot_rate") for _, r in point.iterrows()]
-        png = interval_plot(
-            [short_label(r, est) for _, r in point.iterrows()],
-            list(point["first_slot_rate"]),
-            [lo for lo, _ in cis],
-            [hi for _, hi in cis],
-            title="point: share of decisive composites won by the first slot, with bootstrap CI",
-            xlabel="first-slot rate",
-            reference_label="no position effect (0.5)",
-        )
-        parts.append(img(png, "first-slot rate, point", data_criterion="position"))
-    rows = []
-    for criterion in criteria_order(est["criterion"]):
-        for _, r in est[est["criterion"] == criterion].iterrows():
-            lo, hi = reported_interval(r, "first_slot_rate")
-            alo, ahi = reported_interval(r, "order_adjusted_ratio")
-            rows.append(
-                [
-                    criterion, r["design"], f"{r['group_a']} vs {r['group_b']}",
-                    int(r["n_a_first"]), int(r["n_b_first"]), r["ratio_a_first"],
-                    r["ratio_b_first"], r["first_slot_rate"], lo, hi,
-                    r["p_first_slot_bootstrap"], r["order_adjusted_ratio"], alo, ahi,
-                ]
-            )  # fmt: skip
-    headers = [
-        "criterion", "design", "comparison", "n (a first)", "n (b first)", "ratio | a first",
-        "ratio | b first", "first-slot rate", "CI low", "CI high", "p (bootstrap)",
-        "order-adjusted ratio", "CI low", "CI high",
-    ]  # fmt: skip
-    parts.append(table(headers, rows))
+    plotted = set()
+    for block in blocks(est):
+        if block.model not in plotted:  # each cropper's first criterion: the plot
+            plotted.add(block.model)
+            parts.append(position_plot(block, est))
+        parts.append(block.heading("position") + position_table(block.rows))
     return "".join(parts)
+
+
+def position_plot(block: Block, est: pd.DataFrame) -> str:
+    rows = block.rows.reset_index(drop=True)
+    cis = [reported_interval(r, "first_slot_rate") for _, r in rows.iterrows()]
+    png = interval_plot(
+        [short_label(r, est) for _, r in rows.iterrows()],
+        list(rows["first_slot_rate"]),
+        [lo for lo, _ in cis],
+        [hi for _, hi in cis],
+        title=f"{block.title}: share of decisive composites won by the first slot",
+        xlabel="first-slot rate",
+        reference_label="no position effect (0.5)",
+    )
+    return img(png, f"first-slot rate, {block.title}", data_criterion="position")
 
 
 def raw_position_table(survival: pd.DataFrame) -> str:
@@ -289,7 +270,7 @@ def gaze_section(inputs: RunInputs) -> str:
         parts.append(
             f"<h3>{esc(criterion)}</h3>"
             + img(png, f"face share, {criterion}", data_criterion=f"gaze-{criterion}")
-            + table(list(rates.columns), rates.itertuples(index=False, name=None))
+            + frame_table(rates, list(rates.columns))
         )
     return "".join(parts)
 
@@ -332,7 +313,7 @@ def sensitivity_section(inputs: RunInputs, criterion: str = POINT) -> str:
         parts.append(img(png, f"survival ratio per variant, {criterion}", data_criterion="variant"))
     cols = sensitivity.VARIANT_COLUMNS
     parts.append("<h3>One estimate per variant</h3>")
-    parts.append(table(cols, per_variant[cols].itertuples(index=False, name=None)))
+    parts.append(frame_table(per_variant, cols))
     fcols = sensitivity.FLIP_COLUMNS
     parts.append("<h3>Flip rates</h3>")
     parts.append(
@@ -340,7 +321,7 @@ def sensitivity_section(inputs: RunInputs, criterion: str = POINT) -> str:
             "Per pair: samples rendered in at least two variants, and how many of them changed "
             "winner between variants."
         )
-        + table(fcols, flips[fcols].itertuples(index=False, name=None))
+        + frame_table(flips, fcols)
     )
     if len(by_axis):
         acols = sensitivity.AXIS_FLIP_COLUMNS
@@ -349,7 +330,7 @@ def sensitivity_section(inputs: RunInputs, criterion: str = POINT) -> str:
                 "One axis at a time: each sample's base rendering against variants that differ "
                 "from it in that axis only."
             )
-            + table(acols, by_axis[acols].itertuples(index=False, name=None))
+            + frame_table(by_axis, acols)
         )
     return "".join(parts)
 
@@ -359,22 +340,11 @@ def gallery_section(
 ) -> str:
     if requested <= 0:
         return note("Gallery turned off (--gallery 0).")
-    ratios = ""
-    if items:
-        crops = _crops(items[0].row)
-        ratios = ", ".join(
-            f"<span class='swatch' style='background:rgb{tuple(colour)}'></span> "
-            + esc(f"{c['aspect_ratio']:g}")
-            for c, colour in zip(crops, crop_colours(len(crops)))
-        )
-    faces = " ".join(
-        f"<span class='swatch' style='background:rgb{tuple(colour)}'></span> face {label}"
-        for label, colour in zip("ab", FACE_COLOURS)
-    )
-    legend = (
-        f"<p class='note'>{esc(intro)} Red tint: the saliency map (min-max normalised); yellow "
-        f"dot: the salient point; outlines: {faces}; crop boxes per aspect ratio (h/w): "
-        f"{ratios}.</p>"
+    legend = note(
+        f"{intro} Each picture is the composite as the cropper saw it, untinted, with the "
+        "salient point, the outlines of faces a and b and one crop box per aspect ratio; the "
+        "saliency map (min-max normalised) is the panel beside it; the legend is in the "
+        "picture."
     )
     figures = "".join(_figure(i, item) for i, item in enumerate(items, 1))
     failed = ""
@@ -416,7 +386,7 @@ def _figure(i: int, item: GalleryItem) -> str:
 
 def _figure_html(r: dict[str, Any], item: GalleryItem, caption: str) -> str:
     alt = f"composite {r['composite_id']}"
-    width = max(220, min(item.width, 440))
+    width = max(200, min(item.width, 480))
     return (
         f"<figure style='width:{width}px'>"
         + img(
@@ -461,9 +431,7 @@ def _gallery(page: RunPage) -> str:
 
 #: The run report's sections, in order: the one list of its anchors.
 SECTIONS: tuple[Section[RunPage], ...] = (
-    Section("design", "Design", _of_inputs(design_section)),
-    Section("counts", "Counts", _of_inputs(counts_section)),
-    Section("dead-letters", "Dead letters", _of_inputs(dead_letter_section)),
+    Section("findings", "Findings", _of_inputs(findings_section)),
     Section("survival-ratios", "Survival ratios", _of_inputs(survival_section)),
     Section("croppers", "Croppers side by side", _of_inputs(croppers_section)),
     Section("position-bias", "Position bias", _of_inputs(position_section)),
@@ -472,6 +440,9 @@ SECTIONS: tuple[Section[RunPage], ...] = (
     Section("face-or-body", "Face or body", _of_inputs(gaze_section)),
     Section("face-detector", "Face detector", _of_inputs(detector_section)),
     Section("gallery", "Gallery", _gallery),
+    Section("counts", "Counts", _of_inputs(counts_section)),
+    Section("dead-letters", "Dead letters", _of_inputs(dead_letter_section)),
+    Section("design", "Design and provenance", _of_inputs(design_section)),
 )
 
 

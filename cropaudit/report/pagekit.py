@@ -21,7 +21,7 @@ import pandas as pd
 from cropaudit.rundir.ownership import html_mark
 
 CSS = """
-body{font-family:sans-serif;margin:2em;max-width:1200px;color:#222}
+body{font-family:sans-serif;margin:2em auto;padding:0 1.5em;max-width:1200px;color:#222}
 h1{margin-bottom:.2em}h2{border-bottom:1px solid #ccc;padding-top:.6em}
 table{border-collapse:collapse;font-size:12px;margin:.5em 0 1em}
 td,th{border:1px solid #ccc;padding:2px 6px;text-align:left;vertical-align:top}
@@ -35,7 +35,17 @@ nav a{margin-right:1em}
 .gallery figcaption{font-size:11px;line-height:1.35;margin-top:4px}
 .gallery figcaption .note{font-size:11px}
 .swatch{display:inline-block;width:.9em;height:.9em;border:1px solid #333;vertical-align:middle}
-pre{background:#f6f6f6;padding:.6em;font-size:12px;overflow:auto}
+pre{background:#f6f6f6;padding:.6em;font-size:12px;overflow:auto;white-space:pre-wrap;
+word-break:break-all}
+td{overflow-wrap:break-word}
+#findings ul{font-size:14px;line-height:1.4;padding-left:1.2em}#findings li{margin:.2em 0}
+.verdict-disparity{color:#a00000;font-weight:bold}.verdict-parity{color:#006000;font-weight:bold}
+.verdict-inconclusive{color:#805000;font-weight:bold}
+details>summary{cursor:pointer;color:#333}
+@media print{body{margin:0;padding:0}nav{display:none}h2{break-after:avoid}
+img.plot{max-height:4.8in;width:auto}.gallery{gap:6px}
+.gallery figure{width:auto!important;max-width:1.75in;break-inside:avoid;padding:3px}
+table{font-size:10px}td,th{padding:1px 4px}}
 """
 
 Context = TypeVar("Context")
@@ -85,9 +95,15 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], cls: str = "") 
     return f"<table{attr}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+def human(column: str) -> str:
+    """A column name as a page heads it: words, not snake_case."""
+    return column.replace("_", " ")
+
+
 def frame_table(df: pd.DataFrame, columns: Sequence[str]) -> str:
-    """:func:`table` of ``df``'s ``columns``, headed by the column names."""
-    return table(list(columns), df[list(columns)].itertuples(index=False, name=None))
+    """:func:`table` of ``df``'s ``columns``, headed by the column names in words."""
+    columns = list(columns)
+    return table([human(c) for c in columns], df[columns].itertuples(index=False, name=None))
 
 
 def kv_table(pairs: Iterable[tuple[str, Any]]) -> str:

@@ -84,6 +84,7 @@ def plan_html(survival_table: pa.Table | None, level: float, pilot: str) -> str:
     """The section's body: an explanation and the plan table of ``survival_table`` at
     ``DEFAULT_HALF_WIDTH`` (``pilot``: the folder named in the command for other targets)."""
     from cropaudit.errors import UserError
+    from cropaudit.report.estimate_tables import VARYING
     from cropaudit.report.page import note, table
 
     if survival_table is None:
@@ -92,6 +93,14 @@ def plan_html(survival_table: pa.Table | None, level: float, pilot: str) -> str:
         plan = plan_survival(survival_table, DEFAULT_HALF_WIDTH, level)
     except UserError as exc:
         return note(f"No plan: {exc}.")
+    planned = plan[plan["subjects_per_group"].notna()] if "subjects_per_group" in plan else plan
+    if planned.empty:
+        reasons = plan["status"].value_counts() if "status" in plan else pd.Series(dtype=int)
+        why = "; ".join(f"{status} ({n} rows)" for status, n in reasons.items())
+        return note(
+            f"Nothing to plan from this run: none of its {len(plan)} comparisons can be "
+            f"planned as a pilot for a half-width of {DEFAULT_HALF_WIDTH} — {why}."
+        )
     intro = note(
         f"This run as a pilot: per pair, the fewest subjects per group (subj/group) and "
         f"composites per face (comp/subj) that bring the {level:.0%} reported interval to a "
@@ -100,12 +109,21 @@ def plan_html(survival_table: pa.Table | None, level: float, pilot: str) -> str:
         "cluster-robust variance behind the reported interval). With the same faces, more "
         "composites stop helping at the plateau: beyond 'plateau comp/subj' the half-width "
         "shrinks by less than 5%, towards the floor this run's subjects allow (floor hw); a "
-        "target below it needs more subjects, not more composites. Other targets: cropaudit "
-        f"plan {pilot} --half-width H."
+        "target below it needs more subjects, not more composites. Criteria with identical "
+        f"plans share a row. Other targets: cropaudit plan {pilot} --half-width H."
     )
-    columns = [c for c in SHOWN if c in plan]
-    rows = [
-        [None if v is pd.NA else v.item() if hasattr(v, "item") else v for v in row]
-        for row in plan[columns].itertuples(index=False)
-    ]  # plain Python numbers: the page right-aligns them
-    return intro + table([SHOWN[c] for c in columns], rows)
+    skipped = len(plan) - len(planned)
+    if skipped:
+        intro += note(f"{skipped} of {len(plan)} comparisons could not be planned (not shown).")
+    several = [c for c in VARYING if c in planned and planned[c].nunique() > 1]
+    columns = several + [c for c in SHOWN if c in planned]
+    rows: dict[tuple, list] = {}
+    for row in planned[columns].itertuples(index=False):
+        values = [None if v is pd.NA else v.item() if hasattr(v, "item") else v for v in row]
+        criterion = columns.index("criterion") if "criterion" in columns else None
+        key = tuple(map(str, (v for i, v in enumerate(values) if i != criterion)))
+        if key in rows and criterion is not None:
+            rows[key][criterion] += f", {values[criterion]}"
+        else:
+            rows[key] = values  # plain Python numbers: the page right-aligns them
+    return intro + table([{**VARYING, **SHOWN}[c] for c in columns], rows.values())

@@ -1,0 +1,106 @@
+"""The "Findings" section both pages open with: the findings of :mod:`cropaudit.stats.findings`
+in their own words, one line each, the verdict marked, grouped by cropper.
+
+The statistics page shows what its stage wrote to ``findings.json``; the run report computes the
+findings of its own rows (its estimates may come from a statistics folder that covers other runs
+too) with the run's ``[analysis]`` settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from cropaudit.report.inputs import RunInputs
+from cropaudit.report.pagekit import esc, note
+
+#: A verdict as the page names it, before the finding's own words.
+VERDICT_LABELS = {
+    "disparity": "disparity",
+    "parity": "parity",
+    "inconclusive": "too little data",
+}
+
+
+def findings_html(items: Sequence[Mapping[str, Any]], width: float | None = None) -> str:
+    """The section's body from finding records (:class:`~cropaudit.stats.findings.Finding` as a
+    mapping, or a ``findings.json`` record)."""
+    if not items:
+        return note("No findings: there are no estimates to read them from.")
+    counts = {v: sum(1 for f in items if f["verdict"] == v) for v in VERDICT_LABELS}
+    band = f"0.5 ± {width:g}" if width is not None else "the parity band"
+    parts = [
+        note(
+            f"{len(items)} findings: {counts['disparity']} disparities (the interval excludes "
+            f"0.5), {counts['parity']} consistent with parity (the interval inside {band}), "
+            f"{counts['inconclusive']} with too little data to say. Each line: the ratio, its "
+            "interval, the effective n and the p-value of the test that interval inverts, "
+            "Holm-adjusted within its family. Details in the sections below."
+        )
+    ]
+    by_model: dict[str, list[Mapping[str, Any]]] = {}
+    for f in items:
+        by_model.setdefault(str(f["model_name"]), []).append(f)
+    for lines in by_model.values():
+        texts = [str(f["text"]) for f in lines]
+        head = shared_head(texts)
+        if head:
+            parts.append(f"<h3>{esc(head.rstrip(', '))}</h3>")
+        rows = "".join(
+            f"<li><span class='verdict-{esc(f['verdict'])}'>"
+            f"{esc(VERDICT_LABELS.get(f['verdict'], f['verdict']))}</span> "
+            f"{esc(text[len(head) :])}</li>"
+            for f, text in zip(lines, texts, strict=True)
+        )
+        parts.append(f"<ul>{rows}</ul>")
+    return "".join(parts)
+
+
+def shared_head(texts: Sequence[str]) -> str:
+    """The words every one of several lines starts with, up to a ", " (what the lines are
+    about: the cropper and criterion), said once as a heading; "" when nothing is shared."""
+    if len(texts) < 2:
+        return ""
+    common = os.path.commonprefix(list(texts))
+    cut = common.rfind(", ")
+    return common[: cut + 2] if cut > 0 else ""
+
+
+def run_findings(inputs: RunInputs) -> list[dict[str, Any]]:
+    """The findings of the run's estimates, read with the run's ``[analysis]`` settings;
+    inconclusive ones say what the plan for a half-width of the parity width needs when the
+    run is small enough to plan from here (``PAGE_PLAN_ROWS``)."""
+    from cropaudit.errors import UserError
+    from cropaudit.report.plan_section import PAGE_PLAN_ROWS
+    from cropaudit.stats.findings import findings
+    from cropaudit.stats.planning import plan_survival
+
+    est = inputs.estimates
+    if est is None or est.empty:
+        return []
+    analysis = inputs.config.analysis
+    level = float(est["level"].iloc[0])
+    plan, table = None, inputs.survival_table
+    if table is not None and 0 < table.num_rows <= PAGE_PLAN_ROWS:
+        try:
+            plan = plan_survival(table, analysis.parity_width, level)
+        except UserError:  # nothing to plan: the findings say what they need in words
+            plan = None
+    items = findings(
+        est,
+        primary_criterion=analysis.primary_criterion or None,
+        parity_width=analysis.parity_width,
+        level=level,
+        aspect_ratios=tuple(inputs.config.crop.aspect_ratios),
+        plan=plan,
+    )
+    return [dataclasses.asdict(f) for f in items]
+
+
+def findings_section(inputs: RunInputs) -> str:
+    """The run report's section."""
+    if inputs.estimates is None or inputs.estimates.empty:
+        return note(inputs.stats_source or "No estimates: no findings.")
+    return findings_html(run_findings(inputs), inputs.config.analysis.parity_width)
