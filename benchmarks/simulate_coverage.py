@@ -21,6 +21,11 @@ first-slot rate and the order-adjusted ratio; then a one-line verdict per design
 
     .venv/bin/python benchmarks/simulate_coverage.py [--experiments 1000] [--replicates 200]
         [--design NAME ...] [--held-out]
+
+With ``--single`` it studies instead the single-image face rates and their differences between
+groups (``SINGLE_DESIGNS`` of cropaudit/stats/simulation_single.py: subject-clustered intervals
+against the plain Wilson ones), and with ``--agreement`` the cropper-agreement interval
+(``AGREEMENT_DESIGNS``); ``--experiments`` as above (``--replicates`` unused by ``--single``).
 """
 
 from __future__ import annotations
@@ -31,6 +36,14 @@ import pandas as pd
 from bench_args import bench_parser
 
 from cropaudit.stats.simulation import DESIGNS, HELD_OUT, coverage_study, summarise, truths
+from cropaudit.stats.simulation_single import (
+    AGREEMENT_DESIGNS,
+    SINGLE_DESIGNS,
+    agreement_coverage_study,
+    single_coverage_study,
+    single_truths,
+    true_agreement,
+)
 
 BAND = (0.935, 0.97)
 
@@ -40,7 +53,11 @@ def main() -> None:
     designs = {**DESIGNS, **HELD_OUT}
     parser.add_argument("--design", action="append", choices=sorted(designs), default=None)
     parser.add_argument("--held-out", action="store_true", help="also the held-out designs")
+    parser.add_argument("--single", action="store_true", help="the single-image rates instead")
+    parser.add_argument("--agreement", action="store_true", help="the agreement interval instead")
     args = parser.parse_args()
+    if args.single or args.agreement:
+        return other_studies(args)
     names = args.design or [*DESIGNS, *(HELD_OUT if args.held_out else ())]
     pd.set_option("display.width", 140)
     fmt = {"float_format": lambda x: f"{x:.4f}", "index": False}
@@ -77,6 +94,46 @@ def main() -> None:
         )
     print(f"\nreported interval vs band {BAND} at level {args.level}:")
     print("\n".join(verdicts))
+    print(f"total {time.perf_counter() - start:.0f} s")
+
+
+def other_studies(args) -> None:
+    """The ``--single`` and ``--agreement`` studies: one line per design and interval."""
+    start = time.perf_counter()
+    lines = []
+    studies = []
+    if args.single:
+        studies += [(n, d, "single") for n, d in SINGLE_DESIGNS.items()]
+    if args.agreement:
+        studies += [(n, d, "agreement") for n, d in AGREEMENT_DESIGNS.items()]
+    for i, (name, design, kind) in enumerate(studies):
+        seed = args.seed + 100 + i
+        if kind == "single":
+            results = single_coverage_study(design, args.experiments, args.level, seed=seed)
+            truth = ", ".join(f"{k} {v:.3f}" for k, v in single_truths(design).items())
+            checked = ("rate_a", "rate_b", "difference")
+        else:
+            results = agreement_coverage_study(
+                design, args.experiments, args.level, seed=seed, replicates=args.replicates
+            )
+            truth = f"agreement {true_agreement(design):.3f}"
+            checked = ("reported",)
+        summary = summarise(results).set_index("method")
+        print(f"\n== {name} ({kind}): {truth}; {args.experiments} experiments")
+        print(summary.to_string(float_format=lambda x: f"{x:.4f}"))
+        for method in checked:
+            row = summary.loc[method]
+            ok = BAND[0] <= row["coverage"] <= BAND[1] and row["zero_width"] == 0
+            plain = f"{method}_unclustered" if kind == "single" else "wilson"
+            lines.append(
+                f"| {name} | {method} | {row['coverage']:.3f} ± {row['mc_se']:.3f} | "
+                f"{int(row['zero_width'])} | {summary.loc[plain, 'coverage']:.3f} | "
+                f"{'in band' if ok else 'OUT OF BAND'} |"
+            )
+    print(f"\nclustered interval vs band {BAND} at level {args.level}:")
+    print("| design | interval | coverage ± MC SE | zero width | unclustered | verdict |")
+    print("|---|---|---|---|---|---|")
+    print("\n".join(lines))
     print(f"total {time.perf_counter() - start:.0f} s")
 
 

@@ -451,13 +451,16 @@ def write_agreement(files: Sequence[str], out_dir: str, options: StatsOptions) -
 def write_face_rates(
     files: Sequence[str], out_dir: str, options: StatsOptions, pair_files: Sequence[str] = ()
 ) -> str | None:
-    """``OUT/face_rates.parquet``: the face/body rates of the single-image tables per criterion
-    (:func:`cropaudit.stats.gaze.face_rates`, plus a ``criterion`` column), with the single-image
-    rows that survival/v3-v4 ``pair_files`` hold; None (and no file) without such rows."""
-    from cropaudit.stats.gaze import face_rates
+    """``OUT/face_rates.parquet`` and ``OUT/face_rate_differences.parquet``: the face/body rates
+    of the single-image tables per criterion and their differences between groups
+    (:func:`cropaudit.stats.gaze.face_rates`, :func:`~cropaudit.stats.gaze.face_rate_differences`,
+    plus a ``criterion`` column), with the single-image rows that survival/v3-v4 ``pair_files``
+    hold; None (and no files) without such rows."""
+    from cropaudit.stats.gaze import face_rate_differences, face_rates
 
-    target = StatsDir(out_dir).face_rates
-    fileio.delete_tree(target)
+    stats = StatsDir(out_dir)
+    for target in (stats.face_rates, stats.face_rate_differences):
+        fileio.delete_tree(target)
     tables = [pq.read_table(pa.BufferReader(fileio.read_bytes(f))) for f in files]
     tables += _single_rows_of_old_tables(pair_files)
     if not tables:
@@ -468,16 +471,15 @@ def write_face_rates(
     criteria = set()
     for row in (r for t in tables for r in t.slice(0, 1).to_pylist()):
         criteria |= row_criteria(row, "point_on")
-    frames = []
-    for criterion in sorted(criteria):
-        if options.criteria is None or criterion in options.criteria:
-            rates = face_rates(single, criterion, options.level)
-            frames.append(rates.assign(criterion=criterion))
-    result = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    sink = pa.BufferOutputStream()
-    pq.write_table(pa.Table.from_pandas(result, preserve_index=False), sink)
-    fileio.write_atomic(target, sink.getvalue().to_pybytes())
-    return target
+    chosen = [c for c in sorted(criteria) if options.criteria is None or c in options.criteria]
+    for target, compute in ((stats.face_rates, face_rates),
+                            (stats.face_rate_differences, face_rate_differences)):  # fmt: skip
+        frames = [compute(single, c, options.level).assign(criterion=c) for c in chosen]
+        result = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        sink = pa.BufferOutputStream()
+        pq.write_table(pa.Table.from_pandas(result, preserve_index=False), sink)
+        fileio.write_atomic(target, sink.getvalue().to_pybytes())
+    return stats.face_rates
 
 
 def write_no_estimates(prefix: str, metadata: dict[str, str] | None) -> None:
@@ -506,7 +508,8 @@ def run_stats(
 
     Writes ``OUT/estimates/estimates-00000-of-00001.parquet``, ``OUT/plots/<criterion>.png|svg``,
     ``OUT/report.html``, ``OUT/agreement.parquet`` (runs comparing croppers),
-    ``OUT/face_rates.parquet`` (single-image runs: :mod:`cropaudit.stats.gaze`) and, last,
+    ``OUT/face_rates.parquet`` and ``OUT/face_rate_differences.parquet`` (single-image runs:
+    :mod:`cropaudit.stats.gaze`) and, last,
     ``OUT/_SUCCESS``. Runs on the pinned ``direct`` runner unless
     ``pipeline_args`` name another ``--runner`` (see :mod:`cropaudit.pipelines.runners`).
     ``bootstrap_correction`` is ``cgm`` (bootstrap rescaled to the two-way cluster-robust
