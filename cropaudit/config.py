@@ -19,7 +19,7 @@ from typing import Any
 
 from cropaudit.errors import ConfigError, UserError
 from cropaudit.model import DEFAULT_BATCH_SIZE
-from cropaudit.schemas.criteria import TWITTER_ASPECT_RATIOS
+from cropaudit.schemas.criteria import POINT, TWITTER_ASPECT_RATIOS, criterion_name
 from cropaudit.schemas.single_survival import SINGLE
 from cropaudit.schemas.survival import CONTROLS, PAIRS
 from cropaudit.schemas.variants import SWEEP_AXES, variant_name
@@ -316,6 +316,29 @@ class SweepConfig:
 
 
 @dataclass(frozen=True)
+class AnalysisConfig:
+    """How the statistics read a run (no table of the run depends on it, so it is not in the
+    config hash). ``primary_criterion``: the criterion of the findings' headline (``point`` or
+    ``crop_<ratio>``; empty: ``point`` for a saliency model, the first aspect ratio's crop for a
+    box cropper). ``parity_width``: w of "consistent with parity within +-w"."""
+
+    primary_criterion: str = ""
+    parity_width: float = 0.05
+
+    def validate(self, key: str) -> None:
+        from cropaudit.schemas.criteria import crop_ratio
+
+        if self.primary_criterion:
+            try:
+                crop_ratio(self.primary_criterion)
+            except ValueError as exc:
+                raise ConfigError(f"{key}.primary_criterion: {exc}") from None
+        _check(
+            0.0 < self.parity_width < 0.5, f"{key}.parity_width", "must be above 0 and below 0.5"
+        )
+
+
+@dataclass(frozen=True)
 class Variant:
     """One variant of a sweep: its name, the axes where it differs from the base, and the
     resolved config (with an empty ``[sweep]``) whose ``model``/``layout`` it runs with."""
@@ -363,6 +386,7 @@ class ExperimentConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     crop: CropConfig = field(default_factory=CropConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
 
     def validate(self) -> ExperimentConfig:
         _check(self.version == CONFIG_VERSION, "version", f"unsupported; this is {CONFIG_VERSION}")
@@ -383,6 +407,13 @@ class ExperimentConfig:
             not (self.model.compare and self.sweep.active),
             "model.compare",
             "cannot be combined with [sweep] yet: compare croppers on one variant per run",
+        )
+        primary = self.analysis.primary_criterion
+        crops = {criterion_name(r) for r in self.crop.aspect_ratios}
+        _check(
+            primary in ("", POINT) or primary in crops,
+            "analysis.primary_criterion",
+            f"{primary!r} is not a criterion of this run (point, {', '.join(sorted(crops))})",
         )
         if self.sweep.active:
             n = self.sweep_size()
@@ -438,10 +469,14 @@ class ExperimentConfig:
         data = _jsonable(dataclasses.asdict(self))
         if not data["model"]["compare"]:  # one-model configs keep the hash they had before
             del data["model"]["compare"]
+        if data["analysis"] == _jsonable(dataclasses.asdict(AnalysisConfig())):
+            del data["analysis"]
         return data
 
     def canonical_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """What the hash covers: every section but ``[analysis]`` (how the results are read)."""
+        data = {k: v for k, v in self.to_dict().items() if k != "analysis"}
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     @property
     def config_hash(self) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from cropaudit import config as config_mod
 from cropaudit.pipelines.audit_pipeline import run_audit
-from cropaudit.pipelines.stats_pipeline import run_stats
+from cropaudit.pipelines.stats_pipeline import print_findings, run_stats
 from cropaudit.rundir import ownership
 from cropaudit.rundir.run_dir import INNER_RUN
 from cropaudit.rundir.stats_dir import INNER_STATS, REPORT
@@ -83,4 +83,5 @@ def _demo(out: Path, config, pipeline_args, with_stats: bool, show_progress: boo
         from cropaudit.report import build_report
 
         build_report(str(out / INNER_RUN), str(out / REPORT), stats_dir=str(stats_dir))
+        print_findings(str(stats_dir))
     return summary

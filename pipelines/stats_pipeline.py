@@ -32,6 +32,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from cropaudit import fileio
+from cropaudit.config import AnalysisConfig
 from cropaudit.errors import UserError
 from cropaudit.pipelines.runners import pipeline, pipeline_options
 from cropaudit.rundir.run_dir import SURVIVAL_TABLES, RunDir
@@ -40,11 +41,18 @@ from cropaudit.schemas import single_survival, survival
 from cropaudit.schemas.criteria import POINT, criterion_name
 from cropaudit.schemas.estimates import ESTIMATES_SCHEMA, KEY_FIELDS
 from cropaudit.schemas.variants import BASE_VARIANT
-from cropaudit.stats.bootstrap import CORRECTIONS, OUTCOME_CODE, POSITION_CODE, SufficientStats
+from cropaudit.stats.bootstrap import CORRECTIONS, POSITION_CODE, SufficientStats
+from cropaudit.stats.findings import Finding, findings, findings_json
 from cropaudit.stats.mixed import MAX_COMPOSITES, model_check
 from cropaudit.stats.stratum import estimate_stratum
 from cropaudit.stats.tests_multiple import adjust_rows
 from cropaudit.stats.weights import WeightCache
+from cropaudit.stats.winners import (
+    WinnerIdentity,
+    codes,
+    criterion_outcomes,
+    identical_criteria,
+)
 
 #: Survival columns the stage reads (projection keeps face attributes etc. on disk).
 COLUMNS = (
@@ -123,36 +131,6 @@ def row_outcomes(row: dict[str, Any]) -> Iterator[tuple[str, str]]:
 SLICE_ROWS = 1 << 18
 
 
-def _codes(values: pa.Array | pa.ChunkedArray, names: dict[str, int], column: str) -> np.ndarray:
-    """Integer codes of a string column, ``names`` mapping value -> code; unknown values are a
-    ``UserError`` (a survival table this version cannot read), never a silent drop."""
-    codes = pd.Categorical(values.to_numpy(zero_copy_only=False), categories=list(names)).codes
-    if (codes < 0).any():
-        bad = sorted({str(v) for v in np.asarray(values.to_numpy(zero_copy_only=False))[codes < 0]})
-        raise UserError(f"survival column {column} has unknown values {bad[:5]}")
-    return codes.astype(np.int64)
-
-
-def criterion_outcomes(table: pa.Table) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
-    """(criterion, row indices, outcome codes) of a survival table (the columnar
-    :func:`row_outcomes`): the salient point for the rows that have one (a box-only cropper has
-    none) and each crop aspect ratio for the rows that have it."""
-    point = table["point_winner"]
-    rows = np.flatnonzero(pc.is_valid(point).to_numpy(zero_copy_only=False))
-    if len(rows):
-        yield POINT, rows, _codes(point.take(pa.array(rows)), OUTCOME_CODE, "point")
-    crops = pa.concat_arrays(table["crops"].chunks) if table.num_rows else None
-    if crops is None or len(crops) == 0:
-        return
-    flat = pc.list_flatten(crops)
-    parents = pc.list_parent_indices(crops).to_numpy()
-    ratios = flat.field("aspect_ratio").to_numpy(zero_copy_only=False)
-    winners = _codes(flat.field("winner"), OUTCOME_CODE, "crops.winner")
-    for ratio in np.unique(ratios):
-        keep = ratios == ratio
-        yield criterion_name(float(ratio)), parents[keep], winners[keep]
-
-
 def prepare(table: pa.Table) -> Iterator[pa.Table]:
     """Slices of a survival table (one read row group) without the single-image rows that
     survival/v3 and v4 tables may hold (those have no pair: stats.gaze reads single_survival);
@@ -198,7 +176,7 @@ def key_table(
     keys = list(keys)
     a_subj = table["a_subject_id"].to_numpy(zero_copy_only=False).astype(object)
     b_subj = table["b_subject_id"].to_numpy(zero_copy_only=False).astype(object)
-    pos = _codes(table["position"], POSITION_CODE, "position")
+    pos = codes(table["position"], POSITION_CODE, "position")
     prov_cols = {name: table[name].to_numpy(zero_copy_only=False) for name in PROVENANCE}
     for criterion, rows, outcome in criterion_outcomes(table):
         if criteria is not None and criterion not in criteria:
@@ -265,9 +243,12 @@ def to_row(key: tuple[str, ...], est: dict[str, Any], options: StatsOptions) -> 
     return row
 
 
-def finalise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Drop ``group_vs_rest`` strata of two-group designs (they repeat the pair), sort, and adjust
-    p-values across every remaining comparison of the run."""
+def finalise(
+    rows: list[dict[str, Any]], identity: WinnerIdentity | None = None
+) -> list[dict[str, Any]]:
+    """Drop ``group_vs_rest`` strata of two-group designs (they repeat the pair), sort, record
+    each row's ``identical_criteria`` (from ``identity``; the row's own criterion alone without
+    it) and adjust p-values within families (:func:`cropaudit.stats.tests_multiple.adjust_rows`)."""
     groups: dict[tuple, set[str]] = defaultdict(set)
     for r in rows:
         if r["comparison"] == "group_vs_rest":
@@ -278,6 +259,8 @@ def finalise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if r["comparison"] == "pair" or len(groups[tuple(r[f] for f in CRITERION_FIELDS)]) > 2
     ]
     rows.sort(key=lambda r: tuple(r[f] for f in KEY_FIELDS))
+    for r, same in zip(rows, identical_criteria(identity, rows, DESIGN_FIELDS), strict=True):
+        r["identical_criteria"] = same
     adjust_rows(rows)
     return rows
 
@@ -392,15 +375,19 @@ def build_pipeline(
             present = set(pq.read_schema(f).names)
         columns = [c for c in COLUMNS if c in present]
         reads.append(pipeline | f"Read{i}" >> beam.io.ReadFromParquetBatched(path, columns=columns))
+    prepared = reads | "Flatten" >> beam.Flatten() | "Prepare" >> beam.FlatMap(prepare)
+    identity = (
+        prepared
+        | "Identity" >> beam.Map(WinnerIdentity.of, DESIGN_FIELDS)
+        | "MergeIdentity" >> beam.CombineGlobally(_merge_identity)
+    )
     (
-        reads
-        | "Flatten" >> beam.Flatten()
-        | "Prepare" >> beam.FlatMap(prepare)
+        prepared
         | "Key" >> beam.FlatMap(key_table, options.criteria, design_groups(files))
         | "Bootstrap" >> beam.CombinePerKey(BootstrapCombineFn(options))
         | "ToRow" >> beam.Map(lambda kv, o: to_row(kv[0], kv[1], o), options)
         | "Gather" >> beam.combiners.ToList()
-        | "Finalise" >> beam.FlatMap(finalise)
+        | "Finalise" >> beam.FlatMap(finalise, beam.pvalue.AsSingleton(identity))
         | "Write"
         >> beam.io.WriteToParquet(
             out_prefix,
@@ -411,6 +398,13 @@ def build_pipeline(
             file_name_suffix=".parquet",
         )
     )
+
+
+def _merge_identity(parts: Iterable[WinnerIdentity]) -> WinnerIdentity:
+    out = WinnerIdentity()
+    for part in parts:
+        out.merge(part)
+    return out
 
 
 AGREEMENT_COLUMNS = (
@@ -546,7 +540,28 @@ def run_stats(
             write_no_estimates(stats.estimates_prefix, metadata)
         write_agreement(files, out_dir, options)
         write_face_rates(single, out_dir, options, files)
-        return _finish(stats, list(survival_paths), render, modified, files)
+        reading = Reading.of_runs(survival_paths)
+        return _finish(stats, list(survival_paths), render, modified, files, reading)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """How the findings read the estimates: the runs' ``[analysis]`` and crop aspect ratios
+    (the first run's that has a config; the defaults otherwise)."""
+
+    analysis: AnalysisConfig = AnalysisConfig()
+    aspect_ratios: tuple[float, ...] = ()
+
+    @classmethod
+    def of_runs(cls, paths: Sequence[str]) -> Reading:
+        from cropaudit import config as config_mod
+
+        for path in paths:
+            text = RunDir.open(fileio.absolute(path.rstrip("/"))).config_text()
+            if text is not None:
+                cfg = config_mod.loads(text)
+                return cls(cfg.analysis, tuple(cfg.crop.aspect_ratios))
+        return cls()
 
 
 def _finish(
@@ -555,19 +570,66 @@ def _finish(
     render: bool,
     modified: dict[str, list[str]] | None = None,
     survival_files: Sequence[str] = (),
+    reading: Reading = Reading(),
 ) -> str:
-    """Plots and page from the written estimates (with the planning section of the runs'
-    ``survival_files``, if any), then ``_SUCCESS`` and the ownership record (inside
+    """Findings, plots and page from the written estimates (with the planning section of the
+    runs' ``survival_files``, if any), then ``_SUCCESS`` and the ownership record (inside
     :meth:`StatsDir.writing`); the estimates path."""
     stats.require_estimates()
+    estimates = stats.estimates()
+    write_findings(stats, estimates.to_pandas(), survival_files, reading)
     if render:
         from cropaudit.report.plan_section import stats_planning_section
         from cropaudit.report.stats_page import write_outputs
 
-        estimates = stats.estimates()
         plan = stats_planning_section(survival_files, estimates.to_pandas(), stats.root)
         write_outputs(estimates, stats.root, unverified=modified, planning=plan)
     return stats.publish(inputs, modified)
+
+
+def write_findings(
+    stats: StatsDir, estimates: pd.DataFrame, survival_files: Sequence[str], reading: Reading
+) -> list[Finding]:
+    """``OUT/findings.json`` (:mod:`cropaudit.stats.findings`); inconclusive comparisons say
+    what the plan for a half-width of the parity width needs, when the survival tables are
+    small enough to plan from here (``PAGE_PLAN_ROWS``)."""
+    from cropaudit.report.plan_section import PAGE_PLAN_ROWS
+    from cropaudit.stats.planning import plan_survival
+
+    level = float(estimates["level"].iloc[0]) if len(estimates) else None
+    width = reading.analysis.parity_width
+    plan = None
+    rows = sum(pq.read_metadata(pa.BufferReader(fileio.read_bytes(f))).num_rows
+               for f in survival_files)  # fmt: skip
+    if survival_files and 0 < rows <= PAGE_PLAN_ROWS:
+        tables = [pq.read_table(pa.BufferReader(fileio.read_bytes(f))) for f in survival_files]
+        try:
+            plan = plan_survival(pa.concat_tables(tables, promote_options="default"), width,
+                                 level or 0.95)  # fmt: skip
+        except UserError:  # nothing to plan (e.g. no pair comparison): the fallback words
+            plan = None
+    items = findings(
+        estimates,
+        primary_criterion=reading.analysis.primary_criterion or None,
+        parity_width=width,
+        level=level,
+        aspect_ratios=reading.aspect_ratios,
+        plan=plan,
+    )
+    body = json.dumps(findings_json(items), indent=2, sort_keys=True)
+    fileio.write_atomic(stats.findings, body.encode())
+    return items
+
+
+def print_findings(stats_dir: str) -> None:
+    """Print the ``text`` of each finding of a finished statistics folder (the end of the
+    terminal output of ``cropaudit stats`` and ``demo``)."""
+    data = json.loads(fileio.read_bytes(StatsDir(stats_dir).findings))
+    lines = [f["text"] for f in data["findings"]]
+    if lines:
+        print("findings:")
+        for line in lines:
+            print(f"  {line}")
 
 
 #: Key fields a plain table may leave out, and the value its rows get.

@@ -24,6 +24,17 @@ cross-check (cropaudit.stats.mixed): population-averaged ratio, its interval, th
 standard deviations on the logit scale, ``model_status`` (``fitted`` or why not) and
 ``model_disagrees`` (its interval and the reported one do not overlap).
 Provenance lists hold every distinct value of the input rows of the stratum.
+
+Tests against parity (1/2). ``ratio_p``, ``order_adjusted_p`` and ``first_slot_p`` are the
+p-values of the very tests the reported intervals ``<statistic>_low/high`` invert (same effective
+n, t quantile and tail rule; cropaudit.stats.effective.score_pvalue): p < 1 - ``level`` exactly
+when 1/2 lies outside the interval. ``p_binomial`` (composites as independent) and
+``p_bootstrap`` / ``p_first_slot_bootstrap`` (from the rescaled replicates, never below
+1/(replicates + 1)) stay beside them. ``p_family`` names the row's multiplicity family (model |
+variant | criterion | design | comparison: the controls ``same_group`` and ``same_image`` are
+designs of their own, never in a pair family) and ``<p>_holm`` / ``<p>_bh`` are adjusted within
+it (Holm; Benjamini-Hochberg). ``identical_criteria`` lists the criteria (this one included)
+whose winners equal this criterion's in every composite of the design: one finding, not several.
 """
 
 from __future__ import annotations
@@ -59,6 +70,8 @@ COUNT_FIELDS = (
 )
 
 BOOTSTRAPPED = ("ratio", "order_adjusted_ratio", "first_slot_rate")
+#: The p-value of each of ``BOOTSTRAPPED``: the test its reported interval inverts.
+TESTS = ("ratio_p", "order_adjusted_p", "first_slot_p")
 
 FLOAT_FIELDS = (
     "ratio",
@@ -105,6 +118,7 @@ FLOAT_FIELDS = (
     "p_binomial_bh",
     "p_bootstrap_holm",
     "p_bootstrap_bh",
+    *(f"{p}{suffix}" for p in TESTS for suffix in ("", "_holm", "_bh")),
     "model_ratio",
     "model_low",
     "model_high",
@@ -127,5 +141,9 @@ ESTIMATES_SCHEMA = pa.schema(
         *(pa.field(f"{stat}_interval_method", pa.string()) for stat in BOOTSTRAPPED),
         pa.field("model_status", pa.string()),
         pa.field("model_disagrees", pa.bool_()),
+        pa.field("p_family", pa.string()),
+        pa.field("identical_criteria", pa.list_(pa.string())),
     ]
 )
+#: Columns an estimates table of an older cropaudit lacks (read as "rerun the statistics").
+SINCE_FAMILIES = ("ratio_p", "p_family", "identical_criteria")

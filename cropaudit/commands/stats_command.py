@@ -20,7 +20,7 @@ def column_map(items: list[str]) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cropaudit.pipelines.stats_pipeline import run_stats, run_stats_table
+    from cropaudit.pipelines.stats_pipeline import print_findings, run_stats, run_stats_table
 
     paths = args.survival_paths
     common = {
@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
             **common,
         )
     print(path)
+    print_findings(args.out)
     return 0
 
 

@@ -16,7 +16,7 @@ from cropaudit.errors import UserError
 from cropaudit.rundir import ownership
 from cropaudit.rundir.ownership import SUCCESS
 from cropaudit.rundir.parquet_folder import part_files, read_table
-from cropaudit.schemas.estimates import ESTIMATES_SCHEMA
+from cropaudit.schemas.estimates import ESTIMATES_SCHEMA, SINCE_FAMILIES
 
 ESTIMATES = "estimates"
 PLOTS = "plots"
@@ -26,6 +26,8 @@ AGREEMENT = "agreement.parquet"
 FACE_RATES = "face_rates.parquet"
 #: Their differences between groups, with p-values adjusted within families.
 FACE_RATE_DIFFERENCES = "face_rate_differences.parquet"
+#: The findings in words and numbers (:mod:`cropaudit.stats.findings`), for machines.
+FINDINGS = "findings.json"
 #: ``cropaudit plan``'s default table in a statistics folder (not the stage's own file: kept on
 #: ``--overwrite``).
 PLAN = "plan.parquet"
@@ -39,6 +41,7 @@ STATS_OUTPUT = ownership.OutputKind(
         AGREEMENT,
         FACE_RATES,
         FACE_RATE_DIFFERENCES,
+        FINDINGS,
         f"{ESTIMATES}/*.parquet",
         *(f"{PLOTS}/*.{fmt}" for fmt in PLOT_FORMATS),
     ),
@@ -83,6 +86,7 @@ class StatsDir:
     agreement = ownership.root_file(AGREEMENT)
     face_rates = ownership.root_file(FACE_RATES)
     face_rate_differences = ownership.root_file(FACE_RATE_DIFFERENCES)
+    findings = ownership.root_file(FINDINGS)
     plan = ownership.root_file(PLAN)
     marker = ownership.root_file(SUCCESS)
 
@@ -95,10 +99,19 @@ class StatsDir:
         return part_files(self.estimates_folder)
 
     def estimates(self) -> pa.Table:
-        """The estimates table (empty, with the schema, when there are no files)."""
+        """The estimates table (empty, with the schema, when there are no files); a
+        ``UserError`` naming the fix when an older cropaudit wrote it (no per-interval tests)."""
         if not self.estimate_files():
             return ESTIMATES_SCHEMA.empty_table()
-        return read_table(self.estimates_folder).cast(ESTIMATES_SCHEMA)
+        table = read_table(self.estimates_folder)
+        missing = [c for c in SINCE_FAMILIES if c not in table.column_names]
+        if missing:
+            raise UserError(
+                f"{self.root}: these estimates were written by an older cropaudit (no "
+                f"{', '.join(missing)}); rerun the statistics: cropaudit stats RUN_DIR "
+                f"--out {self.root} --overwrite"
+            )
+        return table.cast(ESTIMATES_SCHEMA)
 
     def level(self) -> float:
         """The level of the estimates (only that column is read, so outputs of older versions

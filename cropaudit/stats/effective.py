@@ -42,7 +42,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import ndtri
+from scipy.special import ndtr, ndtri
 from scipy.stats import t as student_t
 
 #: Name written to ``<stat>_interval_method`` for the interval of this module.
@@ -220,6 +220,38 @@ def score_interval(
     if lo <= 1.0 - reach < hi:
         lo = min(1.0 - reach, one_lo)
     return (lo, hi)
+
+
+def score_pvalue(
+    p: float, n_eff: float, df: float, n: float = math.inf, null: float = 0.5
+) -> float:
+    """The p-value against ``null`` of the test :func:`score_interval` inverts: the smallest
+    1 - level at which ``null`` lies outside ``score_interval(p, n_eff, level, df, n)``, so
+    p < 1 - level exactly when ``null`` is outside that interval. NaN where it is undefined.
+
+    At ``null`` = 1/2 this is the equal-tailed score test, 2 P(T_df > |p - 1/2| / sqrt(1 /
+    (4 n_eff))): the tail rule never moves 1/2 across a bound, since it applies only where
+    r = n / (n + q^2) > 1/2, lowers the upper bound to no less than r (raises the lower one to
+    no more than 1 - r) and only narrows the interval. For another ``null`` the rule can decide
+    (a one-sided test beyond r), and the level is found by bisection on the interval itself."""
+    if not (math.isfinite(p) and math.isfinite(n_eff) and n_eff > 0 and 0.0 < null < 1.0):
+        return math.nan
+    if null == 0.5:
+        z = abs(p - null) / math.sqrt(null * (1.0 - null) / n_eff)
+        tail = student_t.sf(z, max(df, 1.0)) if math.isfinite(df) else ndtr(-z)
+        return float(min(1.0, 2.0 * tail))
+
+    def outside(alpha: float) -> bool:
+        lo, hi = score_interval(p, n_eff, 1.0 - alpha, df, n)
+        return not lo <= null <= hi
+
+    if not outside(1.0 - 1e-12):
+        return 1.0
+    low, high = 0.0, 1.0 - 1e-12  # outside at ``high``; find the smallest such alpha
+    for _ in range(60):
+        mid = 0.5 * (low + high)
+        low, high = (low, mid) if outside(mid) else (mid, high)
+    return float(high)
 
 
 def _quantile(upper: float, df: float) -> float:

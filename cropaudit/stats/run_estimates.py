@@ -17,12 +17,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from cropaudit.schemas.criteria import POINT, criterion_name
 from cropaudit.schemas.estimates import KEY_FIELDS
 from cropaudit.schemas.single_survival import SINGLE
 from cropaudit.schemas.variants import BASE_VARIANT
 from cropaudit.stats.table import estimate_survival
+from cropaudit.stats.winners import WinnerIdentity, identical_criteria
 
 #: Survival columns -> the estimates' provenance list columns.
 PROVENANCE = {"config_hash": "config_hashes", "seed": "survival_seeds", "versions": "versions"}
@@ -86,6 +88,10 @@ def run_estimates(survival: pa.Table, **options: Any) -> pd.DataFrame:
     if "variant" not in df:  # survival/v1, before sweeps
         df["variant"] = BASE_VARIANT
     df = df[df["design"] != SINGLE]
+    pairs = survival.filter(pc.not_equal(survival["design"], SINGLE))
+    if "variant" not in pairs.column_names:
+        pairs = pairs.append_column("variant", pa.array([BASE_VARIANT] * pairs.num_rows))
+    identity = WinnerIdentity.of(pairs, DESIGN_FIELDS)
     rows = keyed_rows(criterion_rows(df))
     if rows.empty:
         return pd.DataFrame(columns=[*KEY_FIELDS])
@@ -103,6 +109,7 @@ def run_estimates(survival: pa.Table, **options: Any) -> pd.DataFrame:
         lists[listed] = lists["stratum"].map(found)
     lists[keys] = lists[keys].astype(object)
     est = est.merge(lists.drop(columns="stratum"), on=keys, how="left")
+    est["identical_criteria"] = identical_criteria(identity, est.to_dict("records"), DESIGN_FIELDS)
     return est.assign(
         replicates=settings["replicates"],
         level=settings["level"],

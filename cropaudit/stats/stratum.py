@@ -28,6 +28,11 @@ the intervals the report shows: Wilson score intervals on the design-effect-adju
 sample size (:mod:`cropaudit.stats.effective`), which never collapse to a point and held
 nominal coverage in every simulated design, where the bootstrap intervals did not; the effect
 interval is the reported ratio interval minus 0.5.
+
+Tests. ``ratio_p``, ``order_adjusted_p`` and ``first_slot_p`` are the p-values against 1/2 of
+the very tests the reported intervals invert (:func:`cropaudit.stats.effective.score_pvalue`):
+p < 1 - level exactly when 1/2 is outside the interval. ``p_bootstrap`` and ``p_binomial`` stay
+beside them: the first collapses with its intervals, the second ignores the subjects.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from cropaudit.schemas.estimates import TESTS
 from cropaudit.stats import effective, intervals
 from cropaudit.stats.bootstrap import (
     CORRECTIONS,
@@ -51,6 +57,8 @@ from cropaudit.stats.tests_multiple import binomial_pvalue
 
 #: Statistics computed on every replicate, with a bootstrap interval each.
 BOOTSTRAPPED = ("ratio", "order_adjusted_ratio", "first_slot_rate")
+#: Each statistic's p-value column: the test its reported interval inverts, against 1/2.
+PVALUES = dict(zip(BOOTSTRAPPED, TESTS, strict=True))
 
 
 def derived(cells: np.ndarray) -> dict[str, np.ndarray]:
@@ -161,6 +169,7 @@ def estimate_stratum(
         # The reported interval (chosen by the simulation study, see cropaudit.stats.effective).
         out[f"{stat}_low"], out[f"{stat}_high"] = lo, hi
         out[f"{stat}_interval_method"] = effective.METHOD if math.isfinite(lo) else "none"
+        out[PVALUES[stat]] = effective.score_pvalue(point[stat], n_eff, df, decisive)
         out[f"{stat}_boot_shrink"] = factors[stat]
         out[f"{stat}_boot_se"] = (
             float(np.nanstd(r, ddof=1)) if np.isfinite(r).sum() > 1 else math.nan
