@@ -27,7 +27,7 @@ from cropaudit.synthetic import TONES, _subject_rng, draw_face
 
 GENDERS = ("female", "male")
 #: Share of each group's subjects whose clothing is loudly striped.
-LOUD_SHARE = {"female": 0.6, "male": 0.3}
+LOUD_SHARE = {"female": 0.7, "male": 0.2}
 SIZE = (240, 480)  # width, height of each image
 POSES = ("down", "raised", "out")
 BACKGROUNDS = ("plain", "gradient", "wallpaper", "floor")
@@ -86,7 +86,7 @@ def draw_figure(
     w, h = SIZE
     img = _background(shot, BACKGROUNDS[int(shot.integers(len(BACKGROUNDS)))])
     fig_h = int(h * shot.uniform(0.55, 0.92))
-    head_h = int(fig_h * 0.16)
+    head_h = int(fig_h * 0.18)
     head_w = int(head_h * HEAD_AXES[0] / HEAD_AXES[1])
     shoulder = int(fig_h * 0.26)
     cx = int(shot.integers(shoulder // 2 + 8, w - shoulder // 2 - 8))
@@ -128,7 +128,7 @@ def draw_figure(
 
 
 def write_figure_set(
-    out_dir: str | Path, seed: int = 0, subjects_per_group: int = 24, photos_per_subject: int = 2
+    out_dir: str | Path, seed: int = 0, subjects_per_group: int = 20, photos_per_subject: int = 2
 ) -> Path:
     """Write the figures as PNGs and a CSV manifest with face boxes (image_uri relative to it);
     returns its path. The same seed writes the same bytes."""

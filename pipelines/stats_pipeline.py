@@ -616,9 +616,27 @@ def write_findings(
         aspect_ratios=reading.aspect_ratios,
         plan=plan,
     )
+    items += single_findings(stats, reading)
     body = json.dumps(findings_json(items), indent=2, sort_keys=True)
     fileio.write_atomic(stats.findings, body.encode())
     return items
+
+
+def single_findings(stats: StatsDir, reading: Reading) -> list[Finding]:
+    """The findings of the single-image rates and differences the stage wrote
+    (:mod:`cropaudit.stats.gaze_findings`); none without them."""
+    from cropaudit.stats.gaze_findings import gaze_findings
+
+    if not fileio.exists(stats.face_rates):
+        return []
+    tables = [pq.read_table(pa.BufferReader(fileio.read_bytes(f))).to_pandas()
+              for f in (stats.face_rates, stats.face_rate_differences)]  # fmt: skip
+    return gaze_findings(
+        *tables,
+        primary_criterion=reading.analysis.primary_criterion or None,
+        parity_width=reading.analysis.parity_width,
+        aspect_ratios=reading.aspect_ratios,
+    )
 
 
 def print_findings(stats_dir: str) -> None:

@@ -26,11 +26,11 @@ import pandas as pd
 import pyarrow as pa
 
 from cropaudit.schemas.criteria import POINT
-from cropaudit.schemas.single_survival import BACKGROUND, BODY, FACE, OUTCOMES
+from cropaudit.schemas.single_survival import BACKGROUND, BODY, FACE, OUTCOMES, SINGLE
 from cropaudit.stats.clustered_rate import METHOD, rate_difference, rate_from_totals, totals_by
 from cropaudit.stats.intervals import wilson_array
 from cropaudit.stats.sensitivity import as_table, criterion_winners, variant_column
-from cropaudit.stats.tests_multiple import benjamini_hochberg, holm
+from cropaudit.stats.tests_multiple import benjamini_hochberg, family, holm
 
 #: Rows are per cropper and variant; rates per group within them.
 RATE_KEY = ["model_name", "variant"]
@@ -214,9 +214,11 @@ def face_rate_differences(
 
 
 def p_family(model: str, variant: str, criterion: str, comparison: str) -> str:
-    """The multiplicity family of a difference row (the pair families' form, design
-    ``single``)."""
-    return "|".join((str(model), str(variant), criterion, "single", comparison))
+    """The multiplicity family of a difference row: the pair families' (:func:`family`), with
+    design ``single``."""
+    row = {"model_name": model, "variant": variant, "criterion": criterion,
+           "design": SINGLE, "comparison": comparison}  # fmt: skip
+    return family(row)
 
 
 def adjust_within_families(frame: pd.DataFrame, p: str = "p") -> pd.DataFrame:
