@@ -2,10 +2,11 @@
 
 Each figure is one of the demo's cartoon faces (:func:`cropaudit.synthetic.draw_face`, cut out
 along the head) on a drawn body: a pose (arms down, one arm raised, arms out), a size (the
-figure 55-92% of the image height, anywhere across it), clothing of one colour, plain or loudly
-striped, on a background (plain wall, gradient, faint wallpaper, wall and floor). The face box is
-known exactly (the pasted head's bounding box). A gender-like label (``gender``: ``female``
-figures wear a dress, ``male`` ones a shirt and trousers) and a couple of images per subject
+figure 55-92% of the image height, anywhere across it), clothing of one muted colour, plain
+or loudly striped, on a background (plain wall, gradient, faint wallpaper, wall and floor). The
+face box is known exactly (the pasted head's bounding box). A gender-like label (``gender``:
+``female`` figures wear a dress, ``male`` ones a shirt and trousers) and a couple of images per
+subject
 (the same person and outfit, another pose, size and background).
 
 The generator gives loud clothing to ``female`` figures more often (:data:`LOUD_SHARE`), so the
@@ -27,7 +28,7 @@ from cropaudit.synthetic import TONES, _subject_rng, draw_face
 
 GENDERS = ("female", "male")
 #: Share of each group's subjects whose clothing is loudly striped.
-LOUD_SHARE = {"female": 0.7, "male": 0.2}
+LOUD_SHARE = {"female": 0.8, "male": 0.1}
 SIZE = (240, 480)  # width, height of each image
 POSES = ("down", "raised", "out")
 BACKGROUNDS = ("plain", "gradient", "wallpaper", "floor")
@@ -80,7 +81,8 @@ def draw_figure(
 ) -> tuple[Image.Image, tuple[int, int, int, int]]:
     """One image of one synthetic person; returns it and its face box (x, y, w, h)."""
     person = _subject_rng(seed, subject)  # the same person and outfit in every photo
-    colour = tuple(int(c) for c in person.integers(30, 230, 3))
+    # muted colours: a plain outfit draws the eye less than a face; a loud one more
+    colour = tuple(int(c) for c in int(person.integers(90, 180)) + person.integers(-25, 26, 3))
     loud = bool(person.random() < LOUD_SHARE[gender])
     shot = np.random.default_rng([seed, photo, *subject.encode()])
     w, h = SIZE

@@ -403,6 +403,12 @@ def test_single_design_runs_end_to_end(tmp_path):
     assert sorted(set(stored.criterion)) == criteria
     point = stored[stored.criterion == "point"].drop(columns="criterion").reset_index(drop=True)
     assert point.equals(rates)
+    diffs = pq.read_table(tmp_path / "stats" / "face_rate_differences.parquet").to_pandas()
+    assert sorted(set(diffs.criterion)) == criteria
+    assert list(diffs[diffs.criterion == "point"][["group_a", "group_b"]].iloc[0]) == [
+        "female",
+        "male",
+    ]
 
     # a pair run on the same people beside it: one stats run reads both kinds of table
     pairs = config_mod.ExperimentConfig().replace(

@@ -118,8 +118,9 @@ def _difference(row: dict, criterion: str, width: float) -> Finding:
     b_words = "the rest" if row["comparison"] == "group_vs_rest" else f"{b}'s"
     p_adj = float(row["p_holm"])
     if state == "disparity":
-        more = a if row["difference"] > 0 else (b if b_words != "the rest" else "the rest")
-        words = f"a disparity: the face is kept more often for {more}"
+        rest = row["comparison"] == "group_vs_rest"
+        more = f"{a}'s" if row["difference"] > 0 else ("the other groups'" if rest else f"{b}'s")
+        words = f"a disparity: the face is kept more often in {more} images"
         if p_adj >= 1 - level:
             words += " (not significant once adjusted for its family's comparisons)"
     elif state == "parity":
