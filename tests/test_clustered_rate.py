@@ -9,19 +9,15 @@ import pandas as pd
 import pytest
 
 from cropaudit.stats.clustered_rate import (
+    GROUP_VS_REST,
+    PAIR,
+    REST,
     clustered_rate,
     difference_interval,
     rate_difference,
     rate_from_totals,
 )
-from cropaudit.stats.gaze import (
-    FACE_RATE_DIFFERENCE_COLUMNS,
-    GROUP_VS_REST,
-    PAIR,
-    REST,
-    face_rate_differences,
-    face_rates,
-)
+from cropaudit.stats.gaze import FACE_RATE_DIFFERENCE_COLUMNS, face_rate_differences, face_rates
 from cropaudit.stats.intervals import wilson
 from cropaudit.stats.simulation import summarise
 from cropaudit.stats.simulation_single import (

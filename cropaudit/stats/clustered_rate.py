@@ -32,6 +32,7 @@ interval excludes 0, found by bisection, so p < 1 - level exactly when 0 lies ou
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -171,3 +172,25 @@ def _inverted_p(a_totals, b_totals, steps: int = 40) -> float:
 def totals_by(frame: pd.DataFrame, hit: str, subject: str = "subject_id") -> tuple:
     """``(n_s, k_s)`` of a frame's rows, ``hit`` a boolean column."""
     return subject_totals(frame[hit].to_numpy(), frame[subject].to_numpy())
+
+
+#: The name of the pooled other groups in a group-vs-rest comparison, and the comparison kinds.
+REST = "rest"
+PAIR, GROUP_VS_REST = "pair", "group_vs_rest"
+
+
+def group_differences(
+    frame: pd.DataFrame, hit: str, level: float = 0.95, group: str = "group",
+    subject: str = "subject_id",
+) -> list[tuple[str, str, str, Difference]]:  # fmt: skip
+    """``(comparison, group_a, group_b, difference)`` of the share of ``hit`` between each pair
+    of ``frame``'s groups (name order, a - b) and, with three groups or more, between each group
+    and the others pooled (``group_b`` = :data:`REST`; with two it would repeat the pair)."""
+    groups = {g: totals_by(part, hit, subject) for g, part in frame.groupby(group, sort=True)}
+    out = [(PAIR, a, b, rate_difference(groups[a], groups[b], level))
+           for a, b in itertools.combinations(sorted(groups), 2)]  # fmt: skip
+    if len(groups) > 2:
+        for g in sorted(groups):
+            rest = totals_by(frame[frame[group] != g], hit, subject)
+            out.append((GROUP_VS_REST, g, REST, rate_difference(groups[g], rest, level)))
+    return out

@@ -17,7 +17,6 @@ images as independent, is given beside (``wilson_low``/``wilson_high``) for comp
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Sequence
 
@@ -27,16 +26,19 @@ import pyarrow as pa
 
 from cropaudit.schemas.criteria import POINT
 from cropaudit.schemas.single_survival import BACKGROUND, BODY, FACE, OUTCOMES, SINGLE
-from cropaudit.stats.clustered_rate import METHOD, rate_difference, rate_from_totals, totals_by
+from cropaudit.stats.clustered_rate import (
+    METHOD,
+    Difference,
+    group_differences,
+    rate_from_totals,
+    totals_by,
+)
 from cropaudit.stats.intervals import wilson_array
 from cropaudit.stats.sensitivity import as_table, criterion_winners, variant_column
 from cropaudit.stats.tests_multiple import benjamini_hochberg, family, holm
 
 #: Rows are per cropper and variant; rates per group within them.
 RATE_KEY = ["model_name", "variant"]
-#: The name of the pooled other groups in a group-vs-rest comparison.
-REST = "rest"
-PAIR, GROUP_VS_REST = "pair", "group_vs_rest"
 
 FACE_RATE_COLUMNS = [
     *RATE_KEY,
@@ -184,25 +186,12 @@ def face_rate_differences(
     df = image_outcomes(single, criterion, by)
     rows = []
     for (model, variant), frame in df.groupby(RATE_KEY, sort=True):
-        groups = {g: totals_by(part, outcome) for g, part in frame.groupby("group", sort=True)}
-        comparisons = [(PAIR, a, b, groups[a], groups[b])
-                       for a, b in itertools.combinations(sorted(groups), 2)]  # fmt: skip
-        if len(groups) > 2:
-            for g in sorted(groups):
-                rest = frame[frame["group"] != g]
-                comparisons.append((GROUP_VS_REST, g, REST, groups[g], totals_by(rest, outcome)))
-        for kind, a, b, ta, tb in comparisons:
-            d = rate_difference(ta, tb, level)
+        for kind, a, b, d in group_differences(frame, outcome, level):
             rows.append(
                 {
                     "model_name": model, "variant": variant, "comparison": kind,
-                    "group_a": a, "group_b": b, "n_a": d.a.n, "n_b": d.b.n,
-                    "subjects_a": d.a.subjects, "subjects_b": d.b.subjects,
-                    "share_a": d.a.share, "low_a": d.a.low, "high_a": d.a.high,
-                    "share_b": d.b.share, "low_b": d.b.low, "high_b": d.b.high,
-                    "difference": d.estimate, "difference_low": d.low, "difference_high": d.high,
-                    "effective_n_a": d.a.effective_n, "effective_n_b": d.b.effective_n,
-                    "p": d.p, "p_family": p_family(model, variant, criterion, kind),
+                    "group_a": a, "group_b": b, **difference_columns(d),
+                    "p_family": p_family(model, variant, criterion, kind),
                 }
             )  # fmt: skip
     if not rows:
@@ -211,6 +200,18 @@ def face_rate_differences(
     out["interval_method"] = METHOD
     out["level"] = float(level)
     return out[FACE_RATE_DIFFERENCE_COLUMNS]
+
+
+def difference_columns(d: Difference) -> dict:
+    """The columns of :data:`FACE_RATE_DIFFERENCE_COLUMNS` one difference gives (also the
+    detector's miss-rate differences)."""
+    return {
+        "n_a": d.a.n, "n_b": d.b.n, "subjects_a": d.a.subjects, "subjects_b": d.b.subjects,
+        "share_a": d.a.share, "low_a": d.a.low, "high_a": d.a.high,
+        "share_b": d.b.share, "low_b": d.b.low, "high_b": d.b.high,
+        "difference": d.estimate, "difference_low": d.low, "difference_high": d.high,
+        "effective_n_a": d.a.effective_n, "effective_n_b": d.b.effective_n, "p": d.p,
+    }  # fmt: skip
 
 
 def p_family(model: str, variant: str, criterion: str, comparison: str) -> str:
