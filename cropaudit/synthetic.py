@@ -80,9 +80,13 @@ def write_face_set(
                             "hair": hair,
                         }
                     )
-    manifest = out / "manifest.csv"
-    with open(manifest, "w", newline="") as fh:
+    return write_manifest_csv(out / "manifest.csv", rows)
+
+
+def write_manifest_csv(path: Path, rows: list[dict]) -> Path:
+    """A synthetic set's CSV manifest (columns from the first row); returns ``path``."""
+    with open(path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    return manifest
+    return path

@@ -17,14 +17,13 @@ analysis reads a difference; it says nothing about any cropper on real people.
 
 from __future__ import annotations
 
-import csv
 import io
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from cropaudit.synthetic import TONES, _subject_rng, draw_face
+from cropaudit.synthetic import TONES, _subject_rng, draw_face, write_manifest_csv
 
 GENDERS = ("female", "male")
 #: Share of each group's subjects whose clothing is loudly striped.
@@ -155,9 +154,4 @@ def write_figure_set(
                         "face_x": x, "face_y": y, "face_w": fw, "face_h": fh,
                     }
                 )  # fmt: skip
-    manifest = out / "manifest.csv"
-    with open(manifest, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return manifest
+    return write_manifest_csv(out / "manifest.csv", rows)

@@ -73,7 +73,9 @@ def test_difference_p_is_the_test_its_interval_inverts():
     assert rate_difference(same, same).p == 1.0
 
 
-def _single(rows: list[tuple[str, str, str]]) -> pd.DataFrame:
+def single_frame(rows: list[tuple[str, str, str]]) -> pd.DataFrame:
+    """A minimal single-image table of (group, subject, outcome) rows, one 1:1 crop each that
+    keeps what the point landed on."""
     return pd.DataFrame(
         {
             "group": [r[0] for r in rows],
@@ -93,7 +95,7 @@ def test_face_rate_differences_pairs_rest_and_families():
             for _ in range(3):
                 on = "face" if rng.random() < rate else "body"
                 rows.append((group, f"{group}{s}", on))
-    table = _single(rows)
+    table = single_frame(rows)
     rates = face_rates(table).set_index("group")
     assert rates.loc["f", "subjects"] == 15 and rates.loc["f", "n"] == 45
     assert (rates.ci_low < rates.face_share).all() and (rates.face_share < rates.ci_high).all()

@@ -19,6 +19,7 @@ from cropaudit.stats.findings import VERDICTS
 from cropaudit.stats.gaze import face_rate_differences, face_rates
 from cropaudit.stats.gaze_findings import FACE_RATE, FACE_RATE_DIFFERENCE, gaze_findings
 from cropaudit.synthetic_figures import SIZE, write_figure_set
+from tests.test_clustered_rate import single_frame
 
 
 def test_figures_are_deterministic_with_their_face_boxes(tmp_path):
@@ -52,15 +53,7 @@ def _table(shares: dict[str, float], people: int = 30, images: int = 3) -> pd.Da
             for i in range(images):
                 on = "face" if (s * images + i) < share * people * images else "body"
                 rows.append((group, f"{group}{s}", on))
-    return pd.DataFrame(
-        {
-            "group": [r[0] for r in rows],
-            "subject_id": [r[1] for r in rows],
-            "point_on": [r[2] for r in rows],
-            "crops": [[{"aspect_ratio": 1.0, "kept": r[2]}] for r in rows],
-            "model_name": "m",
-        }
-    )
+    return single_frame(rows)
 
 
 def _lines(table: pd.DataFrame, **kwargs):
