@@ -127,3 +127,15 @@ def test_single_demo_end_to_end(tmp_path, capsys):
     again = pq.read_table(stats / "face_rate_differences.parquet").to_pandas()
     assert again.equals(diffs)
     assert Path(out / "figures" / "manifest.csv").exists()
+
+
+def test_gallery_of_single_images_takes_turns_by_group():
+    from cropaudit.report.gallery import pick_rows
+
+    rows = pd.DataFrame(
+        {"composite_id": [f"single:{g}:{i}" for g in ("f", "m") for i in range(5)],
+         "group": ["female"] * 5 + ["male"] * 5}
+    )  # fmt: skip
+    picked = pick_rows(rows, 4)
+    assert list(picked.group) == ["female", "male", "female", "male"]
+    assert list(picked.composite_id) == ["single:f:0", "single:m:0", "single:f:1", "single:m:1"]
