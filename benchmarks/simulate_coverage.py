@@ -25,7 +25,9 @@ first-slot rate and the order-adjusted ratio; then a one-line verdict per design
 With ``--single`` it studies instead the single-image face rates and their differences between
 groups (``SINGLE_DESIGNS`` of cropaudit/stats/simulation_single.py: subject-clustered intervals
 against the plain Wilson ones), and with ``--agreement`` the cropper-agreement interval
-(``AGREEMENT_DESIGNS``); ``--experiments`` as above (``--replicates`` unused by ``--single``).
+(``AGREEMENT_DESIGNS``); ``--experiments`` as above (``--replicates`` unused by ``--single``);
+``--only NAME`` (repeatable) runs only those designs, each on the seed it has in the full run;
+``--single --held-out`` adds ``SINGLE_HELD_OUT``, designs fixed after the method was.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from cropaudit.stats.simulation import DESIGNS, HELD_OUT, coverage_study, summar
 from cropaudit.stats.simulation_single import (
     AGREEMENT_DESIGNS,
     SINGLE_DESIGNS,
+    SINGLE_HELD_OUT,
     agreement_coverage_study,
     single_coverage_study,
     single_truths,
@@ -55,6 +58,10 @@ def main() -> None:
     parser.add_argument("--held-out", action="store_true", help="also the held-out designs")
     parser.add_argument("--single", action="store_true", help="the single-image rates instead")
     parser.add_argument("--agreement", action="store_true", help="the agreement interval instead")
+    parser.add_argument(
+        "--only", action="append", default=None, metavar="NAME",
+        help="with --single/--agreement: only these designs (each keeps its seed)",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.single or args.agreement:
         return other_studies(args)
@@ -106,7 +113,11 @@ def other_studies(args) -> None:
         studies += [(n, d, "single") for n, d in SINGLE_DESIGNS.items()]
     if args.agreement:
         studies += [(n, d, "agreement") for n, d in AGREEMENT_DESIGNS.items()]
+    if args.single and args.held_out:
+        studies += [(n, d, "single") for n, d in SINGLE_HELD_OUT.items()]
     for i, (name, design, kind) in enumerate(studies):
+        if args.only and name not in args.only:
+            continue
         seed = args.seed + 100 + i
         if kind == "single":
             results = single_coverage_study(design, args.experiments, args.level, seed=seed)

@@ -130,6 +130,19 @@ SINGLE_DESIGNS = {
     "small_12x12_2img": SingleDesign(subjects_a=12, subjects_b=12, images_per_subject=2),
 }
 
+#: Single-image designs fixed after the method was (``simulate_coverage.py --single --held-out``):
+#: nothing was tuned on them.
+SINGLE_HELD_OUT = {
+    "held_out_15x40_5img_sd1.5": SingleDesign(
+        subjects_a=15, subjects_b=40, images_per_subject=5, rate_a=0.3, rate_b=0.45,
+        subject_sd=1.5,
+    ),
+    "held_out_popular_25x25_near_0.9": SingleDesign(
+        subjects_a=25, subjects_b=25, images_per_subject=6, rate_a=0.9, rate_b=0.8,
+        popularity_sigma=1.0,
+    ),
+}  # fmt: skip
+
 
 @dataclass(frozen=True)
 class AgreementDesign:
