@@ -13,6 +13,7 @@ from cropaudit.stats.clustered_rate import (
     PAIR,
     REST,
     clustered_rate,
+    difference_df,
     difference_interval,
     rate_difference,
     rate_from_totals,
@@ -153,3 +154,19 @@ def test_difference_interval_is_newcombe_from_the_two_rates():
     d = a.share - b.share
     assert lo == pytest.approx(d - np.hypot(a.share - a.low, b.high - b.share))
     assert hi == pytest.approx(d + np.hypot(a.high - a.share, b.share - b.low))
+
+
+def test_difference_uses_welch_df_of_the_two_sides():
+    """The difference's intervals are on the Welch-Satterthwaite combination of the sides'
+    G - 1: 2 (G - 1) for equal sides, near the small side's where one side is small, and the
+    reported difference is Newcombe's interval from the rates on that df."""
+    assert difference_df(np.full(12, 2.0), np.full(12, 2.0)) == pytest.approx(22.0)
+    lopsided = difference_df(np.full(10, 3.0), np.full(80, 3.0))
+    assert 9.0 < lopsided < 12.0
+    a_totals, b_totals = (np.full(12, 2.0), np.full(12, 1.0)), (np.full(12, 2.0), np.full(12, 2.0))
+    d = rate_difference(a_totals, b_totals)
+    on_df = [rate_from_totals(*t, df=22.0) for t in (a_totals, b_totals)]
+    assert (d.low, d.high) == pytest.approx(difference_interval(*on_df))
+    own = difference_interval(d.a, d.b)  # each rate on its own G - 1: wider
+    assert own[0] < d.low and d.high < own[1]
+    assert d.a.df == pytest.approx(11.0)  # the reported rates keep their own df

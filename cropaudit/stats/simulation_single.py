@@ -33,7 +33,12 @@ import pandas as pd
 from scipy.special import expit, logit
 
 from cropaudit.stats.agreement import agreement_estimate
-from cropaudit.stats.clustered_rate import Rate, difference_interval, rate_from_totals
+from cropaudit.stats.clustered_rate import (
+    Rate,
+    difference_interval,
+    difference_limits,
+    rate_from_totals,
+)
 from cropaudit.stats.intervals import reported_interval, wilson
 from cropaudit.stats.simulation import PoissonWeights, _draw, _record
 
@@ -103,7 +108,7 @@ def single_coverage_study(
             ra, rb = rate(*a, level=level), rate(*b, level=level)
             _record(row, f"rate_a{suffix}", ra.low, ra.high, truth["rate_a"])
             _record(row, f"rate_b{suffix}", rb.low, rb.high, truth["rate_b"])
-            lo, hi = difference_interval(ra, rb)
+            lo, hi = difference_limits(a, b, level) if not suffix else difference_interval(ra, rb)
             _record(row, f"difference{suffix}", lo, hi, truth["difference"])
             if not suffix:
                 row["difference"] = ra.share - rb.share
@@ -140,6 +145,14 @@ SINGLE_HELD_OUT = {
     "held_out_popular_25x25_near_0.9": SingleDesign(
         subjects_a=25, subjects_b=25, images_per_subject=6, rate_a=0.9, rate_b=0.8,
         popularity_sigma=1.0,
+    ),
+    # Added after the difference's Welch degrees of freedom was chosen.
+    "held_out_6x25_20img": SingleDesign(
+        subjects_a=6, subjects_b=25, images_per_subject=20, rate_a=0.5, rate_b=0.6,
+    ),
+    "held_out_14x18_3img": SingleDesign(
+        subjects_a=14, subjects_b=18, images_per_subject=3, rate_a=0.35, rate_b=0.6,
+        subject_sd=1.2,
     ),
 }  # fmt: skip
 
