@@ -27,7 +27,8 @@ The difference of two groups' rates (different people) is Newcombe's hybrid scor
 their clustering, their behaviour near 0 and 1, and their positive width; both on the
 Welch-Satterthwaite degrees of freedom of the difference (:func:`difference_df`, from the image
 counts alone), not each on its own G - 1, which made the difference of two groups of 10-12
-people with 2-3 images each cover 0.970-0.972 (now 0.961-0.967). Its p-value against
+people with 2-3 images each cover 0.970-0.972 (now 0.961-0.967; where a few people carry
+most images it costs most: a held-out design 0.952 -> 0.944). Its p-value against
 no difference is that of the test the interval inverts: the smallest 1 - level at which the
 interval excludes 0, found by bisection, so p < 1 - level exactly when 0 lies outside.
 ``benchmarks/simulate_coverage.py --single`` checks both (:mod:`cropaudit.stats.simulation`).
