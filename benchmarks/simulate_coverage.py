@@ -24,6 +24,13 @@ first-slot rate and the order-adjusted ratio; then a one-line verdict per design
 
     .venv/bin/python benchmarks/simulate_coverage.py [--experiments 1000] [--replicates 200]
         [--design NAME ...] [--held-out] [--near-band]
+
+With ``--single`` it studies instead the single-image face rates and their differences between
+groups (``SINGLE_DESIGNS`` of cropaudit/stats/simulation_single.py: subject-clustered intervals
+against the plain Wilson ones), and with ``--agreement`` the cropper-agreement interval
+(``AGREEMENT_DESIGNS``); ``--experiments`` as above (``--replicates`` unused by ``--single``);
+``--only NAME`` (repeatable) runs only those designs, each on the seed it has in the full run;
+``--single --held-out`` adds ``SINGLE_HELD_OUT``, designs fixed after the method was.
 """
 
 from __future__ import annotations
@@ -41,6 +48,15 @@ from cropaudit.stats.simulation import (
     summarise,
     truths,
 )
+from cropaudit.stats.simulation_single import (
+    AGREEMENT_DESIGNS,
+    SINGLE_DESIGNS,
+    SINGLE_HELD_OUT,
+    agreement_coverage_study,
+    single_coverage_study,
+    single_truths,
+    true_agreement,
+)
 
 BAND = (0.935, 0.97)
 
@@ -53,7 +69,15 @@ def main() -> None:
     parser.add_argument(
         "--near-band", action="store_true", help="also the designs issue 22 found short of the band"
     )
+    parser.add_argument("--single", action="store_true", help="the single-image rates instead")
+    parser.add_argument("--agreement", action="store_true", help="the agreement interval instead")
+    parser.add_argument(
+        "--only", action="append", default=None, metavar="NAME",
+        help="with --single/--agreement: only these designs (each keeps its seed)",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.single or args.agreement:
+        return other_studies(args)
     names = args.design or [
         *DESIGNS, *(HELD_OUT if args.held_out else ()), *(NEAR_BAND if args.near_band else ())
     ]  # fmt: skip
@@ -92,6 +116,50 @@ def main() -> None:
         )
     print(f"\nreported interval vs band {BAND} at level {args.level}:")
     print("\n".join(verdicts))
+    print(f"total {time.perf_counter() - start:.0f} s")
+
+
+def other_studies(args) -> None:
+    """The ``--single`` and ``--agreement`` studies: one line per design and interval."""
+    start = time.perf_counter()
+    lines = []
+    studies = []
+    if args.single:
+        studies += [(n, d, "single") for n, d in SINGLE_DESIGNS.items()]
+    if args.agreement:
+        studies += [(n, d, "agreement") for n, d in AGREEMENT_DESIGNS.items()]
+    if args.single and args.held_out:
+        studies += [(n, d, "single") for n, d in SINGLE_HELD_OUT.items()]
+    for i, (name, design, kind) in enumerate(studies):
+        if args.only and name not in args.only:
+            continue
+        seed = args.seed + 100 + i
+        if kind == "single":
+            results = single_coverage_study(design, args.experiments, args.level, seed=seed)
+            truth = ", ".join(f"{k} {v:.3f}" for k, v in single_truths(design).items())
+            checked = ("rate_a", "rate_b", "difference")
+        else:
+            results = agreement_coverage_study(
+                design, args.experiments, args.level, seed=seed, replicates=args.replicates
+            )
+            truth = f"agreement {true_agreement(design):.3f}"
+            checked = ("reported",)
+        summary = summarise(results).set_index("method")
+        print(f"\n== {name} ({kind}): {truth}; {args.experiments} experiments")
+        print(summary.to_string(float_format=lambda x: f"{x:.4f}"))
+        for method in checked:
+            row = summary.loc[method]
+            ok = BAND[0] <= row["coverage"] <= BAND[1] and row["zero_width"] == 0
+            plain = f"{method}_unclustered" if kind == "single" else "wilson"
+            lines.append(
+                f"| {name} | {method} | {row['coverage']:.3f} ± {row['mc_se']:.3f} | "
+                f"{int(row['zero_width'])} | {summary.loc[plain, 'coverage']:.3f} | "
+                f"{'in band' if ok else 'OUT OF BAND'} |"
+            )
+    print(f"\nclustered interval vs band {BAND} at level {args.level}:")
+    print("| design | interval | coverage ± MC SE | zero width | unclustered | verdict |")
+    print("|---|---|---|---|---|---|")
+    print("\n".join(lines))
     print(f"total {time.perf_counter() - start:.0f} s")
 
 

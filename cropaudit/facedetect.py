@@ -18,8 +18,10 @@ Each row without a complete face box gets one of these ``face_detection`` outcom
 already had a box keep it (``face_detection = manifest``). Rows without a detected face keep
 blank box columns and are dead-lettered with that reason by every run that needs the box (the
 ``single`` design), so no image is dropped unseen. A detector that misses one group more often
-biases every audit built on it, so :func:`miss_rates` reports the miss rate per group, which
-``cropaudit manifest detect-faces`` prints and the report shows.
+biases every audit built on it, so :func:`miss_rates` reports the miss rate per group and
+:func:`miss_rate_differences` the difference between groups with a verdict, both with people
+(``subject_id``) as clusters, which ``cropaudit manifest detect-faces`` prints and the report
+shows.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ import numpy as np
 import pandas as pd
 
 from cropaudit.schemas.manifest import DETECTOR_MISSES, FACE_BOX_COLUMNS
+from cropaudit.stats.clustered_rate import REST, group_differences, rate_from_totals, totals_by
+from cropaudit.stats.gaze import adjust_within_families, difference_columns
+from cropaudit.stats.gaze_findings import difference_verdict
 from cropaudit.stats.intervals import wilson
 
 CASCADE = "haarcascade_frontalface_default.xml"
@@ -197,27 +202,79 @@ def fill_row(row: Mapping[str, str | None], detector, load) -> tuple[dict, str |
     return {**base, **box, **found}, None
 
 
-def miss_rates(rows: Sequence[Mapping[str, str | None]], attributes: Sequence[str]) -> pd.DataFrame:
-    """Per group: images the detector ran on, faces found, each kind of miss, and the miss rate
-    (no face or several faces, of the images it ran on) with its Wilson interval."""
+MISS_RATE_COLUMNS = ["group", "images", "subjects", "detected", *MISSES, "miss_rate", "ci_low",
+                     "ci_high", "effective_n", "wilson_low", "wilson_high"]  # fmt: skip
+
+
+def _detector_frame(rows: Sequence[Mapping[str, str | None]], attributes: Sequence[str]):
+    """One row per image the detector ran on: group, subject (the image itself without a
+    ``subject_id``), outcome and ``missed``."""
     records = []
-    for row in rows:
+    for i, row in enumerate(rows):
         outcome = row.get("face_detection") or ""
         if outcome in (DETECTED, *MISSES):
             group = "/".join(str(row.get(a) or "?") for a in attributes)
-            records.append((group, outcome))
-    columns = ["group", "images", "detected", *MISSES, "miss_rate", "ci_low", "ci_high"]
-    if not records:
-        return pd.DataFrame(columns=columns)
-    df = pd.DataFrame(records, columns=["group", "outcome"])
+            subject = row.get("subject_id") or f"#image{i}:{row.get('image_id') or ''}"
+            records.append((group, subject, outcome, outcome in MISSES))
+    return pd.DataFrame(records, columns=["group", "subject_id", "outcome", "missed"])
+
+
+def miss_rates(
+    rows: Sequence[Mapping[str, str | None]], attributes: Sequence[str], level: float = 0.95
+) -> pd.DataFrame:
+    """Per group: images the detector ran on and their people (``subject_id``), faces found,
+    each kind of miss, and the miss rate (no face or several faces, of the images it ran on)
+    with its interval counting people, not images (subjects as clusters,
+    :mod:`cropaudit.stats.clustered_rate`), and the plain Wilson interval beside it."""
+    df = _detector_frame(rows, attributes)
+    if df.empty:
+        return pd.DataFrame(columns=MISS_RATE_COLUMNS)
     out = []
     for group, g in df.groupby("group", sort=True):
-        n = len(g)
         counts = g["outcome"].value_counts()
-        misses = int(sum(counts.get(m, 0) for m in MISSES))
-        lo, hi = wilson(misses, n)
+        r = rate_from_totals(*totals_by(g, "missed"), level=level)
+        lo, hi = wilson(r.k, r.n, level)
         out.append(
-            [group, n, int(counts.get(DETECTED, 0)), *(int(counts.get(m, 0)) for m in MISSES),
-             misses / n, lo, hi]
+            [group, r.n, r.subjects, int(counts.get(DETECTED, 0)),
+             *(int(counts.get(m, 0)) for m in MISSES), r.share, r.low, r.high, r.effective_n,
+             lo, hi]
         )  # fmt: skip
-    return pd.DataFrame(out, columns=columns)
+    return pd.DataFrame(out, columns=MISS_RATE_COLUMNS)
+
+
+def miss_rate_differences(
+    rows: Sequence[Mapping[str, str | None]],
+    attributes: Sequence[str],
+    level: float = 0.95,
+    parity_width: float = 0.05,
+) -> pd.DataFrame:
+    """The difference in miss rate between each pair of groups (and each group and the rest,
+    with three or more), with its clustered interval, p (the test it inverts), Holm within the
+    two families (pairs; group vs rest), the verdict (``disparity``/``parity``/``inconclusive``
+    as for the face rates, ``parity_width`` in shares) and ``text``, the verdict in words."""
+    df = _detector_frame(rows, attributes)
+    out = []
+    for kind, a, b, d in group_differences(df, "missed", level):
+        state = difference_verdict(d.low, d.high, parity_width)
+        out.append({"comparison": kind, "group_a": a, "group_b": b, **difference_columns(d),
+                    "p_family": kind, "verdict": state})  # fmt: skip
+    if not out:
+        return pd.DataFrame()
+    frame = adjust_within_families(pd.DataFrame(out))
+    frame["text"] = [_miss_words(r, parity_width) for r in frame.to_dict("records")]
+    return frame
+
+
+def _miss_words(r: dict, width: float) -> str:
+    b = "the rest" if r["group_b"] == REST else r["group_b"]
+    head = (
+        f"{r['group_a']} {100 * r['share_a']:.0f}% vs {b} {100 * r['share_b']:.0f}%: "
+        f"difference {100 * r['difference']:+.0f} points [{100 * r['difference_low']:+.0f}, "
+        f"{100 * r['difference_high']:+.0f}], adjusted p {r['p_holm']:.3g}"
+    )
+    if r["verdict"] == "disparity":
+        more = r["group_a"] if r["difference"] > 0 else b
+        return f"{head} — the detector misses {more}'s faces more often"
+    if r["verdict"] == "parity":
+        return f"{head} — no difference beyond ±{100 * width:g} points"
+    return f"{head} — too little data to say"

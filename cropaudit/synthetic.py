@@ -81,7 +81,12 @@ def write_face_set(
                             "hair": hair,
                         }
                     )
-    manifest = out / "manifest.csv"
+    return write_manifest_csv(out / "manifest.csv", rows)
+
+
+def write_manifest_csv(path: Path, rows: list[dict]) -> Path:
+    """A synthetic set's CSV manifest (columns from the first row; cells that a spreadsheet
+    would read as formulas neutralised, :mod:`cropaudit.csvcells`); returns ``path``."""
     columns = list(rows[0])
-    manifest.write_text(csv_text([columns, *([r[c] for c in columns] for r in rows)]))
-    return manifest
+    path.write_text(csv_text([columns, *([r[c] for c in columns] for r in rows)]))
+    return path

@@ -13,11 +13,20 @@ from cropaudit.rundir import ownership
 from cropaudit.rundir.run_dir import INNER_RUN
 from cropaudit.rundir.stats_dir import INNER_STATS, REPORT
 from cropaudit.synthetic import write_face_set
+from cropaudit.synthetic_figures import write_figure_set
 
 #: The demo folder's own files; ``run/`` and ``stats/`` are outputs of their own inside it.
 DEMO_OUTPUT = ownership.OutputKind(
-    "demo", (REPORT, "faces/manifest.csv", "faces/images/*.jpg"), inner=(INNER_RUN, INNER_STATS)
-)
+    "demo",
+    (REPORT, "faces/manifest.csv", "faces/images/*.jpg",
+     "figures/manifest.csv", "figures/images/*.png"),
+    inner=(INNER_RUN, INNER_STATS),
+)  # fmt: skip
+#: ``cropaudit demo --design``: the embedded config and the images it is run on, by design.
+DEMO_DESIGNS = {
+    "pairs": ("demo", lambda out, seed: write_face_set(out / "faces", seed=seed)),
+    "single": ("demo_single", lambda out, seed: write_figure_set(out / "figures", seed=seed)),
+}
 
 
 def embedded_config(name: str = "demo") -> config_mod.ExperimentConfig:
@@ -32,24 +41,28 @@ def run_demo(
     show_progress: bool = True,
     overwrite: bool = False,
     models: Sequence[str] | None = None,
+    design: str = "pairs",
 ) -> dict:
     """Synthetic faces -> audit run -> statistics -> report, all under ``out_dir``; ``models``
-    (first one as ``model.spec``, the rest as ``model.compare``) compares croppers. A demo
-    folder is rerun in place; any other non-empty folder needs ``overwrite``."""
+    (first one as ``model.spec``, the rest as ``model.compare``) compares croppers. ``design``
+    ``single`` runs the single-image design on synthetic full-body figures instead of pairs of
+    faces (:data:`DEMO_DESIGNS`). A demo folder is rerun in place; any other non-empty folder
+    needs ``overwrite``."""
     out = Path(out_dir)
-    config = embedded_config()
+    config_name, write_images = DEMO_DESIGNS[design]
+    config = embedded_config(config_name)
     if models:
         config = config.replace(model={"spec": models[0], "compare": list(models[1:])})
     with ownership.writing(
         out_dir, DEMO_OUTPUT, overwrite=overwrite, config_hash=config.config_hash, rerun=True
     ):
+        write_images(out, config.design.seed)
         summary = _demo(out, config, pipeline_args, with_stats, show_progress)
         ownership.finish(out_dir, DEMO_OUTPUT, config.config_hash)
     return summary
 
 
 def _demo(out: Path, config, pipeline_args, with_stats: bool, show_progress: bool) -> dict:
-    write_face_set(out / "faces", seed=config.design.seed)
     summary = run_audit(
         config,
         str(out / INNER_RUN),

@@ -452,13 +452,16 @@ def write_agreement(files: Sequence[str], out_dir: str, options: StatsOptions) -
 def write_face_rates(
     files: Sequence[str], out_dir: str, options: StatsOptions, pair_files: Sequence[str] = ()
 ) -> str | None:
-    """``OUT/face_rates.parquet``: the face/body rates of the single-image tables per criterion
-    (:func:`cropaudit.stats.gaze.face_rates`, plus a ``criterion`` column), with the single-image
-    rows that survival/v3-v4 ``pair_files`` hold; None (and no file) without such rows."""
-    from cropaudit.stats.gaze import face_rates
+    """``OUT/face_rates.parquet`` and ``OUT/face_rate_differences.parquet``: the face/body rates
+    of the single-image tables per criterion and their differences between groups
+    (:func:`cropaudit.stats.gaze.face_rates`, :func:`~cropaudit.stats.gaze.face_rate_differences`,
+    plus a ``criterion`` column), with the single-image rows that survival/v3-v4 ``pair_files``
+    hold; None (and no files) without such rows."""
+    from cropaudit.stats.gaze import face_rate_differences, face_rates
 
-    target = StatsDir(out_dir).face_rates
-    fileio.delete_tree(target)
+    stats = StatsDir(out_dir)
+    for target in (stats.face_rates, stats.face_rate_differences):
+        fileio.delete_tree(target)
     tables = [pq.read_table(pa.BufferReader(fileio.read_bytes(f))) for f in files]
     tables += _single_rows_of_old_tables(pair_files)
     if not tables:
@@ -469,16 +472,15 @@ def write_face_rates(
     criteria = set()
     for row in (r for t in tables for r in t.slice(0, 1).to_pylist()):
         criteria |= row_criteria(row, "point_on")
-    frames = []
-    for criterion in sorted(criteria):
-        if options.criteria is None or criterion in options.criteria:
-            rates = face_rates(single, criterion, options.level)
-            frames.append(rates.assign(criterion=criterion))
-    result = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    sink = pa.BufferOutputStream()
-    pq.write_table(pa.Table.from_pandas(result, preserve_index=False), sink)
-    fileio.write_atomic(target, sink.getvalue().to_pybytes())
-    return target
+    chosen = [c for c in sorted(criteria) if options.criteria is None or c in options.criteria]
+    for target, compute in ((stats.face_rates, face_rates),
+                            (stats.face_rate_differences, face_rate_differences)):  # fmt: skip
+        frames = [compute(single, c, options.level).assign(criterion=c) for c in chosen]
+        result = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        sink = pa.BufferOutputStream()
+        pq.write_table(pa.Table.from_pandas(result, preserve_index=False), sink)
+        fileio.write_atomic(target, sink.getvalue().to_pybytes())
+    return stats.face_rates
 
 
 def write_no_estimates(prefix: str, metadata: dict[str, str] | None) -> None:
@@ -507,7 +509,8 @@ def run_stats(
 
     Writes ``OUT/estimates/estimates-00000-of-00001.parquet``, ``OUT/plots/<criterion>.png|svg``,
     ``OUT/report.html``, ``OUT/agreement.parquet`` (runs comparing croppers),
-    ``OUT/face_rates.parquet`` (single-image runs: :mod:`cropaudit.stats.gaze`) and, last,
+    ``OUT/face_rates.parquet`` and ``OUT/face_rate_differences.parquet`` (single-image runs:
+    :mod:`cropaudit.stats.gaze`) and, last,
     ``OUT/_SUCCESS``. Runs on the pinned ``direct`` runner unless
     ``pipeline_args`` name another ``--runner`` (see :mod:`cropaudit.pipelines.runners`).
     ``bootstrap_correction`` is ``cgm`` (bootstrap rescaled to the two-way cluster-robust
@@ -623,9 +626,27 @@ def write_findings(
         aspect_ratios=reading.aspect_ratios,
         plan=plan,
     )
+    items += single_findings(stats, reading)
     body = json.dumps(findings_json(items), indent=2, sort_keys=True)
     fileio.write_atomic(stats.findings, body.encode())
     return items
+
+
+def single_findings(stats: StatsDir, reading: Reading) -> list[Finding]:
+    """The findings of the single-image rates and differences the stage wrote
+    (:mod:`cropaudit.stats.gaze_findings`); none without them."""
+    from cropaudit.stats.gaze_findings import gaze_findings
+
+    if not fileio.exists(stats.face_rates):
+        return []
+    tables = [pq.read_table(pa.BufferReader(fileio.read_bytes(f))).to_pandas()
+              for f in (stats.face_rates, stats.face_rate_differences)]  # fmt: skip
+    return gaze_findings(
+        *tables,
+        primary_criterion=reading.analysis.primary_criterion or None,
+        parity_width=reading.analysis.parity_width,
+        aspect_ratios=reading.aspect_ratios,
+    )
 
 
 def print_findings(stats_dir: str) -> None:

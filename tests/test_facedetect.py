@@ -14,7 +14,13 @@ from tests_support import lfw_faces, obama_mcconnell, real_faces
 from cropaudit import facedetect
 from cropaudit.cli import main
 from cropaudit.errors import UserError
-from cropaudit.facedetect import HaarFaceDetector, YuNetFaceDetector, face_detector, miss_rates
+from cropaudit.facedetect import (
+    HaarFaceDetector,
+    YuNetFaceDetector,
+    face_detector,
+    miss_rate_differences,
+    miss_rates,
+)
 from cropaudit.transforms.manifests import load_manifest
 
 
@@ -158,3 +164,26 @@ def test_miss_rates_per_group():
     assert rates.loc["x", "images"] == 3 and rates.loc["x", "miss_rate"] == pytest.approx(1 / 3)
     assert rates.loc["y", "images"] == 1 and rates.loc["y", "several_faces"] == 1
     assert rates.loc["x", "ci_low"] < 1 / 3 < rates.loc["x", "ci_high"]
+
+
+def test_miss_rates_count_people_and_differences_get_a_verdict():
+    """Eight images per person, a person's faces all missed or all found: the interval counts
+    the 12 people, not the 96 images; the groups' difference gets its interval and words."""
+    rows = []
+    for group, missed_people in (("x", 9), ("y", 1)):
+        for s in range(12):
+            outcome = "no_face" if s < missed_people else "detected"
+            rows += [{"g": group, "subject_id": f"{group}{s}", "face_detection": outcome}] * 8
+    rates = miss_rates(rows, ["g"]).set_index("group")
+    assert rates.loc["x", "images"] == 96 and rates.loc["x", "subjects"] == 12
+    assert rates.loc["x", "effective_n"] == pytest.approx(11)  # G - 1 all-or-nothing people
+    width = rates.ci_high - rates.ci_low
+    assert (width > 2 * (rates.wilson_high - rates.wilson_low)).all()
+    diffs = miss_rate_differences(rows, ["g"])
+    (d,) = diffs.to_dict("records")
+    assert (d["group_a"], d["group_b"], d["verdict"]) == ("x", "y", "disparity")
+    assert d["difference"] == pytest.approx(8 / 12) and d["difference_low"] > 0 and d["p"] < 0.05
+    assert "the detector misses x's faces more often" in d["text"]
+    even = [dict(r, g="y" if r["g"] == "x" else "x") for r in rows] + rows
+    (same,) = miss_rate_differences(even, ["g"]).to_dict("records")
+    assert same["difference"] == 0 and same["verdict"] != "disparity" and same["p"] == 1.0

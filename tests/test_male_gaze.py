@@ -403,6 +403,12 @@ def test_single_design_runs_end_to_end(tmp_path):
     assert sorted(set(stored.criterion)) == criteria
     point = stored[stored.criterion == "point"].drop(columns="criterion").reset_index(drop=True)
     assert point.equals(rates)
+    diffs = pq.read_table(tmp_path / "stats" / "face_rate_differences.parquet").to_pandas()
+    assert sorted(set(diffs.criterion)) == criteria
+    assert list(diffs[diffs.criterion == "point"][["group_a", "group_b"]].iloc[0]) == [
+        "female",
+        "male",
+    ]
 
     # a pair run on the same people beside it: one stats run reads both kinds of table
     pairs = config_mod.ExperimentConfig().replace(
@@ -428,7 +434,9 @@ def test_single_design_runs_end_to_end(tmp_path):
 
     page = build_report(str(tmp_path / "run"), str(tmp_path / "report.html"), gallery=2, quiet=True)
     html = Path(page).read_text(encoding="utf-8")
-    assert html.count("data-criterion='gaze-") == 1 + len(cfg.crop.aspect_ratios)
+    # one plot of the rates of every criterion and group, one of the differences between groups
+    assert "data-criterion='gaze-rates'" in html and "data-criterion='gaze-differences'" in html
+    assert html.count("<li data-verdict=") == 1  # the finding of the point: female vs male
     assert html.count("class='gallery-image'") == 2, "gallery drew nothing"
     assert "keeps the face box rather than the body" in html
     assert html.count("re-scored: matches the recorded row") == 2

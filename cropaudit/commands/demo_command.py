@@ -17,6 +17,7 @@ def main(args) -> int:
         show_progress=not args.no_progress,
         overwrite=args.overwrite,
         models=args.models,
+        design=args.design,
     )
     return 0
 
@@ -38,6 +39,13 @@ COMMAND = o.Command(
             metavar="SPEC",
             help="croppers to compare on the same composites (e.g. baseline smartcrop "
             "opencv-spectral-residual); default: the demo config's one model",
+        ),
+        o.arg(
+            "--design",
+            choices=("pairs", "single"),
+            default="pairs",
+            help="pairs: pairs of synthetic faces (default); single: synthetic full-body "
+            "figures, one per image, face or body (the male-gaze check)",
         ),
     ),
     main,

@@ -75,7 +75,7 @@ def run_check(args: argparse.Namespace) -> int:
 def run_detect(args: argparse.Namespace) -> int:
     from cropaudit import fileio
     from cropaudit.csvcells import csv_text
-    from cropaudit.facedetect import face_detector, fill_row, miss_rates
+    from cropaudit.facedetect import face_detector, fill_row, miss_rate_differences, miss_rates
     from cropaudit.importers import write_manifest
     from cropaudit.rundir.ownership import check_new_file
     from cropaudit.transforms.images import load_image
@@ -105,12 +105,17 @@ def run_detect(args: argparse.Namespace) -> int:
     _print_reasons("dead letters", [(reason, uri) for reason, uri, _ in dead])
     rates = miss_rates(rows, attributes)
     if len(rates):
-        print("miss rate per group (no face or several faces; Wilson 95% interval):")
+        print("miss rate per group (no face or several faces; 95% interval, people as clusters):")
         for r in rates.itertuples():
             print(
                 f"  {r.group}: {r.miss_rate:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}] "
-                f"({r.images - r.detected} of {r.images})"
+                f"({r.images - r.detected} of {r.images} images of {r.subjects} people)"
             )
+        differences = miss_rate_differences(rows, attributes)
+        if len(differences):
+            print("difference in miss rate between groups:")
+            for text in differences["text"]:
+                print(f"  {text}")
     return 0
 
 

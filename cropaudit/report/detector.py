@@ -11,8 +11,8 @@ from cropaudit.report.inputs import RunInputs
 
 
 def detector_section(inputs: RunInputs) -> str:
-    from cropaudit.facedetect import miss_rates
-    from cropaudit.report.pagekit import note, table
+    from cropaudit.facedetect import miss_rate_differences, miss_rates
+    from cropaudit.report.pagekit import esc, note, table
     from cropaudit.transforms.manifests import read_manifest
 
     uri = inputs.summary.get("manifest") or inputs.config.manifest.path
@@ -30,23 +30,28 @@ def detector_section(inputs: RunInputs) -> str:
             "Face boxes filled by cropaudit manifest detect-faces with "
             f"{', '.join(detectors) or 'a detector'}. A miss (no face or several faces) leaves "
             "the image without a box, so single-design runs dead-letter it: a miss rate that "
-            "differs by group biases the audit before any cropper runs. Intervals: Wilson 95%."
+            "differs by group biases the audit before any cropper runs. Intervals: 95%, people "
+            "(subject_id) as clusters; the plain Wilson interval (images independent) beside."
         )
     ]
     rows_out = [
-        [r.group, int(r.images), int(r.detected), int(r.no_face), int(r.several_faces),
-         r.miss_rate, r.ci_low, r.ci_high]
+        [r.group, int(r.images), int(r.subjects), int(r.detected), int(r.no_face),
+         int(r.several_faces), f"{r.miss_rate:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}]",
+         f"{r.effective_n:.1f}", f"[{r.wilson_low:.3f}, {r.wilson_high:.3f}]"]
         for r in rates.itertuples()
     ]  # fmt: skip
-    headers = [
-        "group",
-        "images",
-        "one face",
-        "no face",
-        "several",
-        "miss rate",
-        "CI low",
-        "CI high",
-    ]
+    headers = ["group", "images", "people", "one face", "no face", "several",
+               "miss rate [CI]", "effective n", "plain Wilson"]  # fmt: skip
     parts.append(table(headers, rows_out) if rows_out else note("No image needed detection."))
+    width = inputs.config.analysis.parity_width
+    differences = miss_rate_differences(rows, inputs.config.groups.attributes, parity_width=width)
+    if len(differences):
+        parts.append(
+            "<p>Difference in miss rate between groups:</p><ul>"
+            + "".join(
+                f"<li data-verdict='{esc(v)}'>{esc(t)}</li>"
+                for v, t in zip(differences.verdict, differences.text)
+            )  # fmt: skip
+            + "</ul>"
+        )
     return "".join(parts)

@@ -66,7 +66,7 @@ def pick_rows(
 ):
     """The ``n`` rows to show: ``pairs`` design first (the comparisons under audit, controls
     only fill up), then smallest ``|margin|`` first (rows without a margin last, as every row of
-    a single-image table), then id.
+    a single-image table; these take turns by group), then id.
 
     Rows of a sweep's other variants (``variant`` other than ``base``) and, with ``handler`` and
     ``layout_params``, rows another model, pre-processing or layout produced are left out when
@@ -89,10 +89,16 @@ def pick_rows(
             "controls": (df.get("design", pd.Series(PAIRS, df.index)) != PAIRS).astype(int),
             "missing": margin.isna().astype(int),
             "margin": margin.fillna(math.inf),
+            # single images (one group each) take turns by group, so every group is shown
+            "turn": (
+                df.sort_values("composite_id").groupby("group").cumcount()
+                if "group" in df.columns
+                else 0
+            ),
             "id": df["composite_id"],
         },
         index=df.index,
-    ).sort_values(["controls", "missing", "margin", "id"], kind="mergesort")
+    ).sort_values(["controls", "missing", "margin", "turn", "id"], kind="mergesort")
     return df.loc[order.index[:n]]
 
 

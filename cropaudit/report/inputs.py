@@ -20,6 +20,7 @@ from cropaudit.errors import UserError
 from cropaudit.rundir import SUCCESS, RunDir, StatsDir
 from cropaudit.rundir.run_dir import DEAD_LETTER, SUMMARY
 from cropaudit.schemas import single_survival
+from cropaudit.schemas.estimates import ESTIMATES_SCHEMA
 from cropaudit.schemas.survival import SURVIVAL_SCHEMA
 
 CONFIG_METADATA_KEY = b"cropaudit.config"
@@ -179,6 +180,11 @@ def attach_estimates(
 ) -> None:
     """Fill ``inputs.estimates`` and ``inputs.stats_source`` (see the module docstring)."""
     config_hash = inputs.config_hashes
+    if inputs.single is not None and inputs.survival.empty:
+        # single images only: no pairs, hence no estimates; the rates are read from the table
+        inputs.estimates = ESTIMATES_SCHEMA.empty_table().to_pandas()
+        inputs.stats_source = "Single images only: no pairs, so no survival ratios."
+        return
     if stats_dir:
         if not StatsDir(stats_dir).finished:
             raise UserError(

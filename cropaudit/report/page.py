@@ -36,7 +36,7 @@ from cropaudit.report.plotkit import (
     table_interval_plot,
     varying_context,
 )
-from cropaudit.schemas.criteria import POINT, criterion_name
+from cropaudit.schemas.criteria import POINT
 from cropaudit.schemas.survival import A_FIRST, B_FIRST, PAIRS, WINNERS
 from cropaudit.stats.intervals import finite, reported_interval
 
@@ -243,36 +243,10 @@ def raw_position_table(survival: pd.DataFrame) -> str:
 
 
 def gaze_section(inputs: RunInputs) -> str:
-    """Single-image (male-gaze) runs: how often the salient point and each crop keep the face."""
-    if inputs.single is None or not inputs.single.num_rows:
-        return note("No single-image rows: this section is for the `single` design (male gaze).")
-    from cropaudit.stats.gaze import face_rates
+    """Single-image (male-gaze) runs: :mod:`cropaudit.report.single_section`."""
+    from cropaudit.report.single_section import single_section
 
-    parts = [
-        note(
-            "Single full-body images: the share whose salient point (or crop) keeps the face "
-            "box rather than the body, per group, with Wilson intervals (images independent)."
-        )
-    ]
-    criteria = [POINT] + [criterion_name(c) for c in inputs.config.crop.aspect_ratios]
-    for criterion in criteria:
-        rates = face_rates(inputs.single, criterion=criterion)
-        if rates.empty:
-            continue
-        labels = [f"{r['variant']}: {r['group']}" for _, r in rates.iterrows()]
-        png = table_interval_plot(
-            labels,
-            rates,
-            "face_share",
-            title=f"{criterion}: share of images where the face is kept",
-            xlabel="face share (on_face / n)",
-        )
-        parts.append(
-            f"<h3>{esc(criterion)}</h3>"
-            + img(png, f"face share, {criterion}", data_criterion=f"gaze-{criterion}")
-            + frame_table(rates, list(rates.columns))
-        )
-    return "".join(parts)
+    return single_section(inputs)
 
 
 def sensitivity_section(inputs: RunInputs, criterion: str = POINT) -> str:

@@ -97,6 +97,7 @@ def interval_figure(
     reference: float = 0.5,
     reference_label: str = "parity (0.5)",
     formats: Sequence[str] = ("png",),
+    xlim: tuple[float, float] = (0.0, 1.0),
 ) -> dict[str, bytes]:
     """Image bytes per format (``png``, ``svg``): one line per label, top to bottom, the point
     estimate with its interval (drawn where both ends are finite) and a dashed reference."""
@@ -112,7 +113,7 @@ def interval_figure(
     ax.axvline(reference, color="grey", ls="--", lw=1, label=reference_label)
     ax.set_yticks(range(n))
     ax.set_yticklabels(list(labels)[::-1], fontsize=8)
-    ax.set_xlim(0, 1)
+    ax.set_xlim(*xlim)
     ax.set_xlabel(xlabel)
     ax.set_title(title, fontsize=9)
     ax.legend(loc="lower right", fontsize=8)

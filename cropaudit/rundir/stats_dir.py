@@ -24,6 +24,8 @@ REPORT = "report.html"
 AGREEMENT = "agreement.parquet"
 #: Face/body rates of single-image runs (:mod:`cropaudit.stats.gaze`).
 FACE_RATES = "face_rates.parquet"
+#: Their differences between groups, with p-values adjusted within families.
+FACE_RATE_DIFFERENCES = "face_rate_differences.parquet"
 #: The findings in words and numbers (:mod:`cropaudit.stats.findings`), for machines.
 FINDINGS = "findings.json"
 #: ``cropaudit plan``'s default table in a statistics folder (not the stage's own file: kept on
@@ -38,6 +40,7 @@ STATS_OUTPUT = ownership.OutputKind(
         REPORT,
         AGREEMENT,
         FACE_RATES,
+        FACE_RATE_DIFFERENCES,
         FINDINGS,
         f"{ESTIMATES}/*.parquet",
         *(f"{PLOTS}/*.{fmt}" for fmt in PLOT_FORMATS),
@@ -82,6 +85,7 @@ class StatsDir:
     report = ownership.root_file(REPORT)
     agreement = ownership.root_file(AGREEMENT)
     face_rates = ownership.root_file(FACE_RATES)
+    face_rate_differences = ownership.root_file(FACE_RATE_DIFFERENCES)
     findings = ownership.root_file(FINDINGS)
     plan = ownership.root_file(PLAN)
     marker = ownership.root_file(SUCCESS)
