@@ -44,7 +44,7 @@ from cropaudit.schemas.criteria import POINT, criterion_name
 from cropaudit.schemas.estimates import ESTIMATES_SCHEMA, KEY_FIELDS
 from cropaudit.schemas.variants import BASE_VARIANT
 from cropaudit.stats.bootstrap import CORRECTIONS, POSITION_CODE, SufficientStats
-from cropaudit.stats.findings import Finding, findings, findings_json
+from cropaudit.stats.findings import Finding, findings_json
 from cropaudit.stats.mixed import MAX_COMPOSITES, model_check
 from cropaudit.stats.stratum import estimate_stratum
 from cropaudit.stats.tests_multiple import adjust_rows
@@ -600,53 +600,36 @@ def _finish(
 def write_findings(
     stats: StatsDir, estimates: pd.DataFrame, survival_files: Sequence[str], reading: Reading
 ) -> list[Finding]:
-    """``OUT/findings.json`` (:mod:`cropaudit.stats.findings`); inconclusive comparisons say
-    what the plan for a half-width of the parity width needs, when the survival tables are
-    small enough to plan from here (``PAGE_PLAN_ROWS``)."""
-    from cropaudit.report.plan_section import PAGE_PLAN_ROWS
-    from cropaudit.stats.planning import plan_survival
+    """``OUT/findings.json``: :func:`cropaudit.stats.run_findings.run_findings` of the written
+    estimates and single-image rates, planned from the survival tables when they are small
+    enough (``PLAN_ROWS``)."""
+    from cropaudit.stats.planning import PLAN_ROWS
+    from cropaudit.stats.run_findings import run_findings
 
-    level = float(estimates["level"].iloc[0]) if len(estimates) else None
-    width = reading.analysis.parity_width
-    plan = None
+    survival = None
     rows = sum(pq.read_metadata(pa.BufferReader(fileio.read_bytes(f))).num_rows
                for f in survival_files)  # fmt: skip
-    if survival_files and 0 < rows <= PAGE_PLAN_ROWS:
+    if survival_files and 0 < rows <= PLAN_ROWS:
         tables = [pq.read_table(pa.BufferReader(fileio.read_bytes(f))) for f in survival_files]
-        try:
-            plan = plan_survival(pa.concat_tables(tables, promote_options="default"), width,
-                                 level or 0.95)  # fmt: skip
-        except UserError:  # nothing to plan (e.g. no pair comparison): the fallback words
-            plan = None
-    items = findings(
+        survival = pa.concat_tables(tables, promote_options="default")
+    rates = differences = None
+    if fileio.exists(stats.face_rates):
+        rates, differences = (
+            pq.read_table(pa.BufferReader(fileio.read_bytes(f))).to_pandas()
+            for f in (stats.face_rates, stats.face_rate_differences)
+        )
+    items = run_findings(
         estimates,
-        primary_criterion=reading.analysis.primary_criterion or None,
-        parity_width=width,
-        level=level,
-        aspect_ratios=reading.aspect_ratios,
-        plan=plan,
-    )
-    items += single_findings(stats, reading)
-    body = json.dumps(findings_json(items), indent=2, sort_keys=True)
-    fileio.write_atomic(stats.findings, body.encode())
-    return items
-
-
-def single_findings(stats: StatsDir, reading: Reading) -> list[Finding]:
-    """The findings of the single-image rates and differences the stage wrote
-    (:mod:`cropaudit.stats.gaze_findings`); none without them."""
-    from cropaudit.stats.gaze_findings import gaze_findings
-
-    if not fileio.exists(stats.face_rates):
-        return []
-    tables = [pq.read_table(pa.BufferReader(fileio.read_bytes(f))).to_pandas()
-              for f in (stats.face_rates, stats.face_rate_differences)]  # fmt: skip
-    return gaze_findings(
-        *tables,
         primary_criterion=reading.analysis.primary_criterion or None,
         parity_width=reading.analysis.parity_width,
         aspect_ratios=reading.aspect_ratios,
+        survival=survival,
+        rates=rates,
+        differences=differences,
     )
+    body = json.dumps(findings_json(items), indent=2, sort_keys=True)
+    fileio.write_atomic(stats.findings, body.encode())
+    return items
 
 
 def print_findings(stats_dir: str) -> None:

@@ -320,11 +320,11 @@ def test_plan_command_refuses_other_folders(tmp_path, capsys):
 
 
 def test_statistics_page_names_the_command_above_its_row_limit(pilot_run, monkeypatch):
-    """Above PAGE_PLAN_ROWS the statistics page does not re-read the rows (the stage stays
+    """Above PLAN_ROWS the statistics page does not re-read the rows (the stage stays
     fast) and says which command plans them."""
     import cropaudit.report.plan_section as section
 
-    monkeypatch.setattr(section, "PAGE_PLAN_ROWS", 100)
+    monkeypatch.setattr(section, "PLAN_ROWS", 100)
     files = [str(f) for f in sorted((pilot_run / "run" / "survival").glob("*.parquet"))]
     html = section.stats_planning_section(files, pd.DataFrame({"level": [0.95]}), "STATS")
     assert "Not planned here" in html and "cropaudit plan STATS --half-width 0.02" in html

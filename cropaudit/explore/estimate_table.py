@@ -9,12 +9,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cropaudit.errors import UserError
+from cropaudit.report.findings_section import run_findings
 from cropaudit.report.inputs import RunInputs
-from cropaudit.report.plan_section import PAGE_PLAN_ROWS
 from cropaudit.schemas.estimates import KEY_FIELDS
-from cropaudit.stats.findings import findings
-from cropaudit.stats.planning import plan_survival
 
 #: Key fields the page leaves out (one run: provenance, not a choice to filter by).
 PROVENANCE_KEYS = ("model_hash", "layout", "layout_params", "preprocessing")
@@ -64,28 +61,10 @@ def estimate_rows(estimates: pd.DataFrame | None) -> list[dict]:
 
 
 def finding_lines(inputs: RunInputs) -> tuple[list[dict], str]:
-    """The run's findings, as the run report reads them (:func:`cropaudit.stats.findings.findings`
-    with the run's ``[analysis]`` settings, the estimates' level and, for a run small enough to
-    plan from here, the plan for a half-width of the parity width), and a note when there are
-    none."""
-    est = inputs.estimates
-    if est is None or est.empty:
+    """The run's findings, as the run report reads them
+    (:func:`cropaudit.report.findings_section.run_findings`), and a note when there are none."""
+    items = run_findings(inputs)
+    if not items:
         return [], inputs.stats_source or "No estimates: no findings."
-    analysis = inputs.config.analysis
-    level = float(est["level"].iloc[0])
-    plan, table = None, inputs.survival_table
-    if table is not None and 0 < table.num_rows <= PAGE_PLAN_ROWS:
-        try:
-            plan = plan_survival(table, analysis.parity_width, level)
-        except UserError:  # nothing to plan: the findings say what they need in words
-            plan = None
-    items = findings(
-        est,
-        primary_criterion=analysis.primary_criterion or None,
-        parity_width=analysis.parity_width,
-        level=level,
-        aspect_ratios=tuple(inputs.config.crop.aspect_ratios),
-        plan=plan,
-    )
     keep = ("kind", "verdict", "model_name", "design", "criterion", "group_a", "group_b", "text")
-    return [{k: jsonable(getattr(f, k)) for k in keep} for f in items], ""
+    return [{k: jsonable(f[k]) for k in keep} for f in items], ""

@@ -69,38 +69,30 @@ def shared_head(texts: Sequence[str]) -> str:
 
 
 def run_findings(inputs: RunInputs) -> list[dict[str, Any]]:
-    """The findings of the run's estimates, read with the run's ``[analysis]`` settings;
-    inconclusive ones say what the plan for a half-width of the parity width needs when the
-    run is small enough to plan from here (``PAGE_PLAN_ROWS``)."""
-    from cropaudit.errors import UserError
-    from cropaudit.report.plan_section import PAGE_PLAN_ROWS
-    from cropaudit.stats.findings import findings
-    from cropaudit.stats.planning import plan_survival
+    """The findings of the run's own rows (pairs and single images), read with the run's
+    ``[analysis]`` settings (:func:`cropaudit.stats.run_findings.run_findings`)."""
+    from cropaudit.report.single_section import single_tables
+    from cropaudit.stats.run_findings import run_findings as read
 
-    est = inputs.estimates
-    if est is None or est.empty:
-        return []
     analysis = inputs.config.analysis
-    level = float(est["level"].iloc[0])
-    plan, table = None, inputs.survival_table
-    if table is not None and 0 < table.num_rows <= PAGE_PLAN_ROWS:
-        try:
-            plan = plan_survival(table, analysis.parity_width, level)
-        except UserError:  # nothing to plan: the findings say what they need in words
-            plan = None
-    items = findings(
-        est,
+    rates = differences = None
+    if inputs.single is not None and inputs.single.num_rows:
+        rates, differences = single_tables(inputs)
+    items = read(
+        inputs.estimates,
         primary_criterion=analysis.primary_criterion or None,
         parity_width=analysis.parity_width,
-        level=level,
         aspect_ratios=tuple(inputs.config.crop.aspect_ratios),
-        plan=plan,
+        survival=inputs.survival_table,
+        rates=rates,
+        differences=differences,
     )
     return [dataclasses.asdict(f) for f in items]
 
 
 def findings_section(inputs: RunInputs) -> str:
     """The run report's section."""
-    if inputs.estimates is None or inputs.estimates.empty:
+    items = run_findings(inputs)
+    if not items:
         return note(inputs.stats_source or "No estimates: no findings.")
-    return findings_html(run_findings(inputs), inputs.config.analysis.parity_width)
+    return findings_html(items, inputs.config.analysis.parity_width)

@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 
 from cropaudit.report.inputs import RunInputs
-from cropaudit.stats.planning import DEFAULT_HALF_WIDTH, plan_survival
+from cropaudit.stats.planning import DEFAULT_HALF_WIDTH, PLAN_ROWS, plan_survival
 
 #: Columns of the plan as shown (the page's table and ``cropaudit plan``'s print), with headings.
 SHOWN = {
@@ -38,10 +38,6 @@ SHOWN = {
     "assured_composites_per_subject": "assured comp/subj",
 }
 
-#: The statistics page plans from survival tables up to this many rows: planning re-reads the
-#: rows (8 s for 200,000 rows on the loaded 2-core machine), which the stage does not keep.
-PAGE_PLAN_ROWS = 250_000
-
 
 def planning_section(inputs: RunInputs) -> str:
     """The run report's section (this run as the pilot)."""
@@ -55,7 +51,7 @@ def stats_planning_section(
 ) -> str:
     """The statistics page's planning section (its body): the runs it analysed as the pilot, at
     the estimates' level. Reads the survival files again (the stage keeps no rows), up to
-    ``PAGE_PLAN_ROWS`` rows; beyond, a note names the command."""
+    ``PLAN_ROWS`` rows; beyond, a note names the command."""
     import pyarrow.parquet as pq
 
     from cropaudit import fileio
@@ -68,10 +64,10 @@ def stats_planning_section(
         )
     rows = sum(pq.read_metadata(pa.BufferReader(fileio.read_bytes(f))).num_rows
                for f in survival_files)  # fmt: skip
-    if rows > PAGE_PLAN_ROWS:
+    if rows > PLAN_ROWS:
         return note(
             f"Not planned here: the survival tables have {rows:,} rows, and planning re-reads "
-            f"them (more than {PAGE_PLAN_ROWS:,} would slow the statistics stage); run "
+            f"them (more than {PLAN_ROWS:,} would slow the statistics stage); run "
             f"cropaudit plan {stats_dir} --half-width {DEFAULT_HALF_WIDTH}."
         )
     level = float(estimates["level"].iloc[0]) if len(estimates) else 0.95

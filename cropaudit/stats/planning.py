@@ -71,6 +71,10 @@ from cropaudit.schemas.estimates import KEY_FIELDS
 from cropaudit.schemas.variants import BASE_VARIANT
 from cropaudit.stats import effective
 
+#: Pages and findings plan from survival tables up to this many rows: planning re-reads the
+#: rows (8 s for 200,000 rows on the loaded 2-core machine), which the stage does not keep.
+PLAN_ROWS = 250_000
+
 #: A plateau is where more composites per subject shrink the half-width by less than this share.
 GAIN = 0.05
 #: Faces per side that must appear in two or more pairings: only they tell a subject's effect
