@@ -34,8 +34,9 @@ def findings_html(items: Sequence[Mapping[str, Any]], width: float | None = None
     parts = [
         note(
             f"{len(items)} findings: {counts['disparity']} disparities (the interval excludes "
-            f"0.5), {counts['parity']} consistent with parity (the interval inside {band}), "
-            f"{counts['inconclusive']} with too little data to say. Each line: the ratio, its "
+            f"parity: 0.5 for a ratio, 0 for a difference), {counts['parity']} consistent with "
+            f"parity (the interval inside {band}, or 0 ± the same width for a difference), "
+            f"{counts['inconclusive']} with too little data to say. Each line: the estimate, its "
             "interval, the effective n and the p-value of the test that interval inverts, "
             "Holm-adjusted within its family. Details in the sections below."
         )

@@ -193,6 +193,8 @@ def survival_section(inputs: RunInputs) -> str:
 
 def position_section(inputs: RunInputs) -> str:
     est = inputs.estimates
+    if (est is None or est.empty) and (inputs.survival is None or inputs.survival.empty):
+        return note("No pair composites: position bias is a question of pairs.")
     intro = note(
         "Position bias: the first-slot rate is the share of decisive composites won by the face "
         "drawn first (top for vertical_gap, left for horizontal), whatever its group; 0.5 means "
