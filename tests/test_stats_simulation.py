@@ -90,7 +90,7 @@ def test_tail_rule_is_needed(monkeypatch):
     monkeypatch.setattr(
         effective,
         "score_interval",
-        lambda p, n_eff, level, df, n=math.inf: plain(p, n_eff, level, df),
+        lambda p, n_eff, level, df, n=math.inf, share=0.0: plain(p, n_eff, level, df, share=share),
     )
     _, summary = _reported_coverage("tiny_16_ratio_0.85")
     coverage = summary.loc["reported", "coverage"]
