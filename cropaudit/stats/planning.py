@@ -32,10 +32,10 @@ the cluster-robust variance alone. Counterbalancing cancels the position effect 
 and cell sum, so it is in no component (a planned design is counterbalanced too).
 
 Half-width. A design's predicted variance goes through the reported interval's own functions
-(:func:`reported_half_width`: effective n, Wilson score interval, t quantile on the effective
-number of subjects, as :func:`cropaudit.stats.stratum.estimate_stratum` composes them); the
-tests check that the pilot's half-width here is the stage's reported one, so the two cannot
-drift apart unnoticed.
+(:func:`reported_half_width`: effective n, score interval with the subjects' share of the
+variance, t quantile on the effective number of subjects, as
+:func:`cropaudit.stats.stratum.estimate_stratum` composes them); the tests check that the
+pilot's half-width here is the stage's reported one, so the two cannot drift apart unnoticed.
 
 Plateau. With the subjects fixed, more composites only shrink var_composite / N: the half-width
 falls towards the floor set by var_a / n_a + var_b / n_b. ``plateau_composites_per_subject`` is
