@@ -17,7 +17,8 @@ distinct subject pairs with a decisive composite.
 ``<statistic>_low/high`` is the interval the report shows and ``<statistic>_interval_method``
 its method (``wilson_effective_n``: Wilson score interval on the effective sample size
 ``<statistic>_effective_n`` = p(1-p) / ``<statistic>_cluster_se``^2, with a t quantile on
-``cluster_df`` degrees of freedom, one-sided beyond the tail no ``decisive`` composites can
+``cluster_df`` degrees of freedom, the subjects' part of the variance scaled like
+(theta (1 - theta))^2, one-sided beyond the tail no ``decisive`` composites can
 reach; see cropaudit.stats.effective.score_interval); it has positive width for any
 stratum with a decisive composite. ``model_*`` is the crossed random-effects logistic
 cross-check (cropaudit.stats.mixed): population-averaged ratio, its interval, the a- and b-subject

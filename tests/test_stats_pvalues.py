@@ -47,15 +47,17 @@ def test_pvalue_inverts_the_interval_on_a_grid_of_strata():
         p = float(rng.integers(0, n + 1) / n)
         n_eff = float(n * rng.uniform(0.05, 1.5))
         df = float(rng.choice([rng.uniform(0.2, 60.0), math.inf, math.nan]))
+        share = float(rng.choice([0.0, rng.uniform(0.0, 1.0)]))  # the subjects' part of V
         for level in LEVELS:
-            lo, hi = effective.score_interval(p, n_eff, level, df, n)
-            pv = effective.score_pvalue(p, n_eff, df, n)
+            lo, hi = effective.score_interval(p, n_eff, level, df, n, share)
+            pv = effective.score_pvalue(p, n_eff, df, n, share=share)
             assert 0.0 <= pv <= 1.0
-            assert _agrees(pv, lo, hi, level), (p, n_eff, df, n, level, pv, lo, hi)
+            assert _agrees(pv, lo, hi, level), (p, n_eff, df, n, share, level, pv, lo, hi)
             checked += 1
     assert checked == 9000
 
 
+@pytest.mark.parametrize("share", [0.0, 0.9])
 @pytest.mark.parametrize("null", [0.15, 0.8, 0.93])
 @pytest.mark.parametrize(
     ("p", "n_eff", "df", "n"),
@@ -66,12 +68,14 @@ def test_pvalue_inverts_the_interval_on_a_grid_of_strata():
         (0.7, 60.0, 30.0, 80),
     ],
 )
-def test_pvalue_against_other_nulls_inverts_the_interval_with_its_tail_rule(p, n_eff, df, n, null):
+def test_pvalue_against_other_nulls_inverts_the_interval_with_its_tail_rule(
+    p, n_eff, df, n, null, share
+):
     """Away from 1/2 the tail rule can decide (a one-sided test beyond r): the p-value is still
     the level at which ``null`` leaves the interval."""
-    pv = effective.score_pvalue(p, n_eff, df, n, null=null)
+    pv = effective.score_pvalue(p, n_eff, df, n, null=null, share=share)
     for level in np.linspace(0.5, 0.995, 100):
-        lo, hi = effective.score_interval(p, n_eff, float(level), df, n)
+        lo, hi = effective.score_interval(p, n_eff, float(level), df, n, share)
         assert _agrees(pv, lo, hi, float(level), null), (level, pv, lo, hi)
 
 

@@ -303,16 +303,20 @@ def test_zero_of_sixteen_interval_inside_unit_interval_with_positive_width(a_win
     assert est["ratio_high"] - est["ratio_low"] > naive[1] - naive[0]
 
 
-def _inverted(p: float, n_eff: float, level: float, df: float, n: float) -> tuple[float, float]:
+def _inverted(
+    p: float, n_eff: float, level: float, df: float, n: float, w: float = 0.0
+) -> tuple[float, float]:
     """The interval by brute force: the values theta on a fine grid that the score test the
     tail rule describes accepts (one-sided beyond r = n / (n + q^2) and below 1 - r, where no
-    sample of n composites can reject from the other side; equal-tailed between)."""
+    sample of n composites can reject from the other side; equal-tailed between), with the
+    variance at theta p(1 - p) / n_eff ((1 - w) s + w s^2), s = theta (1 - theta) / (p (1 - p))."""
     from scipy.stats import t as student_t
 
     q, q1 = student_t.ppf(0.5 + level / 2, df), student_t.ppf(level, df)
     r = n / (n + q * q)
     theta = np.linspace(1e-7, 1 - 1e-7, 2_000_001)
-    z = (p - theta) / np.sqrt(theta * (1 - theta) / n_eff)
+    spread = theta * (1 - theta) / (p * (1 - p))
+    z = (p - theta) / np.sqrt(p * (1 - p) / n_eff * ((1 - w) * spread + w * spread**2))
     two = np.abs(z) <= q
     if r > 0.5:
         accept = np.where(theta >= r, z >= -q1, np.where(theta <= 1 - r, z <= q1, two))
@@ -337,6 +341,32 @@ def test_tail_rule_is_the_inversion_of_its_test(p, n_eff, df, n):
     assert got == pytest.approx(want, abs=2e-6)
     plain = effective.score_interval(p, n_eff, 0.95, df)
     assert got[0] >= plain[0] and got[1] <= plain[1]  # the rule only gives up an unreachable tail
+
+
+@pytest.mark.parametrize(
+    ("p", "n_eff", "df", "n", "share"),
+    [
+        (0.9, 30.0, 22.0, 240, 0.87),  # 12 faces a side near 0.8: widened towards 1/2
+        (14 / 15, 12.0, 14.0, 15, 0.6),  # tiny, near the top: with the tail rule
+        (0.2, 50.0, 60.0, 500, 1.0),
+        (0.6, 40.0, 9.0, 200, 0.9),  # df <= SHARE_DF: the share is not used (Wilson)
+    ],
+)
+def test_subject_share_interval_is_the_inversion_of_its_test(p, n_eff, df, n, share):
+    """With a subject share the variance at theta mixes theta (1 - theta) and its square; the
+    interval is still exactly the set the test accepts, and it reaches further towards 1/2 than
+    Wilson's (the subject part grows faster there) and less far towards the bound."""
+    w = effective.subject_weight(share, df)
+    assert (w == 0.0) == (df <= effective.SHARE_DF)
+    got = effective.score_interval(p, n_eff, 0.95, df, n, share)
+    assert got == pytest.approx(_inverted(p, n_eff, 0.95, df, n, w), abs=2e-6)
+    plain = effective.score_interval(p, n_eff, 0.95, df, n)
+    towards, away = (0, 1) if p > 0.5 else (1, 0)
+    if w > 0:
+        assert abs(got[towards] - 0.5) < abs(plain[towards] - 0.5)
+        assert abs(got[away] - 0.5) <= abs(plain[away] - 0.5) + 1e-12
+    else:
+        assert got == plain
 
 
 @pytest.mark.parametrize("n", [8, 16, 40])

@@ -32,10 +32,10 @@ the cluster-robust variance alone. Counterbalancing cancels the position effect 
 and cell sum, so it is in no component (a planned design is counterbalanced too).
 
 Half-width. A design's predicted variance goes through the reported interval's own functions
-(:func:`reported_half_width`: effective n, Wilson score interval, t quantile on the effective
-number of subjects, as :func:`cropaudit.stats.stratum.estimate_stratum` composes them); the
-tests check that the pilot's half-width here is the stage's reported one, so the two cannot
-drift apart unnoticed.
+(:func:`reported_half_width`: effective n, score interval with the subjects' share of the
+variance, t quantile on the effective number of subjects, as
+:func:`cropaudit.stats.stratum.estimate_stratum` composes them); the tests check that the
+pilot's half-width here is the stage's reported one, so the two cannot drift apart unnoticed.
 
 Plateau. With the subjects fixed, more composites only shrink var_composite / N: the half-width
 falls towards the floor set by var_a / n_a + var_b / n_b. ``plateau_composites_per_subject`` is
@@ -114,6 +114,9 @@ class Components:
     #: Degrees of freedom of ``var_a`` and ``var_b`` (their sampling error; :func:`assured`).
     df_a: float = math.nan
     df_b: float = math.nan
+    #: The subjects' share of the pilot's variance, as the stage has it
+    #: (:func:`effective.subject_share`).
+    subject_share: float = 0.0
 
     @property
     def var_subjects(self) -> float:
@@ -178,7 +181,9 @@ def pilot_components(
         )
         return Components(var_a=math.nan, var_b=math.nan, var_composite=math.nan, problem=problem,
                           **sizes)  # fmt: skip
-    var_a, var_b, var_c = (v / scale for v in effective.components(q_a, q_b, q_c, clusters, n))
+    raw = effective.components(q_a, q_b, q_c, clusters, n)
+    share = effective.share_of(raw[0] * s_a, raw[1] * s_b, raw[2] * float(n))
+    var_a, var_b, var_c = (v / scale for v in raw)
     # A composite's outcome is Bernoulli: its variance is at most p(1 - p). The bound binds
     # only where cells are large (a few popular faces paired again and again), so that cell
     # sums say little about the composite level and noise in the subject terms lands there.
@@ -193,7 +198,7 @@ def pilot_components(
         for side, v in ((side_a, var_a), (side_b, var_b))
     ]
     return Components(var_a=var_a, var_b=var_b, var_composite=var_c, **sizes, df_a=dfs[0],
-                      df_b=dfs[1])  # fmt: skip
+                      df_b=dfs[1], subject_share=share)  # fmt: skip
 
 
 def _component_df(totals: np.ndarray, var: float, var_c: float, cell_w: np.ndarray,
@@ -237,14 +242,16 @@ def _empty(problem: str) -> Components:
 
 
 def reported_half_width(
-    p: float, var: float, n: float, subject_sq_sum: float, df: float, level: float
-) -> float:
+    p: float, var: float, n: float, subject_sq_sum: float, df: float, level: float,
+    share: float = 0.0,
+) -> float:  # fmt: skip
     """Half-width of the reported interval of a proportion ``p`` with cluster-robust variance
     ``var`` over ``n`` decisive composites (``subject_sq_sum``: sum of squared composites per
-    subject; ``df``: the t quantile's degrees of freedom, :func:`effective.cluster_df`),
-    composed from :mod:`cropaudit.stats.effective` exactly as the estimates are."""
+    subject; ``df``: the t quantile's degrees of freedom, :func:`effective.cluster_df`;
+    ``share``: the subjects' share of ``var``, :func:`effective.subject_share`), composed from
+    :mod:`cropaudit.stats.effective` exactly as the estimates are."""
     n_eff = effective.effective_n(p, var, n, subject_sq_sum)
-    lo, hi = effective.score_interval(p, n_eff, level, df, n)
+    lo, hi = effective.score_interval(p, n_eff, level, df, n, share)
     return (hi - lo) / 2.0
 
 
@@ -259,7 +266,7 @@ def pilot_half_width(c: Components, level: float = 0.95) -> float:
     """The pilot's own reported half-width (its cluster-robust variance through the interval
     functions)."""
     return reported_half_width(c.ratio, c.variance, c.composites, c.sq_sum_a + c.sq_sum_b,
-                               c.df, level)  # fmt: skip
+                               c.df, level, c.subject_share)  # fmt: skip
 
 
 def half_width(
@@ -275,9 +282,10 @@ def half_width(
         composites = 1e18
     n = float(composites)
     sq_a, sq_b = drawn_square_sum(n, subjects_a), drawn_square_sum(n, subjects_b)
-    var = (c.var_a * sq_a + c.var_b * sq_b + c.var_composite * n) / n**2
+    parts = (c.var_a * sq_a, c.var_b * sq_b, c.var_composite * n)
     df = effective.satterthwaite_df([(n, sq_a), (n, sq_b)])  # effective.cluster_df, expected
-    return reported_half_width(c.ratio, var, n, sq_a + sq_b, df, level)
+    share = effective.share_of(*parts)
+    return reported_half_width(c.ratio, sum(parts) / n**2, n, sq_a + sq_b, df, level, share)
 
 
 def drawn_square_sum(composites: float, subjects: int) -> float:

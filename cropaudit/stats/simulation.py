@@ -310,6 +310,20 @@ HELD_OUT = {
     "ratio_0.9_40": SimulationDesign(
         subjects_a=15, subjects_b=25, pairings=20, sampling="random", baseline_logit=3.5
     ),
+    # Chosen after the subject share of the interval's variance (effective.subject_weight), to
+    # check it: a ratio near 0.77 with subject sd 2 in 16 faces a side, and the low side, near
+    # 0.23 with sd 2.5, 20 vs 30 faces drawn at random.
+    "ratio_0.77_sd2_16": SimulationDesign(
+        subjects_per_group=16, composites_per_subject=20, baseline_logit=2.5, subject_sd=2.0
+    ),
+    "ratio_0.23_sd2.5_20x30": SimulationDesign(
+        subjects_a=20,
+        subjects_b=30,
+        pairings=250,
+        sampling="random",
+        baseline_logit=-3.0,
+        subject_sd=2.5,
+    ),
 }
 
 #: The two classes issue 22 found just below the band (about 0.927 and 0.933 in 2,000

@@ -132,6 +132,10 @@ def estimate_stratum(
         s: effective.cluster_variance(grads[s], m_subjects, m_pairs, decisive, m_a, sizes)
         for s in BOOTSTRAPPED
     }
+    shares = {
+        s: effective.subject_share(grads[s], m_subjects, m_pairs, decisive, m_a, sizes)
+        for s in BOOTSTRAPPED
+    }
     factors = {stat: 1.0 for stat in BOOTSTRAPPED}
     if correction == "cgm":
         factors = {s: shrink_factor(*variances[s]) for s in BOOTSTRAPPED}
@@ -162,14 +166,16 @@ def estimate_stratum(
         r = reps[stat]
         variance, _ = variances[stat]
         n_eff = effective.effective_n(point[stat], variance, decisive, float(m_subjects.sum()))
-        lo, hi = effective.score_interval(point[stat], n_eff, level, df, decisive)
+        lo, hi = effective.score_interval(point[stat], n_eff, level, df, decisive, shares[stat])
         out[f"{stat}_cluster_se"] = math.sqrt(variance) if math.isfinite(variance) else math.nan
         out[f"{stat}_effective_n"] = n_eff
         out[f"{stat}_{effective.METHOD}_low"], out[f"{stat}_{effective.METHOD}_high"] = lo, hi
         # The reported interval (chosen by the simulation study, see cropaudit.stats.effective).
         out[f"{stat}_low"], out[f"{stat}_high"] = lo, hi
         out[f"{stat}_interval_method"] = effective.METHOD if math.isfinite(lo) else "none"
-        out[PVALUES[stat]] = effective.score_pvalue(point[stat], n_eff, df, decisive)
+        out[PVALUES[stat]] = effective.score_pvalue(
+            point[stat], n_eff, df, decisive, share=shares[stat]
+        )
         out[f"{stat}_boot_shrink"] = factors[stat]
         out[f"{stat}_boot_se"] = (
             float(np.nanstd(r, ddof=1)) if np.isfinite(r).sum() > 1 else math.nan
