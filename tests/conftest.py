@@ -15,6 +15,11 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CROPAUDIT_SHARED", REPO.parent / "shared"))
 #: Set by `.ci/run`: under CI every test must run, so a skip fails the run instead.
 STRICT_SKIPS = os.environ.get("CROPAUDIT_NO_SKIPS") == "1"
+#: Debian's Chromium, which every browser test drives (Playwright never downloads a browser),
+#: and the flags it runs with here (no sandbox as root, no network of its own).
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ("--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--no-first-run", "--disable-component-update", "--disable-sync")  # fmt: skip
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -50,3 +55,12 @@ def demo_output(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("demo") / "demo"
     assert main(["demo", "--out", str(out), "--no-progress"]) == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args():
+    """pytest-playwright's launch arguments, for every browser test of the session (one
+    Playwright per session: a second ``sync_playwright()`` would find the first one's loop)."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is absent (Debian: apt-get install chromium)")
+    return {"executable_path": CHROMIUM, "args": list(CHROMIUM_ARGS)}

@@ -24,7 +24,8 @@ def _run_skipping_test(pytester, monkeypatch, strict: bool):
             assert False
         """
     )
-    return pytester.runpytest("-q")
+    # the inner run is the conftest's alone: pytest-playwright nested in this session refuses
+    return pytester.runpytest("-q", "-p", "no:playwright")
 
 
 def test_a_skip_fails_under_ci(pytester, monkeypatch):

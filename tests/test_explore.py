@@ -1,5 +1,5 @@
 """``cropaudit explore``: the server as a real subprocess on a free loopback port, over a
-``--models baseline smartcrop`` demo, asked over HTTP and driven in Debian's Chromium through
+``--models baseline vips-attention`` demo, asked over HTTP and driven in Debian's Chromium through
 Playwright (never a downloaded browser).
 
 Checked: the page lists the demo's pairs; an estimate's composites come paged and filtered from
@@ -30,9 +30,10 @@ from pathlib import Path
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-MODELS = ("baseline", "smartcrop")
-CROPPERS = ("baseline-centre-surround", "smartcrop")
+MODELS = ("baseline", "vips-attention")
+CROPPERS = ("baseline-centre-surround", "vips-attention")
+#: The run's box cropper (crops, no saliency map), decided by libvips: fast, unlike smartcrop.
+BOX_CROPPER = CROPPERS[1]
 
 
 def checksums(root: Path) -> dict[str, str]:
@@ -46,7 +47,7 @@ def checksums(root: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def models_demo(tmp_path_factory) -> Path:
-    """A ``cropaudit demo --models baseline smartcrop`` folder (about a minute; made once)."""
+    """A ``cropaudit demo --models baseline vips-attention`` folder (made once)."""
     from cropaudit.cli import main
 
     out = tmp_path_factory.mktemp("explore") / "demo"
@@ -139,7 +140,7 @@ def a_comparison(url: str, criterion: str = "crop_1.00") -> dict:
     row = next(
         r
         for r in rows
-        if r["model_name"] == "smartcrop"
+        if r["model_name"] == BOX_CROPPER
         and r["criterion"] == criterion
         and r["comparison"] == "pair"
         and r["design"] == "pairs"
@@ -242,9 +243,9 @@ def test_a_composite_is_redrawn_by_every_cropper_and_matches_its_rows(server):
             assert panel["error"] is None and panel["reproduced"] is True
             assert [c["aspect_ratio"] for c in panel["crops"]] == [0.56, 1.0, 1.14, 2.0]
             assert base64.b64decode(panel["png"].split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
-        baseline, smartcrop = drawn["panels"]
+        baseline, box = drawn["panels"]
         assert baseline["has_map"] and baseline["point"] is not None
-        assert not smartcrop["has_map"] and smartcrop["point"] is None
+        assert not box["has_map"] and box["point"] is None
     assert get(server["url"] + "api/composite?id=nope")[0] == 404
 
 
@@ -330,17 +331,6 @@ def test_only_a_loopback_address_goes_unannounced():
 # -- in Chromium -------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def browser_type_launch_args():
-    """pytest-playwright's launch arguments: Debian's Chromium, never a downloaded browser."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is absent (Debian: apt-get install chromium)")
-    return {
-        "executable_path": CHROMIUM,
-        "args": ["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-    }
-
-
 @pytest.fixture
 def explorer_page(page, server):
     """The page, with every console error and uncaught exception collected."""
@@ -367,8 +357,9 @@ def table_column(page, table: str, key: str) -> list[str]:
 
 
 def drill_down(page) -> None:
-    """Filter to smartcrop's crop_1.00 pair rows, open the first, then its first composite."""
-    page.select_option("select[name=model]", "smartcrop")
+    """Filter to the box cropper's crop_1.00 pair rows, open the first, then its first
+    composite."""
+    page.select_option("select[name=model]", BOX_CROPPER)
     page.select_option("select[name=criterion]", "crop_1.00")
     page.select_option("select[name=design]", "pairs")
     rows = page.locator("#estimates tbody tr")
@@ -397,8 +388,8 @@ def test_browser_load_filter_and_sort(explorer_page, models_demo):
     groups = {g for pair in demo_pairs(models_demo) for g in pair}
     text = page.locator("#estimates tbody").inner_text()
     assert all(g in text for g in groups)
-    page.select_option("select[name=model]", "smartcrop")
-    assert set(table_column(page, "estimates", "model_name")) == {"smartcrop"}
+    page.select_option("select[name=model]", BOX_CROPPER)
+    assert set(table_column(page, "estimates", "model_name")) == {BOX_CROPPER}
     page.fill("input[name=pair]", "light/short")
     rows = page.locator("#estimates tbody tr")
     assert rows.count() > 0
@@ -411,7 +402,7 @@ def test_browser_load_filter_and_sort(explorer_page, models_demo):
     ratios = [float(v) for v in table_column(page, "estimates", "ratio") if v != "–"]
     assert ratios == sorted(ratios, reverse=True)
     assert page.locator("#estimates tbody svg.interval line.bar").count() > 0
-    assert "sort=ratio" in page.url and "model=smartcrop" in page.url
+    assert "sort=ratio" in page.url and f"model={BOX_CROPPER}" in page.url
 
 
 @pytest.mark.slow

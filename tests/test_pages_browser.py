@@ -9,25 +9,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
-        "--disable-component-update", "--disable-sync"]  # fmt: skip
 #: What a person reads: the demo's run report and its statistics page, and their page limits.
 PAGES = {"report": ("report.html", 8), "stats": ("stats/report.html", 6)}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pytest-playwright not installed")
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium not installed (apt-get install -y chromium)")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
 
 
 def open_page(browser, path: Path):
@@ -81,7 +68,7 @@ def test_printed_page_count(demo_output, tmp_path, kind):
     path, limit = PAGES[kind]
     pdf = tmp_path / "out.pdf"
     subprocess.run(
-        [CHROMIUM, "--headless", *ARGS, f"--user-data-dir={tmp_path / 'profile'}",
+        [CHROMIUM, "--headless", *CHROMIUM_ARGS, f"--user-data-dir={tmp_path / 'profile'}",
          f"--print-to-pdf={pdf}", (demo_output / path).as_uri()],
         capture_output=True, timeout=240, check=False,
     )  # fmt: skip

@@ -120,7 +120,8 @@ def test_a_box_cropper_under_run_inference_gives_the_commands_crops(tmp_path, ca
     named = images(tmp_path)
     spec = "plugin:cropper_plugins:centred"
     capsys.readouterr()
-    assert main(["saliency", *named, "--model", spec, "--aspect-ratios", "1", "2", "--json"]) == 0
+    argv = ["saliency", *named, "--model", spec, "--aspect-ratios", "1", "2", "--json"]
+    assert main([*argv, "--allow-plugins"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     expected = {r["image"]: [(c["x"], c["y"], c["w"], c["h"]) for c in r["crops"]] for r in rows}
     handler = model_handler(spec, aspect_ratios=(1.0, 2.0))
