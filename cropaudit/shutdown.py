@@ -5,7 +5,8 @@ or ``--help`` (argparse's ``SystemExit``), SIGTERM (``SystemExit(143)``, ``rundi
 Ctrl-C (130), a reader that closed stdout (``| head``: 141, as a process killed by SIGPIPE, with
 no traceback) or a bug (its traceback, 1). Python's own shutdown then runs as usual (non-daemon
 threads joined, ``atexit`` handlers: worker processes, temporary folders, logging), and last of
-all :func:`_leave` ends the process with that status *before* the interpreter finalizes.
+all :func:`_leave` ends the process with that status *before* the interpreter finalizes. After
+an interruption the threads are not joined (:func:`_leave_now`).
 
 Why not let it finalize: native thread pools may still be finishing work then. pyarrow (Beam
 2.70 holds it below 19) releases a Parquet fragment that wraps Python bytes on an Arrow pool
@@ -30,6 +31,8 @@ from cropaudit import startup_logs
 #: Exit status when the reader of stdout went away: 128 + SIGPIPE, as the shell reports a
 #: process the signal ended.
 CLOSED_PIPE = 141
+#: Ctrl-C (128 + SIGINT) and SIGTERM (128 + SIGTERM): the process leaves without joining threads.
+INTERRUPTED = (130, 143)
 
 _status: int | None = None
 _filter: startup_logs.StderrFilter | None = None
@@ -57,7 +60,19 @@ def run_command_line(main: Callable[[list[str]], int], argv: list[str], quiet: b
     except BaseException:
         traceback.print_exc()
         _status = 1
+    if _status in INTERRUPTED:
+        _leave_now()
     return _status
+
+
+def _leave_now() -> None:
+    """Leave at once after Ctrl-C or SIGTERM: the ``atexit`` handlers run (temporary folders,
+    worker processes; :func:`_leave`, registered first, runs last and ends the process), but
+    Python does not first join the non-daemon threads, because an interrupted bundle leaves
+    Beam's state-sampler thread looping (it is stopped only when a bundle finishes), and joining
+    it would keep the process alive for ever."""
+    atexit._run_exitfuncs()
+    os._exit(_status if _status is not None else 1)
 
 
 def exit_status(code: object) -> int:
